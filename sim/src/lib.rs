@@ -1,0 +1,264 @@
+#![recursion_limit = "256"]
+
+//! mi-sim: a simulator of the national medical-insurance platform for tests and
+//! demos. It listens on loopback HTTP, checks every envelope as strictly as the real
+//! platform (gateway signature and clock window, required fields, msgid format and
+//! uniqueness, `inf_time`, institution code, today's `sign_no` for business calls)
+//! and answers with `infcode` -1 and a reason when something is wrong.
+//!
+//! Faults for tests are chosen per request by an `_sim` object in the business input:
+//! `{"_sim": {"delay_ms": 3000}}` (process, then answer late), `{"http_status": 502}`,
+//! `{"garbage": true}` (a non-JSON body), `{"infcode_as_string": true}`.
+//!
+//! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
+//! balances, rejections) so tests can check what really happened.
+
+pub mod checks;
+pub mod ledger;
+pub mod registry;
+
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const SERVICE_PATH: &str = "/fsi/api/rsfComIfsService/callService";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Plain,
+    Tif,
+    Csb,
+}
+
+impl Profile {
+    pub fn parse(s: &str) -> Option<Profile> {
+        match s {
+            "plain" => Some(Profile::Plain),
+            "tif" => Some(Profile::Tif),
+            "csb" => Some(Profile::Csb),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub profile: Profile,
+    pub paas_id: String,
+    pub paas_token: String,
+    pub api_name: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Institutions the platform knows.
+    pub fixmedins_codes: Vec<String>,
+    /// Allowed difference between the caller's clock and ours, in seconds.
+    pub time_window_s: i64,
+    /// The division the platform answers from (`inf_refmsgid`).
+    pub admdvs: String,
+    /// Answer `infcode` as a string, as some gateways do.
+    pub infcode_as_string: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            profile: Profile::Plain,
+            paas_id: "mi_sdk_test".into(),
+            paas_token: "tif-token-for-tests".into(),
+            api_name: "fsi.callService".into(),
+            access_key: "csb-access-key".into(),
+            secret_key: "csb-secret-for-tests".into(),
+            fixmedins_codes: vec!["H44030000001".into(), "H44030000002".into()],
+            time_window_s: 300,
+            admdvs: "440300".into(),
+            infcode_as_string: false,
+        }
+    }
+}
+
+struct Shared {
+    cfg: SimConfig,
+    ledger: Mutex<ledger::Ledger>,
+}
+
+/// A running simulator. Dropping it stops it.
+pub struct Sim {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Starts on `addr` (e.g. `127.0.0.1:0` for a free port).
+    pub fn start(cfg: SimConfig, addr: &str) -> std::io::Result<Sim> {
+        let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| std::io::Error::other(e.to_string()))?);
+        let addr = server.server_addr().to_ip().ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let shared = Arc::new(Shared { cfg, ledger: Mutex::new(ledger::Ledger::new()) });
+        let (s2, sh2) = (server.clone(), shared.clone());
+        let acceptor = std::thread::Builder::new().name("mi-sim-accept".into()).spawn(move || {
+            for rq in s2.incoming_requests() {
+                let sh = sh2.clone();
+                // One thread per request, so a delayed answer never holds up others.
+                let _ = std::thread::Builder::new().name("mi-sim-req".into()).spawn(move || handle(&sh, rq));
+            }
+        })?;
+        Ok(Sim { addr, server, shared, acceptor: Some(acceptor) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:port`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The platform's service URL, as a HIS config names it.
+    pub fn service_url(&self) -> String {
+        format!("{}{SERVICE_PATH}", self.base_url())
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.cfg
+    }
+
+    /// The books, as `GET /sim/ledger` gives them.
+    pub fn ledger(&self) -> Value {
+        self.shared.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json()
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.server.unblock();
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn respond(rq: tiny_http::Request, status: u16, body: String) {
+    let header = tiny_http::Header::from_bytes("Content-Type", "application/json;charset=utf-8").expect("static header");
+    let _ = rq.respond(tiny_http::Response::from_string(body).with_status_code(status).with_header(header));
+}
+
+fn handle(sh: &Shared, mut rq: tiny_http::Request) {
+    let url = rq.url().to_string();
+    let method = rq.method().clone();
+    if method == tiny_http::Method::Get && url == "/sim/ledger" {
+        let body = sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json().to_string();
+        return respond(rq, 200, body);
+    }
+    let path_infno = match url.strip_prefix(SERVICE_PATH) {
+        Some("") => None,
+        Some(rest) if rest.starts_with('/') => Some(rest[1..].to_string()),
+        _ => return respond(rq, 404, json!({"infcode": -1, "err_msg": format!("no such service: {url}")}).to_string()),
+    };
+    if method != tiny_http::Method::Post {
+        return respond(rq, 405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
+    }
+    let headers: Vec<(String, String)> = rq.headers().iter().map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string())).collect();
+    let mut body = Vec::new();
+    if rq.as_reader().read_to_end(&mut body).is_err() {
+        return;
+    }
+    let (status, answer, fault) = process(sh, &headers, &body, path_infno.as_deref());
+    if let Some(ms) = fault.get("delay_ms").and_then(Value::as_u64) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    if let Some(code) = fault.get("http_status").and_then(Value::as_u64) {
+        return respond(rq, code as u16, "<html><body>502 Bad Gateway</body></html>".into());
+    }
+    if fault.get("garbage").and_then(Value::as_bool) == Some(true) {
+        return respond(rq, 200, "<html>gateway maintenance</html>".into());
+    }
+    respond(rq, status, answer);
+}
+
+/// Checks and runs one request; returns HTTP status, body and the fault asked for.
+fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: Option<&str>) -> (u16, String, Map<String, Value>) {
+    let now = checks::now_local();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut ledger = sh.ledger.lock().unwrap_or_else(|p| p.into_inner());
+    ledger.requests += 1;
+    let env: Result<Map<String, Value>, String> = (|| {
+        let ct = checks::header(headers, "Content-Type").unwrap_or_default();
+        if !ct.to_ascii_lowercase().starts_with("application/json") {
+            return Err(format!("Content-Type 应为 application/json, 收到 [{ct}]"));
+        }
+        checks::gateway(&sh.cfg, headers, now_ms)?;
+        let text = std::str::from_utf8(body).map_err(|_| "报文不是有效的 UTF-8".to_string())?;
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
+        let Value::Object(env) = v else { return Err("报文应为 JSON 对象".into()) };
+        checks::envelope(&sh.cfg, &env, now)?;
+        Ok(env)
+    })();
+    let mut env = match env {
+        Ok(e) => e,
+        Err(why) => {
+            ledger.reject(&why);
+            let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, false);
+            return (200, r, Map::new());
+        }
+    };
+    let fault = env
+        .get_mut("input")
+        .and_then(Value::as_object_mut)
+        .and_then(|i| i.remove("_sim"))
+        .and_then(|f| f.as_object().cloned())
+        .unwrap_or_default();
+    let as_string = sh.cfg.infcode_as_string || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
+    let infno = env["infno"].as_str().unwrap_or_default().to_string();
+    let msgid = env["msgid"].as_str().unwrap_or_default().to_string();
+    let opter = env["opter"].as_str().unwrap_or_default().to_string();
+    let sign_no = env["sign_no"].as_str().unwrap_or_default().to_string();
+    let refused = if path_infno.is_some_and(|p| p != infno) {
+        Some(format!("URL 中的交易编号[{}]与报文 infno[{infno}]不一致", path_infno.unwrap_or_default()))
+    } else if ledger.seen_msgids.contains(&msgid) {
+        Some(format!("报文ID[{msgid}]重复"))
+    } else if infno != "9001" && !ledger.sign_no_valid(&sign_no, &opter) {
+        Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = refused {
+        ledger.reject(&why);
+        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
+    }
+    ledger.seen_msgids.insert(msgid);
+    let r = match ledger.run(&infno, &env) {
+        Ok(output) => reply(&mut ledger, &sh.cfg, 0, "", output, as_string),
+        Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
+    };
+    (200, r, fault)
+}
+
+fn reply(ledger: &mut ledger::Ledger, cfg: &SimConfig, infcode: i64, err_msg: &str, output: Value, as_string: bool) -> String {
+    let now = checks::now_local().format("%Y%m%d%H%M%S%3f").to_string();
+    let code = if as_string { json!(infcode.to_string()) } else { json!(infcode) };
+    json!({
+        "infcode": code,
+        "inf_refmsgid": ledger.inf_refmsgid(&cfg.admdvs),
+        "refmsg_time": now,
+        "respond_time": now,
+        "err_msg": if err_msg.is_empty() { Value::Null } else { json!(err_msg) },
+        "warn_msg": null,
+        "output": output,
+        "cainfo": null,
+        "signtype": null,
+        "enctype": null
+    })
+    .to_string()
+}

@@ -1,0 +1,499 @@
+//! The JSON configuration of CONFIG.md: serde structs with defaults, strict
+//! validation that names the offending key, and path resolution.
+
+use crate::charset::Charset;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A secret value (token, key). Its `Debug` never shows it, so a config dumped into a
+/// log or an error text cannot leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub institution: Institution,
+    #[serde(default)]
+    pub gateway: Gateway,
+    #[serde(default)]
+    pub mobile_pay: MobilePay,
+    #[serde(default)]
+    pub sign_in: SignIn,
+    #[serde(default)]
+    pub node_id: u32,
+    #[serde(default = "d_charset")]
+    pub charset: String,
+    #[serde(default)]
+    pub journal: Journal,
+    #[serde(default = "d_workers")]
+    pub workers: u32,
+    #[serde(default = "d_queue_capacity")]
+    pub queue_capacity: u64,
+    #[serde(default = "d_max_input_bytes")]
+    pub max_input_bytes: u64,
+    #[serde(default)]
+    pub retry: Retry,
+    #[serde(default)]
+    pub log: Log,
+    /// Where relative paths were resolved from; not a JSON key.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    pub fixmedins_code: String,
+    pub fixmedins_name: String,
+    pub mdtrtarea_admvs: String,
+    #[serde(default)]
+    pub insuplc_admdvs: String,
+    #[serde(default = "d_recer")]
+    pub recer_sys_code: String,
+    #[serde(default = "d_infver")]
+    pub infver: String,
+    #[serde(default = "d_opter_type")]
+    pub opter_type: String,
+    pub opter: String,
+    pub opter_name: String,
+    #[serde(default)]
+    pub mac: String,
+    #[serde(default)]
+    pub ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    pub url: String,
+    pub profile: String,
+    pub append_infno: bool,
+    pub paas_id: String,
+    pub paas_token: Secret,
+    pub api_name: String,
+    pub api_version: String,
+    pub access_key: String,
+    pub secret_key: Secret,
+    pub encrypt_input: bool,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub tls_verify: bool,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            url: "http://127.0.0.1:8080/fsi/api/rsfComIfsService/callService".into(),
+            profile: "plain".into(),
+            append_infno: false,
+            paas_id: String::new(),
+            paas_token: Secret::default(),
+            api_name: String::new(),
+            api_version: "1.0.0".into(),
+            access_key: String::new(),
+            secret_key: Secret::default(),
+            encrypt_input: false,
+            connect_timeout_ms: 5000,
+            timeout_ms: 60000,
+            tls_verify: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MobilePay {
+    pub url: String,
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub private_key: Secret,
+    pub platform_public_key: String,
+    pub version: String,
+}
+
+impl Default for MobilePay {
+    fn default() -> Self {
+        MobilePay {
+            url: String::new(),
+            app_id: String::new(),
+            app_secret: Secret::default(),
+            private_key: Secret::default(),
+            platform_public_key: String::new(),
+            version: "2.0.1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignIn {
+    pub auto: bool,
+}
+
+impl Default for SignIn {
+    fn default() -> Self {
+        SignIn { auto: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journal {
+    pub path: String,
+    pub synchronous: String,
+    pub retain_days: u32,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            path: "mi_journal.db".into(),
+            synchronous: "full".into(),
+            retain_days: 180,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub safe_infnos: Vec<String>,
+    pub reversible_infnos: Vec<String>,
+    pub uncertain_policy: String,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        Retry {
+            max_attempts: 5,
+            base_delay_ms: 1000,
+            max_delay_ms: 60000,
+            safe_infnos: v(&[
+                "1101", "1201", "13*", "1901", "2001", "2206", "2303", "3101", "3102", "3201",
+                "3202", "52*", "53*", "6301", "9102",
+            ]),
+            reversible_infnos: v(&["2207", "2208", "2304", "2305", "2401"]),
+            uncertain_policy: "hold".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub dir: String,
+    pub level: String,
+    pub max_file_mb: u64,
+    pub keep_files: u32,
+    pub mask_pii: bool,
+    pub log4rs_file: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            dir: "logs".into(),
+            level: "info".into(),
+            max_file_mb: 10,
+            keep_files: 10,
+            mask_pii: true,
+            log4rs_file: String::new(),
+        }
+    }
+}
+
+fn d_charset() -> String {
+    "utf-8".into()
+}
+fn d_workers() -> u32 {
+    4
+}
+fn d_queue_capacity() -> u64 {
+    100_000
+}
+fn d_max_input_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+fn d_recer() -> String {
+    "YBXT".into()
+}
+fn d_infver() -> String {
+    "V1.0".into()
+}
+fn d_opter_type() -> String {
+    "1".into()
+}
+
+/// The largest input the C ABI accepts whatever the config says: the platform caps
+/// `input` at 40 000 characters for most transactions, uploads aside.
+pub const MAX_INPUT_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Parses and validates JSON text; `base_dir` anchors relative paths.
+    pub fn from_json(text: &str, base_dir: &Path) -> Result<Config> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                Error::config(format!("config: {inner}"))
+            } else {
+                Error::config(format!("config key `{path}`: {inner}"))
+            }
+        })?;
+        cfg.base_dir = base_dir.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads a config the way `mi_init` is given one: inline JSON (starts with `{`),
+    /// a file path, or nothing (then `MI_SDK_CONFIG`, then `mi_sdk.json` beside the
+    /// library, then in the working folder). `lib_dir` is the library file's folder.
+    pub fn load(source: Option<&str>, lib_dir: &Path) -> Result<Config> {
+        match source.map(str::trim_start) {
+            Some(s) if s.starts_with('{') || s.starts_with('\u{feff}') => {
+                Config::from_json(s, lib_dir)
+            }
+            Some(s) if !s.is_empty() => Config::from_file(Path::new(s.trim_end())),
+            _ => {
+                if let Ok(p) = std::env::var("MI_SDK_CONFIG") {
+                    if !p.is_empty() {
+                        return Config::from_file(Path::new(&p));
+                    }
+                }
+                let beside = lib_dir.join("mi_sdk.json");
+                if beside.is_file() {
+                    return Config::from_file(&beside);
+                }
+                let cwd = Path::new("mi_sdk.json");
+                if cwd.is_file() {
+                    return Config::from_file(cwd);
+                }
+                Err(Error::config(format!(
+                    "no config given: pass JSON or a path to mi_init, set MI_SDK_CONFIG, or put mi_sdk.json in {}",
+                    lib_dir.display()
+                )))
+            }
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("config file {} cannot be read: {e}", path.display()))
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_json(&text, &dir)
+    }
+
+    pub fn charset(&self) -> Charset {
+        Charset::parse(&self.charset).unwrap_or_default()
+    }
+
+    /// The journal file, resolved against the config's folder.
+    pub fn journal_path(&self) -> PathBuf {
+        self.base_dir.join(&self.journal.path)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.log.dir)
+    }
+
+    pub fn log4rs_file(&self) -> Option<PathBuf> {
+        (!self.log.log4rs_file.is_empty()).then(|| self.base_dir.join(&self.log.log4rs_file))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::config(format!("config key `{key}`: {why}")));
+        let i = &self.institution;
+        if i.fixmedins_code.len() != 12 || !i.fixmedins_code.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return bad("institution.fixmedins_code", "must be the 12-character institution code, e.g. H44030000001");
+        }
+        if i.fixmedins_name.trim().is_empty() {
+            return bad("institution.fixmedins_name", "must not be empty");
+        }
+        if !is_division(&i.mdtrtarea_admvs) {
+            return bad("institution.mdtrtarea_admvs", "must be a 6-digit division code, e.g. 440300");
+        }
+        if !i.insuplc_admdvs.is_empty() && !is_division(&i.insuplc_admdvs) {
+            return bad("institution.insuplc_admdvs", "must be empty or a 6-digit division code");
+        }
+        if i.opter.is_empty() || i.opter.chars().count() > 30 {
+            return bad("institution.opter", "must be 1 to 30 characters");
+        }
+        if i.opter_name.is_empty() || i.opter_name.chars().count() > 50 {
+            return bad("institution.opter_name", "must be 1 to 50 characters");
+        }
+        if !["1", "2", "3"].contains(&i.opter_type.as_str()) {
+            return bad("institution.opter_type", "must be \"1\", \"2\" or \"3\"");
+        }
+        if i.recer_sys_code.is_empty() || i.recer_sys_code.len() > 10 {
+            return bad("institution.recer_sys_code", "must be 1 to 10 characters, e.g. YBXT");
+        }
+        if i.infver.is_empty() || i.infver.len() > 6 {
+            return bad("institution.infver", "must be 1 to 6 characters, e.g. V1.0");
+        }
+        let g = &self.gateway;
+        if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
+            return bad("gateway.url", "must start with http:// or https://");
+        }
+        match g.profile.as_str() {
+            "plain" => {}
+            "tif" => {
+                if g.paas_id.is_empty() {
+                    return bad("gateway.paas_id", "is required by the tif profile");
+                }
+                if g.paas_token.is_empty() {
+                    return bad("gateway.paas_token", "is required by the tif profile");
+                }
+            }
+            "csb" => {
+                for (k, v) in [("gateway.api_name", g.api_name.is_empty()), ("gateway.access_key", g.access_key.is_empty()), ("gateway.secret_key", g.secret_key.is_empty()), ("gateway.api_version", g.api_version.is_empty())] {
+                    if v {
+                        return bad(k, "is required by the csb profile");
+                    }
+                }
+            }
+            _ => return bad("gateway.profile", "must be \"plain\", \"tif\" or \"csb\""),
+        }
+        if g.encrypt_input {
+            return bad("gateway.encrypt_input", "SM4 input encryption is not supported by this version yet; set false");
+        }
+        if g.connect_timeout_ms == 0 || g.connect_timeout_ms > 600_000 {
+            return bad("gateway.connect_timeout_ms", "must be 1 to 600000");
+        }
+        if g.timeout_ms == 0 || g.timeout_ms > 3_600_000 {
+            return bad("gateway.timeout_ms", "must be 1 to 3600000");
+        }
+        if Charset::parse(&self.charset).is_none() {
+            return bad("charset", "must be \"utf-8\" or \"gbk\"");
+        }
+        if self.node_id > 99 {
+            return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
+        }
+        if self.journal.path.trim().is_empty() {
+            return bad("journal.path", "must not be empty");
+        }
+        if !["off", "normal", "full", "extra"].contains(&self.journal.synchronous.as_str()) {
+            return bad("journal.synchronous", "must be \"off\", \"normal\", \"full\" or \"extra\"");
+        }
+        if self.journal.retain_days == 0 {
+            return bad("journal.retain_days", "must be at least 1");
+        }
+        if self.workers == 0 || self.workers > 256 {
+            return bad("workers", "must be 1 to 256");
+        }
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity", "must be at least 1");
+        }
+        if self.max_input_bytes == 0 || self.max_input_bytes > MAX_INPUT_BYTES_LIMIT {
+            return bad("max_input_bytes", "must be 1 to 67108864");
+        }
+        let r = &self.retry;
+        if r.max_attempts == 0 || r.max_attempts > 100 {
+            return bad("retry.max_attempts", "must be 1 to 100");
+        }
+        if r.base_delay_ms == 0 || r.base_delay_ms > r.max_delay_ms {
+            return bad("retry.base_delay_ms", "must be at least 1 and not above retry.max_delay_ms");
+        }
+        for (key, list) in [("retry.safe_infnos", &r.safe_infnos), ("retry.reversible_infnos", &r.reversible_infnos)] {
+            if let Some(p) = list.iter().find(|p| !crate::protocol::transactions::is_valid_pattern(p)) {
+                return Err(Error::config(format!("config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *")));
+            }
+        }
+        if !["hold", "reverse"].contains(&r.uncertain_policy.as_str()) {
+            return bad("retry.uncertain_policy", "must be \"hold\" or \"reverse\"");
+        }
+        if !["off", "error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            return bad("log.level", "must be off, error, warn, info, debug or trace");
+        }
+        if self.log.max_file_mb == 0 {
+            return bad("log.max_file_mb", "must be at least 1");
+        }
+        if self.log.keep_files == 0 || self.log.keep_files > 1000 {
+            return bad("log.keep_files", "must be 1 to 1000");
+        }
+        Ok(())
+    }
+}
+
+fn is_division(s: &str) -> bool {
+    s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn minimal() -> String {
+        r#"{"institution":{"fixmedins_code":"H44030000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440300","opter":"0001","opter_name":"收费员"}}"#.to_string()
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_identity() {
+        let c = Config::from_json(&minimal(), Path::new("/srv/his")).unwrap();
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.gateway.timeout_ms, 60000);
+        assert_eq!(c.retry.safe_infnos.len(), 15);
+        assert_eq!(c.journal_path(), Path::new("/srv/his/mi_journal.db"));
+        assert_eq!(c.log_dir(), Path::new("/srv/his/logs"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let t = minimal().replacen("{\"institution\"", "{\"gateway\":{\"urll\":\"x\"},\"institution\"", 1);
+        let e = Config::from_json(&t, Path::new(".")).unwrap_err();
+        assert!(e.message.contains("gateway") && e.message.contains("urll"), "{}", e.message);
+        let t = minimal().replacen("{\"institution\"", "{\"wokers\":3,\"institution\"", 1);
+        let e = Config::from_json(&t, Path::new(".")).unwrap_err();
+        assert!(e.message.contains("wokers"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (patch, key) in [
+            ("\"workers\":0,", "workers"),
+            ("\"charset\":\"latin1\",", "charset"),
+            ("\"node_id\":100,", "node_id"),
+            ("\"gateway\":{\"profile\":\"tif\"},", "gateway.paas_id"),
+            ("\"gateway\":{\"timeout_ms\":\"x\"},", "gateway.timeout_ms"),
+            ("\"retry\":{\"safe_infnos\":[\"11a\"]},", "retry.safe_infnos"),
+        ] {
+            let t = minimal().replacen('{', &format!("{{{patch}"), 1);
+            let e = Config::from_json(&t, Path::new(".")).unwrap_err();
+            assert!(e.message.contains(key), "{patch}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let t = minimal().replacen('{', "{\"gateway\":{\"profile\":\"tif\",\"paas_id\":\"p\",\"paas_token\":\"TOPSECRET\"},", 1);
+        let c = Config::from_json(&t, Path::new(".")).unwrap();
+        assert!(!format!("{c:?}").contains("TOPSECRET"));
+        assert_eq!(c.gateway.paas_token.expose(), "TOPSECRET");
+    }
+}

@@ -1,0 +1,137 @@
+//! Error kinds of the Rust API and their fixed `MI_*` codes (ABI.md §2).
+//!
+//! The numbers are part of the C contract: they never change within ABI version 1.
+
+use std::fmt;
+
+/// A result code of the C ABI. The discriminants are the wire values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Code {
+    Ok = 0,
+    Pending = 1,
+    InvalidArgument = -1,
+    NotInitialized = -2,
+    BufferTooSmall = -3,
+    Config = -4,
+    Network = -5,
+    Timeout = -6,
+    Protocol = -7,
+    Business = -8,
+    Uncertain = -9,
+    Journal = -10,
+    NotFound = -11,
+    Busy = -12,
+    Shutdown = -13,
+    Internal = -99,
+}
+
+impl Code {
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+
+    /// The code for a stored value; unknown values read back as `Internal`
+    /// so a damaged journal never turns into a false success.
+    pub fn from_i32(v: i32) -> Code {
+        use Code::*;
+        [
+            Ok,
+            Pending,
+            InvalidArgument,
+            NotInitialized,
+            BufferTooSmall,
+            Config,
+            Network,
+            Timeout,
+            Protocol,
+            Business,
+            Uncertain,
+            Journal,
+            NotFound,
+            Busy,
+            Shutdown,
+            Internal,
+        ]
+        .into_iter()
+        .find(|c| c.as_i32() == v)
+        .unwrap_or(Internal)
+    }
+
+    /// The `MI_*` name, for logs and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Ok => "MI_OK",
+            Code::Pending => "MI_PENDING",
+            Code::InvalidArgument => "MI_E_INVALID_ARGUMENT",
+            Code::NotInitialized => "MI_E_NOT_INITIALIZED",
+            Code::BufferTooSmall => "MI_E_BUFFER_TOO_SMALL",
+            Code::Config => "MI_E_CONFIG",
+            Code::Network => "MI_E_NETWORK",
+            Code::Timeout => "MI_E_TIMEOUT",
+            Code::Protocol => "MI_E_PROTOCOL",
+            Code::Business => "MI_E_BUSINESS",
+            Code::Uncertain => "MI_E_UNCERTAIN",
+            Code::Journal => "MI_E_JOURNAL",
+            Code::NotFound => "MI_E_NOT_FOUND",
+            Code::Busy => "MI_E_BUSY",
+            Code::Shutdown => "MI_E_SHUTDOWN",
+            Code::Internal => "MI_E_INTERNAL",
+        }
+    }
+}
+
+/// An error of the Rust API: a code and a message fit to show an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(Code::InvalidArgument, message)
+    }
+    pub fn config(message: impl Into<String>) -> Error {
+        Error::new(Code::Config, message)
+    }
+    pub fn journal(message: impl Into<String>) -> Error {
+        Error::new(Code::Journal, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::journal(format!("journal: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_is_internal() {
+        for c in [Code::Ok, Code::Uncertain, Code::Internal, Code::Shutdown] {
+            assert_eq!(Code::from_i32(c.as_i32()), c);
+        }
+        assert_eq!(Code::from_i32(42), Code::Internal);
+        assert_eq!(Code::Uncertain.as_i32(), -9);
+    }
+}

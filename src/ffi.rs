@@ -1,0 +1,460 @@
+//! The C ABI, version 1 (ABI.md). The only module that knows about C: it checks and
+//! decodes arguments, calls the Rust API, encodes results into the caller's buffers,
+//! maps errors to `MI_*` codes and keeps every panic inside the library.
+//!
+//! `include/mi_sdk.h` is generated from this file by cbindgen (see `build.rs`).
+
+#![warn(unsafe_op_in_unsafe_fn)]
+
+use crate::call::Outcome;
+use crate::charset::Charset;
+use crate::error::{Code, Error, Result};
+use crate::handle;
+use crate::sdk::Sdk;
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, CStr};
+use std::time::Duration;
+
+/// Success; for a call: the platform answered `infcode` 0.
+pub const MI_OK: i32 = 0;
+/// `mi_get_result`: accepted, not finished (queued, sending, or waiting to retry).
+pub const MI_PENDING: i32 = 1;
+/// NULL pointer, text not valid in the charset, malformed `infno`, input not a JSON
+/// object or too large, duplicate caller-given msgid.
+pub const MI_E_INVALID_ARGUMENT: i32 = -1;
+/// No successful `mi_init` yet, or after `mi_shutdown`.
+pub const MI_E_NOT_INITIALIZED: i32 = -2;
+/// The output buffer is too small; `*len` holds the size needed (NUL not counted).
+pub const MI_E_BUFFER_TOO_SMALL: i32 = -3;
+/// Config missing, unreadable or invalid; the message names the field.
+pub const MI_E_CONFIG: i32 = -4;
+/// The gateway could not be reached; the request was not sent.
+pub const MI_E_NETWORK: i32 = -5;
+/// A retry-safe transaction got no answer in time.
+pub const MI_E_TIMEOUT: i32 = -6;
+/// The gateway answered, but not with a valid platform response.
+pub const MI_E_PROTOCOL: i32 = -7;
+/// The platform answered with `infcode` other than 0: show its `err_msg`.
+pub const MI_E_BUSINESS: i32 = -8;
+/// A state-changing transaction may have been processed but no answer came. It was
+/// not resent: resolve it with `mi_reverse` or a query.
+pub const MI_E_UNCERTAIN: i32 = -9;
+/// The journal could not be written; the request was not sent.
+pub const MI_E_JOURNAL: i32 = -10;
+/// No request with that id.
+pub const MI_E_NOT_FOUND: i32 = -11;
+/// The async queue is full; try later.
+pub const MI_E_BUSY: i32 = -12;
+/// The SDK is shutting down.
+pub const MI_E_SHUTDOWN: i32 = -13;
+/// An unexpected internal failure; details in `mi_last_error`.
+pub const MI_E_INTERNAL: i32 = -99;
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Runs an export's body, turning a panic into the export's fallback value.
+macro_rules! ffi_guard {
+    ($fallback:expr, $body:block) => {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                log::error!("internal error caught at the C boundary: {what}");
+                set_last_error(&format!("internal error: {what}"));
+                $fallback
+            }
+        }
+    };
+}
+
+fn set_last_error(msg: &str) {
+    LAST_ERROR.with(|e| *e.borrow_mut() = msg.to_string());
+}
+
+/// The code of a result, recording the message of a failure for `mi_last_error`.
+fn code_of(r: Result<Code>) -> i32 {
+    match r {
+        Ok(c) => c.as_i32(),
+        Err(e) => {
+            set_last_error(&e.message);
+            e.code.as_i32()
+        }
+    }
+}
+
+/// The charset in force: the config's, or UTF-8 before `mi_init`.
+fn charset() -> Charset {
+    handle::current().map(|s| s.config().charset()).unwrap_or_default()
+}
+
+/// Reads a string argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string readable for this call.
+unsafe fn text_arg(ptr: *const c_char, what: &str, max_bytes: u64, cs: Charset) -> Result<String> {
+    if ptr.is_null() {
+        return Err(Error::invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: not NULL (checked above), and NUL-terminated by the caller's contract (ABI.md §1).
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::invalid(format!("{what} is {} bytes, more than the {max_bytes} allowed", bytes.len())));
+    }
+    cs.decode(bytes, what)
+}
+
+/// A caller's output buffer, checked: `(char *buf, int32_t *len)` of ABI.md §1.
+struct OutBuf {
+    buf: *mut c_char,
+    len: *mut i32,
+    cap: usize,
+}
+
+impl OutBuf {
+    /// # Safety
+    /// `len` is NULL or points to a writable `int32_t`; `buf` is NULL or writable for
+    /// `*len` bytes.
+    unsafe fn new(buf: *mut c_char, len: *mut i32) -> Result<OutBuf> {
+        if len.is_null() {
+            return Err(Error::invalid("output length pointer is NULL"));
+        }
+        // SAFETY: `len` is not NULL and points to an int32_t by the caller's contract.
+        let cap = unsafe { len.read_unaligned() };
+        if cap < 0 {
+            return Err(Error::invalid(format!("output capacity *len is negative ({cap})")));
+        }
+        if buf.is_null() && cap > 0 {
+            return Err(Error::invalid("output buffer is NULL but *len is not 0"));
+        }
+        Ok(OutBuf { buf, len, cap: cap as usize })
+    }
+
+    /// Writes text and its NUL, or only a NUL and the size needed (ABI.md §1).
+    fn write(&self, bytes: &[u8]) -> Code {
+        let needed = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+        // SAFETY: `len` was checked non-NULL in `new` and is writable by contract.
+        unsafe { self.len.write_unaligned(needed) };
+        if self.cap > bytes.len() {
+            // SAFETY: `buf` is writable for `cap` bytes and `cap > bytes.len()`, so the
+            // text and its NUL fit; the regions cannot overlap (ours is a fresh Vec).
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf.cast::<u8>(), bytes.len());
+                self.buf.add(bytes.len()).write(0);
+            }
+            Code::Ok
+        } else {
+            if self.cap >= 1 {
+                // SAFETY: `buf` is non-NULL (cap > 0) and writable for at least one byte.
+                unsafe { self.buf.write(0) };
+            }
+            Code::BufferTooSmall
+        }
+    }
+
+    /// Writes a document that is not a call's result.
+    fn text(&self, text: &str, cs: Charset) -> Result<Code> {
+        match self.write(&cs.encode(text)) {
+            Code::Ok => Ok(Code::Ok),
+            _ => Err(too_small(self.needed(), "")),
+        }
+    }
+
+    fn needed(&self) -> i32 {
+        // SAFETY: `len` was checked non-NULL and was just written by `write`.
+        unsafe { self.len.read_unaligned() }
+    }
+}
+
+fn too_small(needed: i32, hint: &str) -> Error {
+    Error::new(Code::BufferTooSmall, format!("output buffer too small: {needed} bytes and a NUL are needed{hint}"))
+}
+
+/// Delivers a call's outcome: output text into the buffer, message for `mi_last_error`.
+fn deliver(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Result<Code> {
+    let outcome = r.unwrap_or_else(|e| Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
+    if is_call {
+        LAST_REQUEST_ID.with(|c| c.set(outcome.request_id));
+    }
+    if !matches!(outcome.code, Code::Ok | Code::Pending) {
+        let msg = serde_json::from_str::<serde_json::Value>(&outcome.output)
+            .ok()
+            .and_then(|v| v.get("err_msg").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        set_last_error(&format!("{}: {msg}", outcome.code.name()));
+    }
+    match out.write(&cs.encode(&outcome.output)) {
+        Code::Ok => Ok(outcome.code),
+        _ => {
+            let hint = if outcome.request_id > 0 {
+                format!("; the result is kept: ask mi_get_result({}) again with a larger buffer", outcome.request_id)
+            } else {
+                String::new()
+            };
+            Err(too_small(out.needed(), &hint))
+        }
+    }
+}
+
+/// Initialises the SDK.
+///
+/// `config` is inline JSON (text starting with `{`), a path to a JSON file, or NULL
+/// (then `$MI_SDK_CONFIG`, then `mi_sdk.json` beside the library, then in the working
+/// folder). It is read as UTF-8 and not kept after the call. Calling again with the
+/// same config returns `MI_OK`; with a different one `MI_E_CONFIG`.
+///
+/// # Safety
+/// `config` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "system" fn mi_init(config: *const c_char) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let source = if config.is_null() {
+                None
+            } else {
+                // SAFETY: not NULL; NUL-terminated by the caller's contract.
+                Some(unsafe { text_arg(config, "config", u64::MAX, Charset::Utf8) }?)
+            };
+            handle::init(source.as_deref()).map(|_| Code::Ok)
+        })())
+    })
+}
+
+/// Makes a synchronous call: builds the envelope, journals it, sends it, waits.
+///
+/// `infno` and `input` (a JSON object) are read in the config's charset and not kept.
+/// `output` belongs to the caller: on entry `*output_len` is its capacity in bytes;
+/// on return `*output_len` is the length of the whole output (NUL not counted). The
+/// output is a JSON object with at least `infcode` and `err_msg` for every code from
+/// `MI_OK` to `MI_E_UNCERTAIN`. When the buffer is too small the call still happened:
+/// fetch its result with `mi_get_result(mi_last_request_id(), ...)`.
+///
+/// # Safety
+/// `infno`, `input`: NULL or NUL-terminated. `output_len`: NULL or a writable int32_t.
+/// `output`: NULL or writable for `*output_len` bytes.
+#[no_mangle]
+pub unsafe extern "system" fn mi_call_sync(infno: *const c_char, input: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            let cs = sdk.config().charset();
+            // SAFETY: pointer contract of this function, checked for NULL inside.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let max = sdk.config().max_input_bytes;
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let args = unsafe { text_arg(infno, "infno", 16, cs) }.and_then(|i| {
+                // SAFETY: as above.
+                Ok((i, unsafe { text_arg(input, "input", max, cs) }?))
+            });
+            let r = args.and_then(|(infno, input)| sdk.call_sync(&infno, &input));
+            deliver(&out, cs, r, true)
+        })())
+    })
+}
+
+/// Commits a request to the journal and queues it; returns once it is durable.
+///
+/// Higher `priority` goes first. On success `*request_id` receives the request's id,
+/// to pass to `mi_get_result`. `infno` and `input` are not kept after the call.
+///
+/// # Safety
+/// `infno`, `input`: NULL or NUL-terminated. `request_id`: NULL or a writable int64_t.
+#[no_mangle]
+pub unsafe extern "system" fn mi_call_async(infno: *const c_char, input: *const c_char, priority: i32, request_id: *mut i64) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            let cs = sdk.config().charset();
+            if request_id.is_null() {
+                return Err(Error::invalid("request_id pointer is NULL"));
+            }
+            let max = sdk.config().max_input_bytes;
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let infno = unsafe { text_arg(infno, "infno", 16, cs) }?;
+            // SAFETY: as above.
+            let input = unsafe { text_arg(input, "input", max, cs) }?;
+            LAST_REQUEST_ID.with(|c| c.set(0));
+            let id = sdk.call_async(&infno, &input, priority)?;
+            LAST_REQUEST_ID.with(|c| c.set(id));
+            // SAFETY: not NULL (checked above) and writable by the caller's contract.
+            unsafe { request_id.write_unaligned(id) };
+            Ok(Code::Ok)
+        })())
+    })
+}
+
+/// The result of a request: `MI_PENDING` while unfinished, then the same code and
+/// output the sync call would have given. Works across restarts. Buffer as in
+/// `mi_call_sync`.
+///
+/// # Safety
+/// `output_len`: NULL or a writable int32_t; `output`: NULL or writable for `*output_len` bytes.
+#[no_mangle]
+pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let r = sdk.get_result(request_id);
+            if let Err(e) = &r {
+                if e.code == Code::NotFound {
+                    return Err(e.clone());
+                }
+            }
+            deliver(&out, sdk.config().charset(), r, false)
+        })())
+    })
+}
+
+/// The journal record of a request as JSON (`request_id`, `msgid`, `infno`, `state`,
+/// `priority`, `attempts`, `created_at`, `updated_at`, `last_error`, `reversal_of`,
+/// `reversed_by`). Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// As `mi_get_result`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            out.text(&sdk.get_request(request_id)?, sdk.config().charset())
+        })())
+    })
+}
+
+/// Reverses (2601) a reversible transaction that is `uncertain` or `succeeded`,
+/// and returns like a sync call. Not yet supported by this version:
+/// `MI_E_INVALID_ARGUMENT` with a reason (`MI_E_NOT_FOUND` for an unknown id).
+///
+/// # Safety
+/// As `mi_get_result`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let r = sdk.reverse(request_id);
+            if let Err(e) = &r {
+                if e.code == Code::NotFound {
+                    return Err(e.clone());
+                }
+            }
+            deliver(&out, sdk.config().charset(), r, true)
+        })())
+    })
+}
+
+/// The SDK's status as JSON: version, gateway URL (no secrets), journal path, workers,
+/// queue depth, counts by state, last success and error, sign-in, latency p50/p99.
+/// Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// As `mi_get_result`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_get_status(output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let sdk = handle::get()?;
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            out.text(&sdk.status()?, sdk.config().charset())
+        })())
+    })
+}
+
+/// The message of the last failure on the calling thread, in the config's charset
+/// (UTF-8 before `mi_init`); empty if none. Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// As `mi_get_result`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_last_error(output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        // SAFETY: pointer contract of this function.
+        match unsafe { OutBuf::new(output, output_len) } {
+            Ok(out) => {
+                let msg = LAST_ERROR.with(|e| e.borrow().clone());
+                out.write(&charset().encode(&msg)).as_i32()
+            }
+            Err(e) => e.code.as_i32(),
+        }
+    })
+}
+
+/// The id of the last request made by a call on the calling thread; 0 if none (or if
+/// the last call was refused before it was journaled).
+#[no_mangle]
+pub extern "system" fn mi_last_request_id() -> i64 {
+    ffi_guard!(0, { LAST_REQUEST_ID.with(|c| c.get()) })
+}
+
+/// Stops taking calls, waits up to `wait_ms` for sends in flight, leaves queued
+/// requests in the journal for the next `mi_init`, and closes everything.
+/// Idempotent. Call it before `FreeLibrary`/`dlclose`.
+#[no_mangle]
+pub extern "system" fn mi_shutdown(wait_ms: i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        handle::shutdown(Duration::from_millis(wait_ms.max(0) as u64));
+        MI_OK
+    })
+}
+
+/// The library version, e.g. "1.0.0". Static: never free it.
+#[no_mangle]
+pub extern "system" fn mi_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The C ABI version: 1.
+#[no_mangle]
+pub extern "system" fn mi_abi_version() -> i32 {
+    crate::ABI_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_the_rust_codes() {
+        for (c, v) in [
+            (Code::Ok, MI_OK),
+            (Code::Pending, MI_PENDING),
+            (Code::InvalidArgument, MI_E_INVALID_ARGUMENT),
+            (Code::NotInitialized, MI_E_NOT_INITIALIZED),
+            (Code::BufferTooSmall, MI_E_BUFFER_TOO_SMALL),
+            (Code::Config, MI_E_CONFIG),
+            (Code::Network, MI_E_NETWORK),
+            (Code::Timeout, MI_E_TIMEOUT),
+            (Code::Protocol, MI_E_PROTOCOL),
+            (Code::Business, MI_E_BUSINESS),
+            (Code::Uncertain, MI_E_UNCERTAIN),
+            (Code::Journal, MI_E_JOURNAL),
+            (Code::NotFound, MI_E_NOT_FOUND),
+            (Code::Busy, MI_E_BUSY),
+            (Code::Shutdown, MI_E_SHUTDOWN),
+            (Code::Internal, MI_E_INTERNAL),
+        ] {
+            assert_eq!(c.as_i32(), v, "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn version_is_static_and_terminated() {
+        // SAFETY: mi_version returns a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(mi_version()) };
+        assert_eq!(v.to_str().unwrap(), crate::VERSION);
+        assert_eq!(mi_abi_version(), 1);
+    }
+}

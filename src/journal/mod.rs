@@ -1,0 +1,389 @@
+//! The journal: one SQLite file (WAL) holding every request, every attempt, the
+//! day's sign-ins and the msgid counter. Schema changes are embedded SQL files
+//! applied in order and recorded in `PRAGMA user_version`.
+
+use crate::error::{Code, Error, Result};
+use crate::protocol::msgid::{self, SeqState};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Schema versions, in order; entry N brings the file to `user_version` N+1.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// The states of ABI.md §3.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const RETRY_WAIT: &str = "retry_wait";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const BUSINESS_ERROR: &str = "business_error";
+    pub const FAILED: &str = "failed";
+    pub const UNCERTAIN: &str = "uncertain";
+    pub const REVERSED: &str = "reversed";
+    pub const ALL: [&str; 8] = [QUEUED, SENDING, RETRY_WAIT, SUCCEEDED, BUSINESS_ERROR, FAILED, UNCERTAIN, REVERSED];
+}
+
+/// What a new request row needs besides its envelope.
+pub struct NewRequest<'a> {
+    pub infno: &'a str,
+    pub mode: &'a str,
+    pub priority: i32,
+    pub caller_msgid: Option<&'a str>,
+    pub fixmedins_code: &'a str,
+    pub node_id: u32,
+}
+
+/// One finished attempt, as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptRecord {
+    pub outcome: &'static str,
+    pub http_status: Option<u16>,
+    pub infcode: Option<i64>,
+    pub err_msg: Option<String>,
+    pub response: Option<String>,
+    pub latency_ms: i64,
+}
+
+/// The final state of a request and what its caller is given.
+#[derive(Debug, Clone)]
+pub struct Final {
+    pub state: &'static str,
+    pub code: Code,
+    pub result: String,
+    pub last_error: Option<String>,
+}
+
+/// A request row as the journal holds it.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub id: i64,
+    pub msgid: String,
+    pub infno: String,
+    pub mode: String,
+    pub priority: i32,
+    pub state: String,
+    pub envelope: String,
+    pub attempts: i64,
+    pub mi_code: Option<i32>,
+    pub result: Option<String>,
+    pub last_error: Option<String>,
+    pub reversal_of: Option<i64>,
+    pub reversed_by: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub struct Journal {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// Local time with milliseconds, the journal's timestamp format.
+pub fn now_text() -> String {
+    crate::protocol::now_local().format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+impl Journal {
+    /// Opens (creating if missing) and migrates the journal file.
+    pub fn open(path: &Path, synchronous: &str) -> Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::journal(format!("cannot create journal folder {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| Error::journal(format!("cannot open journal {}: {e}", path.display())))?;
+        restrict_to_owner(path);
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::journal(format!("journal {} cannot use WAL (got {mode})", path.display())));
+        }
+        conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
+        let j = Journal { conn: Mutex::new(conn), path: path.to_path_buf() };
+        j.migrate()?;
+        Ok(j)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll
+        // back on drop), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if v as usize > MIGRATIONS.len() {
+            return Err(Error::journal(format!(
+                "journal schema version {v} is newer than this mi_sdk knows ({}); use a newer mi_sdk",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            tx.execute_batch(sql)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.lock().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Allocates a msgid (unless the caller gave one) and commits a new request in one
+    /// transaction, so the counter and the row can never disagree, even across
+    /// processes sharing the file. `build` makes the envelope for the msgid.
+    pub fn insert_request(
+        &self,
+        req: &NewRequest<'_>,
+        state: &str,
+        build: impl FnOnce(&str) -> Result<String>,
+    ) -> Result<(i64, String, String)> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let msgid = match req.caller_msgid {
+            Some(m) => m.to_string(),
+            None => {
+                let prefix = format!("{}{:02}", req.fixmedins_code, req.node_id);
+                let prev: Option<(String, u32)> = tx
+                    .query_row("SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                let prev = prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+                let next = msgid::next(prev, crate::protocol::now_local());
+                tx.execute(
+                    "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
+                    params![prefix, msgid::format_second(next.second), next.counter],
+                )?;
+                msgid::format(req.fixmedins_code, req.node_id, next)
+            }
+        };
+        let envelope = build(&msgid)?;
+        let now = now_text();
+        let inserted = tx.execute(
+            "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![msgid, req.infno, req.mode, req.priority, state, envelope, now],
+        );
+        if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
+            if f.code == rusqlite::ErrorCode::ConstraintViolation {
+                return Err(Error::invalid(format!("msgid {msgid} was already used: a msgid must never repeat")));
+            }
+        }
+        inserted?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok((id, msgid, envelope))
+    }
+
+    /// Records the start of an attempt: state `sending`, the envelope as it goes out.
+    pub fn begin_attempt(&self, id: i64, msgid: &str, envelope: &str) -> Result<i64> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_text();
+        let n: i64 = tx.query_row(
+            "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3, updated_at = ?4
+             WHERE id = ?1 RETURNING attempts",
+            params![id, msgid, envelope, now],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, n, msgid, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Records how an attempt ended and the request's final state, in one commit.
+    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_text();
+        if let Some((n, a)) = attempt {
+            tx.execute(
+                "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
+                        err_msg = ?7, response = ?8, latency_ms = ?9
+                 WHERE request_id = ?1 AND attempt_no = ?2",
+                params![id, n, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
+            )?;
+        }
+        tx.execute(
+            "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
+                    owner = NULL, lease_until = NULL
+             WHERE id = ?1",
+            params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
+        let c = self.lock();
+        Ok(c.query_row(
+            "SELECT id, msgid, infno, mode, priority, state, envelope, attempts, mi_code, result, last_error,
+                    reversal_of, reversed_by, created_at, updated_at
+             FROM mi_request WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(RequestRow {
+                    id: r.get(0)?,
+                    msgid: r.get(1)?,
+                    infno: r.get(2)?,
+                    mode: r.get(3)?,
+                    priority: r.get(4)?,
+                    state: r.get(5)?,
+                    envelope: r.get(6)?,
+                    attempts: r.get(7)?,
+                    mi_code: r.get(8)?,
+                    result: r.get(9)?,
+                    last_error: r.get(10)?,
+                    reversal_of: r.get(11)?,
+                    reversed_by: r.get(12)?,
+                    created_at: r.get(13)?,
+                    updated_at: r.get(14)?,
+                })
+            },
+        )
+        .optional()?)
+    }
+
+    /// Ids of requests in a state, oldest first.
+    pub fn ids_in_state(&self, state: &str) -> Result<Vec<i64>> {
+        let c = self.lock();
+        let mut st = c.prepare("SELECT id FROM mi_request WHERE state = ?1 ORDER BY id")?;
+        let ids = st.query_map([state], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    pub fn counts_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let c = self.lock();
+        let mut st = c.prepare("SELECT state, count(*) FROM mi_request GROUP BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn signin_get(&self, code: &str, opter: &str, date: &str) -> Result<Option<String>> {
+        let c = self.lock();
+        Ok(c.query_row(
+            "SELECT sign_no FROM mi_signin WHERE fixmedins_code = ?1 AND opter = ?2 AND sign_date = ?3",
+            params![code, opter, date],
+            |r| r.get(0),
+        )
+        .optional()?)
+    }
+
+    pub fn signin_put(&self, code: &str, opter: &str, date: &str, sign_no: &str, request_id: i64) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(fixmedins_code, opter, sign_date) DO UPDATE
+               SET sign_no = excluded.sign_no, sign_time = excluded.sign_time, request_id = excluded.request_id",
+            params![code, opter, date, sign_no, now_text(), request_id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an operator's sign-in of a day (after 9002 or a rejected sign_no).
+    pub fn signin_forget(&self, code: &str, opter: &str, date: &str) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "DELETE FROM mi_signin WHERE fixmedins_code = ?1 AND opter = ?2 AND sign_date = ?3",
+            params![code, opter, date],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // The journal is the audit record with patients' data in it: owner-only.
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_req<'a>(msgid: Option<&'a str>) -> NewRequest<'a> {
+        NewRequest { infno: "1101", mode: "sync", priority: 0, caller_msgid: msgid, fixmedins_code: "H44030000001", node_id: 3 }
+    }
+
+    #[test]
+    fn msgids_never_repeat_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/j.db");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2 {
+            let j = Journal::open(&p, "full").unwrap();
+            assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
+            for _ in 0..150 {
+                let (_, m, env) = j.insert_request(&new_req(None), state::QUEUED, |m| Ok(format!("{{\"msgid\":\"{m}\"}}"))).unwrap();
+                assert_eq!(m.len(), 30);
+                assert_eq!(&m[26..28], "03");
+                assert!(env.contains(&m));
+                assert!(seen.insert(m));
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_caller_msgid_is_invalid_argument() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), "full").unwrap();
+        let m = "H44030000001202611271015309999";
+        j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into())).unwrap();
+        let e = j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into())).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    }
+
+    #[test]
+    fn attempts_and_final_state_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
+        let (id, m, env) = j.insert_request(&new_req(None), state::QUEUED, |_| Ok("{}".into())).unwrap();
+        assert_eq!(j.begin_attempt(id, &m, &env).unwrap(), 1);
+        assert_eq!(j.request(id).unwrap().unwrap().state, "sending");
+        let a = AttemptRecord { outcome: "ok", http_status: Some(200), infcode: Some(0), latency_ms: 5, ..Default::default() };
+        let fin = Final { state: state::SUCCEEDED, code: Code::Ok, result: "{\"infcode\":0}".into(), last_error: None };
+        j.finish(id, Some((1, &a)), &fin).unwrap();
+        let r = j.request(id).unwrap().unwrap();
+        assert_eq!((r.state.as_str(), r.attempts, r.mi_code), ("succeeded", 1, Some(0)));
+        assert_eq!(j.counts_by_state().unwrap(), vec![("succeeded".to_string(), 1)]);
+        let c = j.lock();
+        let (infcode, lat): (i64, i64) = c.query_row("SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((infcode, lat), (0, 5));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        Connection::open(&p).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        assert_eq!(Journal::open(&p, "full").err().unwrap().code, Code::Journal);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let _j = Journal::open(&p, "full").unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

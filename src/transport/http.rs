@@ -1,0 +1,141 @@
+//! The HTTP exchange with the gateway (ureq, keep-alive) and the classification of
+//! failures into "never left this machine" and "may have been processed".
+
+use crate::config::Gateway;
+use crate::transport::gateway;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+/// The largest response body accepted (catalogue queries can be large).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// An HTTP answer: any status, with its body as text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Why no HTTP answer came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Provably not sent: refused, DNS, connect timeout, TLS handshake. Safe to resend.
+    NeverSent(String),
+    /// The request may have reached the platform (timeout or reset after sending).
+    MaybeProcessed(String),
+}
+
+pub struct Transport {
+    agent: ureq::Agent,
+    gateway: Gateway,
+}
+
+impl Transport {
+    pub fn new(g: &Gateway) -> Transport {
+        let tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify).build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_millis(g.connect_timeout_ms)))
+            .timeout_global(Some(Duration::from_millis(g.timeout_ms)))
+            .max_idle_connections_per_host(64)
+            .tls_config(tls)
+            .user_agent(concat!("mi_sdk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Transport { agent, gateway: g.clone() }
+    }
+
+    /// The URL for a transaction.
+    pub fn url(&self, infno: &str) -> String {
+        if self.gateway.append_infno {
+            format!("{}/{}", self.gateway.url.trim_end_matches('/'), infno)
+        } else {
+            self.gateway.url.clone()
+        }
+    }
+
+    /// POSTs an envelope and reads the whole answer.
+    pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
+        let mut req = self
+            .agent
+            .post(&self.url(infno))
+            .header("Content-Type", "application/json;charset=utf-8");
+        for (k, v) in gateway::headers(&self.gateway, gateway::unix_ms()) {
+            req = req.header(k, v);
+        }
+        let resp = req.send(body).map_err(classify)?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e))))?;
+        Ok(Reply { status, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+}
+
+/// Sorts a ureq error by whether the request may have reached the platform. Only
+/// failures before a connection existed count as "never sent": after that, a reset
+/// or a timeout can come after the platform acted.
+pub fn classify(e: ureq::Error) -> Failure {
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let msg = describe(&e);
+    let never = match &e {
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => true,
+        E::Timeout(T::Connect | T::Resolve) => true,
+        E::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable | ErrorKind::NotFound | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable
+        ),
+        _ => false,
+    };
+    if never {
+        Failure::NeverSent(msg)
+    } else {
+        Failure::MaybeProcessed(msg)
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
+        ureq::Error::HostNotFound => "gateway host not found (DNS)".into(),
+        ureq::Error::Io(io) => format!("{} ({:?})", io, io.kind()),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_connection_never_left() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let g = Gateway { url: format!("http://127.0.0.1:{port}/x"), connect_timeout_ms: 500, timeout_ms: 1000, ..Gateway::default() };
+        let t = Transport::new(&g);
+        assert!(matches!(t.post("1101", "{}"), Err(Failure::NeverSent(_))));
+    }
+
+    #[test]
+    fn silence_after_sending_may_have_been_processed() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            drop(s);
+        });
+        let g = Gateway { url: format!("http://127.0.0.1:{port}/x"), connect_timeout_ms: 500, timeout_ms: 300, ..Gateway::default() };
+        assert!(matches!(Transport::new(&g).post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn append_infno() {
+        let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
+        assert_eq!(Transport::new(&g).url("1101"), "http://h/x/1101");
+    }
+}
