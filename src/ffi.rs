@@ -50,6 +50,9 @@ pub const MI_E_SHUTDOWN: i32 = -13;
 /// An unexpected internal failure; details in `mi_last_error`.
 pub const MI_E_INTERNAL: i32 = -99;
 
+/// No transaction code is longer than this; a longer `infno` is refused unread.
+const INFNO_LIMIT: (u64, &str) = (16, "a transaction code allows");
+
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
@@ -98,14 +101,14 @@ fn charset() -> Charset {
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string readable for this call.
-unsafe fn text_arg(ptr: *const c_char, what: &str, max_bytes: u64, cs: Charset) -> Result<String> {
+unsafe fn text_arg(ptr: *const c_char, what: &str, (max_bytes, limit): (u64, &str), cs: Charset) -> Result<String> {
     if ptr.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
     // SAFETY: not NULL (checked above), and NUL-terminated by the caller's contract (ABI.md §1).
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     if bytes.len() as u64 > max_bytes {
-        return Err(Error::invalid(format!("{what} is {} bytes, more than the {max_bytes} allowed", bytes.len())));
+        return Err(Error::invalid(format!("{what} is {} bytes, more than {limit} ({max_bytes})", bytes.len())));
     }
     cs.decode(bytes, what)
 }
@@ -219,7 +222,7 @@ pub unsafe extern "system" fn mi_init(config: *const c_char) -> i32 {
                 None
             } else {
                 // SAFETY: not NULL; NUL-terminated by the caller's contract.
-                Some(unsafe { text_arg(config, "config", u64::MAX, Charset::Utf8) }?)
+                Some(unsafe { text_arg(config, "config", (u64::MAX, ""), Charset::Utf8) }?)
             };
             handle::init(source.as_deref()).map(|_| Code::Ok)
         })())
@@ -248,9 +251,9 @@ pub unsafe extern "system" fn mi_call_sync(infno: *const c_char, input: *const c
             let out = unsafe { OutBuf::new(output, output_len) }?;
             let max = sdk.config().max_input_bytes;
             // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let args = unsafe { text_arg(infno, "infno", 16, cs) }.and_then(|i| {
+            let args = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }.and_then(|i| {
                 // SAFETY: as above.
-                Ok((i, unsafe { text_arg(input, "input", max, cs) }?))
+                Ok((i, unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?))
             });
             let r = args.and_then(|(infno, input)| sdk.call_sync(&infno, &input));
             deliver(&out, cs, r, true)
@@ -276,9 +279,9 @@ pub unsafe extern "system" fn mi_call_async(infno: *const c_char, input: *const 
             }
             let max = sdk.config().max_input_bytes;
             // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let infno = unsafe { text_arg(infno, "infno", 16, cs) }?;
+            let infno = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }?;
             // SAFETY: as above.
-            let input = unsafe { text_arg(input, "input", max, cs) }?;
+            let input = unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?;
             LAST_REQUEST_ID.with(|c| c.set(0));
             let id = sdk.call_async(&infno, &input, priority)?;
             LAST_REQUEST_ID.with(|c| c.set(id));
@@ -456,5 +459,24 @@ mod tests {
         let v = unsafe { CStr::from_ptr(mi_version()) };
         assert_eq!(v.to_str().unwrap(), crate::VERSION);
         assert_eq!(mi_abi_version(), 1);
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    fn panicking_export() -> i32 {
+        ffi_guard!(MI_E_INTERNAL, {
+            let v: Vec<i32> = Vec::new();
+            v[3]
+        })
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_with_a_message() {
+        assert_eq!(panicking_export(), MI_E_INTERNAL);
+        let msg = LAST_ERROR.with(|e| e.borrow().clone());
+        assert!(msg.starts_with("internal error:") && msg.contains("index out of bounds"), "{msg}");
     }
 }

@@ -1,0 +1,203 @@
+//! Helpers for tests that go through the exported C functions against a real
+//! simulator on loopback and a real journal file in a temp folder.
+#![allow(dead_code)]
+
+use mi_sdk::ffi::*;
+use mi_sim::{Profile, Sim, SimConfig};
+use serde_json::{json, Value};
+use std::ffi::{c_char, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The SDK is one per process: tests that init it take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    mi_shutdown(5000);
+    g
+}
+
+pub const TIF_TOKEN: &str = "tif-SECRET-token-7d1f";
+pub const CSB_SECRET: &str = "csb-SECRET-key-93ac";
+
+pub struct Env {
+    pub sim: Sim,
+    pub dir: tempfile::TempDir,
+    pub profile: Profile,
+}
+
+impl Env {
+    pub fn new(profile: Profile) -> Env {
+        let cfg = SimConfig { profile, paas_token: TIF_TOKEN.into(), secret_key: CSB_SECRET.into(), ..SimConfig::default() };
+        let sim = Sim::start(cfg, "127.0.0.1:0").expect("simulator starts");
+        Env { sim, dir: tempfile::tempdir().unwrap(), profile }
+    }
+
+    pub fn plain() -> Env {
+        Env::new(Profile::Plain)
+    }
+
+    /// A complete config for this simulator, with `patch` merged in (objects merge).
+    pub fn config(&self, patch: Value) -> Value {
+        let s = self.sim.config();
+        let mut gateway = json!({"url": self.sim.service_url(), "connect_timeout_ms": 2000, "timeout_ms": 5000});
+        match self.profile {
+            Profile::Plain => {}
+            Profile::Tif => merge(&mut gateway, json!({"profile": "tif", "paas_id": s.paas_id, "paas_token": s.paas_token})),
+            Profile::Csb => merge(&mut gateway, json!({"profile": "csb", "api_name": s.api_name, "access_key": s.access_key, "secret_key": s.secret_key})),
+        }
+        let mut c = json!({
+            "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "深圳市示例医院", "mdtrtarea_admvs": "440300",
+                            "insuplc_admdvs": "", "opter": "0001", "opter_name": "收费员甲"},
+            "gateway": gateway,
+            "node_id": 7,
+            "journal": {"path": self.dir.path().join("journal/mi_journal.db").to_string_lossy()},
+            "log": {"dir": self.dir.path().join("logs").to_string_lossy(), "level": "debug"},
+            "workers": 4
+        });
+        merge(&mut c, patch);
+        c
+    }
+
+    pub fn init(&self, patch: Value) -> i32 {
+        init_text(&self.config(patch).to_string())
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.path().join("journal/mi_journal.db")
+    }
+
+    pub fn ledger(&self) -> Value {
+        self.sim.ledger()
+    }
+}
+
+pub fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+pub fn init_text(config: &str) -> i32 {
+    let c = CString::new(config).unwrap();
+    // SAFETY: a valid NUL-terminated string.
+    unsafe { mi_init(c.as_ptr()) }
+}
+
+/// A sync call with raw bytes in and out (any charset).
+pub fn call_bytes(infno: &[u8], input: &[u8], cap: i32) -> (i32, Vec<u8>, i32) {
+    let infno = CString::new(infno).unwrap();
+    let input = CString::new(input).unwrap();
+    let mut buf = vec![0x55u8; cap.max(0) as usize];
+    let mut len = cap;
+    let ptr = if cap == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr() as *mut c_char };
+    // SAFETY: valid strings; buf has `cap` bytes.
+    let rc = unsafe { mi_call_sync(infno.as_ptr(), input.as_ptr(), ptr, &mut len) };
+    let text = if rc != MI_E_BUFFER_TOO_SMALL && len >= 0 && (len as usize) < buf.len() { buf[..len as usize].to_vec() } else { buf.clone() };
+    (rc, text, len)
+}
+
+/// A sync call in UTF-8 with a roomy buffer; the output parsed.
+pub fn call(infno: &str, input: Value) -> (i32, Value) {
+    let (rc, out, _) = call_bytes(infno.as_bytes(), input.to_string().as_bytes(), 1 << 20);
+    let v = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("output of {infno} is not JSON ({e}): {}", String::from_utf8_lossy(&out)));
+    (rc, v)
+}
+
+pub fn call_async(infno: &str, input: Value, priority: i32) -> (i32, i64) {
+    let infno = CString::new(infno).unwrap();
+    let input = CString::new(input.to_string()).unwrap();
+    let mut id = -1i64;
+    // SAFETY: valid strings and out-pointer.
+    let rc = unsafe { mi_call_async(infno.as_ptr(), input.as_ptr(), priority, &mut id) };
+    (rc, id)
+}
+
+type TextFn = unsafe extern "system" fn(i64, *mut c_char, *mut i32) -> i32;
+
+fn text_of(f: TextFn, id: i64) -> (i32, String) {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = buf.len() as i32;
+    // SAFETY: buf has len bytes.
+    let rc = unsafe { f(id, buf.as_mut_ptr() as *mut c_char, &mut len) };
+    let s = if rc == MI_E_BUFFER_TOO_SMALL || len < 0 { String::new() } else { String::from_utf8_lossy(&buf[..len as usize]).into_owned() };
+    (rc, s)
+}
+
+pub fn get_result(id: i64) -> (i32, String) {
+    text_of(mi_get_result, id)
+}
+
+pub fn get_request(id: i64) -> (i32, Value) {
+    let (rc, s) = text_of(mi_get_request, id);
+    (rc, serde_json::from_str(&s).unwrap_or(Value::Null))
+}
+
+/// Waits until a request is finished; returns its code and output.
+pub fn wait_result(id: i64, secs: u64) -> (i32, Value) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (rc, s) = get_result(id);
+        if rc != MI_PENDING || std::time::Instant::now() > until {
+            return (rc, serde_json::from_str(&s).unwrap_or(Value::Null));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+pub fn status() -> (i32, Value) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = buf.len() as i32;
+    // SAFETY: buf has len bytes.
+    let rc = unsafe { mi_get_status(buf.as_mut_ptr() as *mut c_char, &mut len) };
+    if rc != MI_OK {
+        return (rc, Value::Null);
+    }
+    (rc, serde_json::from_slice(&buf[..len as usize]).unwrap())
+}
+
+pub fn last_error_bytes() -> Vec<u8> {
+    let mut buf = vec![0u8; 8192];
+    let mut len = buf.len() as i32;
+    // SAFETY: buf has len bytes.
+    let rc = unsafe { mi_last_error(buf.as_mut_ptr() as *mut c_char, &mut len) };
+    assert_eq!(rc, MI_OK);
+    buf[..len as usize].to_vec()
+}
+
+pub fn last_error() -> String {
+    String::from_utf8_lossy(&last_error_bytes()).into_owned()
+}
+
+/// 1101 input for the registry's first person (张三).
+pub fn q1101(certno: &str) -> Value {
+    json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": certno, "card_sn": "", "begntime": "", "psn_cert_type": "01", "certno": certno, "psn_name": ""}})
+}
+
+pub const ZHANG_CERTNO: &str = "440301199001011234";
+
+/// Every file under a folder, read as bytes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
