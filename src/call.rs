@@ -40,7 +40,14 @@ pub struct Core {
 impl Core {
     pub fn new(cfg: Config, journal: Journal) -> Core {
         let transport = Transport::new(&cfg.gateway);
-        Core { cfg, journal, transport, stats: Stats::default(), signins: Default::default(), signin_lock: Mutex::new(()) }
+        Core {
+            cfg,
+            journal,
+            transport,
+            stats: Stats::default(),
+            signins: Default::default(),
+            signin_lock: Mutex::new(()),
+        }
     }
 
     /// Checks `infno` and `input` and builds nothing yet: errors here mean nothing was
@@ -53,13 +60,23 @@ impl Core {
             )));
         }
         if input.len() as u64 > self.cfg.max_input_bytes {
-            return Err(Error::invalid(format!("input is {} bytes, more than max_input_bytes ({})", input.len(), self.cfg.max_input_bytes)));
+            return Err(Error::invalid(format!(
+                "input is {} bytes, more than max_input_bytes ({})",
+                input.len(),
+                self.cfg.max_input_bytes
+            )));
         }
         CallInput::parse(input)
     }
 
     /// Commits a new request; from here on it is never lost.
-    pub fn journal_new(&self, infno: &str, call: &CallInput, mode: &str, priority: i32) -> Result<(i64, String)> {
+    pub fn journal_new(
+        &self,
+        infno: &str,
+        call: &CallInput,
+        mode: &str,
+        priority: i32,
+    ) -> Result<(i64, String)> {
         let req = NewRequest {
             infno,
             mode,
@@ -82,14 +99,22 @@ impl Core {
             Err(e) => {
                 log::error!("request {id}: {e}");
                 self.stats.failure(e.message.clone());
-                Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
+                Outcome {
+                    request_id: id,
+                    code: e.code,
+                    output: sdk_output(e.code, &e.message, ""),
+                }
             }
         }
     }
 
     fn try_execute(&self, id: i64) -> Result<Outcome> {
-        let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
-        let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+        let row = self
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
+        let opter =
+            envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
         let sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {
                 Ok(s) => s,
@@ -101,35 +126,75 @@ impl Core {
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let env = envelope::refresh(&row.envelope, &row.msgid, &inf_time, &sign_no)?;
         let attempt_no = self.journal.begin_attempt(id, &row.msgid, &env)?;
-        log::info!("send {} request={} msgid={} attempt={}", row.infno, id, row.msgid, attempt_no);
+        log::info!(
+            "send {} request={} msgid={} attempt={}",
+            row.infno,
+            id,
+            row.msgid,
+            attempt_no
+        );
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
+            log::debug!(
+                "request {id} envelope: {}",
+                logging::for_log(&env, self.cfg.log.mask_pii)
+            );
         }
         let t0 = Instant::now();
         let sent = self.transport.post(&row.infno, &env);
         let latency_ms = t0.elapsed().as_millis() as u64;
         let (attempt, fin) = self.classify(&row.infno, &row.msgid, sent, latency_ms);
-        self.journal.finish(id, Some((attempt_no, &attempt)), &fin)?;
+        self.journal
+            .finish(id, Some((attempt_no, &attempt)), &fin)?;
         self.after(&row.infno, &opter, id, &fin);
-        Ok(Outcome { request_id: id, code: fin.code, output: fin.result })
+        Ok(Outcome {
+            request_id: id,
+            code: fin.code,
+            output: fin.result,
+        })
     }
 
     /// Ends a request that was never sent (its sign-in failed).
     fn finish_unsent(&self, row: &journal::RequestRow, e: Error) -> Result<Outcome> {
         let result = sdk_output(e.code, &e.message, &row.msgid);
-        let fin = Final { state: state::FAILED, code: e.code, result: result.clone(), last_error: Some(e.message.clone()) };
+        let fin = Final {
+            state: state::FAILED,
+            code: e.code,
+            result: result.clone(),
+            last_error: Some(e.message.clone()),
+        };
         self.journal.finish(row.id, None, &fin)?;
         log::warn!("request {} ({}) not sent: {}", row.id, row.infno, e.message);
         self.stats.failure(e.message);
-        Ok(Outcome { request_id: row.id, code: e.code, output: result })
+        Ok(Outcome {
+            request_id: row.id,
+            code: e.code,
+            output: result,
+        })
     }
 
     /// Turns what the transport returned into the attempt record and final state.
-    fn classify(&self, infno: &str, msgid: &str, sent: std::result::Result<crate::transport::Reply, Failure>, latency_ms: u64) -> (AttemptRecord, Final) {
-        let mut a = AttemptRecord { latency_ms: latency_ms as i64, ..Default::default() };
+    fn classify(
+        &self,
+        infno: &str,
+        msgid: &str,
+        sent: std::result::Result<crate::transport::Reply, Failure>,
+        latency_ms: u64,
+    ) -> (AttemptRecord, Final) {
+        let mut a = AttemptRecord {
+            latency_ms: latency_ms as i64,
+            ..Default::default()
+        };
         let fail = |a: AttemptRecord, st: &'static str, code: Code, msg: String| {
             let result = sdk_output(code, &msg, msgid);
-            (a, Final { state: st, code, result, last_error: Some(msg) })
+            (
+                a,
+                Final {
+                    state: st,
+                    code,
+                    result,
+                    last_error: Some(msg),
+                },
+            )
         };
         match sent {
             Ok(reply) => {
@@ -139,7 +204,12 @@ impl Core {
                 if !(200..300).contains(&reply.status) {
                     a.outcome = "protocol";
                     let snippet: String = reply.body.chars().take(200).collect();
-                    return fail(a, state::FAILED, Code::Protocol, format!("gateway answered HTTP {}: {snippet}", reply.status));
+                    return fail(
+                        a,
+                        state::FAILED,
+                        Code::Protocol,
+                        format!("gateway answered HTTP {}: {snippet}", reply.status),
+                    );
                 }
                 match crate::protocol::response::parse(&reply.body) {
                     Ok((_, verdict)) => {
@@ -152,24 +222,47 @@ impl Core {
                         };
                         a.outcome = outcome;
                         let last_error = (code != Code::Ok).then(|| verdict.err_msg.clone());
-                        (a, Final { state: st, code, result: reply.body, last_error })
+                        (
+                            a,
+                            Final {
+                                state: st,
+                                code,
+                                result: reply.body,
+                                last_error,
+                            },
+                        )
                     }
                     Err(why) => {
                         a.outcome = "protocol";
-                        fail(a, state::FAILED, Code::Protocol, format!("gateway answered, but not as the platform: {why}"))
+                        fail(
+                            a,
+                            state::FAILED,
+                            Code::Protocol,
+                            format!("gateway answered, but not as the platform: {why}"),
+                        )
                     }
                 }
             }
             Err(Failure::NeverSent(why)) => {
                 a.outcome = "never_sent";
                 a.err_msg = Some(why.clone());
-                fail(a, state::FAILED, Code::Network, format!("gateway not reached, request not sent: {why}"))
+                fail(
+                    a,
+                    state::FAILED,
+                    Code::Network,
+                    format!("gateway not reached, request not sent: {why}"),
+                )
             }
             Err(Failure::MaybeProcessed(why)) => {
                 a.outcome = "maybe_processed";
                 a.err_msg = Some(why.clone());
                 if transactions::matches_any(infno, &self.cfg.retry.safe_infnos) {
-                    fail(a, state::FAILED, Code::Timeout, format!("no answer from the gateway: {why}"))
+                    fail(
+                        a,
+                        state::FAILED,
+                        Code::Timeout,
+                        format!("no answer from the gateway: {why}"),
+                    )
                 } else {
                     fail(a, state::UNCERTAIN, Code::Uncertain, format!(
                         "no answer from the gateway after sending {infno}: it may have been processed and was not resent; reverse it (2601) or query: {why}"
@@ -193,7 +286,10 @@ impl Core {
             }
         }
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!("request {id} result: {}", logging::for_log(&fin.result, self.cfg.log.mask_pii));
+            log::debug!(
+                "request {id} result: {}",
+                logging::for_log(&fin.result, self.cfg.log.mask_pii)
+            );
         }
         let code = &self.cfg.institution.fixmedins_code;
         let date = signin::today();
@@ -229,10 +325,16 @@ impl Core {
             return Ok(s);
         }
         if !self.cfg.sign_in.auto {
-            return Err(Error::invalid(format!("operator {opter} has not signed in today (9001) and sign_in.auto is false")));
+            return Err(Error::invalid(format!(
+                "operator {opter} has not signed in today (9001) and sign_in.auto is false"
+            )));
         }
-        let mut call = CallInput { business: signin::input(&self.cfg.institution, opter), overrides: Default::default() };
-        call.overrides.insert("opter".into(), Value::String(opter.into()));
+        let mut call = CallInput {
+            business: signin::input(&self.cfg.institution, opter),
+            overrides: Default::default(),
+        };
+        call.overrides
+            .insert("opter".into(), Value::String(opter.into()));
         let (id, _) = self.journal_new(transactions::SIGN_IN, &call, "sync", 0)?;
         log::info!("signing in operator {opter} for {date} (request {id})");
         let out = self.execute(id);
@@ -251,12 +353,18 @@ impl Core {
             Code::Ok => Code::Protocol,
             _ => Code::Network,
         };
-        Err(Error::new(code, format!("automatic sign-in (9001) failed, request not sent: {why}")))
+        Err(Error::new(
+            code,
+            format!("automatic sign-in (9001) failed, request not sent: {why}"),
+        ))
     }
 
     /// The code and output a finished or pending request gives.
     pub fn result_of(&self, id: i64) -> Result<Outcome> {
-        let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let row = self
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         match (row.mi_code, row.result) {
             (Some(code), Some(result)) => Ok(Outcome { request_id: id, code: Code::from_i32(code), output: result }),
             _ => Ok(Outcome {
@@ -269,7 +377,10 @@ impl Core {
 
     /// The journal record of a request as JSON (ABI.md `mi_get_request`).
     pub fn record_of(&self, id: i64) -> Result<String> {
-        let r = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let r = self
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         Ok(json!({
             "request_id": r.id,
             "msgid": r.msgid,

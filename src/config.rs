@@ -303,7 +303,10 @@ impl Config {
 
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!("config file {} cannot be read: {e}", path.display()))
+            Error::config(format!(
+                "config file {} cannot be read: {e}",
+                path.display()
+            ))
         })?;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -330,17 +333,28 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| Err(Error::config(format!("config key `{key}`: {why}")));
         let i = &self.institution;
-        if i.fixmedins_code.len() != 12 || !i.fixmedins_code.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return bad("institution.fixmedins_code", "must be the 12-character institution code, e.g. H44030000001");
+        if i.fixmedins_code.len() != 12
+            || !i.fixmedins_code.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return bad(
+                "institution.fixmedins_code",
+                "must be the 12-character institution code, e.g. H44030000001",
+            );
         }
         if i.fixmedins_name.trim().is_empty() {
             return bad("institution.fixmedins_name", "must not be empty");
         }
         if !is_division(&i.mdtrtarea_admvs) {
-            return bad("institution.mdtrtarea_admvs", "must be a 6-digit division code, e.g. 440300");
+            return bad(
+                "institution.mdtrtarea_admvs",
+                "must be a 6-digit division code, e.g. 440300",
+            );
         }
         if !i.insuplc_admdvs.is_empty() && !is_division(&i.insuplc_admdvs) {
-            return bad("institution.insuplc_admdvs", "must be empty or a 6-digit division code");
+            return bad(
+                "institution.insuplc_admdvs",
+                "must be empty or a 6-digit division code",
+            );
         }
         if i.opter.is_empty() || i.opter.chars().count() > 30 {
             return bad("institution.opter", "must be 1 to 30 characters");
@@ -352,7 +366,10 @@ impl Config {
             return bad("institution.opter_type", "must be \"1\", \"2\" or \"3\"");
         }
         if i.recer_sys_code.is_empty() || i.recer_sys_code.len() > 10 {
-            return bad("institution.recer_sys_code", "must be 1 to 10 characters, e.g. YBXT");
+            return bad(
+                "institution.recer_sys_code",
+                "must be 1 to 10 characters, e.g. YBXT",
+            );
         }
         if i.infver.is_empty() || i.infver.len() > 6 {
             return bad("institution.infver", "must be 1 to 6 characters, e.g. V1.0");
@@ -372,7 +389,12 @@ impl Config {
                 }
             }
             "csb" => {
-                for (k, v) in [("gateway.api_name", g.api_name.is_empty()), ("gateway.access_key", g.access_key.is_empty()), ("gateway.secret_key", g.secret_key.is_empty()), ("gateway.api_version", g.api_version.is_empty())] {
+                for (k, v) in [
+                    ("gateway.api_name", g.api_name.is_empty()),
+                    ("gateway.access_key", g.access_key.is_empty()),
+                    ("gateway.secret_key", g.secret_key.is_empty()),
+                    ("gateway.api_version", g.api_version.is_empty()),
+                ] {
                     if v {
                         return bad(k, "is required by the csb profile");
                     }
@@ -381,7 +403,10 @@ impl Config {
             _ => return bad("gateway.profile", "must be \"plain\", \"tif\" or \"csb\""),
         }
         if g.encrypt_input {
-            return bad("gateway.encrypt_input", "SM4 input encryption is not supported by this version yet; set false");
+            return bad(
+                "gateway.encrypt_input",
+                "SM4 input encryption is not supported by this version yet; set false",
+            );
         }
         if g.connect_timeout_ms == 0 || g.connect_timeout_ms > 600_000 {
             return bad("gateway.connect_timeout_ms", "must be 1 to 600000");
@@ -393,13 +418,19 @@ impl Config {
             return bad("charset", "must be \"utf-8\" or \"gbk\"");
         }
         if self.node_id > 99 {
-            return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
+            return bad(
+                "node_id",
+                "must be 0 to 99 (the first two digits of every msgid sequence)",
+            );
         }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
         }
         if !["off", "normal", "full", "extra"].contains(&self.journal.synchronous.as_str()) {
-            return bad("journal.synchronous", "must be \"off\", \"normal\", \"full\" or \"extra\"");
+            return bad(
+                "journal.synchronous",
+                "must be \"off\", \"normal\", \"full\" or \"extra\"",
+            );
         }
         if self.journal.retain_days == 0 {
             return bad("journal.retain_days", "must be at least 1");
@@ -418,18 +449,32 @@ impl Config {
             return bad("retry.max_attempts", "must be 1 to 100");
         }
         if r.base_delay_ms == 0 || r.base_delay_ms > r.max_delay_ms {
-            return bad("retry.base_delay_ms", "must be at least 1 and not above retry.max_delay_ms");
+            return bad(
+                "retry.base_delay_ms",
+                "must be at least 1 and not above retry.max_delay_ms",
+            );
         }
-        for (key, list) in [("retry.safe_infnos", &r.safe_infnos), ("retry.reversible_infnos", &r.reversible_infnos)] {
-            if let Some(p) = list.iter().find(|p| !crate::protocol::transactions::is_valid_pattern(p)) {
-                return Err(Error::config(format!("config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *")));
+        for (key, list) in [
+            ("retry.safe_infnos", &r.safe_infnos),
+            ("retry.reversible_infnos", &r.reversible_infnos),
+        ] {
+            if let Some(p) = list
+                .iter()
+                .find(|p| !crate::protocol::transactions::is_valid_pattern(p))
+            {
+                return Err(Error::config(format!(
+                    "config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *"
+                )));
             }
         }
         if !["hold", "reverse"].contains(&r.uncertain_policy.as_str()) {
             return bad("retry.uncertain_policy", "must be \"hold\" or \"reverse\"");
         }
         if !["off", "error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
-            return bad("log.level", "must be off, error, warn, info, debug or trace");
+            return bad(
+                "log.level",
+                "must be off, error, warn, info, debug or trace",
+            );
         }
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
@@ -465,9 +510,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let t = minimal().replacen("{\"institution\"", "{\"gateway\":{\"urll\":\"x\"},\"institution\"", 1);
+        let t = minimal().replacen(
+            "{\"institution\"",
+            "{\"gateway\":{\"urll\":\"x\"},\"institution\"",
+            1,
+        );
         let e = Config::from_json(&t, Path::new(".")).unwrap_err();
-        assert!(e.message.contains("gateway") && e.message.contains("urll"), "{}", e.message);
+        assert!(
+            e.message.contains("gateway") && e.message.contains("urll"),
+            "{}",
+            e.message
+        );
         let t = minimal().replacen("{\"institution\"", "{\"wokers\":3,\"institution\"", 1);
         let e = Config::from_json(&t, Path::new(".")).unwrap_err();
         assert!(e.message.contains("wokers"), "{}", e.message);
@@ -481,7 +534,10 @@ mod tests {
             ("\"node_id\":100,", "node_id"),
             ("\"gateway\":{\"profile\":\"tif\"},", "gateway.paas_id"),
             ("\"gateway\":{\"timeout_ms\":\"x\"},", "gateway.timeout_ms"),
-            ("\"retry\":{\"safe_infnos\":[\"11a\"]},", "retry.safe_infnos"),
+            (
+                "\"retry\":{\"safe_infnos\":[\"11a\"]},",
+                "retry.safe_infnos",
+            ),
         ] {
             let t = minimal().replacen('{', &format!("{{{patch}"), 1);
             let e = Config::from_json(&t, Path::new(".")).unwrap_err();
@@ -491,7 +547,11 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let t = minimal().replacen('{', "{\"gateway\":{\"profile\":\"tif\",\"paas_id\":\"p\",\"paas_token\":\"TOPSECRET\"},", 1);
+        let t = minimal().replacen(
+            '{',
+            "{\"gateway\":{\"profile\":\"tif\",\"paas_id\":\"p\",\"paas_token\":\"TOPSECRET\"},",
+            1,
+        );
         let c = Config::from_json(&t, Path::new(".")).unwrap();
         assert!(!format!("{c:?}").contains("TOPSECRET"));
         assert_eq!(c.gateway.paas_token.expose(), "TOPSECRET");

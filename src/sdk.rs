@@ -2,9 +2,9 @@
 
 use crate::call::{sdk_output, Core, Outcome};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
 use crate::journal::{state, Journal};
-use crate::engine::Engine;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,12 @@ impl Sdk {
             workers,
             queued.len()
         );
-        Ok(Sdk { core, engine: Mutex::new(engine), closing: AtomicBool::new(false), in_flight: AtomicUsize::new(0) })
+        Ok(Sdk {
+            core,
+            engine: Mutex::new(engine),
+            closing: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -100,7 +105,10 @@ impl Sdk {
 
     /// Reversal (2601) arrives with the delivery engine; until then it says so.
     pub fn reverse(&self, id: i64) -> Result<Outcome> {
-        self.core.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        self.core
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         Err(Error::invalid("mi_reverse is not yet supported by this version of mi_sdk; reverse with mi_call_sync(\"2601\", ...)"))
     }
 
@@ -117,7 +125,11 @@ impl Sdk {
         let (p50, p99, samples) = self.core.stats.percentiles();
         let opter = &cfg.institution.opter;
         let date = crate::protocol::signin::today();
-        let signed_in = self.core.journal.signin_get(&cfg.institution.fixmedins_code, opter, &date)?.is_some();
+        let signed_in = self
+            .core
+            .journal
+            .signin_get(&cfg.institution.fixmedins_code, opter, &date)?
+            .is_some();
         let engine = self.engine();
         Ok(json!({
             "version": crate::VERSION,
@@ -163,7 +175,10 @@ fn strip_userinfo(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+            let host = authority
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(authority);
             let path = path.split('?').next().unwrap_or("");
             format!("{scheme}://{host}{path}")
         }
@@ -175,7 +190,10 @@ fn strip_userinfo(url: &str) -> String {
 mod tests {
     #[test]
     fn userinfo_and_query_are_stripped() {
-        assert_eq!(super::strip_userinfo("https://u:p@gw:8443/fsi/api?token=x"), "https://gw:8443/fsi/api");
+        assert_eq!(
+            super::strip_userinfo("https://u:p@gw:8443/fsi/api?token=x"),
+            "https://gw:8443/fsi/api"
+        );
         assert_eq!(super::strip_userinfo("http://gw/x"), "http://gw/x");
     }
 }

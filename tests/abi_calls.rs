@@ -12,22 +12,48 @@ use serde_json::{json, Value};
 fn outpatient_visit(otp_no: &str) -> Value {
     let (rc, p) = call("1101", q1101(ZHANG_CERTNO));
     assert_eq!(rc, MI_OK, "{p}");
-    let psn_no = p["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_string();
-    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"].as_str().unwrap().to_string();
+    let psn_no = p["output"]["baseinfo"]["psn_no"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": insuplc});
-    let (rc, r) = call("2201", per_call(json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
+    let (rc, r) = call(
+        "2201",
+        per_call(
+            json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
         "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "ipt_otp_no": otp_no, "atddr_no": "D001", "dr_name": "李医生",
-        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})));
+        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}}),
+        ),
+    );
     assert_eq!(rc, MI_OK, "{r}");
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    let (rc, r) = call("2203", per_call(json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
-        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []})));
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (rc, r) = call(
+        "2203",
+        per_call(
+            json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
+        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []}),
+        ),
+    );
     assert_eq!(rc, MI_OK, "{r}");
-    let fee = |sn: &str, codg: &str, cnt: f64, pric: f64| json!({"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
+    let fee = |sn: &str, codg: &str, cnt: f64, pric: f64| {
+        json!({"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
         "chrg_bchno": "B1", "fee_ocur_time": "2026-11-27 09:10:00", "med_list_codg": codg, "medins_list_codg": codg,
         "det_item_fee_sumamt": cnt * pric, "cnt": cnt, "pric": pric, "bilg_dept_codg": "A03", "bilg_dept_name": "内科",
-        "bilg_dr_codg": "D001", "bilg_dr_name": "李医生", "hosp_appr_flag": "1"});
-    let (rc, r) = call("2204", per_call(json!({"feedetail": [fee("F1", "XJ01CAA040A001010104463", 2.0, 25.5), fee("F2", "001102000010000", 1.0, 30.0)]})));
+        "bilg_dr_codg": "D001", "bilg_dr_name": "李医生", "hosp_appr_flag": "1"})
+    };
+    let (rc, r) = call(
+        "2204",
+        per_call(
+            json!({"feedetail": [fee("F1", "XJ01CAA040A001010104463", 2.0, 25.5), fee("F2", "001102000010000", 1.0, 30.0)]}),
+        ),
+    );
     assert_eq!(rc, MI_OK, "{r}");
     assert_eq!(r["output"]["result"].as_array().unwrap().len(), 2);
     let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "med_type": "11",
@@ -53,7 +79,11 @@ fn outpatient_visit_end_to_end_plain() {
     assert_eq!(s["psn_cash_pay"], 0.0);
     let ledger = env.ledger();
     assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
-    assert_eq!(ledger["signins"].as_array().unwrap().len(), 1, "one automatic sign-in");
+    assert_eq!(
+        ledger["signins"].as_array().unwrap().len(),
+        1,
+        "one automatic sign-in"
+    );
     assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1);
     assert_eq!(ledger["balances"]["44030000000000100001"], 1176.2);
     // The journal remembers the sign-in: a restart does not sign in again.
@@ -63,7 +93,10 @@ fn outpatient_visit_end_to_end_plain() {
     assert_eq!(env.ledger()["signins"].as_array().unwrap().len(), 1);
     let (_, st) = status();
     assert_eq!(st["sign_in"]["signed_in"], true);
-    assert_eq!(st["counts"]["succeeded"], 8, "9001, six visit steps and one 1101: {st}");
+    assert_eq!(
+        st["counts"]["succeeded"], 8,
+        "9001, six visit steps and one 1101: {st}"
+    );
     mi_shutdown(2000);
 }
 
@@ -124,36 +157,65 @@ fn outcome_codes_for_each_failure_class() {
     assert_eq!(rec["state"], "failed");
     // ...and a settlement is uncertain, sent exactly once.
     let before = env.ledger()["by_infno"]["2207"].as_u64().unwrap_or(0);
-    let (rc, out) = call("2207", json!({"input": {"data": {"psn_no": "44030000000000100001", "mdtrt_id": "nope", "medfee_sumamt": 1},
-        "_sim": {"delay_ms": 1500}}, "insuplc_admdvs": "440300"}));
+    let (rc, out) = call(
+        "2207",
+        json!({"input": {"data": {"psn_no": "44030000000000100001", "mdtrt_id": "nope", "medfee_sumamt": 1},
+        "_sim": {"delay_ms": 1500}}, "insuplc_admdvs": "440300"}),
+    );
     assert_eq!(rc, MI_E_UNCERTAIN, "{out}");
     assert_eq!(out["mi_code"], MI_E_UNCERTAIN);
     let id = mi_last_request_id();
     let (_, rec) = get_request(id);
-    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("uncertain"), Some(1)));
+    assert_eq!(
+        (rec["state"].as_str(), rec["attempts"].as_i64()),
+        (Some("uncertain"), Some(1))
+    );
     let (rc2, again) = get_result(id);
     assert_eq!(rc2, MI_E_UNCERTAIN);
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), out);
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    assert_eq!(env.ledger()["by_infno"]["2207"].as_u64().unwrap(), before + 1, "never resent");
+    assert_eq!(
+        env.ledger()["by_infno"]["2207"].as_u64().unwrap(),
+        before + 1,
+        "never resent"
+    );
     // mi_reverse exists and says it is not supported yet.
     let mut buf = vec![0u8; 4096];
     let mut len = buf.len() as i32;
     // SAFETY: buf has len bytes.
-    assert_eq!(unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) }, MI_E_INVALID_ARGUMENT);
+    assert_eq!(
+        unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) },
+        MI_E_INVALID_ARGUMENT
+    );
     assert!(last_error().contains("not yet supported"));
     mi_shutdown(1000);
     // A dead gateway: the request never left. (A fresh journal, so no sign-in of today is known.)
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let fresh = env.dir.path().join("fresh.db");
     assert_eq!(env.init(json!({"gateway": {"url": format!("http://127.0.0.1:{port}/fsi/api/rsfComIfsService/callService")},
         "journal": {"path": fresh.to_string_lossy()}})), MI_OK);
-    let (rc, out) = call("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}));
+    let (rc, out) = call(
+        "9001",
+        json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}),
+    );
     assert_eq!(rc, MI_E_NETWORK, "{out}");
-    let (rc, out) = call("2207", json!({"input": {"data": {"psn_no": "x"}}, "insuplc_admdvs": "440300"}));
-    assert_eq!(rc, MI_E_NETWORK, "a failed automatic sign-in means the request was not sent: {out}");
+    let (rc, out) = call(
+        "2207",
+        json!({"input": {"data": {"psn_no": "x"}}, "insuplc_admdvs": "440300"}),
+    );
+    assert_eq!(
+        rc, MI_E_NETWORK,
+        "a failed automatic sign-in means the request was not sent: {out}"
+    );
     let (_, rec) = get_request(mi_last_request_id());
-    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("failed"), Some(0)));
+    assert_eq!(
+        (rec["state"].as_str(), rec["attempts"].as_i64()),
+        (Some("failed"), Some(0))
+    );
     mi_shutdown(1000);
 }
 
@@ -175,7 +237,10 @@ fn sixteen_threads_at_once_sign_in_once_and_never_repeat_a_msgid() {
             })
         })
         .collect();
-    let mut ids: Vec<i64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut ids: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 160, "every thread sees its own request ids");
@@ -216,7 +281,10 @@ fn msgids_stay_unique_across_restarts_and_caller_msgids_are_checked() {
 }
 
 fn chrono_now() -> String {
-    let out = std::process::Command::new("date").arg("+%Y%m%d%H%M%S").output().unwrap();
+    let out = std::process::Command::new("date")
+        .arg("+%Y%m%d%H%M%S")
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -229,18 +297,40 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
     assert_eq!(call("1101", q1101("000")).0, MI_E_BUSINESS);
     mi_shutdown(1000);
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    let mode: String = db.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     let rows: Vec<(String, String, i64)> = db
-        .prepare("SELECT infno, state, infcode FROM v_mi_result ORDER BY request_id").unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap()
-        .collect::<Result<_, _>>().unwrap();
+        .prepare("SELECT infno, state, infcode FROM v_mi_result ORDER BY request_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     // The 1101 is committed before the sign-in it triggers: nothing is sent before it is journaled.
-    assert_eq!(rows, vec![("1101".into(), "succeeded".into(), 0), ("9001".into(), "succeeded".into(), 0), ("1101".into(), "business_error".into(), -1)]);
+    assert_eq!(
+        rows,
+        vec![
+            ("1101".into(), "succeeded".into(), 0),
+            ("9001".into(), "succeeded".into(), 0),
+            ("1101".into(), "business_error".into(), -1)
+        ]
+    );
     let attempts: i64 = db.query_row("SELECT count(*) FROM mi_attempt WHERE http_status = 200 AND latency_ms >= 0 AND response IS NOT NULL", [], |r| r.get(0)).unwrap();
     assert_eq!(attempts, 3);
-    let env_sent: String = db.query_row("SELECT envelope FROM mi_request WHERE infno = '1101' LIMIT 1", [], |r| r.get(0)).unwrap();
+    let env_sent: String = db
+        .query_row(
+            "SELECT envelope FROM mi_request WHERE infno = '1101' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     let e: Value = serde_json::from_str(&env_sent).unwrap();
-    assert_eq!(e["sign_no"].as_str().unwrap().len(), 30, "the envelope as sent carries the sign_no");
+    assert_eq!(
+        e["sign_no"].as_str().unwrap().len(),
+        30,
+        "the envelope as sent carries the sign_no"
+    );
     assert_eq!(e["inf_time"].as_str().unwrap().len(), 19);
 }

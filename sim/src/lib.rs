@@ -8,19 +8,21 @@
 //!
 //! Faults for tests are chosen per request by an `_sim` object in the business input:
 //! `{"_sim": {"delay_ms": 3000}}` (process, then answer late), `{"http_status": 502}`,
-//! `{"garbage": true}` (a non-JSON body), `{"infcode_as_string": true}`.
+//! `{"garbage": true}` (a non-JSON body), `{"drop": true}` (process, then close the
+//! connection without answering), `{"infcode_as_string": true}`.
 //!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
 pub mod checks;
+pub mod http;
 pub mod ledger;
 pub mod registry;
 
+use http::Reply;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const SERVICE_PATH: &str = "/fsi/api/rsfComIfsService/callService";
@@ -85,36 +87,32 @@ struct Shared {
 
 /// A running simulator. Dropping it stops it.
 pub struct Sim {
-    addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
+    server: http::Server,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl Sim {
     /// Starts on `addr` (e.g. `127.0.0.1:0` for a free port).
     pub fn start(cfg: SimConfig, addr: &str) -> std::io::Result<Sim> {
-        let server = Arc::new(tiny_http::Server::http(addr).map_err(|e| std::io::Error::other(e.to_string()))?);
-        let addr = server.server_addr().to_ip().ok_or_else(|| std::io::Error::other("not an IP listener"))?;
-        let shared = Arc::new(Shared { cfg, ledger: Mutex::new(ledger::Ledger::new()) });
-        let (s2, sh2) = (server.clone(), shared.clone());
-        let acceptor = std::thread::Builder::new().name("mi-sim-accept".into()).spawn(move || {
-            for rq in s2.incoming_requests() {
-                let sh = sh2.clone();
-                // One thread per request, so a delayed answer never holds up others.
-                let _ = std::thread::Builder::new().name("mi-sim-req".into()).spawn(move || handle(&sh, rq));
-            }
-        })?;
-        Ok(Sim { addr, server, shared, acceptor: Some(acceptor) })
+        let shared = Arc::new(Shared {
+            cfg,
+            ledger: Mutex::new(ledger::Ledger::new()),
+        });
+        let sh = shared.clone();
+        let server = http::Server::start(
+            std::net::TcpListener::bind(addr)?,
+            Arc::new(move |rq| handle(&sh, rq)),
+        )?;
+        Ok(Sim { server, shared })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:port`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// The platform's service URL, as a HIS config names it.
@@ -128,67 +126,93 @@ impl Sim {
 
     /// The books, as `GET /sim/ledger` gives them.
     pub fn ledger(&self) -> Value {
-        self.shared.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json()
+        self.shared
+            .ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .to_json()
     }
 
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.server.unblock();
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
+        self.server.stop();
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        self.shutdown();
+        self.server.stop();
     }
 }
 
-fn respond(rq: tiny_http::Request, status: u16, body: String) {
-    let header = tiny_http::Header::from_bytes("Content-Type", "application/json;charset=utf-8").expect("static header");
-    let _ = rq.respond(tiny_http::Response::from_string(body).with_status_code(status).with_header(header));
+const JSON: &str = "application/json;charset=utf-8";
+
+fn answer(status: u16, body: String) -> Reply {
+    Reply::Answer {
+        status,
+        content_type: JSON,
+        body,
+    }
 }
 
-fn handle(sh: &Shared, mut rq: tiny_http::Request) {
-    let url = rq.url().to_string();
-    let method = rq.method().clone();
-    if method == tiny_http::Method::Get && url == "/sim/ledger" {
-        let body = sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json().to_string();
-        return respond(rq, 200, body);
+fn handle(sh: &Shared, rq: http::Request) -> Reply {
+    if rq.method == "GET" && rq.path == "/sim/ledger" {
+        return answer(
+            200,
+            sh.ledger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .to_json()
+                .to_string(),
+        );
     }
-    let path_infno = match url.strip_prefix(SERVICE_PATH) {
+    let path_infno = match rq.path.strip_prefix(SERVICE_PATH) {
         Some("") => None,
         Some(rest) if rest.starts_with('/') => Some(rest[1..].to_string()),
-        _ => return respond(rq, 404, json!({"infcode": -1, "err_msg": format!("no such service: {url}")}).to_string()),
+        _ => {
+            return answer(
+                404,
+                json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)})
+                    .to_string(),
+            )
+        }
     };
-    if method != tiny_http::Method::Post {
-        return respond(rq, 405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
+    if rq.method != "POST" {
+        return answer(
+            405,
+            json!({"infcode": -1, "err_msg": "only POST"}).to_string(),
+        );
     }
-    let headers: Vec<(String, String)> = rq.headers().iter().map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string())).collect();
-    let mut body = Vec::new();
-    if rq.as_reader().read_to_end(&mut body).is_err() {
-        return;
-    }
-    let (status, answer, fault) = process(sh, &headers, &body, path_infno.as_deref());
+    let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref());
     if let Some(ms) = fault.get("delay_ms").and_then(Value::as_u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
+    if fault.get("drop").and_then(Value::as_bool) == Some(true) {
+        return Reply::Drop;
+    }
     if let Some(code) = fault.get("http_status").and_then(Value::as_u64) {
-        return respond(rq, code as u16, "<html><body>502 Bad Gateway</body></html>".into());
+        return Reply::Answer {
+            status: code as u16,
+            content_type: "text/html",
+            body: "<html><body>502 Bad Gateway</body></html>".into(),
+        };
     }
     if fault.get("garbage").and_then(Value::as_bool) == Some(true) {
-        return respond(rq, 200, "<html>gateway maintenance</html>".into());
+        return Reply::Answer {
+            status: 200,
+            content_type: "text/html",
+            body: "<html>gateway maintenance</html>".into(),
+        };
     }
-    respond(rq, status, answer);
+    answer(status, body)
 }
 
 /// Checks and runs one request; returns HTTP status, body and the fault asked for.
-fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: Option<&str>) -> (u16, String, Map<String, Value>) {
+fn process(
+    sh: &Shared,
+    headers: &[(String, String)],
+    body: &[u8],
+    path_infno: Option<&str>,
+) -> (u16, String, Map<String, Value>) {
     let now = checks::now_local();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut ledger = sh.ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,8 +224,11 @@ fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: O
         }
         checks::gateway(&sh.cfg, headers, now_ms)?;
         let text = std::str::from_utf8(body).map_err(|_| "报文不是有效的 UTF-8".to_string())?;
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
-        let Value::Object(env) = v else { return Err("报文应为 JSON 对象".into()) };
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
+        let Value::Object(env) = v else {
+            return Err("报文应为 JSON 对象".into());
+        };
         checks::envelope(&sh.cfg, &env, now)?;
         Ok(env)
     })();
@@ -219,13 +246,17 @@ fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: O
         .and_then(|i| i.remove("_sim"))
         .and_then(|f| f.as_object().cloned())
         .unwrap_or_default();
-    let as_string = sh.cfg.infcode_as_string || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
+    let as_string = sh.cfg.infcode_as_string
+        || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
     let infno = env["infno"].as_str().unwrap_or_default().to_string();
     let msgid = env["msgid"].as_str().unwrap_or_default().to_string();
     let opter = env["opter"].as_str().unwrap_or_default().to_string();
     let sign_no = env["sign_no"].as_str().unwrap_or_default().to_string();
     let refused = if path_infno.is_some_and(|p| p != infno) {
-        Some(format!("URL 中的交易编号[{}]与报文 infno[{infno}]不一致", path_infno.unwrap_or_default()))
+        Some(format!(
+            "URL 中的交易编号[{}]与报文 infno[{infno}]不一致",
+            path_infno.unwrap_or_default()
+        ))
     } else if ledger.seen_msgids.contains(&msgid) {
         Some(format!("报文ID[{msgid}]重复"))
     } else if infno != "9001" && !ledger.sign_no_valid(&sign_no, &opter) {
@@ -235,7 +266,11 @@ fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: O
     };
     if let Some(why) = refused {
         ledger.reject(&why);
-        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
+        return (
+            200,
+            reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
+            fault,
+        );
     }
     ledger.seen_msgids.insert(msgid);
     let r = match ledger.run(&infno, &env) {
@@ -245,9 +280,20 @@ fn process(sh: &Shared, headers: &[(String, String)], body: &[u8], path_infno: O
     (200, r, fault)
 }
 
-fn reply(ledger: &mut ledger::Ledger, cfg: &SimConfig, infcode: i64, err_msg: &str, output: Value, as_string: bool) -> String {
+fn reply(
+    ledger: &mut ledger::Ledger,
+    cfg: &SimConfig,
+    infcode: i64,
+    err_msg: &str,
+    output: Value,
+    as_string: bool,
+) -> String {
     let now = checks::now_local().format("%Y%m%d%H%M%S%3f").to_string();
-    let code = if as_string { json!(infcode.to_string()) } else { json!(infcode) };
+    let code = if as_string {
+        json!(infcode.to_string())
+    } else {
+        json!(infcode)
+    };
     json!({
         "infcode": code,
         "inf_refmsgid": ledger.inf_refmsgid(&cfg.admdvs),

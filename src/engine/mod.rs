@@ -29,14 +29,27 @@ impl Engine {
         let busy = Arc::new(AtomicUsize::new(0));
         let workers = (0..workers)
             .map(|n| {
-                let (core, rx, depth, stop, busy) = (core.clone(), rx.clone(), depth.clone(), stop.clone(), busy.clone());
+                let (core, rx, depth, stop, busy) = (
+                    core.clone(),
+                    rx.clone(),
+                    depth.clone(),
+                    stop.clone(),
+                    busy.clone(),
+                );
                 std::thread::Builder::new()
                     .name(format!("mi-worker-{n}"))
                     .spawn(move || work(core, rx, depth, stop, busy))
                     .expect("the OS refused a worker thread")
             })
             .collect();
-        Engine { tx: Some(tx), depth, stop, busy_workers: busy, workers, capacity }
+        Engine {
+            tx: Some(tx),
+            depth,
+            stop,
+            busy_workers: busy,
+            workers,
+            capacity,
+        }
     }
 
     /// Takes a queue slot, or `MI_E_BUSY`. Taken before journaling so a refused
@@ -44,9 +57,16 @@ impl Engine {
     pub fn reserve(&self) -> Result<()> {
         let cap = self.capacity;
         self.depth
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| (d < cap).then_some(d + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                (d < cap).then_some(d + 1)
+            })
             .map(|_| ())
-            .map_err(|_| Error::new(Code::Busy, format!("the async queue is full ({cap} requests); try later")))
+            .map_err(|_| {
+                Error::new(
+                    Code::Busy,
+                    format!("the async queue is full ({cap} requests); try later"),
+                )
+            })
     }
 
     pub fn release(&self) {
@@ -59,7 +79,10 @@ impl Engine {
             Some(tx) if tx.send(id).is_ok() => Ok(()),
             _ => {
                 self.release();
-                Err(Error::new(Code::Shutdown, "the SDK is shutting down; the request stays queued in the journal"))
+                Err(Error::new(
+                    Code::Shutdown,
+                    "the SDK is shutting down; the request stays queued in the journal",
+                ))
             }
         }
     }
@@ -102,7 +125,13 @@ impl Engine {
     }
 }
 
-fn work(core: Arc<Core>, rx: Receiver<i64>, depth: Arc<AtomicU64>, stop: Arc<AtomicBool>, busy: Arc<AtomicUsize>) {
+fn work(
+    core: Arc<Core>,
+    rx: Receiver<i64>,
+    depth: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    busy: Arc<AtomicUsize>,
+) {
     while let Ok(id) = rx.recv() {
         depth.fetch_sub(1, Ordering::AcqRel);
         if stop.load(Ordering::Acquire) {

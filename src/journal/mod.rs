@@ -21,7 +21,16 @@ pub mod state {
     pub const FAILED: &str = "failed";
     pub const UNCERTAIN: &str = "uncertain";
     pub const REVERSED: &str = "reversed";
-    pub const ALL: [&str; 8] = [QUEUED, SENDING, RETRY_WAIT, SUCCEEDED, BUSINESS_ERROR, FAILED, UNCERTAIN, REVERSED];
+    pub const ALL: [&str; 8] = [
+        QUEUED,
+        SENDING,
+        RETRY_WAIT,
+        SUCCEEDED,
+        BUSINESS_ERROR,
+        FAILED,
+        UNCERTAIN,
+        REVERSED,
+    ];
 }
 
 /// What a new request row needs besides its envelope.
@@ -81,15 +90,21 @@ pub struct Journal {
 
 /// Local time with milliseconds, the journal's timestamp format.
 pub fn now_text() -> String {
-    crate::protocol::now_local().format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    crate::protocol::now_local()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
 }
 
 impl Journal {
     /// Opens (creating if missing) and migrates the journal file.
     pub fn open(path: &Path, synchronous: &str) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::journal(format!("cannot create journal folder {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::journal(format!(
+                    "cannot create journal folder {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let conn = Connection::open(path)
             .map_err(|e| Error::journal(format!("cannot open journal {}: {e}", path.display())))?;
@@ -97,10 +112,18 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::journal(format!("journal {} cannot use WAL (got {mode})", path.display())));
+            return Err(Error::journal(format!(
+                "journal {} cannot use WAL (got {mode})",
+                path.display()
+            )));
         }
-        conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
-        let j = Journal { conn: Mutex::new(conn), path: path.to_path_buf() };
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"
+        ))?;
+        let j = Journal {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        };
         j.migrate()?;
         Ok(j)
     }
@@ -134,7 +157,9 @@ impl Journal {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.lock().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Allocates a msgid (unless the caller gave one) and commits a new request in one
@@ -153,11 +178,15 @@ impl Journal {
             None => {
                 let prefix = format!("{}{:02}", req.fixmedins_code, req.node_id);
                 let prev: Option<(String, u32)> = tx
-                    .query_row("SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(
+                        "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1",
+                        [&prefix],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()?;
-                let prev = prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+                let prev = prev.and_then(|(s, counter)| {
+                    msgid::parse_second(&s).map(|second| SeqState { second, counter })
+                });
                 let next = msgid::next(prev, crate::protocol::now_local());
                 tx.execute(
                     "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
@@ -176,7 +205,9 @@ impl Journal {
         );
         if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
             if f.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Err(Error::invalid(format!("msgid {msgid} was already used: a msgid must never repeat")));
+                return Err(Error::invalid(format!(
+                    "msgid {msgid} was already used: a msgid must never repeat"
+                )));
             }
         }
         inserted?;
@@ -205,7 +236,12 @@ impl Journal {
     }
 
     /// Records how an attempt ended and the request's final state, in one commit.
-    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+    pub fn finish(
+        &self,
+        id: i64,
+        attempt: Option<(i64, &AttemptRecord)>,
+        fin: &Final,
+    ) -> Result<()> {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_text();
@@ -261,14 +297,18 @@ impl Journal {
     pub fn ids_in_state(&self, state: &str) -> Result<Vec<i64>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT id FROM mi_request WHERE state = ?1 ORDER BY id")?;
-        let ids = st.query_map([state], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+        let ids = st
+            .query_map([state], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<i64>, _>>()?;
         Ok(ids)
     }
 
     pub fn counts_by_state(&self) -> Result<Vec<(String, i64)>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT state, count(*) FROM mi_request GROUP BY state")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -282,7 +322,14 @@ impl Journal {
         .optional()?)
     }
 
-    pub fn signin_put(&self, code: &str, opter: &str, date: &str, sign_no: &str, request_id: i64) -> Result<()> {
+    pub fn signin_put(
+        &self,
+        code: &str,
+        opter: &str,
+        date: &str,
+        sign_no: &str,
+        request_id: i64,
+    ) -> Result<()> {
         let c = self.lock();
         c.execute(
             "INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
@@ -320,7 +367,14 @@ mod tests {
     use super::*;
 
     fn new_req<'a>(msgid: Option<&'a str>) -> NewRequest<'a> {
-        NewRequest { infno: "1101", mode: "sync", priority: 0, caller_msgid: msgid, fixmedins_code: "H44030000001", node_id: 3 }
+        NewRequest {
+            infno: "1101",
+            mode: "sync",
+            priority: 0,
+            caller_msgid: msgid,
+            fixmedins_code: "H44030000001",
+            node_id: 3,
+        }
     }
 
     #[test]
@@ -332,7 +386,11 @@ mod tests {
             let j = Journal::open(&p, "full").unwrap();
             assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
             for _ in 0..150 {
-                let (_, m, env) = j.insert_request(&new_req(None), state::QUEUED, |m| Ok(format!("{{\"msgid\":\"{m}\"}}"))).unwrap();
+                let (_, m, env) = j
+                    .insert_request(&new_req(None), state::QUEUED, |m| {
+                        Ok(format!("{{\"msgid\":\"{m}\"}}"))
+                    })
+                    .unwrap();
                 assert_eq!(m.len(), 30);
                 assert_eq!(&m[26..28], "03");
                 assert!(env.contains(&m));
@@ -346,8 +404,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "full").unwrap();
         let m = "H44030000001202611271015309999";
-        j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into())).unwrap();
-        let e = j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into())).unwrap_err();
+        j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into()))
+            .unwrap();
+        let e = j
+            .insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into()))
+            .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
     }
 
@@ -355,17 +416,42 @@ mod tests {
     fn attempts_and_final_state_are_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
-        let (id, m, env) = j.insert_request(&new_req(None), state::QUEUED, |_| Ok("{}".into())).unwrap();
+        let (id, m, env) = j
+            .insert_request(&new_req(None), state::QUEUED, |_| Ok("{}".into()))
+            .unwrap();
         assert_eq!(j.begin_attempt(id, &m, &env).unwrap(), 1);
         assert_eq!(j.request(id).unwrap().unwrap().state, "sending");
-        let a = AttemptRecord { outcome: "ok", http_status: Some(200), infcode: Some(0), latency_ms: 5, ..Default::default() };
-        let fin = Final { state: state::SUCCEEDED, code: Code::Ok, result: "{\"infcode\":0}".into(), last_error: None };
+        let a = AttemptRecord {
+            outcome: "ok",
+            http_status: Some(200),
+            infcode: Some(0),
+            latency_ms: 5,
+            ..Default::default()
+        };
+        let fin = Final {
+            state: state::SUCCEEDED,
+            code: Code::Ok,
+            result: "{\"infcode\":0}".into(),
+            last_error: None,
+        };
         j.finish(id, Some((1, &a)), &fin).unwrap();
         let r = j.request(id).unwrap().unwrap();
-        assert_eq!((r.state.as_str(), r.attempts, r.mi_code), ("succeeded", 1, Some(0)));
-        assert_eq!(j.counts_by_state().unwrap(), vec![("succeeded".to_string(), 1)]);
+        assert_eq!(
+            (r.state.as_str(), r.attempts, r.mi_code),
+            ("succeeded", 1, Some(0))
+        );
+        assert_eq!(
+            j.counts_by_state().unwrap(),
+            vec![("succeeded".to_string(), 1)]
+        );
         let c = j.lock();
-        let (infcode, lat): (i64, i64) = c.query_row("SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let (infcode, lat): (i64, i64) = c
+            .query_row(
+                "SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
         assert_eq!((infcode, lat), (0, 5));
     }
 
@@ -373,7 +459,10 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.db");
-        Connection::open(&p).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
         assert_eq!(Journal::open(&p, "full").err().unwrap().code, Code::Journal);
     }
 
@@ -384,6 +473,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.db");
         let _j = Journal::open(&p, "full").unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -35,26 +35,41 @@ impl CallInput {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| Error::invalid(format!("input is not valid JSON: {e}")))?;
         let Value::Object(mut obj) = v else {
-            return Err(Error::invalid("input must be a JSON object, e.g. {\"data\":{...}}"));
+            return Err(Error::invalid(
+                "input must be a JSON object, e.g. {\"data\":{...}}",
+            ));
         };
         let Some(business) = obj.remove("input") else {
-            return Ok(CallInput { business: Value::Object(obj), overrides: Map::new() });
+            return Ok(CallInput {
+                business: Value::Object(obj),
+                overrides: Map::new(),
+            });
         };
         if !business.is_object() {
-            return Err(Error::invalid("input.input must be a JSON object (the business input)"));
+            return Err(Error::invalid(
+                "input.input must be a JSON object (the business input)",
+            ));
         }
         for (k, v) in &obj {
             let Some(&(_, max)) = OVERRIDABLE.iter().find(|(name, _)| name == k) else {
                 return Err(Error::invalid(format!(
                     "unknown envelope field \"{k}\" beside \"input\"; allowed: {}",
-                    OVERRIDABLE.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    OVERRIDABLE
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             };
             let Some(s) = v.as_str() else {
-                return Err(Error::invalid(format!("envelope field \"{k}\" must be a string")));
+                return Err(Error::invalid(format!(
+                    "envelope field \"{k}\" must be a string"
+                )));
             };
             if s.chars().count() > max {
-                return Err(Error::invalid(format!("envelope field \"{k}\" is longer than {max} characters")));
+                return Err(Error::invalid(format!(
+                    "envelope field \"{k}\" is longer than {max} characters"
+                )));
             }
             if k == "msgid" && !msgid::is_well_formed(s) {
                 return Err(Error::invalid("msgid must be 30 letters and digits: institution code (12) + yyyyMMddHHmmss + 4 digits"));
@@ -63,7 +78,10 @@ impl CallInput {
                 return Err(Error::invalid("opter_type must be \"1\", \"2\" or \"3\""));
             }
         }
-        Ok(CallInput { business, overrides: obj })
+        Ok(CallInput {
+            business,
+            overrides: obj,
+        })
     }
 
     /// A caller-given msgid, if any.
@@ -72,7 +90,10 @@ impl CallInput {
     }
 
     fn field<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        self.overrides.get(key).and_then(Value::as_str).unwrap_or(default)
+        self.overrides
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
     }
 }
 
@@ -90,7 +111,12 @@ fn names_psn_no(v: &Value) -> bool {
 
 /// Builds the envelope in the platform's field order. `sign_no` and `inf_time` are
 /// refreshed at each send (see [`refresh`]).
-pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result<Map<String, Value>> {
+pub fn build(
+    cfg: &Config,
+    infno: &str,
+    msgid: &str,
+    call: &CallInput,
+) -> Result<Map<String, Value>> {
     let i = &cfg.institution;
     let insuplc = call.field("insuplc_admdvs", &i.insuplc_admdvs);
     if insuplc.is_empty() && names_psn_no(&call.business) {
@@ -102,17 +128,29 @@ pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result
     let mut m = Map::new();
     m.insert("infno".into(), s(infno));
     m.insert("msgid".into(), s(msgid));
-    m.insert("mdtrtarea_admvs".into(), s(call.field("mdtrtarea_admvs", &i.mdtrtarea_admvs)));
+    m.insert(
+        "mdtrtarea_admvs".into(),
+        s(call.field("mdtrtarea_admvs", &i.mdtrtarea_admvs)),
+    );
     m.insert("insuplc_admdvs".into(), s(insuplc));
-    m.insert("recer_sys_code".into(), s(call.field("recer_sys_code", &i.recer_sys_code)));
+    m.insert(
+        "recer_sys_code".into(),
+        s(call.field("recer_sys_code", &i.recer_sys_code)),
+    );
     m.insert("dev_no".into(), s(call.field("dev_no", "")));
     m.insert("dev_safe_info".into(), s(call.field("dev_safe_info", "")));
     m.insert("cainfo".into(), s(call.field("cainfo", "")));
     m.insert("signtype".into(), s(call.field("signtype", "")));
     m.insert("infver".into(), s(&i.infver));
-    m.insert("opter_type".into(), s(call.field("opter_type", &i.opter_type)));
+    m.insert(
+        "opter_type".into(),
+        s(call.field("opter_type", &i.opter_type)),
+    );
     m.insert("opter".into(), s(call.field("opter", &i.opter)));
-    m.insert("opter_name".into(), s(call.field("opter_name", &i.opter_name)));
+    m.insert(
+        "opter_name".into(),
+        s(call.field("opter_name", &i.opter_name)),
+    );
     m.insert("inf_time".into(), s(""));
     m.insert("fixmedins_code".into(), s(&i.fixmedins_code));
     m.insert("fixmedins_name".into(), s(&i.fixmedins_name));
@@ -165,11 +203,17 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_unknown_is_rejected() {
-        let c = CallInput::parse(r#"{"input":{"data":{"psn_no":"P1"}},"insuplc_admdvs":"440100","opter":"0009"}"#).unwrap();
+        let c = CallInput::parse(
+            r#"{"input":{"data":{"psn_no":"P1"}},"insuplc_admdvs":"440100","opter":"0009"}"#,
+        )
+        .unwrap();
         let e = build(&cfg(), "2201", "M", &c).unwrap();
         assert_eq!(e["insuplc_admdvs"], "440100");
         assert_eq!(e["opter"], "0009");
-        assert!(CallInput::parse(r#"{"input":{},"fixmedins_code":"X"}"#).unwrap_err().message.contains("fixmedins_code"));
+        assert!(CallInput::parse(r#"{"input":{},"fixmedins_code":"X"}"#)
+            .unwrap_err()
+            .message
+            .contains("fixmedins_code"));
         assert!(CallInput::parse(r#"{"input":{},"msgid":"short"}"#).is_err());
         assert!(CallInput::parse(r#"{"input":{},"opter":5}"#).is_err());
     }
@@ -177,7 +221,10 @@ mod tests {
     #[test]
     fn psn_no_needs_insuplc() {
         let c = CallInput::parse(r#"{"data":{"psn_no":"P1"}}"#).unwrap();
-        assert!(build(&cfg(), "2201", "M", &c).unwrap_err().message.contains("insuplc_admdvs"));
+        assert!(build(&cfg(), "2201", "M", &c)
+            .unwrap_err()
+            .message
+            .contains("insuplc_admdvs"));
         let c = CallInput::parse(r#"{"feedetail":[{"psn_no":"P1"}]}"#).unwrap();
         assert!(build(&cfg(), "2204", "M", &c).is_err());
     }

@@ -32,7 +32,9 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(g: &Gateway) -> Transport {
-        let tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify).build();
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(!g.tls_verify)
+            .build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_millis(g.connect_timeout_ms)))
@@ -42,7 +44,10 @@ impl Transport {
             .user_agent(concat!("mi_sdk/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Transport { agent, gateway: g.clone() }
+        Transport {
+            agent,
+            gateway: g.clone(),
+        }
     }
 
     /// The URL for a transaction.
@@ -70,8 +75,13 @@ impl Transport {
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
-            .map_err(|e| Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e))))?;
-        Ok(Reply { status, body: String::from_utf8_lossy(&body).into_owned() })
+            .map_err(|e| {
+                Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e)))
+            })?;
+        Ok(Reply {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     }
 }
 
@@ -83,11 +93,17 @@ pub fn classify(e: ureq::Error) -> Failure {
     use ureq::Timeout as T;
     let msg = describe(&e);
     let never = match &e {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => true,
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => {
+            true
+        }
         E::Timeout(T::Connect | T::Resolve) => true,
         E::Io(io) => matches!(
             io.kind(),
-            ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable | ErrorKind::NotFound | ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable
+            ErrorKind::ConnectionRefused
+                | ErrorKind::AddrNotAvailable
+                | ErrorKind::NotFound
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
         ),
         _ => false,
     };
@@ -113,8 +129,17 @@ mod tests {
 
     #[test]
     fn refused_connection_never_left() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let g = Gateway { url: format!("http://127.0.0.1:{port}/x"), connect_timeout_ms: 500, timeout_ms: 1000, ..Gateway::default() };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let g = Gateway {
+            url: format!("http://127.0.0.1:{port}/x"),
+            connect_timeout_ms: 500,
+            timeout_ms: 1000,
+            ..Gateway::default()
+        };
         let t = Transport::new(&g);
         assert!(matches!(t.post("1101", "{}"), Err(Failure::NeverSent(_))));
     }
@@ -128,14 +153,26 @@ mod tests {
             std::thread::sleep(Duration::from_millis(600));
             drop(s);
         });
-        let g = Gateway { url: format!("http://127.0.0.1:{port}/x"), connect_timeout_ms: 500, timeout_ms: 300, ..Gateway::default() };
-        assert!(matches!(Transport::new(&g).post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
+        let g = Gateway {
+            url: format!("http://127.0.0.1:{port}/x"),
+            connect_timeout_ms: 500,
+            timeout_ms: 300,
+            ..Gateway::default()
+        };
+        assert!(matches!(
+            Transport::new(&g).post("2207", "{}"),
+            Err(Failure::MaybeProcessed(_))
+        ));
         h.join().unwrap();
     }
 
     #[test]
     fn append_infno() {
-        let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
+        let g = Gateway {
+            url: "http://h/x/".into(),
+            append_infno: true,
+            ..Gateway::default()
+        };
         assert_eq!(Transport::new(&g).url("1101"), "http://h/x/1101");
     }
 }

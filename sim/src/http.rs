@@ -1,0 +1,237 @@
+//! A small HTTP/1.1 server for the simulator: a thread per connection, keep-alive,
+//! `Content-Length` bodies. Written for the simulator rather than borrowed so that
+//! faults (a late answer, a connection dropped after the request was processed) are
+//! exact, and so that no connection ever waits for another one's thread.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 128 * 1024 * 1024;
+
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What to do with a request.
+pub enum Reply {
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    /// Close the connection without answering.
+    Drop,
+}
+
+pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
+
+pub struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(listener: TcpListener, handler: Handler) -> std::io::Result<Server> {
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let acceptor = std::thread::Builder::new()
+            .name("mi-sim-accept".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (h, s) = (handler.clone(), stop2.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("mi-sim-conn".into())
+                        .spawn(move || serve(conn, h, s));
+                }
+            })?;
+        Ok(Server {
+            addr,
+            stop,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, handler: Handler, stop: Arc<AtomicBool>) {
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let rq = match read_request(&mut reader, &stop) {
+            Ok(Some(rq)) => rq,
+            Ok(None) => return,
+            Err(status) => {
+                let _ = write_answer(&mut writer, status, "text/plain", "bad request", false);
+                return;
+            }
+        };
+        let close = rq
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        match handler(rq) {
+            Reply::Answer {
+                status,
+                content_type,
+                body,
+            } => {
+                if write_answer(&mut writer, status, content_type, &body, !close).is_err() || close
+                {
+                    return;
+                }
+            }
+            Reply::Drop => {
+                let _ = writer.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request; `Ok(None)` when the peer closed or the server stops.
+fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Option<Request>, u16> {
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        match r.read_until(b'\n', &mut head) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Ordering::Acquire) {
+                    return Ok(None);
+                }
+                continue;
+            }
+            Err(_) => return Ok(None),
+        }
+        if head.len() > MAX_HEAD {
+            return Err(431);
+        }
+        // Blank lines before a request are allowed (RFC 9112 §2.2).
+        if head.len() - before <= 2 && head[before..].iter().all(|b| *b == b'\r' || *b == b'\n') {
+            if before == 0 {
+                head.clear();
+                continue;
+            }
+            break;
+        }
+    }
+    let text = std::str::from_utf8(&head).map_err(|_| 400u16)?;
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let mut first = lines.next().ok_or(400u16)?.split(' ');
+    let (method, path) = (
+        first.next().ok_or(400u16)?.to_string(),
+        first.next().ok_or(400u16)?.to_string(),
+    );
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+    };
+    if get("transfer-encoding").is_some() {
+        return Err(411);
+    }
+    let len: usize = get("content-length")
+        .map(|v| v.parse().map_err(|_| 400u16))
+        .transpose()?
+        .unwrap_or(0);
+    if len > MAX_BODY {
+        return Err(413);
+    }
+    let mut body = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match r.read(&mut body[got..]) {
+            Ok(0) => return Ok(None),
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Ordering::Acquire) {
+                    return Ok(None);
+                }
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+fn write_answer(
+    w: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        _ => "Status",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    let mut all = head.into_bytes();
+    all.extend_from_slice(body.as_bytes());
+    w.write_all(&all)?;
+    w.flush()
+}

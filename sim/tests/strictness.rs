@@ -1,0 +1,312 @@
+//! The simulator rejects what the real platform rejects, and keeps honest books.
+//! These tests speak raw HTTP with ureq: they do not use mi_sdk.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use mi_sim::{Profile, Sim, SimConfig};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn now() -> chrono::NaiveDateTime {
+    chrono::Local::now().naive_local()
+}
+
+struct Client {
+    sim: Sim,
+    agent: ureq::Agent,
+    seq: u32,
+}
+
+impl Client {
+    fn new(cfg: SimConfig) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            sim: Sim::start(cfg, "127.0.0.1:0").unwrap(),
+            agent,
+            seq: 0,
+        }
+    }
+
+    fn msgid(&mut self) -> String {
+        self.seq += 1;
+        format!(
+            "H44030000001{}{:04}",
+            now().format("%Y%m%d%H%M%S"),
+            self.seq
+        )
+    }
+
+    fn envelope(&mut self, infno: &str, input: Value, sign_no: &str) -> Value {
+        json!({"infno": infno, "msgid": self.msgid(), "mdtrtarea_admvs": "440300", "insuplc_admdvs": "440300",
+            "recer_sys_code": "YBXT", "dev_no": "", "dev_safe_info": "", "cainfo": "", "signtype": "", "infver": "V1.0",
+            "opter_type": "1", "opter": "0001", "opter_name": "收费员", "inf_time": now().format("%Y-%m-%d %H:%M:%S").to_string(),
+            "fixmedins_code": "H44030000001", "fixmedins_name": "示例医院", "sign_no": sign_no, "input": input})
+    }
+
+    fn post(&self, env: &Value, headers: &[(&str, String)]) -> Value {
+        let mut rq = self
+            .agent
+            .post(self.sim.service_url())
+            .header("Content-Type", "application/json;charset=utf-8");
+        for (k, v) in headers {
+            rq = rq.header(*k, v);
+        }
+        let mut resp = rq.send(env.to_string()).unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    fn sign_in(&mut self) -> String {
+        let env = self.envelope(
+            "9001",
+            json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}),
+            "",
+        );
+        let r = self.post(&env, &[]);
+        assert_eq!(r["infcode"], 0, "{r}");
+        r["output"]["signinoutb"]["sign_no"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn call(&mut self, infno: &str, input: Value, sign_no: &str) -> Value {
+        let env = self.envelope(infno, input, sign_no);
+        self.post(&env, &[])
+    }
+}
+
+fn rejected_with(r: &Value, text: &str) {
+    assert_eq!(r["infcode"], -1, "{r}");
+    assert!(
+        r["err_msg"].as_str().unwrap().contains(text),
+        "wanted '{text}' in {r}"
+    );
+}
+
+#[test]
+fn envelope_rules() {
+    let mut c = Client::new(SimConfig::default());
+    let sign_no = c.sign_in();
+    assert_eq!(sign_no.len(), 30);
+    let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
+    assert_eq!(c.call("1101", q.clone(), &sign_no)["infcode"], 0);
+    rejected_with(&c.call("1101", q.clone(), ""), "sign_no");
+    rejected_with(
+        &c.call("1101", q.clone(), "123456789012345678901234567890"),
+        "sign_no",
+    );
+    let mut e = c.envelope("1101", q.clone(), &sign_no);
+    e.as_object_mut().unwrap().remove("infver");
+    rejected_with(&c.post(&e, &[]), "infver");
+    let mut e = c.envelope("1101", q.clone(), &sign_no);
+    e["inf_time"] = json!("2020-01-01 00:00:00");
+    rejected_with(&c.post(&e, &[]), "inf_time");
+    let mut e = c.envelope("1101", q.clone(), &sign_no);
+    e["fixmedins_code"] = json!("H99999999999");
+    rejected_with(&c.post(&e, &[]), "H99999999999");
+    let mut e = c.envelope("1101", q.clone(), &sign_no);
+    e["msgid"] = json!("H44030000001202613019999990001");
+    rejected_with(&c.post(&e, &[]), "msgid");
+    let e = c.envelope("1101", q.clone(), &sign_no);
+    assert_eq!(c.post(&e, &[])["infcode"], 0);
+    rejected_with(&c.post(&e, &[]), "重复");
+    let mut e = c.envelope(
+        "2201",
+        json!({"data": {"psn_no": "44030000000000100001"}}),
+        &sign_no,
+    );
+    e["insuplc_admdvs"] = json!("");
+    rejected_with(&c.post(&e, &[]), "insuplc_admdvs");
+    rejected_with(&c.call("110", q.clone(), &sign_no), "交易编号");
+    rejected_with(&c.call("7777", q, &sign_no), "不存在");
+    let ledger = c.sim.ledger();
+    // Nine envelope rejections; the unknown transaction 7777 is a business refusal.
+    assert_eq!(ledger["rejected"], 9, "{}", ledger["rejections"]);
+}
+
+#[test]
+fn tif_signature_and_clock_window() {
+    let cfg = SimConfig {
+        profile: Profile::Tif,
+        ..SimConfig::default()
+    };
+    let (id, token) = (cfg.paas_id.clone(), cfg.paas_token.clone());
+    let mut c = Client::new(cfg);
+    let headers = |ts: i64, tok: &str| {
+        let ts = ts.to_string();
+        let mut h = Sha256::new();
+        h.update(format!("{ts}{tok}nonce-1{ts}").as_bytes());
+        let sig: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        vec![
+            ("x-tif-paasid", id.clone()),
+            ("x-tif-timestamp", ts),
+            ("x-tif-nonce", "nonce-1".to_string()),
+            ("x-tif-signature", sig),
+        ]
+    };
+    let t = chrono::Utc::now().timestamp();
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001"}}), "");
+    assert_eq!(c.post(&e, &headers(t, &token))["infcode"], 0);
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001"}}), "");
+    rejected_with(&c.post(&e, &headers(t, "wrong")), "签名");
+    rejected_with(&c.post(&e, &headers(t - 3600, &token)), "时间戳");
+    rejected_with(&c.post(&e, &[]), "x-tif");
+}
+
+#[test]
+fn csb_signature() {
+    let cfg = SimConfig {
+        profile: Profile::Csb,
+        ..SimConfig::default()
+    };
+    let (name, ak, sk) = (
+        cfg.api_name.clone(),
+        cfg.access_key.clone(),
+        cfg.secret_key.clone(),
+    );
+    let mut c = Client::new(cfg);
+    let ts = chrono::Utc::now().timestamp_millis().to_string();
+    let text =
+        format!("_api_access_key={ak}&_api_name={name}&_api_timestamp={ts}&_api_version=1.0.0");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(sk.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let h = vec![
+        ("_api_name", name),
+        ("_api_version", "1.0.0".to_string()),
+        ("_api_access_key", ak),
+        ("_api_timestamp", ts),
+        ("_api_signature", sig),
+    ];
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001"}}), "");
+    assert_eq!(c.post(&e, &h)["infcode"], 0);
+    let mut bad = h.clone();
+    bad[4].1 = "AAAA".into();
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001"}}), "");
+    rejected_with(&c.post(&e, &bad), "签名");
+}
+
+#[test]
+fn settlement_books_double_settle_and_reversal() {
+    let mut c = Client::new(SimConfig::default());
+    let s = c.sign_in();
+    let psn = "44030000000000100001";
+    let r = c.call(
+        "2201",
+        json!({"data": {"psn_no": psn, "ipt_otp_no": "MZ1", "insutype": "310"}}),
+        &s,
+    );
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B", "med_list_codg": "X1",
+        "det_item_fee_sumamt": 100.0, "cnt": 2, "pric": 50.0}]});
+    assert_eq!(c.call("2204", fee, &s)["infcode"], 0);
+    let settle = json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "medfee_sumamt": 100.0, "acct_used_flag": "1"}});
+    rejected_with(
+        &c.call(
+            "2207",
+            json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "medfee_sumamt": 99.0}}),
+            &s,
+        ),
+        "不符",
+    );
+    let env = c.envelope("2207", settle.clone(), &s);
+    let msgid = env["msgid"].as_str().unwrap().to_string();
+    let r = c.post(&env, &[]);
+    assert_eq!(r["output"]["setlinfo"]["acct_pay"], 30.0, "{r}");
+    assert_eq!(c.sim.ledger()["balances"][psn], 1170.5);
+    rejected_with(&c.call("2207", settle, &s), "重复结算");
+    assert_eq!(c.sim.ledger()["double_settle_attempts"], 1);
+    // 2601 names the settlement's msgid and gives the account its money back; repeating it is harmless.
+    for _ in 0..2 {
+        let r = c.call(
+            "2601",
+            json!({"data": {"psn_no": psn, "omsgid": msgid, "oinfno": "2207"}}),
+            &s,
+        );
+        assert_eq!(r["infcode"], 0, "{r}");
+    }
+    let l = c.sim.ledger();
+    assert_eq!(l["balances"][psn], 1200.5);
+    assert_eq!(l["settlements"][0]["status"], "reversed");
+    assert_eq!(l["reversals"].as_array().unwrap().len(), 2);
+    // Reversing what never arrived succeeds and changes nothing.
+    let r = c.call("2601", json!({"data": {"psn_no": psn, "omsgid": "H44030000001202611270000000001", "oinfno": "2207"}}), &s);
+    assert_eq!(r["infcode"], 0);
+    assert_eq!(c.sim.ledger()["reversals"][2]["effect"], "not_found");
+}
+
+#[test]
+fn faults_and_the_ledger_over_http() {
+    let mut c = Client::new(SimConfig::default());
+    let s = c.sign_in();
+    let env = c.envelope("1101", json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}, "_sim": {"drop": true}}), &s);
+    let dropped = c
+        .agent
+        .post(c.sim.service_url())
+        .header("Content-Type", "application/json")
+        .send(env.to_string());
+    assert!(
+        dropped.is_err(),
+        "the connection is closed without an answer"
+    );
+    let mut resp = c
+        .agent
+        .get(format!("{}/sim/ledger", c.sim.base_url()))
+        .call()
+        .unwrap();
+    let l: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(
+        l["by_infno"]["1101"], 1,
+        "a dropped request was still processed"
+    );
+    let env = c.envelope(
+        "1101",
+        json!({"data": {}, "_sim": {"http_status": 502}}),
+        &s,
+    );
+    let resp = c
+        .agent
+        .post(c.sim.service_url())
+        .header("Content-Type", "application/json")
+        .send(env.to_string())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 502);
+}
+
+#[test]
+fn the_binary_prints_its_url_and_serves() {
+    let exe = env!("CARGO_BIN_EXE_mi-sim");
+    let mut child = std::process::Command::new(exe)
+        .args(["--addr", "127.0.0.1:0", "--profile", "tif"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let base = url.split("/fsi").next().unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.get(format!("{base}/sim/ledger")).call().unwrap();
+    let l: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(l["requests"], 0);
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(line.contains("Tif"));
+}
