@@ -26,6 +26,14 @@ pub fn sdk_output(code: Code, err_msg: &str, msgid: &str) -> String {
     json!({"infcode": -1, "err_msg": err_msg, "mi_code": code.as_i32(), "msgid": msgid}).to_string()
 }
 
+/// Whether a refusal is about the sign_no (not for sign-in and sign-out themselves,
+/// whose inputs carry their own sign-in data).
+fn is_sign_no_refusal(infno: &str, err_msg: Option<&str>) -> bool {
+    infno != transactions::SIGN_OUT
+        && transactions::needs_sign_no(infno)
+        && err_msg.is_some_and(|m| m.contains("sign_no") || m.contains("签到"))
+}
+
 /// Everything a call needs, shared by the sync path and the workers.
 pub struct Core {
     pub cfg: Config,
@@ -123,34 +131,48 @@ impl Core {
         } else {
             String::new()
         };
+        let mut msgid = row.msgid.clone();
+        let mut sign_no = sign_no;
+        let mut resent = false;
+        loop {
+            let fin = self.attempt(&row, &msgid, &sign_no)?;
+            // The platform refusing the sign_no (it restarted, or another terminal
+            // signed the operator in again) proves the request was not processed:
+            // sign in anew and resend once, under a fresh msgid.
+            if !resent && fin.code == Code::Business && is_sign_no_refusal(&row.infno, fin.last_error.as_deref()) {
+                resent = true;
+                log::warn!("request {id}: the platform refused sign_no of {opter}; signing in again and resending");
+                let date = signin::today();
+                self.journal.signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
+                self.signins.forget(&opter);
+                sign_no = match self.sign_no_for(&opter) {
+                    Ok(s) => s,
+                    Err(e) => return self.finish_unsent(&row, e),
+                };
+                msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
+                continue;
+            }
+            self.after(&row.infno, &opter, id, &fin);
+            return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
+        }
+    }
+
+    /// One send of a journaled request, recorded as an attempt with its outcome.
+    fn attempt(&self, row: &journal::RequestRow, msgid: &str, sign_no: &str) -> Result<Final> {
+        let id = row.id;
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
-        let env = envelope::refresh(&row.envelope, &row.msgid, &inf_time, &sign_no)?;
-        let attempt_no = self.journal.begin_attempt(id, &row.msgid, &env)?;
-        log::info!(
-            "send {} request={} msgid={} attempt={}",
-            row.infno,
-            id,
-            row.msgid,
-            attempt_no
-        );
+        let env = envelope::refresh(&row.envelope, msgid, &inf_time, sign_no)?;
+        let attempt_no = self.journal.begin_attempt(id, msgid, &env)?;
+        log::info!("send {} request={} msgid={} attempt={}", row.infno, id, msgid, attempt_no);
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!(
-                "request {id} envelope: {}",
-                logging::for_log(&env, self.cfg.log.mask_pii)
-            );
+            log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
         }
         let t0 = Instant::now();
         let sent = self.transport.post(&row.infno, &env);
         let latency_ms = t0.elapsed().as_millis() as u64;
-        let (attempt, fin) = self.classify(&row.infno, &row.msgid, sent, latency_ms);
-        self.journal
-            .finish(id, Some((attempt_no, &attempt)), &fin)?;
-        self.after(&row.infno, &opter, id, &fin);
-        Ok(Outcome {
-            request_id: id,
-            code: fin.code,
-            output: fin.result,
-        })
+        let (attempt, fin) = self.classify(&row.infno, msgid, sent, latency_ms);
+        self.journal.finish(id, Some((attempt_no, &attempt)), &fin)?;
+        Ok(fin)
     }
 
     /// Ends a request that was never sent (its sign-in failed).

@@ -557,3 +557,20 @@ mod tests {
         assert_eq!(c.gateway.paas_token.expose(), "TOPSECRET");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_complete_and_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mi_sdk.example.json");
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.institution.fixmedins_code, "H44030000001");
+        // Complete: every key of the struct appears in the file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for key in ["append_infno", "encrypt_input", "tls_verify", "platform_public_key", "auto", "node_id", "synchronous", "retain_days", "queue_capacity", "max_input_bytes", "uncertain_policy", "log4rs_file", "mask_pii", "keep_files"] {
+            assert!(text.contains(&format!("\"{key}\"")), "{key} missing from the example");
+        }
+    }
+}

@@ -334,3 +334,35 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
     );
     assert_eq!(e["inf_time"].as_str().unwrap().len(), 19);
 }
+
+#[test]
+fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
+    let _g = serial();
+    let env = Env::plain();
+    assert_eq!(env.init(json!({})), MI_OK);
+    assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+    mi_shutdown(1000);
+    // The platform restarts: today's sign_no in the journal means nothing to it now.
+    let fresh = Env::plain();
+    let patch = json!({"gateway": {"url": fresh.sim.service_url()}, "journal": {"path": env.journal_path().to_string_lossy()}});
+    assert_eq!(fresh.init(patch), MI_OK);
+    let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
+    assert_eq!(rc, MI_OK, "{out}");
+    let ledger = fresh.ledger();
+    assert_eq!(ledger["rejected"], 1);
+    assert!(ledger["rejections"][0].as_str().unwrap().contains("sign_no"));
+    assert_eq!(ledger["signins"].as_array().unwrap().len(), 1);
+    assert_eq!(ledger["by_infno"]["1101"], 1, "processed once");
+    let id = mi_last_request_id();
+    let (_, rec) = get_request(id);
+    assert_eq!(rec["attempts"], 2);
+    mi_shutdown(1000);
+    let db = rusqlite::Connection::open(env.journal_path()).unwrap();
+    let msgids: Vec<String> = db
+        .prepare("SELECT msgid FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no").unwrap()
+        .query_map([id], |r| r.get(0)).unwrap()
+        .collect::<Result<_, _>>().unwrap();
+    assert_eq!(msgids.len(), 2);
+    assert_ne!(msgids[0], msgids[1]);
+    assert_eq!(rec["msgid"].as_str().unwrap(), msgids[1], "the request names the msgid the platform processed");
+}

@@ -175,26 +175,7 @@ impl Journal {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let msgid = match req.caller_msgid {
             Some(m) => m.to_string(),
-            None => {
-                let prefix = format!("{}{:02}", req.fixmedins_code, req.node_id);
-                let prev: Option<(String, u32)> = tx
-                    .query_row(
-                        "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1",
-                        [&prefix],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                let prev = prev.and_then(|(s, counter)| {
-                    msgid::parse_second(&s).map(|second| SeqState { second, counter })
-                });
-                let next = msgid::next(prev, crate::protocol::now_local());
-                tx.execute(
-                    "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
-                    params![prefix, msgid::format_second(next.second), next.counter],
-                )?;
-                msgid::format(req.fixmedins_code, req.node_id, next)
-            }
+            None => allocate_msgid(&tx, req.fixmedins_code, req.node_id)?,
         };
         let envelope = build(&msgid)?;
         let now = now_text();
@@ -214,6 +195,17 @@ impl Journal {
         let id = tx.last_insert_rowid();
         tx.commit()?;
         Ok((id, msgid, envelope))
+    }
+
+    /// Gives a request a fresh msgid for a resend the platform proved it never
+    /// processed (it refused the first one); the old msgid stays on its attempt row.
+    pub fn reassign_msgid(&self, id: i64, fixmedins_code: &str, node_id: u32) -> Result<String> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let msgid = allocate_msgid(&tx, fixmedins_code, node_id)?;
+        tx.execute("UPDATE mi_request SET msgid = ?2, updated_at = ?3 WHERE id = ?1", params![id, msgid, now_text()])?;
+        tx.commit()?;
+        Ok(msgid)
     }
 
     /// Records the start of an attempt: state `sending`, the envelope as it goes out.
@@ -350,6 +342,23 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// The next msgid of an institution code + node, inside the caller's write
+/// transaction, so two processes sharing the file never hand out the same one.
+fn allocate_msgid(tx: &rusqlite::Transaction<'_>, fixmedins_code: &str, node_id: u32) -> Result<String> {
+    let prefix = format!("{fixmedins_code}{node_id:02}");
+    let prev: Option<(String, u32)> = tx
+        .query_row("SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let prev = prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+    let next = msgid::next(prev, crate::protocol::now_local());
+    tx.execute(
+        "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
+         ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
+        params![prefix, msgid::format_second(next.second), next.counter],
+    )?;
+    Ok(msgid::format(fixmedins_code, node_id, next))
 }
 
 #[cfg(unix)]
