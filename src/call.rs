@@ -139,21 +139,33 @@ impl Core {
             // The platform refusing the sign_no (it restarted, or another terminal
             // signed the operator in again) proves the request was not processed:
             // sign in anew and resend once, under a fresh msgid.
-            if !resent && fin.code == Code::Business && is_sign_no_refusal(&row.infno, fin.last_error.as_deref()) {
+            if !resent
+                && fin.code == Code::Business
+                && is_sign_no_refusal(&row.infno, fin.last_error.as_deref())
+            {
                 resent = true;
                 log::warn!("request {id}: the platform refused sign_no of {opter}; signing in again and resending");
                 let date = signin::today();
-                self.journal.signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
+                self.journal
+                    .signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
                 self.signins.forget(&opter);
                 sign_no = match self.sign_no_for(&opter) {
                     Ok(s) => s,
                     Err(e) => return self.finish_unsent(&row, e),
                 };
-                msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
+                msgid = self.journal.reassign_msgid(
+                    id,
+                    &self.cfg.institution.fixmedins_code,
+                    self.cfg.node_id,
+                )?;
                 continue;
             }
             self.after(&row.infno, &opter, id, &fin);
-            return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
+            return Ok(Outcome {
+                request_id: id,
+                code: fin.code,
+                output: fin.result,
+            });
         }
     }
 
@@ -163,15 +175,25 @@ impl Core {
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let env = envelope::refresh(&row.envelope, msgid, &inf_time, sign_no)?;
         let attempt_no = self.journal.begin_attempt(id, msgid, &env)?;
-        log::info!("send {} request={} msgid={} attempt={}", row.infno, id, msgid, attempt_no);
+        log::info!(
+            "send {} request={} msgid={} attempt={}",
+            row.infno,
+            id,
+            msgid,
+            attempt_no
+        );
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
+            log::debug!(
+                "request {id} envelope: {}",
+                logging::for_log(&env, self.cfg.log.mask_pii)
+            );
         }
         let t0 = Instant::now();
         let sent = self.transport.post(&row.infno, &env);
         let latency_ms = t0.elapsed().as_millis() as u64;
         let (attempt, fin) = self.classify(&row.infno, msgid, sent, latency_ms);
-        self.journal.finish(id, Some((attempt_no, &attempt)), &fin)?;
+        self.journal
+            .finish(id, Some((attempt_no, &attempt)), &fin)?;
         Ok(fin)
     }
 

@@ -569,8 +569,26 @@ mod example_tests {
         assert_eq!(c.institution.fixmedins_code, "H44030000001");
         // Complete: every key of the struct appears in the file.
         let text = std::fs::read_to_string(&path).unwrap();
-        for key in ["append_infno", "encrypt_input", "tls_verify", "platform_public_key", "auto", "node_id", "synchronous", "retain_days", "queue_capacity", "max_input_bytes", "uncertain_policy", "log4rs_file", "mask_pii", "keep_files"] {
-            assert!(text.contains(&format!("\"{key}\"")), "{key} missing from the example");
+        for key in [
+            "append_infno",
+            "encrypt_input",
+            "tls_verify",
+            "platform_public_key",
+            "auto",
+            "node_id",
+            "synchronous",
+            "retain_days",
+            "queue_capacity",
+            "max_input_bytes",
+            "uncertain_policy",
+            "log4rs_file",
+            "mask_pii",
+            "keep_files",
+        ] {
+            assert!(
+                text.contains(&format!("\"{key}\"")),
+                "{key} missing from the example"
+            );
         }
     }
 }

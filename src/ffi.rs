@@ -231,6 +231,15 @@ fn deliver(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Resu
     }
 }
 
+/// Like [`deliver`] for functions about an existing request: an unknown id is
+/// `MI_E_NOT_FOUND` with no output, not a call outcome.
+fn deliver_about(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Result<Code> {
+    match r {
+        Err(e) if e.code == Code::NotFound => Err(e),
+        r => deliver(out, cs, r, is_call),
+    }
+}
+
 /// Initialises the SDK.
 ///
 /// `config` is inline JSON (text starting with `{`), a path to a JSON file, or NULL
@@ -347,13 +356,12 @@ pub unsafe extern "system" fn mi_get_result(
             let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
             let out = unsafe { OutBuf::new(output, output_len) }?;
-            let r = sdk.get_result(request_id);
-            if let Err(e) = &r {
-                if e.code == Code::NotFound {
-                    return Err(e.clone());
-                }
-            }
-            deliver(&out, sdk.config().charset(), r, false)
+            deliver_about(
+                &out,
+                sdk.config().charset(),
+                sdk.get_result(request_id),
+                false,
+            )
         })())
     })
 }
@@ -397,13 +405,7 @@ pub unsafe extern "system" fn mi_reverse(
             let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
             let out = unsafe { OutBuf::new(output, output_len) }?;
-            let r = sdk.reverse(request_id);
-            if let Err(e) = &r {
-                if e.code == Code::NotFound {
-                    return Err(e.clone());
-                }
-            }
-            deliver(&out, sdk.config().charset(), r, true)
+            deliver_about(&out, sdk.config().charset(), sdk.reverse(request_id), true)
         })())
     })
 }

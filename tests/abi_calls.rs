@@ -350,7 +350,10 @@ fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
     assert_eq!(rc, MI_OK, "{out}");
     let ledger = fresh.ledger();
     assert_eq!(ledger["rejected"], 1);
-    assert!(ledger["rejections"][0].as_str().unwrap().contains("sign_no"));
+    assert!(ledger["rejections"][0]
+        .as_str()
+        .unwrap()
+        .contains("sign_no"));
     assert_eq!(ledger["signins"].as_array().unwrap().len(), 1);
     assert_eq!(ledger["by_infno"]["1101"], 1, "processed once");
     let id = mi_last_request_id();
@@ -359,10 +362,17 @@ fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
     mi_shutdown(1000);
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
     let msgids: Vec<String> = db
-        .prepare("SELECT msgid FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no").unwrap()
-        .query_map([id], |r| r.get(0)).unwrap()
-        .collect::<Result<_, _>>().unwrap();
+        .prepare("SELECT msgid FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no")
+        .unwrap()
+        .query_map([id], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(msgids.len(), 2);
     assert_ne!(msgids[0], msgids[1]);
-    assert_eq!(rec["msgid"].as_str().unwrap(), msgids[1], "the request names the msgid the platform processed");
+    assert_eq!(
+        rec["msgid"].as_str().unwrap(),
+        msgids[1],
+        "the request names the msgid the platform processed"
+    );
 }

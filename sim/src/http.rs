@@ -126,17 +126,7 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Optio
         match r.read_until(b'\n', &mut head) {
             Ok(0) => return Ok(None),
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::Acquire) {
-                    return Ok(None);
-                }
-                continue;
-            }
+            Err(e) if idle(&e, stop) => continue,
             Err(_) => return Ok(None),
         }
         if head.len() > MAX_HEAD {
@@ -186,16 +176,7 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Optio
         match r.read(&mut body[got..]) {
             Ok(0) => return Ok(None),
             Ok(n) => got += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::Acquire) {
-                    return Ok(None);
-                }
-            }
+            Err(e) if idle(&e, stop) => {}
             Err(_) => return Ok(None),
         }
     }
@@ -205,6 +186,15 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Optio
         headers,
         body,
     }))
+}
+
+/// Whether a read error is only the poll timeout while the server keeps running:
+/// then the connection waits on; anything else ends it.
+fn idle(e: &std::io::Error, stop: &AtomicBool) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) && !stop.load(Ordering::Acquire)
 }
 
 fn write_answer(

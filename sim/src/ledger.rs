@@ -440,6 +440,13 @@ impl Ledger {
                             "fund_payamt": yuan(fund), "fund_pay_type_name": "统筹基金支出", "setl_proc_info": ""}]}))
     }
 
+    fn settlement(&self, setl_id: &str) -> Result<&Settlement, String> {
+        self.settlements
+            .iter()
+            .find(|s| s.setl_id == setl_id)
+            .ok_or_else(|| format!("结算ID[{setl_id}]不存在"))
+    }
+
     /// Undoes a settlement (2208 or 2601), giving the account its money back.
     fn undo_settlement(&mut self, setl_id: &str, status: &str) -> Result<Settlement, String> {
         let s = self
@@ -458,11 +465,7 @@ impl Ledger {
 
     fn cancel_settlement(&mut self, input: &Value, msgid: &str) -> TxResult {
         let setl_id = text(input, "/data/setl_id");
-        let s = self
-            .settlements
-            .iter()
-            .find(|s| s.setl_id == setl_id)
-            .ok_or_else(|| format!("结算ID[{setl_id}]不存在"))?;
+        let s = self.settlement(&setl_id)?;
         if s.psn_no != text(input, "/data/psn_no") || s.mdtrt_id != text(input, "/data/mdtrt_id") {
             return Err("结算ID与人员编号或就诊ID不符".into());
         }
@@ -508,11 +511,7 @@ impl Ledger {
 
     fn settlement_info(&mut self, input: &Value) -> TxResult {
         let setl_id = text(input, "/data/setl_id");
-        let s = self
-            .settlements
-            .iter()
-            .find(|s| s.setl_id == setl_id)
-            .ok_or_else(|| format!("结算ID[{setl_id}]不存在"))?;
+        let s = self.settlement(&setl_id)?;
         Ok(
             json!({"setlinfo": {"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no, "setl_time": s.setl_time,
             "medfee_sumamt": yuan(s.medfee_fen), "fund_pay_sumamt": yuan(s.fund_fen), "acct_pay": yuan(s.acct_fen),

@@ -203,7 +203,10 @@ impl Journal {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let msgid = allocate_msgid(&tx, fixmedins_code, node_id)?;
-        tx.execute("UPDATE mi_request SET msgid = ?2, updated_at = ?3 WHERE id = ?1", params![id, msgid, now_text()])?;
+        tx.execute(
+            "UPDATE mi_request SET msgid = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, msgid, now_text()],
+        )?;
         tx.commit()?;
         Ok(msgid)
     }
@@ -346,12 +349,22 @@ impl Journal {
 
 /// The next msgid of an institution code + node, inside the caller's write
 /// transaction, so two processes sharing the file never hand out the same one.
-fn allocate_msgid(tx: &rusqlite::Transaction<'_>, fixmedins_code: &str, node_id: u32) -> Result<String> {
+fn allocate_msgid(
+    tx: &rusqlite::Transaction<'_>,
+    fixmedins_code: &str,
+    node_id: u32,
+) -> Result<String> {
     let prefix = format!("{fixmedins_code}{node_id:02}");
     let prev: Option<(String, u32)> = tx
-        .query_row("SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1",
+            [&prefix],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let prev = prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+    let prev = prev.and_then(|(s, counter)| {
+        msgid::parse_second(&s).map(|second| SeqState { second, counter })
+    });
     let next = msgid::next(prev, crate::protocol::now_local());
     tx.execute(
         "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
