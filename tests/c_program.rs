@@ -81,16 +81,19 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
         String::from_utf8_lossy(&gcc.stderr)
     );
 
-    let cfg = mi_sim::SimConfig {
-        profile: mi_sim::Profile::Tif,
-        ..Default::default()
-    };
-    let sim = mi_sim::Sim::start(cfg, "127.0.0.1:0").unwrap();
+    let sim = SimProcess::start(&[
+        "--profile",
+        "tif",
+        "--paas-id",
+        "c-test",
+        "--paas-token",
+        "c-test-token",
+    ]);
     let run = Command::new(&exe)
-        .arg(sim.service_url())
+        .arg(&sim.url)
         .arg(work.path())
-        .arg(&sim.config().paas_id)
-        .arg(&sim.config().paas_token)
+        .arg("c-test")
+        .arg("c-test-token")
         .env("LD_LIBRARY_PATH", so.parent().unwrap())
         .output()
         .unwrap();
@@ -108,6 +111,118 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
         ledger["rejections"]
     );
     assert!(ledger["by_infno"]["1101"].as_u64().unwrap() >= 4);
+}
+
+/// The `mi-sim` binary, as an operator would run it, on a free port.
+struct SimProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SimProcess {
+    fn start(args: &[&str]) -> SimProcess {
+        let exe = target_dir().join("mi-sim");
+        assert!(
+            exe.is_file(),
+            "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)",
+            exe.display()
+        );
+        let mut child = Command::new(exe)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("mi-sim prints its URL")
+            .to_string();
+        SimProcess { child, url }
+    }
+
+    fn ledger(&self) -> serde_json::Value {
+        let base = self.url.split("/fsi/").next().unwrap();
+        let mut r = ureq::get(format!("{base}/sim/ledger")).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn config_beside_the_library_file() {
+    if !require_gcc() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let so = shared_library();
+    // A HIS folder: the library, its mi_sdk.json, and the program, nothing else.
+    let his = tempfile::tempdir().unwrap();
+    std::fs::copy(&so, his.path().join("libmi_sdk.so")).unwrap();
+    let sim = SimProcess::start(&[]);
+    let config = serde_json::json!({
+        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "beside", "mdtrtarea_admvs": "440300",
+                        "opter": "0001", "opter_name": "cashier"},
+        "gateway": {"url": sim.url},
+        "journal": {"path": "data/mi_journal.db"}
+    });
+    std::fs::write(his.path().join("mi_sdk.json"), config.to_string()).unwrap();
+    let exe = his.path().join("beside");
+    let gcc = Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("tests/c/beside.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(his.path())
+        .arg("-lmi_sdk")
+        .output()
+        .unwrap();
+    assert!(
+        gcc.status.success(),
+        "gcc failed:\n{}",
+        String::from_utf8_lossy(&gcc.stderr)
+    );
+    // Run from an unrelated working folder, with no MI_SDK_CONFIG.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = Command::new(&exe)
+        .arg(his.path().join("data/mi_journal.db"))
+        .current_dir(elsewhere.path())
+        .env("LD_LIBRARY_PATH", his.path())
+        .env_remove("MI_SDK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        his.path().join("logs/mi_sdk.log").is_file(),
+        "logs resolve beside the config too"
+    );
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing written to the working folder"
+    );
+    assert_eq!(sim.ledger()["by_infno"]["1101"], 1);
 }
 
 #[test]
