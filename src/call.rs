@@ -1,15 +1,19 @@
 //! One call, start to finish: validate, journal, sign in when needed, send, classify
-//! the outcome, record it. The sync path and the async workers share this code.
+//! the outcome, decide whether it may be sent again, record it. The sync path and the
+//! async workers share this code; they differ only in who waits out a backoff.
 
 use crate::config::Config;
+use crate::engine::retry::{self, Failure as Why, Verdict};
+use crate::engine::Wake;
 use crate::error::{Code, Error, Result};
-use crate::journal::{self, state, AttemptRecord, Final, Journal, NewRequest};
+use crate::journal::{self, state, AttemptRecord, Final, Journal, NewRequest, RequestRow};
 use crate::logging;
 use crate::protocol::envelope::{self, CallInput};
 use crate::protocol::{signin, transactions};
 use crate::stats::Stats;
-use crate::transport::{Failure, Transport};
-use serde_json::{json, Value};
+use crate::transport::{Failure, Reply, Transport};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,9 +25,37 @@ pub struct Outcome {
     pub output: String,
 }
 
+/// Who runs the attempts of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The calling thread, to the end, sleeping through backoffs (sync calls).
+    Inline,
+    /// A worker, one attempt at a time; a retry goes back to the queue.
+    Worker,
+}
+
 /// The output the SDK writes when the platform did not answer.
 pub fn sdk_output(code: Code, err_msg: &str, msgid: &str) -> String {
     json!({"infcode": -1, "err_msg": err_msg, "mi_code": code.as_i32(), "msgid": msgid}).to_string()
+}
+
+/// The pending output of an unfinished request.
+pub fn pending_output(msgid: &str, state: &str) -> String {
+    json!({"infcode": -1, "err_msg": "pending", "mi_code": Code::Pending.as_i32(), "msgid": msgid, "state": state})
+        .to_string()
+}
+
+/// The final state of a request that may have been processed and was not resent.
+pub fn uncertain_final(infno: &str, msgid: &str, why: &str) -> Final {
+    let msg = format!(
+        "no valid answer after sending {infno}: it may have been processed and was not resent; reverse it (2601) or query: {why}"
+    );
+    Final {
+        state: state::UNCERTAIN,
+        code: Code::Uncertain,
+        result: sdk_output(Code::Uncertain, &msg, msgid),
+        last_error: Some(msg),
+    }
 }
 
 /// Whether a refusal is about the sign_no (not for sign-in and sign-out themselves,
@@ -40,19 +72,29 @@ pub struct Core {
     pub journal: Journal,
     pub transport: Transport,
     pub stats: Stats,
+    /// This process's name in the journal's claims (`mi_owner`).
+    pub owner: String,
+    /// Wakes idle workers when new work is queued.
+    pub wake: Wake,
+    /// Requests waiting to be sent (for `MI_E_BUSY` and the status); kept exact by
+    /// this process and re-counted from the journal every second.
+    pub queued: AtomicI64,
     signins: signin::SignIns,
     /// Serialises sign-ins so sixteen threads at 8 a.m. sign in once, not sixteen times.
     signin_lock: Mutex<()>,
 }
 
 impl Core {
-    pub fn new(cfg: Config, journal: Journal) -> Core {
+    pub fn new(cfg: Config, journal: Journal, owner: String) -> Core {
         let transport = Transport::new(&cfg.gateway);
         Core {
             cfg,
             journal,
             transport,
             stats: Stats::default(),
+            owner,
+            wake: Wake::default(),
+            queued: AtomicI64::new(0),
             signins: Default::default(),
             signin_lock: Mutex::new(()),
         }
@@ -77,32 +119,59 @@ impl Core {
         CallInput::parse(input)
     }
 
-    /// Commits a new request; from here on it is never lost.
-    pub fn journal_new(
-        &self,
-        infno: &str,
-        call: &CallInput,
-        mode: &str,
+    /// The identity columns of a new request.
+    pub fn new_request<'a>(
+        &'a self,
+        infno: &'a str,
+        call: &'a CallInput,
+        mode: &'a str,
         priority: i32,
-    ) -> Result<(i64, String)> {
-        let req = NewRequest {
+        reversal_of: Option<i64>,
+    ) -> NewRequest<'a> {
+        NewRequest {
             infno,
             mode,
             priority,
             caller_msgid: call.msgid(),
             fixmedins_code: &self.cfg.institution.fixmedins_code,
             node_id: self.cfg.node_id,
-        };
-        let (id, msgid, _) = self.journal.insert_request(&req, state::QUEUED, |msgid| {
-            let env = envelope::build(&self.cfg, infno, msgid, call)?;
-            Ok(serde_json::to_string(&env).expect("a JSON map always serialises"))
-        })?;
+            reversal_of,
+        }
+    }
+
+    /// The envelope JSON of a call under a msgid.
+    pub fn envelope_text(&self, infno: &str, msgid: &str, call: &CallInput) -> Result<String> {
+        let env = envelope::build(&self.cfg, infno, msgid, call)?;
+        Ok(serde_json::to_string(&env).expect("a JSON map always serialises"))
+    }
+
+    /// Commits a new request claimed by this process (a sync call): from here on it
+    /// is never lost.
+    pub fn journal_sync(
+        &self,
+        infno: &str,
+        call: &CallInput,
+        reversal_of: Option<i64>,
+    ) -> Result<(i64, String)> {
+        let req = self.new_request(infno, call, "sync", 0, reversal_of);
+        let (id, msgid, _) =
+            self.journal
+                .insert_request(&req, state::SENDING, Some(&self.owner), |m| {
+                    self.envelope_text(infno, m, call)
+                })?;
         Ok((id, msgid))
     }
 
-    /// Sends a journaled request once and records how it ended.
-    pub fn execute(&self, id: i64) -> Outcome {
-        match self.try_execute(id) {
+    /// Whether failures of this request may be resent: queries and calculations, and
+    /// reversals (2601 is safe to repeat with the same omsgid).
+    fn retry_safe(&self, row: &RequestRow) -> bool {
+        transactions::matches_any(&row.infno, &self.cfg.retry.safe_infnos)
+            || row.infno == transactions::REVERSAL
+    }
+
+    /// Runs a claimed request: to the end (`Inline`) or one attempt (`Worker`).
+    pub fn execute(&self, id: i64, mode: Mode) -> Outcome {
+        match self.try_execute(id, mode) {
             Ok(o) => o,
             Err(e) => {
                 log::error!("request {id}: {e}");
@@ -116,14 +185,14 @@ impl Core {
         }
     }
 
-    fn try_execute(&self, id: i64) -> Result<Outcome> {
+    fn try_execute(&self, id: i64, mode: Mode) -> Result<Outcome> {
         let row = self
             .journal
             .request(id)?
             .ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
         let opter =
             envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
-        let sign_no = if transactions::needs_sign_no(&row.infno) {
+        let mut sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {
                 Ok(s) => s,
                 Err(e) => return self.finish_unsent(&row, e),
@@ -131,20 +200,38 @@ impl Core {
         } else {
             String::new()
         };
+        let safe = self.retry_safe(&row);
         let mut msgid = row.msgid.clone();
-        let mut sign_no = sign_no;
-        let mut resent = false;
+        let mut sent_before = row.attempts > 0;
+        let mut renewed_sign_in = false;
         loop {
-            let fin = self.attempt(&row, &msgid, &sign_no)?;
+            // A resent query gets a fresh msgid; a state-changing request is resent
+            // only when it never left, under the msgid it already has.
+            if sent_before && safe {
+                msgid = self.journal.reassign_msgid(
+                    id,
+                    &self.cfg.institution.fixmedins_code,
+                    self.cfg.node_id,
+                )?;
+            }
+            let (n, attempt, why, fin) = self.attempt(&row, &msgid, &sign_no, safe)?;
+            sent_before = true;
             // The platform refusing the sign_no (it restarted, or another terminal
             // signed the operator in again) proves the request was not processed:
             // sign in anew and resend once, under a fresh msgid.
-            if !resent
+            if !renewed_sign_in
                 && fin.code == Code::Business
                 && is_sign_no_refusal(&row.infno, fin.last_error.as_deref())
             {
-                resent = true;
-                log::warn!("request {id}: the platform refused sign_no of {opter}; signing in again and resending");
+                renewed_sign_in = true;
+                log::warn!("request {id}: the platform refused the sign_no of {opter}; signing in again and resending");
+                self.journal.retry_later(
+                    id,
+                    (n, &attempt),
+                    fin.last_error.as_deref().unwrap_or(""),
+                    0,
+                    Some(&self.owner),
+                )?;
                 let date = signin::today();
                 self.journal
                     .signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
@@ -158,29 +245,74 @@ impl Core {
                     &self.cfg.institution.fixmedins_code,
                     self.cfg.node_id,
                 )?;
+                sent_before = false;
                 continue;
             }
-            self.after(&row.infno, &opter, id, &fin);
-            return Ok(Outcome {
-                request_id: id,
-                code: fin.code,
-                output: fin.result,
-            });
+            match retry::decide(why, safe, n as u32, &self.cfg.retry) {
+                Verdict::Retry(delay) => {
+                    let next_at =
+                        crate::transport::gateway::unix_ms() as i64 + delay.as_millis() as i64;
+                    let err = fin.last_error.clone().unwrap_or_default();
+                    log::info!(
+                        "request {id} ({}) attempt {n} failed, resending in {} ms: {err}",
+                        row.infno,
+                        delay.as_millis()
+                    );
+                    match mode {
+                        Mode::Inline => {
+                            self.journal.retry_later(
+                                id,
+                                (n, &attempt),
+                                &err,
+                                next_at,
+                                Some(&self.owner),
+                            )?;
+                            std::thread::sleep(delay);
+                            self.journal.reclaim(id, &self.owner)?;
+                        }
+                        Mode::Worker => {
+                            self.journal
+                                .retry_later(id, (n, &attempt), &err, next_at, None)?;
+                            return Ok(Outcome {
+                                request_id: id,
+                                code: Code::Pending,
+                                output: pending_output(&msgid, state::RETRY_WAIT),
+                            });
+                        }
+                    }
+                }
+                Verdict::Final | Verdict::Uncertain => {
+                    self.journal.finish(id, Some((n, &attempt)), &fin)?;
+                    self.after(&row, &opter, &fin);
+                    return Ok(Outcome {
+                        request_id: id,
+                        code: fin.code,
+                        output: fin.result,
+                    });
+                }
+            }
         }
     }
 
-    /// One send of a journaled request, recorded as an attempt with its outcome.
-    fn attempt(&self, row: &journal::RequestRow, msgid: &str, sign_no: &str) -> Result<Final> {
+    /// One send of a journaled request: the attempt row is committed before the
+    /// envelope leaves, and the outcome classified (not yet recorded).
+    fn attempt(
+        &self,
+        row: &RequestRow,
+        msgid: &str,
+        sign_no: &str,
+        safe: bool,
+    ) -> Result<(i64, AttemptRecord, Why, Final)> {
         let id = row.id;
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let env = envelope::refresh(&row.envelope, msgid, &inf_time, sign_no)?;
-        let attempt_no = self.journal.begin_attempt(id, msgid, &env)?;
+        let n = self.journal.begin_attempt(id, msgid, &env)?;
         log::info!(
             "send {} request={} msgid={} attempt={}",
             row.infno,
             id,
             msgid,
-            attempt_no
+            n
         );
         if log::log_enabled!(log::Level::Debug) {
             log::debug!(
@@ -191,14 +323,12 @@ impl Core {
         let t0 = Instant::now();
         let sent = self.transport.post(&row.infno, &env);
         let latency_ms = t0.elapsed().as_millis() as u64;
-        let (attempt, fin) = self.classify(&row.infno, msgid, sent, latency_ms);
-        self.journal
-            .finish(id, Some((attempt_no, &attempt)), &fin)?;
-        Ok(fin)
+        let (a, why, fin) = self.classify(&row.infno, msgid, sent, latency_ms, safe);
+        Ok((n, a, why, fin))
     }
 
     /// Ends a request that was never sent (its sign-in failed).
-    fn finish_unsent(&self, row: &journal::RequestRow, e: Error) -> Result<Outcome> {
+    fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
         let result = sdk_output(e.code, &e.message, &row.msgid);
         let fin = Final {
             state: state::FAILED,
@@ -216,108 +346,113 @@ impl Core {
         })
     }
 
-    /// Turns what the transport returned into the attempt record and final state.
+    /// Turns what the transport returned into the attempt record, the kind of
+    /// failure, and the final state should it not be resent.
     fn classify(
         &self,
         infno: &str,
         msgid: &str,
-        sent: std::result::Result<crate::transport::Reply, Failure>,
+        sent: std::result::Result<Reply, Failure>,
         latency_ms: u64,
-    ) -> (AttemptRecord, Final) {
+        safe: bool,
+    ) -> (AttemptRecord, Why, Final) {
         let mut a = AttemptRecord {
             latency_ms: latency_ms as i64,
             ..Default::default()
         };
-        let fail = |a: AttemptRecord, st: &'static str, code: Code, msg: String| {
-            let result = sdk_output(code, &msg, msgid);
-            (
-                a,
-                Final {
-                    state: st,
-                    code,
-                    result,
-                    last_error: Some(msg),
-                },
-            )
+        let failed = |code: Code, msg: String| Final {
+            state: state::FAILED,
+            code,
+            result: sdk_output(code, &msg, msgid),
+            last_error: Some(msg),
         };
         match sent {
             Ok(reply) => {
                 self.stats.answered(latency_ms);
                 a.http_status = Some(reply.status);
                 a.response = Some(reply.body.clone());
-                if !(200..300).contains(&reply.status) {
-                    a.outcome = "protocol";
-                    let snippet: String = reply.body.chars().take(200).collect();
-                    return fail(
+                let snippet: String = reply.body.chars().take(200).collect();
+                if (400..500).contains(&reply.status) {
+                    a.outcome = "gateway_refused";
+                    return (
                         a,
-                        state::FAILED,
-                        Code::Protocol,
-                        format!("gateway answered HTTP {}: {snippet}", reply.status),
+                        Why::GatewayRefused,
+                        failed(
+                            Code::Protocol,
+                            format!(
+                                "gateway refused the request with HTTP {}: {snippet}",
+                                reply.status
+                            ),
+                        ),
                     );
                 }
-                match crate::protocol::response::parse(&reply.body) {
+                let parsed = if (200..300).contains(&reply.status) {
+                    crate::protocol::response::parse(&reply.body)
+                } else {
+                    Err(format!("gateway answered HTTP {}: {snippet}", reply.status))
+                };
+                match parsed {
                     Ok((_, verdict)) => {
                         a.infcode = Some(verdict.infcode);
                         a.err_msg = Some(verdict.err_msg.clone()).filter(|s| !s.is_empty());
-                        let (st, code, outcome) = if verdict.infcode == 0 {
-                            (state::SUCCEEDED, Code::Ok, "ok")
-                        } else {
-                            (state::BUSINESS_ERROR, Code::Business, "business_error")
-                        };
-                        a.outcome = outcome;
-                        let last_error = (code != Code::Ok).then(|| verdict.err_msg.clone());
-                        (
-                            a,
-                            Final {
-                                state: st,
-                                code,
-                                result: reply.body,
-                                last_error,
+                        let ok = verdict.infcode == 0;
+                        a.outcome = if ok { "ok" } else { "business_error" };
+                        let fin = Final {
+                            state: if ok {
+                                state::SUCCEEDED
+                            } else {
+                                state::BUSINESS_ERROR
                             },
-                        )
+                            code: if ok { Code::Ok } else { Code::Business },
+                            result: reply.body,
+                            last_error: (!ok).then_some(verdict.err_msg),
+                        };
+                        (a, Why::Answered, fin)
                     }
                     Err(why) => {
-                        a.outcome = "protocol";
-                        fail(
-                            a,
-                            state::FAILED,
-                            Code::Protocol,
-                            format!("gateway answered, but not as the platform: {why}"),
-                        )
+                        a.outcome = "gateway_fault";
+                        a.err_msg = Some(why.clone());
+                        let fin = if safe {
+                            failed(
+                                Code::Protocol,
+                                format!("gateway answered, but not as the platform: {why}"),
+                            )
+                        } else {
+                            uncertain_final(infno, msgid, &why)
+                        };
+                        (a, Why::GatewayFault, fin)
                     }
                 }
             }
             Err(Failure::NeverSent(why)) => {
                 a.outcome = "never_sent";
                 a.err_msg = Some(why.clone());
-                fail(
+                (
                     a,
-                    state::FAILED,
-                    Code::Network,
-                    format!("gateway not reached, request not sent: {why}"),
+                    Why::NeverSent,
+                    failed(
+                        Code::Network,
+                        format!("gateway not reached, request not sent: {why}"),
+                    ),
                 )
             }
             Err(Failure::MaybeProcessed(why)) => {
                 a.outcome = "maybe_processed";
                 a.err_msg = Some(why.clone());
-                if transactions::matches_any(infno, &self.cfg.retry.safe_infnos) {
-                    fail(
-                        a,
-                        state::FAILED,
-                        Code::Timeout,
-                        format!("no answer from the gateway: {why}"),
-                    )
+                let fin = if safe {
+                    failed(Code::Timeout, format!("no answer from the gateway: {why}"))
                 } else {
-                    fail(a, state::UNCERTAIN, Code::Uncertain, format!(
-                        "no answer from the gateway after sending {infno}: it may have been processed and was not resent; reverse it (2601) or query: {why}"
-                    ))
-                }
+                    uncertain_final(infno, msgid, &why)
+                };
+                (a, Why::MaybeProcessed, fin)
             }
         }
     }
 
-    /// Logging, statistics and the session state a finished call changes.
-    fn after(&self, infno: &str, opter: &str, id: i64, fin: &Final) {
+    /// Logging, statistics and the state a finished call changes: sign-ins,
+    /// reversal links, and the automatic reversal of `uncertain_policy: "reverse"`.
+    fn after(&self, row: &RequestRow, opter: &str, fin: &Final) {
+        let (infno, id) = (row.infno.as_str(), row.id);
         match fin.code {
             Code::Ok => {
                 log::info!("done {infno} request={id} -> MI_OK");
@@ -351,6 +486,114 @@ impl Core {
             let _ = self.journal.signin_forget(code, opter, &date);
             self.signins.forget(opter);
         }
+        if let (Code::Ok, Some(original)) = (fin.code, row.reversal_of) {
+            if infno == transactions::REVERSAL {
+                if let Err(e) = self.journal.mark_reversed(original) {
+                    log::error!("request {original} was reversed by {id}, but the journal could not say so: {e}");
+                }
+            }
+        }
+        if fin.state == state::UNCERTAIN {
+            self.reverse_if_policy(row);
+        }
+    }
+
+    /// With `uncertain_policy: "reverse"`, queues the 2601 for an uncertain
+    /// reversible request; the workers send it (and retry it) like any request.
+    pub fn reverse_if_policy(&self, row: &RequestRow) {
+        if self.cfg.retry.uncertain_policy != "reverse"
+            || !transactions::matches_any(&row.infno, &self.cfg.retry.reversible_infnos)
+        {
+            return;
+        }
+        let queued = self.reversal_input(row).and_then(|call| {
+            let req = self.new_request(
+                transactions::REVERSAL,
+                &call,
+                "async",
+                i32::MAX,
+                Some(row.id),
+            );
+            let (rid, _, _) = self
+                .journal
+                .insert_request(&req, state::QUEUED, None, |m| {
+                    self.envelope_text(transactions::REVERSAL, m, &call)
+                })?;
+            self.journal.link_reversal(row.id, rid)?;
+            Ok(rid)
+        });
+        match queued {
+            Ok(rid) => {
+                log::warn!(
+                    "request {} ({}) is uncertain: reversal queued as request {rid}",
+                    row.id,
+                    row.infno
+                );
+                self.wake.notify();
+            }
+            Err(e) => log::error!(
+                "request {} is uncertain and its reversal could not be queued: {e}",
+                row.id
+            ),
+        }
+    }
+
+    /// `mi_reverse`: sends 2601 for an uncertain or succeeded reversible request.
+    pub fn reverse(&self, id: i64) -> Result<Outcome> {
+        let row = self
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        if !transactions::matches_any(&row.infno, &self.cfg.retry.reversible_infnos) {
+            return Err(Error::invalid(format!(
+                "request {id} is a {}, which 2601 does not reverse (retry.reversible_infnos); undo it with its counter-transaction",
+                row.infno
+            )));
+        }
+        if row.state != state::UNCERTAIN && row.state != state::SUCCEEDED {
+            return Err(Error::invalid(format!(
+                "request {id} is {}: only an uncertain or succeeded request can be reversed",
+                row.state
+            )));
+        }
+        if let Some(prev) = row.reversed_by {
+            if let Some(p) = self.journal.request(prev)? {
+                if !matches!(p.state.as_str(), "failed" | "business_error") {
+                    return Err(Error::invalid(format!(
+                        "request {id} is already being reversed by request {prev} ({})",
+                        p.state
+                    )));
+                }
+            }
+        }
+        let call = self.reversal_input(&row)?;
+        let (rid, _) = self.journal_sync(transactions::REVERSAL, &call, Some(id))?;
+        self.journal.link_reversal(id, rid)?;
+        Ok(self.execute(rid, Mode::Inline))
+    }
+
+    /// The 2601 input for a request: its msgid and infno, the person it named, and
+    /// the envelope fields it was sent with.
+    fn reversal_input(&self, row: &RequestRow) -> Result<CallInput> {
+        let env: Value = serde_json::from_str(&row.envelope)
+            .map_err(|e| Error::journal(format!("journaled envelope is damaged: {e}")))?;
+        let psn_no = find_str(&env["input"], "psn_no").unwrap_or_default();
+        let mut overrides = Map::new();
+        for k in [
+            "insuplc_admdvs",
+            "mdtrtarea_admvs",
+            "opter",
+            "opter_name",
+            "opter_type",
+        ] {
+            if let Some(v) = env.get(k).and_then(Value::as_str) {
+                overrides.insert(k.to_string(), Value::String(v.to_string()));
+            }
+        }
+        Ok(CallInput {
+            business: json!({"data": {"psn_no": psn_no, "omsgid": row.msgid, "oinfno": row.infno}}),
+            overrides,
+        })
     }
 
     /// Today's sign_no for an operator: from memory, the journal, or a new 9001.
@@ -379,9 +622,9 @@ impl Core {
         };
         call.overrides
             .insert("opter".into(), Value::String(opter.into()));
-        let (id, _) = self.journal_new(transactions::SIGN_IN, &call, "sync", 0)?;
+        let (id, _) = self.journal_sync(transactions::SIGN_IN, &call, None)?;
         log::info!("signing in operator {opter} for {date} (request {id})");
-        let out = self.execute(id);
+        let out = self.execute(id, Mode::Inline);
         if out.code == Code::Ok {
             if let Some(s) = self.signins.get(opter, &date) {
                 return Ok(s);
@@ -410,11 +653,15 @@ impl Core {
             .request(id)?
             .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         match (row.mi_code, row.result) {
-            (Some(code), Some(result)) => Ok(Outcome { request_id: id, code: Code::from_i32(code), output: result }),
+            (Some(code), Some(result)) => Ok(Outcome {
+                request_id: id,
+                code: Code::from_i32(code),
+                output: result,
+            }),
             _ => Ok(Outcome {
                 request_id: id,
                 code: Code::Pending,
-                output: json!({"infcode": -1, "err_msg": "pending", "mi_code": Code::Pending.as_i32(), "msgid": row.msgid, "state": row.state}).to_string(),
+                output: pending_output(&row.msgid, &row.state),
             }),
         }
     }
@@ -441,5 +688,18 @@ impl Core {
             "reversed_by": r.reversed_by,
         })
         .to_string())
+    }
+}
+
+/// The first string value of `key` anywhere in a JSON value.
+fn find_str(v: &Value, key: &str) -> Option<String> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| m.values().find_map(|v| find_str(v, key))),
+        Value::Array(a) => a.iter().find_map(|v| find_str(v, key)),
+        _ => None,
     }
 }

@@ -1,7 +1,8 @@
 //! `Sdk`: the one object behind the C ABI, and the Rust API it adapts.
 
-use crate::call::{sdk_output, Core, Outcome};
+use crate::call::{sdk_output, Core, Mode, Outcome};
 use crate::config::Config;
+use crate::engine::submit::Submitter;
 use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
 use crate::journal::{state, Journal};
@@ -13,11 +14,12 @@ use std::time::{Duration, Instant};
 pub struct Sdk {
     core: Arc<Core>,
     engine: Mutex<Engine>,
+    submitter: Submitter,
     closing: AtomicBool,
     in_flight: AtomicUsize,
 }
 
-/// Counts a sync call in flight for as long as it lives.
+/// Counts a call in flight for as long as it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
 impl Drop for InFlight<'_> {
@@ -27,28 +29,32 @@ impl Drop for InFlight<'_> {
 }
 
 impl Sdk {
-    /// Opens the journal, starts logging and the workers, and re-queues what an
-    /// earlier `shutdown` left queued.
+    /// Opens the journal, starts logging, takes over what dead processes left, and
+    /// starts the journal writer and the workers (which drive whatever is queued).
     pub fn start(cfg: Config) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
         let journal = Journal::open(&cfg.journal_path(), &cfg.journal.synchronous)?;
-        let (workers, capacity) = (cfg.workers, cfg.queue_capacity);
-        let core = Arc::new(Core::new(cfg, journal));
-        let engine = Engine::start(core.clone(), workers, capacity);
-        let queued = core.journal.ids_in_state(state::QUEUED)?;
-        for id in &queued {
-            engine.resubmit(*id);
-        }
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            &crate::transport::gateway::nonce()[..8]
+        );
+        let workers = cfg.workers;
+        let core = Arc::new(Core::new(cfg, journal, owner));
+        let engine = Engine::start(core.clone(), workers);
+        let submitter = Submitter::start(core.clone());
         log::info!(
-            "mi_sdk {} started: journal {}, {} workers, {} queued requests re-driven",
+            "mi_sdk {} started as {}: journal {}, {} workers, {} requests waiting",
             crate::VERSION,
+            core.owner,
             core.journal.path().display(),
             workers,
-            queued.len()
+            core.queued.load(Ordering::Acquire)
         );
         Ok(Sdk {
             core,
             engine: Mutex::new(engine),
+            submitter,
             closing: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         })
@@ -76,23 +82,15 @@ impl Sdk {
     pub fn call_sync(&self, infno: &str, input: &str) -> Result<Outcome> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        let (id, _) = self.core.journal_new(infno, &call, "sync", 0)?;
-        Ok(self.core.execute(id))
+        let (id, _) = self.core.journal_sync(infno, &call, None)?;
+        Ok(self.core.execute(id, Mode::Inline))
     }
 
-    /// Commits a request and queues it; returns its id.
+    /// Commits a request (group commit) and queues it; returns its id.
     pub fn call_async(&self, infno: &str, input: &str, priority: i32) -> Result<i64> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        let engine = self.engine();
-        engine.reserve()?;
-        match self.core.journal_new(infno, &call, "async", priority) {
-            Ok((id, _)) => engine.submit(id).map(|_| id),
-            Err(e) => {
-                engine.release();
-                Err(e)
-            }
-        }
+        self.submitter.submit(infno, call, priority)
     }
 
     pub fn get_result(&self, id: i64) -> Result<Outcome> {
@@ -103,13 +101,10 @@ impl Sdk {
         self.core.record_of(id)
     }
 
-    /// Reversal (2601) arrives with the delivery engine; until then it says so.
+    /// Sends 2601 for an uncertain or succeeded reversible request.
     pub fn reverse(&self, id: i64) -> Result<Outcome> {
-        self.core
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
-        Err(Error::invalid("mi_reverse is not yet supported by this version of mi_sdk; reverse with mi_call_sync(\"2601\", ...)"))
+        let _in = self.enter()?;
+        self.core.reverse(id)
     }
 
     /// The status document of `mi_get_status`. It names no secret.
@@ -140,26 +135,29 @@ impl Sdk {
             "gateway": {"url": strip_userinfo(&cfg.gateway.url), "profile": cfg.gateway.profile},
             "journal": cfg.journal_path().display().to_string(),
             "workers": engine.workers(),
-            "queue_depth": engine.depth(),
+            "workers_busy": engine.busy(),
+            "queue_depth": self.core.queued.load(Ordering::Acquire).max(0),
             "queue_capacity": cfg.queue_capacity,
             "counts": Value::Object(counts),
             "last_success_at": self.core.stats.last_success_at(),
             "last_error": self.core.stats.last_error(),
             "sign_in": {"opter": opter, "opter_name": cfg.institution.opter_name, "sign_date": date, "signed_in": signed_in},
             "latency_ms": {"p50": p50, "p99": p99, "samples": samples},
+            "uncertain_policy": cfg.retry.uncertain_policy,
             "shutting_down": self.closing.load(Ordering::Acquire),
         })
         .to_string())
     }
 
-    /// Stops taking calls, waits up to `wait` for calls in flight, stops the workers
-    /// and leaves queued requests for the next start.
+    /// Stops taking calls, waits up to `wait` for calls in flight, commits what was
+    /// handed in, stops the workers and leaves queued requests for the next start.
     pub fn shutdown(&self, wait: Duration) {
         self.closing.store(true, Ordering::Release);
         let deadline = Instant::now() + wait;
         while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
+        self.submitter.stop();
         self.engine().stop(deadline);
         log::info!("mi_sdk shut down");
     }

@@ -128,7 +128,12 @@ fn tif_and_csb_profiles_are_accepted_and_wrong_secrets_rejected() {
 fn outcome_codes_for_each_failure_class() {
     let _g = serial();
     let env = Env::plain();
-    assert_eq!(env.init(json!({"gateway": {"timeout_ms": 700}})), MI_OK);
+    let fast_retries = json!({"max_attempts": 3, "base_delay_ms": 20, "max_delay_ms": 100});
+    let fast_retries = &fast_retries;
+    assert_eq!(
+        env.init(json!({"gateway": {"timeout_ms": 700}, "retry": fast_retries})),
+        MI_OK
+    );
     // A business error is shown as the platform said it.
     let (rc, out) = call("1101", q1101("000000000000000000"));
     assert_eq!(rc, MI_E_BUSINESS);
@@ -139,7 +144,7 @@ fn outcome_codes_for_each_failure_class() {
     q["_sim"] = json!({"infcode_as_string": true});
     let (rc, out) = call("1101", q);
     assert_eq!((rc, out["infcode"].clone()), (MI_OK, json!("0")));
-    // HTTP error and non-JSON answers are protocol errors.
+    // HTTP error and non-JSON answers are protocol errors, after the query's retries.
     for fault in [json!({"http_status": 502}), json!({"garbage": true})] {
         let mut q = q1101(ZHANG_CERTNO);
         q["_sim"] = fault;
@@ -147,6 +152,7 @@ fn outcome_codes_for_each_failure_class() {
         assert_eq!(rc, MI_E_PROTOCOL, "{out}");
         assert_eq!(out["mi_code"], MI_E_PROTOCOL);
         assert_eq!(out["msgid"].as_str().unwrap().len(), 30);
+        assert_eq!(get_request(mi_last_request_id()).1["attempts"], 3);
     }
     // No answer in time: a query is a timeout...
     let mut q = q1101(ZHANG_CERTNO);
@@ -154,7 +160,10 @@ fn outcome_codes_for_each_failure_class() {
     let (rc, out) = call("1101", q);
     assert_eq!(rc, MI_E_TIMEOUT, "{out}");
     let (_, rec) = get_request(mi_last_request_id());
-    assert_eq!(rec["state"], "failed");
+    assert_eq!(
+        (rec["state"].as_str(), rec["attempts"].as_i64()),
+        (Some("failed"), Some(3))
+    );
     // ...and a settlement is uncertain, sent exactly once.
     let before = env.ledger()["by_infno"]["2207"].as_u64().unwrap_or(0);
     let (rc, out) = call(
@@ -179,15 +188,6 @@ fn outcome_codes_for_each_failure_class() {
         before + 1,
         "never resent"
     );
-    // mi_reverse exists and says it is not supported yet.
-    let mut buf = vec![0u8; 4096];
-    let mut len = buf.len() as i32;
-    // SAFETY: buf has len bytes.
-    assert_eq!(
-        unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) },
-        MI_E_INVALID_ARGUMENT
-    );
-    assert!(last_error().contains("not yet supported"));
     mi_shutdown(1000);
     // A dead gateway: the request never left. (A fresh journal, so no sign-in of today is known.)
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -197,12 +197,17 @@ fn outcome_codes_for_each_failure_class() {
         .port();
     let fresh = env.dir.path().join("fresh.db");
     assert_eq!(env.init(json!({"gateway": {"url": format!("http://127.0.0.1:{port}/fsi/api/rsfComIfsService/callService")},
-        "journal": {"path": fresh.to_string_lossy()}})), MI_OK);
+        "journal": {"path": fresh.to_string_lossy()}, "retry": fast_retries})), MI_OK);
     let (rc, out) = call(
         "9001",
         json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}),
     );
     assert_eq!(rc, MI_E_NETWORK, "{out}");
+    assert_eq!(
+        get_request(mi_last_request_id()).1["attempts"],
+        3,
+        "never sent, so resent up to max_attempts"
+    );
     let (rc, out) = call(
         "2207",
         json!({"input": {"data": {"psn_no": "x"}}, "insuplc_admdvs": "440300"}),

@@ -1,117 +1,102 @@
-//! The async engine: a fixed pool of workers that send journaled requests.
+//! The delivery engine: durable async submission with group commit, workers that
+//! claim requests from the journal in priority order, retries by transaction class,
+//! recovery of what dead processes left, and retention.
 //!
-//! This is the basic engine: first in, first out, one send per request. Priority
-//! order, retries with backoff, multi-process claims and crash recovery are the
-//! engine issue's work and are not pretended here.
+//! The journal is the queue. A worker claims the next request (highest priority,
+//! then oldest; waiting retries once due) with one atomic UPDATE, so several
+//! processes sharing one journal never send the same request, and whatever a
+//! crash leaves behind is found again by the same query.
 
-use crate::call::Core;
-use crate::error::{Code, Error, Result};
-use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+pub mod maintenance;
+pub mod retry;
+pub mod submit;
+
+use crate::call::{Core, Mode};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How long an idle worker waits before looking at the journal again, for retries
+/// coming due and work queued by other processes.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Wakes idle workers: new work is queued.
+#[derive(Default)]
+pub struct Wake {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits for a notification newer than `seen`, or the timeout; returns the latest.
+    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        if *g != seen {
+            return *g;
+        }
+        let (g, _) = self
+            .cv
+            .wait_timeout(g, timeout)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    fn current(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub struct Engine {
-    tx: Option<Sender<i64>>,
-    depth: Arc<AtomicU64>,
+    core: Arc<Core>,
     stop: Arc<AtomicBool>,
-    busy_workers: Arc<AtomicUsize>,
+    busy: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
-    capacity: u64,
+    maintenance: Option<maintenance::Maintenance>,
 }
 
 impl Engine {
-    pub fn start(core: Arc<Core>, workers: u32, capacity: u64) -> Engine {
-        let (tx, rx) = crossbeam_channel::unbounded::<i64>();
-        let depth = Arc::new(AtomicU64::new(0));
+    pub fn start(core: Arc<Core>, workers: u32) -> Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicUsize::new(0));
+        let maintenance = maintenance::Maintenance::start(core.clone());
         let workers = (0..workers)
             .map(|n| {
-                let (core, rx, depth, stop, busy) = (
-                    core.clone(),
-                    rx.clone(),
-                    depth.clone(),
-                    stop.clone(),
-                    busy.clone(),
-                );
+                let (core, stop, busy) = (core.clone(), stop.clone(), busy.clone());
                 std::thread::Builder::new()
                     .name(format!("mi-worker-{n}"))
-                    .spawn(move || work(core, rx, depth, stop, busy))
+                    .spawn(move || work(&core, &stop, &busy))
                     .expect("the OS refused a worker thread")
             })
             .collect();
         Engine {
-            tx: Some(tx),
-            depth,
+            core,
             stop,
-            busy_workers: busy,
+            busy,
             workers,
-            capacity,
+            maintenance: Some(maintenance),
         }
-    }
-
-    /// Takes a queue slot, or `MI_E_BUSY`. Taken before journaling so a refused
-    /// request is never half-accepted; give it back with [`Engine::release`].
-    pub fn reserve(&self) -> Result<()> {
-        let cap = self.capacity;
-        self.depth
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-                (d < cap).then_some(d + 1)
-            })
-            .map(|_| ())
-            .map_err(|_| {
-                Error::new(
-                    Code::Busy,
-                    format!("the async queue is full ({cap} requests); try later"),
-                )
-            })
-    }
-
-    pub fn release(&self) {
-        self.depth.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Queues a journaled request whose slot was reserved.
-    pub fn submit(&self, id: i64) -> Result<()> {
-        match &self.tx {
-            Some(tx) if tx.send(id).is_ok() => Ok(()),
-            _ => {
-                self.release();
-                Err(Error::new(
-                    Code::Shutdown,
-                    "the SDK is shutting down; the request stays queued in the journal",
-                ))
-            }
-        }
-    }
-
-    /// Queues a request found in the journal at start-up, past the capacity check:
-    /// it was accepted before and must not be refused now.
-    pub fn resubmit(&self, id: i64) {
-        self.depth.fetch_add(1, Ordering::AcqRel);
-        let _ = self.submit(id);
-    }
-
-    pub fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Acquire)
     }
 
     pub fn workers(&self) -> usize {
         self.workers.len()
     }
 
-    /// Whether a worker is sending right now.
-    pub fn busy(&self) -> bool {
-        self.busy_workers.load(Ordering::Acquire) > 0
+    /// Workers sending right now.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Acquire)
     }
 
-    /// Stops taking work, waits until `deadline` for workers to finish their send,
-    /// and leaves whatever is still queued in the journal.
+    /// Stops claiming, waits until `deadline` for sends in flight, stops the
+    /// maintenance thread. Queued requests stay in the journal.
     pub fn stop(&mut self, deadline: Instant) {
         self.stop.store(true, Ordering::Release);
-        self.tx = None;
+        self.core.wake.notify();
         for w in std::mem::take(&mut self.workers) {
             while !w.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(2));
@@ -119,29 +104,45 @@ impl Engine {
             if w.is_finished() {
                 let _ = w.join();
             }
-            // A worker still inside a send finishes it and records the outcome on its
-            // own; it holds its own reference to the journal.
+            // A worker still inside a send finishes it and records the outcome on
+            // its own; it holds its own reference to the journal.
+        }
+        if let Some(m) = self.maintenance.take() {
+            m.stop();
         }
     }
 }
 
-fn work(
-    core: Arc<Core>,
-    rx: Receiver<i64>,
-    depth: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    busy: Arc<AtomicUsize>,
-) {
-    while let Ok(id) = rx.recv() {
-        depth.fetch_sub(1, Ordering::AcqRel);
+fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
+    let mut seen = core.wake.current();
+    while !stop.load(Ordering::Acquire) {
+        let now = crate::transport::gateway::unix_ms() as i64;
+        let claimed = match core.journal.claim(&core.owner, now) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("worker cannot read the journal: {e}");
+                std::thread::sleep(Duration::from_millis(500));
+                None
+            }
+        };
+        let Some(id) = claimed else {
+            seen = core.wake.wait(seen, IDLE_POLL);
+            continue;
+        };
+        core.queued.fetch_sub(1, Ordering::AcqRel);
         if stop.load(Ordering::Acquire) {
+            let _ = core.journal.release(id, &core.owner);
             break;
         }
         busy.fetch_add(1, Ordering::AcqRel);
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute(id)));
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            core.execute(id, Mode::Worker)
+        }));
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
-            log::error!("worker panicked while sending request {id}");
+            log::error!(
+                "worker panicked while sending request {id}; it stays claimed until recovery"
+            );
         }
     }
 }

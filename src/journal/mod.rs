@@ -41,6 +41,8 @@ pub struct NewRequest<'a> {
     pub caller_msgid: Option<&'a str>,
     pub fixmedins_code: &'a str,
     pub node_id: u32,
+    /// The request this one reverses (a 2601).
+    pub reversal_of: Option<i64>,
 }
 
 /// One finished attempt, as recorded.
@@ -164,37 +166,50 @@ impl Journal {
 
     /// Allocates a msgid (unless the caller gave one) and commits a new request in one
     /// transaction, so the counter and the row can never disagree, even across
-    /// processes sharing the file. `build` makes the envelope for the msgid.
+    /// processes sharing the file. `build` makes the envelope for the msgid. A request
+    /// inserted with an `owner` is claimed by it from the start (sync calls).
     pub fn insert_request(
         &self,
         req: &NewRequest<'_>,
         state: &str,
+        owner: Option<&str>,
         build: impl FnOnce(&str) -> Result<String>,
     ) -> Result<(i64, String, String)> {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let msgid = match req.caller_msgid {
-            Some(m) => m.to_string(),
-            None => allocate_msgid(&tx, req.fixmedins_code, req.node_id)?,
-        };
-        let envelope = build(&msgid)?;
-        let now = now_text();
-        let inserted = tx.execute(
-            "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![msgid, req.infno, req.mode, req.priority, state, envelope, now],
-        );
-        if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
-            if f.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Err(Error::invalid(format!(
-                    "msgid {msgid} was already used: a msgid must never repeat"
-                )));
-            }
-        }
-        inserted?;
-        let id = tx.last_insert_rowid();
+        let (id, msgid, envelope) = insert_one(&tx, req, state, owner, build)?;
         tx.commit()?;
         Ok((id, msgid, envelope))
+    }
+
+    /// Commits many new `queued` requests in one transaction (group commit). Each
+    /// item succeeds or fails on its own (a duplicate caller msgid fails only its
+    /// item); the outer `Err` means the commit itself failed and nothing was kept.
+    pub fn insert_many<'a, T>(
+        &self,
+        items: &'a [T],
+        meta: impl Fn(&'a T) -> NewRequest<'a>,
+        build: impl Fn(&T, &str) -> Result<String>,
+    ) -> Result<Vec<Result<(i64, String)>>> {
+        let mut c = self.lock();
+        let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sp = tx.savepoint()?;
+            let r = insert_one(&sp, &meta(item), state::QUEUED, None, |m| build(item, m));
+            match r {
+                Ok((id, msgid, _)) => {
+                    sp.commit()?;
+                    out.push(Ok((id, msgid)));
+                }
+                Err(e) => {
+                    drop(sp);
+                    out.push(Err(e));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Gives a request a fresh msgid for a resend the platform proved it never
@@ -217,7 +232,8 @@ impl Journal {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_text();
         let n: i64 = tx.query_row(
-            "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3, updated_at = ?4
+            "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3, updated_at = ?4,
+                    next_at = NULL
              WHERE id = ?1 RETURNING attempts",
             params![id, msgid, envelope, now],
             |r| r.get(0),
@@ -241,16 +257,11 @@ impl Journal {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_text();
         if let Some((n, a)) = attempt {
-            tx.execute(
-                "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
-                        err_msg = ?7, response = ?8, latency_ms = ?9
-                 WHERE request_id = ?1 AND attempt_no = ?2",
-                params![id, n, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
-            )?;
+            end_attempt(&tx, id, n, a, &now)?;
         }
         tx.execute(
             "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
-                    owner = NULL, lease_until = NULL
+                    owner = NULL, next_at = NULL
              WHERE id = ?1",
             params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
         )?;
@@ -258,34 +269,199 @@ impl Journal {
         Ok(())
     }
 
-    pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
+    /// Records a failed attempt that will be resent: state `retry_wait` until
+    /// `next_at_ms`. With `keep_owner` the caller (a sync call sleeping through its
+    /// backoff) keeps the claim; otherwise any worker may take it when due.
+    pub fn retry_later(
+        &self,
+        id: i64,
+        attempt: (i64, &AttemptRecord),
+        last_error: &str,
+        next_at_ms: i64,
+        keep_owner: Option<&str>,
+    ) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_text();
+        end_attempt(&tx, id, attempt.0, attempt.1, &now)?;
+        tx.execute(
+            "UPDATE mi_request SET state = 'retry_wait', last_error = ?2, next_at = ?3, owner = ?4, updated_at = ?5
+             WHERE id = ?1",
+            params![id, last_error, next_at_ms, keep_owner, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes back a request this owner left in `retry_wait` while it slept through
+    /// the backoff (sync calls).
+    pub fn reclaim(&self, id: i64, owner: &str) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE mi_request SET state = 'sending', updated_at = ?3 WHERE id = ?1 AND owner = ?2",
+            params![id, owner, now_text()],
+        )?;
+        Ok(())
+    }
+
+    /// Claims the next request to send (highest priority, then oldest; `retry_wait`
+    /// ones once due) for `owner`, in one atomic statement: two processes sharing the
+    /// file never claim the same request.
+    pub fn claim(&self, owner: &str, now_ms: i64) -> Result<Option<i64>> {
         let c = self.lock();
         Ok(c.query_row(
-            "SELECT id, msgid, infno, mode, priority, state, envelope, attempts, mi_code, result, last_error,
-                    reversal_of, reversed_by, created_at, updated_at
-             FROM mi_request WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(RequestRow {
-                    id: r.get(0)?,
-                    msgid: r.get(1)?,
-                    infno: r.get(2)?,
-                    mode: r.get(3)?,
-                    priority: r.get(4)?,
-                    state: r.get(5)?,
-                    envelope: r.get(6)?,
-                    attempts: r.get(7)?,
-                    mi_code: r.get(8)?,
-                    result: r.get(9)?,
-                    last_error: r.get(10)?,
-                    reversal_of: r.get(11)?,
-                    reversed_by: r.get(12)?,
-                    created_at: r.get(13)?,
-                    updated_at: r.get(14)?,
-                })
-            },
+            "UPDATE mi_request SET state = 'sending', owner = ?1, updated_at = ?3
+             WHERE id = (SELECT id FROM mi_request
+                          WHERE owner IS NULL
+                            AND (state = 'queued' OR (state = 'retry_wait' AND next_at <= ?2))
+                          ORDER BY priority DESC, id LIMIT 1)
+             RETURNING id",
+            params![owner, now_ms, now_text()],
+            |r| r.get(0),
         )
         .optional()?)
+    }
+
+    /// Gives back a claimed request that was not sent (shutdown came first).
+    pub fn release(&self, id: i64, owner: &str) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE mi_request SET state = CASE WHEN attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
+                    next_at = CASE WHEN attempts > 0 THEN 0 ELSE NULL END, owner = NULL, updated_at = ?3
+             WHERE id = ?1 AND owner = ?2 AND state = 'sending'",
+            params![id, owner, now_text()],
+        )?;
+        Ok(())
+    }
+
+    /// Requests waiting to be sent (queued or waiting to retry).
+    pub fn waiting(&self) -> Result<u64> {
+        let c = self.lock();
+        Ok(c.query_row(
+            "SELECT count(*) FROM mi_request WHERE state IN ('queued', 'retry_wait')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Registers or refreshes this process's heartbeat.
+    pub fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "INSERT INTO mi_owner(owner, pid, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            params![owner, std::process::id(), now_text(), now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Takes over what dead processes (no heartbeat since `cutoff_ms`) left claimed.
+    /// `decide` says what becomes of a request that may have been sent; requests
+    /// claimed but provably not sent go back to the queue. One transaction, so two
+    /// recovering processes never both take the same request.
+    pub fn recover(
+        &self,
+        me: &str,
+        cutoff_ms: i64,
+        decide: impl Fn(&RequestRow) -> Recovery,
+    ) -> Result<Vec<(i64, Recovery)>> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let orphans: Vec<(i64, String, bool)> = {
+            let mut st = tx.prepare(
+                "SELECT r.id, r.state,
+                        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
+                   FROM mi_request r
+                  WHERE r.owner IS NOT NULL AND r.owner != ?1 AND r.state IN ('sending', 'retry_wait')
+                    AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
+            )?;
+            let rows = st.query_map(params![me, cutoff_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let now = now_text();
+        let mut done = Vec::new();
+        for (id, st, in_flight) in orphans {
+            // Waiting to retry, or claimed but no attempt begun: provably not in flight.
+            let what = if st == state::RETRY_WAIT || !in_flight {
+                Recovery::Requeue
+            } else {
+                let row = read_row(&tx, id)?
+                    .ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+                decide(&row)
+            };
+            tx.execute(
+                "UPDATE mi_attempt SET finished_at = ?2, outcome = 'interrupted',
+                        err_msg = 'the process sending it stopped before an answer came'
+                  WHERE request_id = ?1 AND finished_at IS NULL",
+                params![id, now],
+            )?;
+            match &what {
+                Recovery::Requeue => tx.execute(
+                    "UPDATE mi_request SET owner = NULL, updated_at = ?2,
+                            state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
+                            next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
+                      WHERE id = ?1",
+                    params![id, now],
+                )?,
+                Recovery::Uncertain(fin) => tx.execute(
+                    "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
+                            next_at = NULL, updated_at = ?6
+                      WHERE id = ?1",
+                    params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+                )?,
+            };
+            done.push((id, what));
+        }
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Deletes finished requests last changed before `before` (journal time text),
+    /// never unfinished or uncertain ones, and owners silent for a day.
+    pub fn purge(&self, before: &str, owners_before_ms: i64) -> Result<usize> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM mi_request
+              WHERE state IN ('succeeded', 'business_error', 'failed', 'reversed') AND updated_at < ?1",
+            [before],
+        )?;
+        tx.execute(
+            "DELETE FROM mi_owner WHERE heartbeat_at < ?1",
+            [owners_before_ms],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Links a reversal to its original, both ways.
+    pub fn link_reversal(&self, original: i64, reversal: i64) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE mi_request SET reversed_by = ?2, updated_at = ?3 WHERE id = ?1",
+            params![original, reversal, now_text()],
+        )?;
+        c.execute(
+            "UPDATE mi_request SET reversal_of = ?1 WHERE id = ?2",
+            params![original, reversal],
+        )?;
+        Ok(())
+    }
+
+    /// The platform confirmed a reversal: the original is `reversed`, its result kept.
+    pub fn mark_reversed(&self, original: i64) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE mi_request SET state = 'reversed', updated_at = ?2 WHERE id = ?1",
+            params![original, now_text()],
+        )?;
+        Ok(())
+    }
+
+    pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
+        read_row(&self.lock(), id)
     }
 
     /// Ids of requests in a state, oldest first.
@@ -347,13 +523,102 @@ impl Journal {
     }
 }
 
+/// What recovery does with a request a dead process may have sent.
+#[derive(Debug, Clone)]
+pub enum Recovery {
+    /// Send it (again): it was not sent, or it is safe to resend.
+    Requeue,
+    /// It may have been processed and must not be resent.
+    Uncertain(Final),
+}
+
+fn insert_one(
+    tx: &rusqlite::Connection,
+    req: &NewRequest<'_>,
+    state: &str,
+    owner: Option<&str>,
+    build: impl FnOnce(&str) -> Result<String>,
+) -> Result<(i64, String, String)> {
+    let msgid = match req.caller_msgid {
+        Some(m) => m.to_string(),
+        None => allocate_msgid(tx, req.fixmedins_code, req.node_id)?,
+    };
+    let envelope = build(&msgid)?;
+    let now = now_text();
+    let inserted = tx.execute(
+        "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![msgid, req.infno, req.mode, req.priority, state, envelope, owner, req.reversal_of, now],
+    );
+    if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            return Err(Error::invalid(format!(
+                "msgid {msgid} was already used: a msgid must never repeat"
+            )));
+        }
+    }
+    inserted?;
+    Ok((tx.last_insert_rowid(), msgid, envelope))
+}
+
+fn end_attempt(
+    tx: &rusqlite::Connection,
+    id: i64,
+    n: i64,
+    a: &AttemptRecord,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
+                err_msg = ?7, response = ?8, latency_ms = ?9
+         WHERE request_id = ?1 AND attempt_no = ?2",
+        params![
+            id,
+            n,
+            now,
+            a.outcome,
+            a.http_status,
+            a.infcode,
+            a.err_msg,
+            a.response,
+            a.latency_ms
+        ],
+    )?;
+    Ok(())
+}
+
+fn read_row(c: &rusqlite::Connection, id: i64) -> Result<Option<RequestRow>> {
+    Ok(c.query_row(
+        "SELECT id, msgid, infno, mode, priority, state, envelope, attempts, mi_code, result, last_error,
+                reversal_of, reversed_by, created_at, updated_at
+         FROM mi_request WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(RequestRow {
+                id: r.get(0)?,
+                msgid: r.get(1)?,
+                infno: r.get(2)?,
+                mode: r.get(3)?,
+                priority: r.get(4)?,
+                state: r.get(5)?,
+                envelope: r.get(6)?,
+                attempts: r.get(7)?,
+                mi_code: r.get(8)?,
+                result: r.get(9)?,
+                last_error: r.get(10)?,
+                reversal_of: r.get(11)?,
+                reversed_by: r.get(12)?,
+                created_at: r.get(13)?,
+                updated_at: r.get(14)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
 /// The next msgid of an institution code + node, inside the caller's write
 /// transaction, so two processes sharing the file never hand out the same one.
-fn allocate_msgid(
-    tx: &rusqlite::Transaction<'_>,
-    fixmedins_code: &str,
-    node_id: u32,
-) -> Result<String> {
+fn allocate_msgid(tx: &rusqlite::Connection, fixmedins_code: &str, node_id: u32) -> Result<String> {
     let prefix = format!("{fixmedins_code}{node_id:02}");
     let prev: Option<(String, u32)> = tx
         .query_row(
@@ -396,6 +661,7 @@ mod tests {
             caller_msgid: msgid,
             fixmedins_code: "H44030000001",
             node_id: 3,
+            reversal_of: None,
         }
     }
 
@@ -409,7 +675,7 @@ mod tests {
             assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
             for _ in 0..150 {
                 let (_, m, env) = j
-                    .insert_request(&new_req(None), state::QUEUED, |m| {
+                    .insert_request(&new_req(None), state::QUEUED, None, |m| {
                         Ok(format!("{{\"msgid\":\"{m}\"}}"))
                     })
                     .unwrap();
@@ -426,10 +692,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "full").unwrap();
         let m = "H44030000001202611271015309999";
-        j.insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into()))
+        j.insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into()))
             .unwrap();
         let e = j
-            .insert_request(&new_req(Some(m)), state::QUEUED, |_| Ok("{}".into()))
+            .insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into()))
             .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
     }
@@ -439,7 +705,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
         let (id, m, env) = j
-            .insert_request(&new_req(None), state::QUEUED, |_| Ok("{}".into()))
+            .insert_request(&new_req(None), state::QUEUED, None, |_| Ok("{}".into()))
             .unwrap();
         assert_eq!(j.begin_attempt(id, &m, &env).unwrap(), 1);
         assert_eq!(j.request(id).unwrap().unwrap().state, "sending");

@@ -30,6 +30,8 @@ pub fn matches_any(infno: &str, patterns: &[String]) -> bool {
 /// Sign-in is the one transaction sent without a `sign_no`.
 pub const SIGN_IN: &str = "9001";
 pub const SIGN_OUT: &str = "9002";
+/// Reversal (冲正) of a state-changing transaction by its msgid.
+pub const REVERSAL: &str = "2601";
 
 pub fn needs_sign_no(infno: &str) -> bool {
     infno != SIGN_IN

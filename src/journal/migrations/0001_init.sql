@@ -15,14 +15,15 @@ CREATE TABLE mi_request (
     mi_code      INTEGER,                      -- the final MI_* code, once finished
     result       TEXT,                         -- the final output the HIS is given
     last_error   TEXT,
-    reversal_of  INTEGER REFERENCES mi_request(id),
-    reversed_by  INTEGER REFERENCES mi_request(id),
-    owner        TEXT,                         -- who is sending it (engine claims)
-    lease_until  TEXT,
+    reversal_of  INTEGER REFERENCES mi_request(id) ON DELETE SET NULL,
+    reversed_by  INTEGER REFERENCES mi_request(id) ON DELETE SET NULL,
+    owner        TEXT,                         -- the process that claimed it (mi_owner.owner)
+    next_at      INTEGER,                      -- retry_wait: not before this Unix time (ms)
     created_at   TEXT    NOT NULL,
     updated_at   TEXT    NOT NULL
 );
 CREATE INDEX mi_request_state ON mi_request(state, priority DESC, id);
+CREATE INDEX mi_request_owner ON mi_request(owner) WHERE owner IS NOT NULL;
 CREATE INDEX mi_request_updated ON mi_request(updated_at);
 
 CREATE TABLE mi_attempt (
@@ -49,6 +50,15 @@ CREATE TABLE mi_signin (
     sign_time      TEXT,
     request_id     INTEGER REFERENCES mi_request(id),
     PRIMARY KEY (fixmedins_code, opter, sign_date)
+);
+
+-- Processes using this journal. A process refreshes its heartbeat every second;
+-- requests claimed by an owner whose heartbeat stopped are recovered by others.
+CREATE TABLE mi_owner (
+    owner        TEXT PRIMARY KEY,             -- pid + random, new at every mi_init
+    pid          INTEGER NOT NULL,
+    started_at   TEXT NOT NULL,
+    heartbeat_at INTEGER NOT NULL              -- Unix time (ms)
 );
 
 CREATE TABLE mi_msgid_seq (

@@ -1,0 +1,112 @@
+//! Durable async submission with group commit: callers hand their request to one
+//! writer thread and wait; the writer commits whatever has arrived in a single
+//! transaction (one fsync for many requests) and answers each caller with its id.
+
+use crate::call::Core;
+use crate::error::{Code, Error, Result};
+use crate::protocol::envelope::CallInput;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The most requests one commit takes; more wait for the next.
+const MAX_BATCH: usize = 1024;
+
+struct Item {
+    infno: String,
+    call: CallInput,
+    priority: i32,
+    reply: Sender<Result<i64>>,
+}
+
+pub struct Submitter {
+    core: Arc<Core>,
+    tx: Mutex<Option<Sender<Item>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Submitter {
+    pub fn start(core: Arc<Core>) -> Submitter {
+        let (tx, rx) = crossbeam_channel::unbounded::<Item>();
+        let c = core.clone();
+        let writer = std::thread::Builder::new()
+            .name("mi-journal-writer".into())
+            .spawn(move || write(&c, rx))
+            .expect("the OS refused the journal writer thread");
+        Submitter {
+            core,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Commits a request and returns its id, or `MI_E_BUSY` past `queue_capacity`.
+    pub fn submit(&self, infno: &str, call: CallInput, priority: i32) -> Result<i64> {
+        let cap = self.core.cfg.queue_capacity as i64;
+        if self.core.queued.load(Ordering::Acquire) >= cap {
+            return Err(Error::new(
+                Code::Busy,
+                format!("the async queue is full ({cap} requests waiting); try later"),
+            ));
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let item = Item {
+            infno: infno.to_string(),
+            call,
+            priority,
+            reply,
+        };
+        let sent = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(tx) => tx.send(item).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::new(Code::Shutdown, "the SDK is shutting down"));
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(Error::new(Code::Internal, "the journal writer stopped")))
+    }
+
+    /// Commits what was handed in already, then stops the writer.
+    pub fn stop(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn write(core: &Core, rx: Receiver<Item>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+        let results = core.journal.insert_many(
+            &batch,
+            |it| core.new_request(&it.infno, &it.call, "async", it.priority, None),
+            |it, msgid| core.envelope_text(&it.infno, msgid, &it.call),
+        );
+        match results {
+            Ok(results) => {
+                let accepted = results.iter().filter(|r| r.is_ok()).count() as i64;
+                core.queued.fetch_add(accepted, Ordering::AcqRel);
+                for (it, r) in batch.into_iter().zip(results) {
+                    let _ = it.reply.send(r.map(|(id, _)| id));
+                }
+                if accepted > 0 {
+                    core.wake.notify();
+                }
+            }
+            Err(e) => {
+                log::error!(
+                    "journal commit of {} async requests failed: {e}",
+                    batch.len()
+                );
+                for it in batch {
+                    let _ = it.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
