@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -33,34 +33,43 @@ pub enum Reply {
 
 pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
 
+/// Switches shared by the acceptor, every connection and the fault controls.
+#[derive(Default)]
+pub struct Control {
+    stop: AtomicBool,
+    /// Until this Unix time (ms) the port is closed: connections are refused.
+    refuse_until_ms: AtomicI64,
+    /// Bumped to make every open connection close.
+    generation: AtomicU64,
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub struct Server {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     acceptor: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    pub fn start(listener: TcpListener, handler: Handler) -> std::io::Result<Server> {
+    pub fn start(
+        listener: TcpListener,
+        control: Arc<Control>,
+        handler: Handler,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let c = control.clone();
         let acceptor = std::thread::Builder::new()
             .name("mi-sim-accept".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if stop2.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let (h, s) = (handler.clone(), stop2.clone());
-                    let _ = std::thread::Builder::new()
-                        .name("mi-sim-conn".into())
-                        .spawn(move || serve(conn, h, s));
-                }
-            })?;
+            .spawn(move || accept(listener, addr, &c, handler))?;
         Ok(Server {
             addr,
-            stop,
+            control,
             acceptor: Some(acceptor),
         })
     }
@@ -70,7 +79,7 @@ impl Server {
     }
 
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.control.stop.store(true, Ordering::Release);
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
         if let Some(a) = self.acceptor.take() {
@@ -79,9 +88,60 @@ impl Server {
     }
 }
 
-fn serve(conn: TcpStream, handler: Handler, stop: Arc<AtomicBool>) {
+impl Control {
+    /// Closes the port and every open connection for `d`: connections are refused
+    /// (RST), as when the gateway or the network is down.
+    pub fn refuse_for(&self, addr: SocketAddr, d: Duration) {
+        self.refuse_until_ms
+            .store(unix_ms() + d.as_millis() as i64, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        // Give the acceptor and the connections (which poll every 50 ms) time to close.
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn accept(first: TcpListener, addr: SocketAddr, control: &Arc<Control>, handler: Handler) {
+    let mut listener = Some(first);
+    loop {
+        let Some(l) = listener.take() else { return };
+        for conn in l.incoming() {
+            if control.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if control.refuse_until_ms.load(Ordering::Acquire) > unix_ms() {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let (h, c) = (handler.clone(), control.clone());
+            let _ = std::thread::Builder::new()
+                .name("mi-sim-conn".into())
+                .spawn(move || serve(conn, h, c));
+        }
+        drop(l);
+        while control.refuse_until_ms.load(Ordering::Acquire) > unix_ms()
+            && !control.stop.load(Ordering::Acquire)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..200 {
+            if let Ok(l) = TcpListener::bind(addr) {
+                listener = Some(l);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn serve(conn: TcpStream, handler: Handler, control: Arc<Control>) {
     let _ = conn.set_nodelay(true);
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(250)));
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+    let generation = control.generation.load(Ordering::Acquire);
+    let stop = Closing {
+        control: &control,
+        generation,
+    };
     let Ok(mut writer) = conn.try_clone() else {
         return;
     };
@@ -119,7 +179,20 @@ fn serve(conn: TcpStream, handler: Handler, stop: Arc<AtomicBool>) {
 }
 
 /// Reads one request; `Ok(None)` when the peer closed or the server stops.
-fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Option<Request>, u16> {
+/// Whether a connection must close: the server stops or its generation passed.
+struct Closing<'a> {
+    control: &'a Control,
+    generation: u64,
+}
+
+impl Closing<'_> {
+    fn now(&self) -> bool {
+        self.control.stop.load(Ordering::Acquire)
+            || self.control.generation.load(Ordering::Acquire) != self.generation
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>, stop: &Closing<'_>) -> Result<Option<Request>, u16> {
     let mut head = Vec::new();
     loop {
         let before = head.len();
@@ -190,11 +263,11 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Result<Optio
 
 /// Whether a read error is only the poll timeout while the server keeps running:
 /// then the connection waits on; anything else ends it.
-fn idle(e: &std::io::Error, stop: &AtomicBool) -> bool {
+fn idle(e: &std::io::Error, stop: &Closing<'_>) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    ) && !stop.load(Ordering::Acquire)
+    ) && !stop.now()
 }
 
 fn write_answer(

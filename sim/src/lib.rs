@@ -11,6 +11,9 @@
 //! `{"garbage": true}` (a non-JSON body), `{"drop": true}` (process, then close the
 //! connection without answering), `{"infcode_as_string": true}`.
 //!
+//! `POST /sim/faults` (or [`Sim::refuse_for`], [`Sim::reject_sign_no_once`]) closes
+//! the port for a while or refuses the next sign_no once.
+//!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
@@ -83,6 +86,10 @@ impl Default for SimConfig {
 struct Shared {
     cfg: SimConfig,
     ledger: Mutex<ledger::Ledger>,
+    control: Arc<http::Control>,
+    addr: Mutex<Option<SocketAddr>>,
+    /// Refuse the next business call's sign_no (and revoke it), once.
+    reject_sign_no_once: std::sync::atomic::AtomicBool,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -94,15 +101,21 @@ pub struct Sim {
 impl Sim {
     /// Starts on `addr` (e.g. `127.0.0.1:0` for a free port).
     pub fn start(cfg: SimConfig, addr: &str) -> std::io::Result<Sim> {
+        let control = Arc::new(http::Control::default());
         let shared = Arc::new(Shared {
             cfg,
             ledger: Mutex::new(ledger::Ledger::new()),
+            control: control.clone(),
+            addr: Mutex::new(None),
+            reject_sign_no_once: Default::default(),
         });
         let sh = shared.clone();
         let server = http::Server::start(
             std::net::TcpListener::bind(addr)?,
+            control,
             Arc::new(move |rq| handle(&sh, rq)),
         )?;
+        *shared.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.addr());
         Ok(Sim { server, shared })
     }
 
@@ -131,6 +144,18 @@ impl Sim {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .to_json()
+    }
+
+    /// Closes the port for `d`: connections are refused, as when the network is down.
+    pub fn refuse_for(&self, d: Duration) {
+        self.shared.control.refuse_for(self.addr(), d);
+    }
+
+    /// The next business call is refused for its sign_no, which is revoked.
+    pub fn reject_sign_no_once(&self) {
+        self.shared
+            .reject_sign_no_once
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub fn stop(mut self) {
@@ -164,6 +189,9 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
                 .to_json()
                 .to_string(),
         );
+    }
+    if rq.method == "POST" && rq.path == "/sim/faults" {
+        return faults(sh, &rq.body);
     }
     let path_infno = match rq.path.strip_prefix(SERVICE_PATH) {
         Some("") => None,
@@ -204,6 +232,29 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
         };
     }
     answer(status, body)
+}
+
+/// `POST /sim/faults`: `{"refuse_ms": 3000}` closes the port for that long;
+/// `{"reject_sign_no_once": true}` refuses the next business call's sign_no.
+fn faults(sh: &Shared, body: &[u8]) -> Reply {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return answer(400, json!({"error": "body must be JSON"}).to_string());
+    };
+    if v.get("reject_sign_no_once").and_then(Value::as_bool) == Some(true) {
+        sh.reject_sign_no_once
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+    if let Some(ms) = v.get("refuse_ms").and_then(Value::as_u64) {
+        if let Some(addr) = *sh.addr.lock().unwrap_or_else(|p| p.into_inner()) {
+            let control = sh.control.clone();
+            // Answer first, then close the port.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                control.refuse_for(addr, Duration::from_millis(ms));
+            });
+        }
+    }
+    answer(200, json!({"ok": true}).to_string())
 }
 
 /// Checks and runs one request; returns HTTP status, body and the fault asked for.
@@ -259,6 +310,14 @@ fn process(
         ))
     } else if ledger.seen_msgids.contains(&msgid) {
         Some(format!("报文ID[{msgid}]重复"))
+    } else if infno != "9001"
+        && infno != "9002"
+        && sh
+            .reject_sign_no_once
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+    {
+        ledger.sign_nos.remove(&sign_no);
+        Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
     } else if infno != "9001" && !ledger.sign_no_valid(&sign_no, &opter) {
         Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
     } else {
