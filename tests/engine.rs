@@ -48,6 +48,9 @@ fn settled(env: &Env, mdtrt: &str) -> usize {
         .count()
 }
 
+/// (fault, query code + attempts, settlement code + attempts, settlement booked?)
+type Case = (&'static str, Value, (i32, i64), (i32, i64), bool);
+
 #[test]
 fn fault_matrix_query_and_settlement() {
     let _g = serial();
@@ -56,8 +59,7 @@ fn fault_matrix_query_and_settlement() {
                         "retry": {"max_attempts": 3, "base_delay_ms": 100, "max_delay_ms": 400}});
     assert_eq!(env.init(policy), MI_OK);
     let q = q1101(ZHANG_CERTNO);
-    // (fault, query code + attempts, settlement code + attempts, settlement booked?)
-    let cases: Vec<(&str, Value, (i32, i64), (i32, i64), bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "late answer",
             json!({"delay_ms": 1200}),
