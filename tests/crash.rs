@@ -52,11 +52,14 @@ fn child_process() {
     mi_shutdown(5000);
 }
 
+/// The (request id, infno) pairs a child reported accepted, as they arrive.
+type Accepted = Arc<Mutex<Vec<(i64, String)>>>;
+
 fn spawn_child(
     role: &str,
     config: &Value,
     plan: Option<&std::path::Path>,
-) -> (std::process::Child, Arc<Mutex<Vec<(i64, String)>>>) {
+) -> (std::process::Child, Accepted) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--ignored",
