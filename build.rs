@@ -20,8 +20,7 @@ fn main() {
     let view = out.join("ffi_view.rs");
     std::fs::write(&view, ffi.replace("extern \"system\"", "extern \"C\"")).unwrap();
 
-    let mut config =
-        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     let v = |k: &str| std::env::var(k).unwrap();
     config.after_includes = Some(format!(
         "{}\n#define MI_SDK_VERSION_MAJOR {}\n#define MI_SDK_VERSION_MINOR {}\n#define MI_SDK_VERSION_PATCH {}\n#define MI_SDK_VERSION \"{}\"\n#define MI_ABI_VERSION 1\n",

@@ -35,29 +35,16 @@ fn call(infno: &str, input: &Value) -> Result<(i32, Value), String> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = buf.len() as i32;
     // SAFETY: NUL-terminated strings and a buffer of `len` bytes.
-    let mut rc = unsafe {
-        mi_call_sync(
-            c_infno.as_ptr(),
-            c_input.as_ptr(),
-            buf.as_mut_ptr() as *mut c_char,
-            &mut len,
-        )
-    };
+    let mut rc = unsafe { mi_call_sync(c_infno.as_ptr(), c_input.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
     if rc == MI_E_BUFFER_TOO_SMALL {
         // The call happened; fetch its kept result with a buffer of the right size.
         buf = vec![0u8; len as usize + 1];
         len += 1;
         // SAFETY: as above.
-        rc = unsafe {
-            mi_get_result(
-                mi_last_request_id(),
-                buf.as_mut_ptr() as *mut c_char,
-                &mut len,
-            )
-        };
+        rc = unsafe { mi_get_result(mi_last_request_id(), buf.as_mut_ptr() as *mut c_char, &mut len) };
     }
-    let out: Value = serde_json::from_slice(&buf[..len.max(0) as usize])
-        .map_err(|e| format!("{infno}: output is not JSON: {e}"))?;
+    let out: Value =
+        serde_json::from_slice(&buf[..len.max(0) as usize]).map_err(|e| format!("{infno}: output is not JSON: {e}"))?;
     Ok((rc, out))
 }
 
@@ -70,19 +57,12 @@ fn step(n: usize, title: &str, infno: &str, input: Value) -> Result<Value, Strin
         println!("code {rc}");
         return Err(format!("{infno} returned {rc}: {}", out["err_msg"]));
     }
-    println!(
-        "ok ({} ms, request {})",
-        t0.elapsed().as_millis(),
-        mi_last_request_id()
-    );
+    println!("ok ({} ms, request {})", t0.elapsed().as_millis(), mi_last_request_id());
     Ok(out["output"].clone())
 }
 
 fn run() -> Result<(), String> {
-    let sim_cfg = mi_sim::SimConfig {
-        profile: mi_sim::Profile::Tif,
-        ..Default::default()
-    };
+    let sim_cfg = mi_sim::SimConfig { profile: mi_sim::Profile::Tif, ..Default::default() };
     let sim = mi_sim::Sim::start(sim_cfg, "127.0.0.1:0").map_err(|e| format!("simulator: {e}"))?;
     let work = std::env::current_dir().unwrap().join("target/his_demo");
     let _ = std::fs::remove_dir_all(&work);
@@ -117,14 +97,8 @@ fn run() -> Result<(), String> {
     )?;
     let base = &p["baseinfo"];
     let insu = &p["insuinfo"][0];
-    let psn_no = base["psn_no"]
-        .as_str()
-        .ok_or("1101 gave no psn_no")?
-        .to_string();
-    let insuplc = insu["insuplc_admdvs"]
-        .as_str()
-        .unwrap_or("440300")
-        .to_string();
+    let psn_no = base["psn_no"].as_str().ok_or("1101 gave no psn_no")?.to_string();
+    let insuplc = insu["insuplc_admdvs"].as_str().unwrap_or("440300").to_string();
     println!(
         "   {} {} born {}, insurance {} in {}, account balance {}",
         psn_no,
@@ -144,21 +118,16 @@ fn run() -> Result<(), String> {
         "begntime": "2026-11-27 09:00:00", "mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234", "ipt_otp_no": otp_no,
         "atddr_no": "D0001", "dr_name": "李医生", "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})),
     )?;
-    let mdtrt_id = r["data"]["mdtrt_id"]
-        .as_str()
-        .ok_or("2201 gave no mdtrt_id")?
-        .to_string();
+    let mdtrt_id = r["data"]["mdtrt_id"].as_str().ok_or("2201 gave no mdtrt_id")?.to_string();
     println!("   mdtrt_id {mdtrt_id}");
     step(
         3,
         "visit info",
         "2203",
-        with_person(
-            json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
+        with_person(json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
         "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "咳嗽三天", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"},
         "diseinfo": [{"psn_no": psn_no, "diag_type": "1", "diag_srt_no": "1", "diag_code": "J06.900", "diag_name": "急性上呼吸道感染",
-        "diag_dept": "内科", "dise_dor_no": "D0001", "dise_dor_name": "李医生", "diag_time": "2026-11-27 09:05:00", "vali_flag": "1"}]}),
-        ),
+        "diag_dept": "内科", "dise_dor_no": "D0001", "dise_dor_name": "李医生", "diag_time": "2026-11-27 09:05:00", "vali_flag": "1"}]})),
     )?;
     let fee = |sn: &str, codg: &str, name: &str, cnt: f64, pric: f64| {
         json!({"feedetl_sn": sn, "mdtrt_id": mdtrt_id,
@@ -168,39 +137,20 @@ fn run() -> Result<(), String> {
         "bilg_dr_name": "李医生", "hosp_appr_flag": "1"})
     };
     let fees = vec![
-        fee(
-            "F0001",
-            "XJ01CAA040A001010104463",
-            "阿莫西林胶囊",
-            2.0,
-            25.5,
-        ),
+        fee("F0001", "XJ01CAA040A001010104463", "阿莫西林胶囊", 2.0, 25.5),
         fee("F0002", "001102000010000", "普通门诊诊查费", 1.0, 30.0),
         fee("F0003", "ZZ9900000000001", "自费敷料", 1.0, 12.0),
     ];
-    let total: f64 = fees
-        .iter()
-        .map(|f| f["det_item_fee_sumamt"].as_f64().unwrap())
-        .sum();
-    let r = step(
-        4,
-        "fee details",
-        "2204",
-        with_person(json!({"feedetail": fees})),
-    )?;
-    println!(
-        "   {} items uploaded, total {total:.2}",
-        r["result"].as_array().map_or(0, Vec::len)
-    );
+    let total: f64 = fees.iter().map(|f| f["det_item_fee_sumamt"].as_f64().unwrap()).sum();
+    let r = step(4, "fee details", "2204", with_person(json!({"feedetail": fees})))?;
+    println!("   {} items uploaded, total {total:.2}", r["result"].as_array().map_or(0, Vec::len));
     let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234", "med_type": "11",
         "medfee_sumamt": total, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B0001", "insutype": "310",
         "acct_used_flag": "1"}});
     let pre = step(5, "pre-settlement", "2206", with_person(settle.clone()))?;
     println!(
         "   fund would pay {}, account {}, cash {}",
-        pre["setlinfo"]["fund_pay_sumamt"],
-        pre["setlinfo"]["acct_pay"],
-        pre["setlinfo"]["psn_cash_pay"]
+        pre["setlinfo"]["fund_pay_sumamt"], pre["setlinfo"]["acct_pay"], pre["setlinfo"]["psn_cash_pay"]
     );
     let s = step(6, "settlement", "2207", with_person(settle))?;
     let si = &s["setlinfo"];
@@ -216,17 +166,12 @@ fn run() -> Result<(), String> {
 
     let settled = sim.ledger()["settlements"].as_array().map_or(0, Vec::len);
     if settled != 1 {
-        return Err(format!(
-            "the platform's ledger shows {settled} settlements, expected 1"
-        ));
+        return Err(format!("the platform's ledger shows {settled} settlements, expected 1"));
     }
 
     println!("\nAsync batch: 200 person queries (1101) through the worker pool");
-    let q = CString::new(
-        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "44030519500315002X"}})
-            .to_string(),
-    )
-    .unwrap();
+    let q = CString::new(json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "44030519500315002X"}}).to_string())
+        .unwrap();
     let infno = CString::new("1101").unwrap();
     let t0 = Instant::now();
     let mut ids = Vec::new();
@@ -261,10 +206,7 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    println!(
-        "\n   200 queries answered in {} ms",
-        t0.elapsed().as_millis()
-    );
+    println!("\n   200 queries answered in {} ms", t0.elapsed().as_millis());
 
     println!("\nmi_get_status:");
     let mut buf = vec![0u8; 16 * 1024];
@@ -278,10 +220,7 @@ fn run() -> Result<(), String> {
     println!("{}", serde_json::to_string_pretty(&st).unwrap());
     let ledger = sim.ledger();
     if ledger["rejected"] != 0 {
-        return Err(format!(
-            "the simulator rejected envelopes: {}",
-            ledger["rejections"]
-        ));
+        return Err(format!("the simulator rejected envelopes: {}", ledger["rejections"]));
     }
     mi_shutdown(5000);
     Ok(())
@@ -294,11 +233,7 @@ fn progress(done: usize, total: usize) {
     if done != total && filled == (done - 1) * width / total {
         return;
     }
-    print!(
-        "\r   [{}{}] {done}/{total}",
-        "#".repeat(filled),
-        ".".repeat(width - filled)
-    );
+    print!("\r   [{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
     let _ = std::io::stdout().flush();
 }
 

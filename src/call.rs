@@ -147,26 +147,18 @@ impl Core {
 
     /// Commits a new request claimed by this process (a sync call): from here on it
     /// is never lost.
-    pub fn journal_sync(
-        &self,
-        infno: &str,
-        call: &CallInput,
-        reversal_of: Option<i64>,
-    ) -> Result<(i64, String)> {
+    pub fn journal_sync(&self, infno: &str, call: &CallInput, reversal_of: Option<i64>) -> Result<(i64, String)> {
         let req = self.new_request(infno, call, "sync", 0, reversal_of);
-        let (id, msgid, _) =
-            self.journal
-                .insert_request(&req, state::SENDING, Some(&self.owner), |m| {
-                    self.envelope_text(infno, m, call)
-                })?;
+        let (id, msgid, _) = self
+            .journal
+            .insert_request(&req, state::SENDING, Some(&self.owner), |m| self.envelope_text(infno, m, call))?;
         Ok((id, msgid))
     }
 
     /// Whether failures of this request may be resent: queries and calculations, and
     /// reversals (2601 is safe to repeat with the same omsgid).
     fn retry_safe(&self, row: &RequestRow) -> bool {
-        transactions::matches_any(&row.infno, &self.cfg.retry.safe_infnos)
-            || row.infno == transactions::REVERSAL
+        transactions::matches_any(&row.infno, &self.cfg.retry.safe_infnos) || row.infno == transactions::REVERSAL
     }
 
     /// Runs a claimed request: to the end (`Inline`) or one attempt (`Worker`).
@@ -176,22 +168,14 @@ impl Core {
             Err(e) => {
                 log::error!("request {id}: {e}");
                 self.stats.failure(e.message.clone());
-                Outcome {
-                    request_id: id,
-                    code: e.code,
-                    output: sdk_output(e.code, &e.message, ""),
-                }
+                Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
             }
         }
     }
 
     fn try_execute(&self, id: i64, mode: Mode) -> Result<Outcome> {
-        let row = self
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
-        let opter =
-            envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+        let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
+        let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
         let mut sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {
                 Ok(s) => s,
@@ -208,11 +192,7 @@ impl Core {
             // A resent query gets a fresh msgid; a state-changing request is resent
             // only when it never left, under the msgid it already has.
             if sent_before && safe {
-                msgid = self.journal.reassign_msgid(
-                    id,
-                    &self.cfg.institution.fixmedins_code,
-                    self.cfg.node_id,
-                )?;
+                msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
             }
             let (n, attempt, why, fin) = self.attempt(&row, &msgid, &sign_no, safe)?;
             sent_before = true;
@@ -233,25 +213,19 @@ impl Core {
                     Some(&self.owner),
                 )?;
                 let date = signin::today();
-                self.journal
-                    .signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
+                self.journal.signin_forget(&self.cfg.institution.fixmedins_code, &opter, &date)?;
                 self.signins.forget(&opter);
                 sign_no = match self.sign_no_for(&opter) {
                     Ok(s) => s,
                     Err(e) => return self.finish_unsent(&row, e),
                 };
-                msgid = self.journal.reassign_msgid(
-                    id,
-                    &self.cfg.institution.fixmedins_code,
-                    self.cfg.node_id,
-                )?;
+                msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
                 sent_before = false;
                 continue;
             }
             match retry::decide(why, safe, n as u32, &self.cfg.retry) {
                 Verdict::Retry(delay) => {
-                    let next_at =
-                        crate::transport::gateway::unix_ms() as i64 + delay.as_millis() as i64;
+                    let next_at = crate::transport::gateway::unix_ms() as i64 + delay.as_millis() as i64;
                     let err = fin.last_error.clone().unwrap_or_default();
                     log::info!(
                         "request {id} ({}) attempt {n} failed, resending in {} ms: {err}",
@@ -260,19 +234,12 @@ impl Core {
                     );
                     match mode {
                         Mode::Inline => {
-                            self.journal.retry_later(
-                                id,
-                                (n, &attempt),
-                                &err,
-                                next_at,
-                                Some(&self.owner),
-                            )?;
+                            self.journal.retry_later(id, (n, &attempt), &err, next_at, Some(&self.owner))?;
                             std::thread::sleep(delay);
                             self.journal.reclaim(id, &self.owner)?;
                         }
                         Mode::Worker => {
-                            self.journal
-                                .retry_later(id, (n, &attempt), &err, next_at, None)?;
+                            self.journal.retry_later(id, (n, &attempt), &err, next_at, None)?;
                             return Ok(Outcome {
                                 request_id: id,
                                 code: Code::Pending,
@@ -284,11 +251,7 @@ impl Core {
                 Verdict::Final | Verdict::Uncertain => {
                     self.journal.finish(id, Some((n, &attempt)), &fin)?;
                     self.after(&row, &opter, &fin);
-                    return Ok(Outcome {
-                        request_id: id,
-                        code: fin.code,
-                        output: fin.result,
-                    });
+                    return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
                 }
             }
         }
@@ -307,18 +270,9 @@ impl Core {
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let env = envelope::refresh(&row.envelope, msgid, &inf_time, sign_no)?;
         let n = self.journal.begin_attempt(id, msgid, &env)?;
-        log::info!(
-            "send {} request={} msgid={} attempt={}",
-            row.infno,
-            id,
-            msgid,
-            n
-        );
+        log::info!("send {} request={} msgid={} attempt={}", row.infno, id, msgid, n);
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!(
-                "request {id} envelope: {}",
-                logging::for_log(&env, self.cfg.log.mask_pii)
-            );
+            log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
         }
         let t0 = Instant::now();
         let sent = self.transport.post(&row.infno, &env);
@@ -330,20 +284,12 @@ impl Core {
     /// Ends a request that was never sent (its sign-in failed).
     fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
         let result = sdk_output(e.code, &e.message, &row.msgid);
-        let fin = Final {
-            state: state::FAILED,
-            code: e.code,
-            result: result.clone(),
-            last_error: Some(e.message.clone()),
-        };
+        let fin =
+            Final { state: state::FAILED, code: e.code, result: result.clone(), last_error: Some(e.message.clone()) };
         self.journal.finish(row.id, None, &fin)?;
         log::warn!("request {} ({}) not sent: {}", row.id, row.infno, e.message);
         self.stats.failure(e.message);
-        Ok(Outcome {
-            request_id: row.id,
-            code: e.code,
-            output: result,
-        })
+        Ok(Outcome { request_id: row.id, code: e.code, output: result })
     }
 
     /// Turns what the transport returned into the attempt record, the kind of
@@ -356,10 +302,7 @@ impl Core {
         latency_ms: u64,
         safe: bool,
     ) -> (AttemptRecord, Why, Final) {
-        let mut a = AttemptRecord {
-            latency_ms: latency_ms as i64,
-            ..Default::default()
-        };
+        let mut a = AttemptRecord { latency_ms: latency_ms as i64, ..Default::default() };
         let failed = |code: Code, msg: String| Final {
             state: state::FAILED,
             code,
@@ -379,10 +322,7 @@ impl Core {
                         Why::GatewayRefused,
                         failed(
                             Code::Protocol,
-                            format!(
-                                "gateway refused the request with HTTP {}: {snippet}",
-                                reply.status
-                            ),
+                            format!("gateway refused the request with HTTP {}: {snippet}", reply.status),
                         ),
                     );
                 }
@@ -398,11 +338,7 @@ impl Core {
                         let ok = verdict.infcode == 0;
                         a.outcome = if ok { "ok" } else { "business_error" };
                         let fin = Final {
-                            state: if ok {
-                                state::SUCCEEDED
-                            } else {
-                                state::BUSINESS_ERROR
-                            },
+                            state: if ok { state::SUCCEEDED } else { state::BUSINESS_ERROR },
                             code: if ok { Code::Ok } else { Code::Business },
                             result: reply.body,
                             last_error: (!ok).then_some(verdict.err_msg),
@@ -413,10 +349,7 @@ impl Core {
                         a.outcome = "gateway_fault";
                         a.err_msg = Some(why.clone());
                         let fin = if safe {
-                            failed(
-                                Code::Protocol,
-                                format!("gateway answered, but not as the platform: {why}"),
-                            )
+                            failed(Code::Protocol, format!("gateway answered, but not as the platform: {why}"))
                         } else {
                             uncertain_final(infno, msgid, &why)
                         };
@@ -427,14 +360,7 @@ impl Core {
             Err(Failure::NeverSent(why)) => {
                 a.outcome = "never_sent";
                 a.err_msg = Some(why.clone());
-                (
-                    a,
-                    Why::NeverSent,
-                    failed(
-                        Code::Network,
-                        format!("gateway not reached, request not sent: {why}"),
-                    ),
-                )
+                (a, Why::NeverSent, failed(Code::Network, format!("gateway not reached, request not sent: {why}")))
             }
             Err(Failure::MaybeProcessed(why)) => {
                 a.outcome = "maybe_processed";
@@ -465,10 +391,7 @@ impl Core {
             }
         }
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!(
-                "request {id} result: {}",
-                logging::for_log(&fin.result, self.cfg.log.mask_pii)
-            );
+            log::debug!("request {id} result: {}", logging::for_log(&fin.result, self.cfg.log.mask_pii));
         }
         let code = &self.cfg.institution.fixmedins_code;
         let date = signin::today();
@@ -507,43 +430,26 @@ impl Core {
             return;
         }
         let queued = self.reversal_input(row).and_then(|call| {
-            let req = self.new_request(
-                transactions::REVERSAL,
-                &call,
-                "async",
-                i32::MAX,
-                Some(row.id),
-            );
+            let req = self.new_request(transactions::REVERSAL, &call, "async", i32::MAX, Some(row.id));
             let (rid, _, _) = self
                 .journal
-                .insert_request(&req, state::QUEUED, None, |m| {
-                    self.envelope_text(transactions::REVERSAL, m, &call)
-                })?;
+                .insert_request(&req, state::QUEUED, None, |m| self.envelope_text(transactions::REVERSAL, m, &call))?;
             self.journal.link_reversal(row.id, rid)?;
             Ok(rid)
         });
         match queued {
             Ok(rid) => {
-                log::warn!(
-                    "request {} ({}) is uncertain: reversal queued as request {rid}",
-                    row.id,
-                    row.infno
-                );
+                log::warn!("request {} ({}) is uncertain: reversal queued as request {rid}", row.id, row.infno);
                 self.wake.notify();
             }
-            Err(e) => log::error!(
-                "request {} is uncertain and its reversal could not be queued: {e}",
-                row.id
-            ),
+            Err(e) => log::error!("request {} is uncertain and its reversal could not be queued: {e}", row.id),
         }
     }
 
     /// `mi_reverse`: sends 2601 for an uncertain or succeeded reversible request.
     pub fn reverse(&self, id: i64) -> Result<Outcome> {
-        let row = self
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let row =
+            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         if !transactions::matches_any(&row.infno, &self.cfg.retry.reversible_infnos) {
             return Err(Error::invalid(format!(
                 "request {id} is a {}, which 2601 does not reverse (retry.reversible_infnos); undo it with its counter-transaction",
@@ -579,13 +485,7 @@ impl Core {
             .map_err(|e| Error::journal(format!("journaled envelope is damaged: {e}")))?;
         let psn_no = find_str(&env["input"], "psn_no").unwrap_or_default();
         let mut overrides = Map::new();
-        for k in [
-            "insuplc_admdvs",
-            "mdtrtarea_admvs",
-            "opter",
-            "opter_name",
-            "opter_type",
-        ] {
+        for k in ["insuplc_admdvs", "mdtrtarea_admvs", "opter", "opter_name", "opter_type"] {
             if let Some(v) = env.get(k).and_then(Value::as_str) {
                 overrides.insert(k.to_string(), Value::String(v.to_string()));
             }
@@ -616,12 +516,9 @@ impl Core {
                 "operator {opter} has not signed in today (9001) and sign_in.auto is false"
             )));
         }
-        let mut call = CallInput {
-            business: signin::input(&self.cfg.institution, opter),
-            overrides: Default::default(),
-        };
-        call.overrides
-            .insert("opter".into(), Value::String(opter.into()));
+        let mut call =
+            CallInput { business: signin::input(&self.cfg.institution, opter), overrides: Default::default() };
+        call.overrides.insert("opter".into(), Value::String(opter.into()));
         let (id, _) = self.journal_sync(transactions::SIGN_IN, &call, None)?;
         log::info!("signing in operator {opter} for {date} (request {id})");
         let out = self.execute(id, Mode::Inline);
@@ -640,38 +537,23 @@ impl Core {
             Code::Ok => Code::Protocol,
             _ => Code::Network,
         };
-        Err(Error::new(
-            code,
-            format!("automatic sign-in (9001) failed, request not sent: {why}"),
-        ))
+        Err(Error::new(code, format!("automatic sign-in (9001) failed, request not sent: {why}")))
     }
 
     /// The code and output a finished or pending request gives.
     pub fn result_of(&self, id: i64) -> Result<Outcome> {
-        let row = self
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let row =
+            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         match (row.mi_code, row.result) {
-            (Some(code), Some(result)) => Ok(Outcome {
-                request_id: id,
-                code: Code::from_i32(code),
-                output: result,
-            }),
-            _ => Ok(Outcome {
-                request_id: id,
-                code: Code::Pending,
-                output: pending_output(&row.msgid, &row.state),
-            }),
+            (Some(code), Some(result)) => Ok(Outcome { request_id: id, code: Code::from_i32(code), output: result }),
+            _ => Ok(Outcome { request_id: id, code: Code::Pending, output: pending_output(&row.msgid, &row.state) }),
         }
     }
 
     /// The journal record of a request as JSON (ABI.md `mi_get_request`).
     pub fn record_of(&self, id: i64) -> Result<String> {
-        let r = self
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let r =
+            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
         Ok(json!({
             "request_id": r.id,
             "msgid": r.msgid,
@@ -694,11 +576,9 @@ impl Core {
 /// The first string value of `key` anywhere in a JSON value.
 fn find_str(v: &Value, key: &str) -> Option<String> {
     match v {
-        Value::Object(m) => m
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| m.values().find_map(|v| find_str(v, key))),
+        Value::Object(m) => {
+            m.get(key).and_then(Value::as_str).map(str::to_owned).or_else(|| m.values().find_map(|v| find_str(v, key)))
+        }
         Value::Array(a) => a.iter().find_map(|v| find_str(v, key)),
         _ => None,
     }

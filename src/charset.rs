@@ -25,14 +25,12 @@ impl Charset {
     /// because a silently mangled name or ID number would reach the platform.
     pub fn decode(self, bytes: &[u8], what: &str) -> Result<String> {
         match self {
-            Charset::Utf8 => std::str::from_utf8(bytes)
-                .map(str::to_owned)
-                .map_err(|e| {
-                    Error::invalid(format!(
-                        "{what} is not valid UTF-8 (byte {}); is the HIS sending GBK? set \"charset\": \"gbk\"",
-                        e.valid_up_to()
-                    ))
-                }),
+            Charset::Utf8 => std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| {
+                Error::invalid(format!(
+                    "{what} is not valid UTF-8 (byte {}); is the HIS sending GBK? set \"charset\": \"gbk\"",
+                    e.valid_up_to()
+                ))
+            }),
             Charset::Gbk => GB18030
                 .decode_without_bom_handling_and_without_replacement(bytes)
                 .map(|s| s.into_owned())

@@ -165,11 +165,7 @@ pub struct Journal {
 
 impl Default for Journal {
     fn default() -> Self {
-        Journal {
-            path: "mi_journal.db".into(),
-            synchronous: "full".into(),
-            retain_days: 180,
-        }
+        Journal { path: "mi_journal.db".into(), synchronous: "full".into(), retain_days: 180 }
     }
 }
 
@@ -192,8 +188,8 @@ impl Default for Retry {
             base_delay_ms: 1000,
             max_delay_ms: 60000,
             safe_infnos: v(&[
-                "1101", "1201", "13*", "1901", "2001", "2206", "2303", "3101", "3102", "3201",
-                "3202", "52*", "53*", "6301", "9102",
+                "1101", "1201", "13*", "1901", "2001", "2206", "2303", "3101", "3102", "3201", "3202", "52*", "53*",
+                "6301", "9102",
             ]),
             reversible_infnos: v(&["2207", "2208", "2304", "2305", "2401"]),
             uncertain_policy: "hold".into(),
@@ -275,9 +271,7 @@ impl Config {
     /// library, then in the working folder). `lib_dir` is the library file's folder.
     pub fn load(source: Option<&str>, lib_dir: &Path) -> Result<Config> {
         match source.map(str::trim_start) {
-            Some(s) if s.starts_with('{') || s.starts_with('\u{feff}') => {
-                Config::from_json(s, lib_dir)
-            }
+            Some(s) if s.starts_with('{') || s.starts_with('\u{feff}') => Config::from_json(s, lib_dir),
             Some(s) if !s.is_empty() => Config::from_file(Path::new(s.trim_end())),
             _ => {
                 if let Ok(p) = std::env::var("MI_SDK_CONFIG") {
@@ -302,12 +296,8 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(format!(
-                "config file {} cannot be read: {e}",
-                path.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("config file {} cannot be read: {e}", path.display())))?;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::from_json(&text, &dir)
@@ -333,28 +323,17 @@ impl Config {
     fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| Err(Error::config(format!("config key `{key}`: {why}")));
         let i = &self.institution;
-        if i.fixmedins_code.len() != 12
-            || !i.fixmedins_code.chars().all(|c| c.is_ascii_alphanumeric())
-        {
-            return bad(
-                "institution.fixmedins_code",
-                "must be the 12-character institution code, e.g. H44030000001",
-            );
+        if i.fixmedins_code.len() != 12 || !i.fixmedins_code.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return bad("institution.fixmedins_code", "must be the 12-character institution code, e.g. H44030000001");
         }
         if i.fixmedins_name.trim().is_empty() {
             return bad("institution.fixmedins_name", "must not be empty");
         }
         if !is_division(&i.mdtrtarea_admvs) {
-            return bad(
-                "institution.mdtrtarea_admvs",
-                "must be a 6-digit division code, e.g. 440300",
-            );
+            return bad("institution.mdtrtarea_admvs", "must be a 6-digit division code, e.g. 440300");
         }
         if !i.insuplc_admdvs.is_empty() && !is_division(&i.insuplc_admdvs) {
-            return bad(
-                "institution.insuplc_admdvs",
-                "must be empty or a 6-digit division code",
-            );
+            return bad("institution.insuplc_admdvs", "must be empty or a 6-digit division code");
         }
         if i.opter.is_empty() || i.opter.chars().count() > 30 {
             return bad("institution.opter", "must be 1 to 30 characters");
@@ -366,10 +345,7 @@ impl Config {
             return bad("institution.opter_type", "must be \"1\", \"2\" or \"3\"");
         }
         if i.recer_sys_code.is_empty() || i.recer_sys_code.len() > 10 {
-            return bad(
-                "institution.recer_sys_code",
-                "must be 1 to 10 characters, e.g. YBXT",
-            );
+            return bad("institution.recer_sys_code", "must be 1 to 10 characters, e.g. YBXT");
         }
         if i.infver.is_empty() || i.infver.len() > 6 {
             return bad("institution.infver", "must be 1 to 6 characters, e.g. V1.0");
@@ -418,19 +394,13 @@ impl Config {
             return bad("charset", "must be \"utf-8\" or \"gbk\"");
         }
         if self.node_id > 99 {
-            return bad(
-                "node_id",
-                "must be 0 to 99 (the first two digits of every msgid sequence)",
-            );
+            return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
         }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
         }
         if !["off", "normal", "full", "extra"].contains(&self.journal.synchronous.as_str()) {
-            return bad(
-                "journal.synchronous",
-                "must be \"off\", \"normal\", \"full\" or \"extra\"",
-            );
+            return bad("journal.synchronous", "must be \"off\", \"normal\", \"full\" or \"extra\"");
         }
         if self.journal.retain_days == 0 {
             return bad("journal.retain_days", "must be at least 1");
@@ -449,19 +419,10 @@ impl Config {
             return bad("retry.max_attempts", "must be 1 to 100");
         }
         if r.base_delay_ms == 0 || r.base_delay_ms > r.max_delay_ms {
-            return bad(
-                "retry.base_delay_ms",
-                "must be at least 1 and not above retry.max_delay_ms",
-            );
+            return bad("retry.base_delay_ms", "must be at least 1 and not above retry.max_delay_ms");
         }
-        for (key, list) in [
-            ("retry.safe_infnos", &r.safe_infnos),
-            ("retry.reversible_infnos", &r.reversible_infnos),
-        ] {
-            if let Some(p) = list
-                .iter()
-                .find(|p| !crate::protocol::transactions::is_valid_pattern(p))
-            {
+        for (key, list) in [("retry.safe_infnos", &r.safe_infnos), ("retry.reversible_infnos", &r.reversible_infnos)] {
+            if let Some(p) = list.iter().find(|p| !crate::protocol::transactions::is_valid_pattern(p)) {
                 return Err(Error::config(format!(
                     "config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *"
                 )));
@@ -471,10 +432,7 @@ impl Config {
             return bad("retry.uncertain_policy", "must be \"hold\" or \"reverse\"");
         }
         if !["off", "error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
-            return bad(
-                "log.level",
-                "must be off, error, warn, info, debug or trace",
-            );
+            return bad("log.level", "must be off, error, warn, info, debug or trace");
         }
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
@@ -510,17 +468,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let t = minimal().replacen(
-            "{\"institution\"",
-            "{\"gateway\":{\"urll\":\"x\"},\"institution\"",
-            1,
-        );
+        let t = minimal().replacen("{\"institution\"", "{\"gateway\":{\"urll\":\"x\"},\"institution\"", 1);
         let e = Config::from_json(&t, Path::new(".")).unwrap_err();
-        assert!(
-            e.message.contains("gateway") && e.message.contains("urll"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("gateway") && e.message.contains("urll"), "{}", e.message);
         let t = minimal().replacen("{\"institution\"", "{\"wokers\":3,\"institution\"", 1);
         let e = Config::from_json(&t, Path::new(".")).unwrap_err();
         assert!(e.message.contains("wokers"), "{}", e.message);
@@ -534,10 +484,7 @@ mod tests {
             ("\"node_id\":100,", "node_id"),
             ("\"gateway\":{\"profile\":\"tif\"},", "gateway.paas_id"),
             ("\"gateway\":{\"timeout_ms\":\"x\"},", "gateway.timeout_ms"),
-            (
-                "\"retry\":{\"safe_infnos\":[\"11a\"]},",
-                "retry.safe_infnos",
-            ),
+            ("\"retry\":{\"safe_infnos\":[\"11a\"]},", "retry.safe_infnos"),
         ] {
             let t = minimal().replacen('{', &format!("{{{patch}"), 1);
             let e = Config::from_json(&t, Path::new(".")).unwrap_err();
@@ -585,10 +532,7 @@ mod example_tests {
             "mask_pii",
             "keep_files",
         ] {
-            assert!(
-                text.contains(&format!("\"{key}\"")),
-                "{key} missing from the example"
-            );
+            assert!(text.contains(&format!("\"{key}\"")), "{key} missing from the example");
         }
     }
 }

@@ -94,31 +94,21 @@ fn code_of(r: Result<Code>) -> i32 {
 
 /// The charset in force: the config's, or UTF-8 before `mi_init`.
 fn charset() -> Charset {
-    handle::current()
-        .map(|s| s.config().charset())
-        .unwrap_or_default()
+    handle::current().map(|s| s.config().charset()).unwrap_or_default()
 }
 
 /// Reads a string argument.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string readable for this call.
-unsafe fn text_arg(
-    ptr: *const c_char,
-    what: &str,
-    (max_bytes, limit): (u64, &str),
-    cs: Charset,
-) -> Result<String> {
+unsafe fn text_arg(ptr: *const c_char, what: &str, (max_bytes, limit): (u64, &str), cs: Charset) -> Result<String> {
     if ptr.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
     // SAFETY: not NULL (checked above), and NUL-terminated by the caller's contract (ABI.md §1).
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     if bytes.len() as u64 > max_bytes {
-        return Err(Error::invalid(format!(
-            "{what} is {} bytes, more than {limit} ({max_bytes})",
-            bytes.len()
-        )));
+        return Err(Error::invalid(format!("{what} is {} bytes, more than {limit} ({max_bytes})", bytes.len())));
     }
     cs.decode(bytes, what)
 }
@@ -141,18 +131,12 @@ impl OutBuf {
         // SAFETY: `len` is not NULL and points to an int32_t by the caller's contract.
         let cap = unsafe { len.read_unaligned() };
         if cap < 0 {
-            return Err(Error::invalid(format!(
-                "output capacity *len is negative ({cap})"
-            )));
+            return Err(Error::invalid(format!("output capacity *len is negative ({cap})")));
         }
         if buf.is_null() && cap > 0 {
             return Err(Error::invalid("output buffer is NULL but *len is not 0"));
         }
-        Ok(OutBuf {
-            buf,
-            len,
-            cap: cap as usize,
-        })
+        Ok(OutBuf { buf, len, cap: cap as usize })
     }
 
     /// Writes text and its NUL, or only a NUL and the size needed (ABI.md §1).
@@ -192,19 +176,12 @@ impl OutBuf {
 }
 
 fn too_small(needed: i32, hint: &str) -> Error {
-    Error::new(
-        Code::BufferTooSmall,
-        format!("output buffer too small: {needed} bytes and a NUL are needed{hint}"),
-    )
+    Error::new(Code::BufferTooSmall, format!("output buffer too small: {needed} bytes and a NUL are needed{hint}"))
 }
 
 /// Delivers a call's outcome: output text into the buffer, message for `mi_last_error`.
 fn deliver(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Result<Code> {
-    let outcome = r.unwrap_or_else(|e| Outcome {
-        request_id: 0,
-        code: e.code,
-        output: Sdk::error_output(&e),
-    });
+    let outcome = r.unwrap_or_else(|e| Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
     if is_call {
         LAST_REQUEST_ID.with(|c| c.set(outcome.request_id));
     }
@@ -219,10 +196,7 @@ fn deliver(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Resu
         Code::Ok => Ok(outcome.code),
         _ => {
             let hint = if outcome.request_id > 0 {
-                format!(
-                    "; the result is kept: ask mi_get_result({}) again with a larger buffer",
-                    outcome.request_id
-                )
+                format!("; the result is kept: ask mi_get_result({}) again with a larger buffer", outcome.request_id)
             } else {
                 String::new()
             };
@@ -293,9 +267,7 @@ pub unsafe extern "system" fn mi_call_sync(
             // SAFETY: NULL or NUL-terminated by the caller's contract.
             let args = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }.and_then(|i| {
                 // SAFETY: as above.
-                Ok((i, unsafe {
-                    text_arg(input, "input", (max, "max_input_bytes"), cs)
-                }?))
+                Ok((i, unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?))
             });
             let r = args.and_then(|(infno, input)| sdk.call_sync(&infno, &input));
             deliver(&out, cs, r, true)
@@ -346,22 +318,13 @@ pub unsafe extern "system" fn mi_call_async(
 /// # Safety
 /// `output_len`: NULL or a writable int32_t; `output`: NULL or writable for `*output_len` bytes.
 #[no_mangle]
-pub unsafe extern "system" fn mi_get_result(
-    request_id: i64,
-    output: *mut c_char,
-    output_len: *mut i32,
-) -> i32 {
+pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
             let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
             let out = unsafe { OutBuf::new(output, output_len) }?;
-            deliver_about(
-                &out,
-                sdk.config().charset(),
-                sdk.get_result(request_id),
-                false,
-            )
+            deliver_about(&out, sdk.config().charset(), sdk.get_result(request_id), false)
         })())
     })
 }
@@ -373,11 +336,7 @@ pub unsafe extern "system" fn mi_get_result(
 /// # Safety
 /// As `mi_get_result`.
 #[no_mangle]
-pub unsafe extern "system" fn mi_get_request(
-    request_id: i64,
-    output: *mut c_char,
-    output_len: *mut i32,
-) -> i32 {
+pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
             let sdk = handle::get()?;
@@ -395,11 +354,7 @@ pub unsafe extern "system" fn mi_get_request(
 /// # Safety
 /// As `mi_get_result`.
 #[no_mangle]
-pub unsafe extern "system" fn mi_reverse(
-    request_id: i64,
-    output: *mut c_char,
-    output_len: *mut i32,
-) -> i32 {
+pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
             let sdk = handle::get()?;
@@ -529,9 +484,6 @@ mod guard_tests {
     fn a_panic_becomes_internal_with_a_message() {
         assert_eq!(panicking_export(), MI_E_INTERNAL);
         let msg = LAST_ERROR.with(|e| e.borrow().clone());
-        assert!(
-            msg.starts_with("internal error:") && msg.contains("index out of bounds"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("internal error:") && msg.contains("index out of bounds"), "{msg}");
     }
 }

@@ -28,9 +28,7 @@ pub fn init(source: Option<&str>) -> Result<()> {
         return if *sdk.config() == cfg {
             Ok(())
         } else {
-            Err(Error::config(
-                "mi_sdk is already initialised with a different config; call mi_shutdown first",
-            ))
+            Err(Error::config("mi_sdk is already initialised with a different config; call mi_shutdown first"))
         };
     }
     let sdk = Sdk::start(cfg)?;
@@ -40,12 +38,7 @@ pub fn init(source: Option<&str>) -> Result<()> {
 
 /// The running SDK, or `MI_E_NOT_INITIALIZED`.
 pub fn get() -> Result<Arc<Sdk>> {
-    current().ok_or_else(|| {
-        Error::new(
-            Code::NotInitialized,
-            "mi_sdk is not initialised: call mi_init first",
-        )
-    })
+    current().ok_or_else(|| Error::new(Code::NotInitialized, "mi_sdk is not initialised: call mi_init first"))
 }
 
 pub fn current() -> Option<Arc<Sdk>> {

@@ -20,12 +20,8 @@ static HANDLE: OnceLock<Mutex<Option<log4rs::Handle>>> = OnceLock::new();
 pub fn init(cfg: &Config) -> Result<()> {
     let config = match cfg.log4rs_file() {
         Some(path) => {
-            let raw = log4rs::config::load_config_file(&path, Default::default()).map_err(|e| {
-                Error::config(format!(
-                    "config key `log.log4rs_file`: {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let raw = log4rs::config::load_config_file(&path, Default::default())
+                .map_err(|e| Error::config(format!("config key `log.log4rs_file`: {}: {e}", path.display())))?;
             raw
         }
         None => {
@@ -38,32 +34,19 @@ pub fn init(cfg: &Config) -> Result<()> {
                 _ => LevelFilter::Info,
             };
             let dir = cfg.log_dir();
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Error::config(format!(
-                    "config key `log.dir`: cannot create {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::config(format!("config key `log.dir`: cannot create {}: {e}", dir.display())))?;
             let file = dir.join("mi_sdk.log");
             let pattern = dir.join("mi_sdk.{}.log");
             let roller = FixedWindowRoller::builder()
                 .build(&pattern.to_string_lossy(), cfg.log.keep_files)
                 .map_err(|e| Error::config(format!("config key `log.dir`: {e}")))?;
-            let policy = CompoundPolicy::new(
-                Box::new(SizeTrigger::new(cfg.log.max_file_mb * 1024 * 1024)),
-                Box::new(roller),
-            );
+            let policy =
+                CompoundPolicy::new(Box::new(SizeTrigger::new(cfg.log.max_file_mb * 1024 * 1024)), Box::new(roller));
             let appender = RollingFileAppender::builder()
-                .encoder(Box::new(PatternEncoder::new(
-                    "{d(%Y-%m-%d %H:%M:%S%.3f)} {l:<5} [{T}] {t} - {m}{n}",
-                )))
+                .encoder(Box::new(PatternEncoder::new("{d(%Y-%m-%d %H:%M:%S%.3f)} {l:<5} [{T}] {t} - {m}{n}")))
                 .build(&file, Box::new(policy))
-                .map_err(|e| {
-                    Error::config(format!(
-                        "config key `log.dir`: cannot open {}: {e}",
-                        file.display()
-                    ))
-                })?;
+                .map_err(|e| Error::config(format!("config key `log.dir`: cannot open {}: {e}", file.display())))?;
             log4rs::Config::builder()
                 .appender(Appender::builder().build("file", Box::new(appender)))
                 .build(Root::builder().appender("file").build(level))
@@ -81,23 +64,9 @@ pub fn init(cfg: &Config) -> Result<()> {
 }
 
 /// Keys whose values identify a person, by how they are masked.
-const NAME_KEYS: &[&str] = &[
-    "psn_name",
-    "patn_name",
-    "insu_name",
-    "name",
-    "gend_name_psn",
-];
-const ID_KEYS: &[&str] = &[
-    "certno",
-    "mdtrt_cert_no",
-    "psn_cert_no",
-    "card_sn",
-    "cardno",
-    "card_no",
-    "bank_card_no",
-    "idcard",
-];
+const NAME_KEYS: &[&str] = &["psn_name", "patn_name", "insu_name", "name", "gend_name_psn"];
+const ID_KEYS: &[&str] =
+    &["certno", "mdtrt_cert_no", "psn_cert_no", "card_sn", "cardno", "card_no", "bank_card_no", "idcard"];
 const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conn_tel", "emp_tel", "mobile"];
 
 /// A copy of a JSON value with names, ID, card and phone numbers masked.
@@ -107,15 +76,9 @@ pub fn mask(v: &Value) -> Value {
             m.iter()
                 .map(|(k, v)| {
                     let masked = match v {
-                        Value::String(s) if NAME_KEYS.contains(&k.as_str()) => {
-                            Value::String(mask_name(s))
-                        }
-                        Value::String(s) if ID_KEYS.contains(&k.as_str()) => {
-                            Value::String(mask_middle(s, 4, 4))
-                        }
-                        Value::String(s) if PHONE_KEYS.contains(&k.as_str()) => {
-                            Value::String(mask_middle(s, 3, 4))
-                        }
+                        Value::String(s) if NAME_KEYS.contains(&k.as_str()) => Value::String(mask_name(s)),
+                        Value::String(s) if ID_KEYS.contains(&k.as_str()) => Value::String(mask_middle(s, 4, 4)),
+                        Value::String(s) if PHONE_KEYS.contains(&k.as_str()) => Value::String(mask_middle(s, 3, 4)),
                         other => mask(other),
                     };
                     (k.clone(), masked)
@@ -154,17 +117,7 @@ pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
     if chars.len() <= head + tail {
         return "*".repeat(chars.len());
     }
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i < head || i >= chars.len() - tail {
-                *c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    chars.iter().enumerate().map(|(i, c)| if i < head || i >= chars.len() - tail { *c } else { '*' }).collect()
 }
 
 #[cfg(test)]

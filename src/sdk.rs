@@ -34,11 +34,7 @@ impl Sdk {
     pub fn start(cfg: Config) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
         let journal = Journal::open(&cfg.journal_path(), &cfg.journal.synchronous)?;
-        let owner = format!(
-            "{}-{}",
-            std::process::id(),
-            &crate::transport::gateway::nonce()[..8]
-        );
+        let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
         let workers = cfg.workers;
         let core = Arc::new(Core::new(cfg, journal, owner));
         let engine = Engine::start(core.clone(), workers);
@@ -120,11 +116,7 @@ impl Sdk {
         let (p50, p99, samples) = self.core.stats.percentiles();
         let opter = &cfg.institution.opter;
         let date = crate::protocol::signin::today();
-        let signed_in = self
-            .core
-            .journal
-            .signin_get(&cfg.institution.fixmedins_code, opter, &date)?
-            .is_some();
+        let signed_in = self.core.journal.signin_get(&cfg.institution.fixmedins_code, opter, &date)?.is_some();
         let engine = self.engine();
         Ok(json!({
             "version": crate::VERSION,
@@ -173,10 +165,7 @@ fn strip_userinfo(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority
-                .rsplit_once('@')
-                .map(|(_, h)| h)
-                .unwrap_or(authority);
+            let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
             let path = path.split('?').next().unwrap_or("");
             format!("{scheme}://{host}{path}")
         }
@@ -188,10 +177,7 @@ fn strip_userinfo(url: &str) -> String {
 mod tests {
     #[test]
     fn userinfo_and_query_are_stripped() {
-        assert_eq!(
-            super::strip_userinfo("https://u:p@gw:8443/fsi/api?token=x"),
-            "https://gw:8443/fsi/api"
-        );
+        assert_eq!(super::strip_userinfo("https://u:p@gw:8443/fsi/api?token=x"), "https://gw:8443/fsi/api");
         assert_eq!(super::strip_userinfo("http://gw/x"), "http://gw/x");
     }
 }

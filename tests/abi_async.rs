@@ -44,34 +44,18 @@ fn async_batch_completes_and_reads_back_from_the_journal() {
             assert!(rec.get(key).is_some(), "{key} missing in {rec}");
         }
         assert_eq!(
-            (
-                rec["state"].as_str(),
-                rec["infno"].as_str(),
-                rec["attempts"].as_i64()
-            ),
+            (rec["state"].as_str(), rec["infno"].as_str(), rec["attempts"].as_i64()),
             (Some("succeeded"), Some("1101"), Some(1))
         );
     }
     let ledger = env.ledger();
-    assert_eq!(
-        (
-            ledger["by_infno"]["1101"].as_u64(),
-            ledger["rejected"].as_u64()
-        ),
-        (Some(40), Some(0))
-    );
+    assert_eq!((ledger["by_infno"]["1101"].as_u64(), ledger["rejected"].as_u64()), (Some(40), Some(0)));
     let (_, st) = status();
     assert_eq!(
-        (
-            st["workers"].as_u64(),
-            st["queue_depth"].as_u64(),
-            st["counts"]["succeeded"].as_u64()
-        ),
+        (st["workers"].as_u64(), st["queue_depth"].as_u64(), st["counts"]["succeeded"].as_u64()),
         (Some(3), Some(0), Some(41))
     );
-    assert!(
-        st["latency_ms"]["p50"].as_u64().is_some() && st["latency_ms"]["p99"].as_u64().is_some()
-    );
+    assert!(st["latency_ms"]["p50"].as_u64().is_some() && st["latency_ms"]["p99"].as_u64().is_some());
     // A business error comes back the same way the sync call would give it.
     let (_, id) = call_async("1101", q1101("000"), 0);
     let (rc, out) = wait_result(id, 10);
@@ -95,10 +79,7 @@ fn pending_busy_and_shutdown_leave_queued_requests_for_the_next_start() {
     let (rc, out) = get_result(first);
     assert_eq!(rc, MI_PENDING, "{out}");
     let out: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        (out["err_msg"].as_str(), out["mi_code"].as_i64()),
-        (Some("pending"), Some(1))
-    );
+    assert_eq!((out["err_msg"].as_str(), out["mi_code"].as_i64()), (Some("pending"), Some(1)));
     let queued: Vec<i64> = (0..3)
         .map(|_| call_async("1101", slow.clone(), 0))
         .map(|(rc, id)| {
@@ -111,12 +92,8 @@ fn pending_busy_and_shutdown_leave_queued_requests_for_the_next_start() {
     // Shut down while the first is in flight: it finishes, the queued ones stay queued.
     assert_eq!(mi_shutdown(3000), MI_OK);
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    let state = |id: i64| -> String {
-        db.query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
+    let state =
+        |id: i64| -> String { db.query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| r.get(0)).unwrap() };
     assert_eq!(state(first), "succeeded");
     let left: Vec<String> = queued.iter().map(|id| state(*id)).collect();
     assert!(left.iter().all(|s| s == "queued"), "{left:?}");
@@ -154,23 +131,13 @@ fn no_secret_in_logs_status_errors_or_journal() {
         assert!(files.iter().any(|(p, _)| p.ends_with("mi_journal.db")));
         for (path, bytes) in files {
             for secret in [TIF_TOKEN, CSB_SECRET] {
-                assert!(
-                    !contains(&bytes, secret.as_bytes()),
-                    "{secret} found in {}",
-                    path.display()
-                );
+                assert!(!contains(&bytes, secret.as_bytes()), "{secret} found in {}", path.display());
             }
             if path.ends_with("mi_sdk.log") {
                 // Personal data is masked in the log, even at trace level.
-                assert!(
-                    !contains(&bytes, ZHANG_CERTNO.as_bytes()),
-                    "ID number in the log"
-                );
+                assert!(!contains(&bytes, ZHANG_CERTNO.as_bytes()), "ID number in the log");
                 assert!(!contains(&bytes, "张三".as_bytes()), "name in the log");
-                assert!(
-                    contains(&bytes, "张*".as_bytes()),
-                    "the masked name is there"
-                );
+                assert!(contains(&bytes, "张*".as_bytes()), "the masked name is there");
             }
         }
     }

@@ -12,34 +12,21 @@ use serde_json::{json, Value};
 fn outpatient_visit(otp_no: &str) -> Value {
     let (rc, p) = call("1101", q1101(ZHANG_CERTNO));
     assert_eq!(rc, MI_OK, "{p}");
-    let psn_no = p["output"]["baseinfo"]["psn_no"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let psn_no = p["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_string();
+    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"].as_str().unwrap().to_string();
     let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": insuplc});
     let (rc, r) = call(
         "2201",
-        per_call(
-            json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
+        per_call(json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
         "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "ipt_otp_no": otp_no, "atddr_no": "D001", "dr_name": "李医生",
-        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}}),
-        ),
+        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})),
     );
     assert_eq!(rc, MI_OK, "{r}");
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
     let (rc, r) = call(
         "2203",
-        per_call(
-            json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
-        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []}),
-        ),
+        per_call(json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
+        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []})),
     );
     assert_eq!(rc, MI_OK, "{r}");
     let fee = |sn: &str, codg: &str, cnt: f64, pric: f64| {
@@ -79,11 +66,7 @@ fn outpatient_visit_end_to_end_plain() {
     assert_eq!(s["psn_cash_pay"], 0.0);
     let ledger = env.ledger();
     assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
-    assert_eq!(
-        ledger["signins"].as_array().unwrap().len(),
-        1,
-        "one automatic sign-in"
-    );
+    assert_eq!(ledger["signins"].as_array().unwrap().len(), 1, "one automatic sign-in");
     assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1);
     assert_eq!(ledger["balances"]["44030000000000100001"], 1176.2);
     // The journal remembers the sign-in: a restart does not sign in again.
@@ -93,10 +76,7 @@ fn outpatient_visit_end_to_end_plain() {
     assert_eq!(env.ledger()["signins"].as_array().unwrap().len(), 1);
     let (_, st) = status();
     assert_eq!(st["sign_in"]["signed_in"], true);
-    assert_eq!(
-        st["counts"]["succeeded"], 8,
-        "9001, six visit steps and one 1101: {st}"
-    );
+    assert_eq!(st["counts"]["succeeded"], 8, "9001, six visit steps and one 1101: {st}");
     mi_shutdown(2000);
 }
 
@@ -130,10 +110,7 @@ fn outcome_codes_for_each_failure_class() {
     let env = Env::plain();
     let fast_retries = json!({"max_attempts": 3, "base_delay_ms": 20, "max_delay_ms": 100});
     let fast_retries = &fast_retries;
-    assert_eq!(
-        env.init(json!({"gateway": {"timeout_ms": 700}, "retry": fast_retries})),
-        MI_OK
-    );
+    assert_eq!(env.init(json!({"gateway": {"timeout_ms": 700}, "retry": fast_retries})), MI_OK);
     // A business error is shown as the platform said it.
     let (rc, out) = call("1101", q1101("000000000000000000"));
     assert_eq!(rc, MI_E_BUSINESS);
@@ -160,10 +137,7 @@ fn outcome_codes_for_each_failure_class() {
     let (rc, out) = call("1101", q);
     assert_eq!(rc, MI_E_TIMEOUT, "{out}");
     let (_, rec) = get_request(mi_last_request_id());
-    assert_eq!(
-        (rec["state"].as_str(), rec["attempts"].as_i64()),
-        (Some("failed"), Some(3))
-    );
+    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("failed"), Some(3)));
     // ...and a settlement is uncertain, sent exactly once.
     let before = env.ledger()["by_infno"]["2207"].as_u64().unwrap_or(0);
     let (rc, out) = call(
@@ -175,52 +149,28 @@ fn outcome_codes_for_each_failure_class() {
     assert_eq!(out["mi_code"], MI_E_UNCERTAIN);
     let id = mi_last_request_id();
     let (_, rec) = get_request(id);
-    assert_eq!(
-        (rec["state"].as_str(), rec["attempts"].as_i64()),
-        (Some("uncertain"), Some(1))
-    );
+    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("uncertain"), Some(1)));
     let (rc2, again) = get_result(id);
     assert_eq!(rc2, MI_E_UNCERTAIN);
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), out);
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    assert_eq!(
-        env.ledger()["by_infno"]["2207"].as_u64().unwrap(),
-        before + 1,
-        "never resent"
-    );
+    assert_eq!(env.ledger()["by_infno"]["2207"].as_u64().unwrap(), before + 1, "never resent");
     mi_shutdown(1000);
     // A dead gateway: the request never left. (A fresh journal, so no sign-in of today is known.)
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let fresh = env.dir.path().join("fresh.db");
-    assert_eq!(env.init(json!({"gateway": {"url": format!("http://127.0.0.1:{port}/fsi/api/rsfComIfsService/callService")},
-        "journal": {"path": fresh.to_string_lossy()}, "retry": fast_retries})), MI_OK);
-    let (rc, out) = call(
-        "9001",
-        json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}),
+    assert_eq!(
+        env.init(json!({"gateway": {"url": format!("http://127.0.0.1:{port}/fsi/api/rsfComIfsService/callService")},
+        "journal": {"path": fresh.to_string_lossy()}, "retry": fast_retries})),
+        MI_OK
     );
+    let (rc, out) = call("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}));
     assert_eq!(rc, MI_E_NETWORK, "{out}");
-    assert_eq!(
-        get_request(mi_last_request_id()).1["attempts"],
-        3,
-        "never sent, so resent up to max_attempts"
-    );
-    let (rc, out) = call(
-        "2207",
-        json!({"input": {"data": {"psn_no": "x"}}, "insuplc_admdvs": "440300"}),
-    );
-    assert_eq!(
-        rc, MI_E_NETWORK,
-        "a failed automatic sign-in means the request was not sent: {out}"
-    );
+    assert_eq!(get_request(mi_last_request_id()).1["attempts"], 3, "never sent, so resent up to max_attempts");
+    let (rc, out) = call("2207", json!({"input": {"data": {"psn_no": "x"}}, "insuplc_admdvs": "440300"}));
+    assert_eq!(rc, MI_E_NETWORK, "a failed automatic sign-in means the request was not sent: {out}");
     let (_, rec) = get_request(mi_last_request_id());
-    assert_eq!(
-        (rec["state"].as_str(), rec["attempts"].as_i64()),
-        (Some("failed"), Some(0))
-    );
+    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("failed"), Some(0)));
     mi_shutdown(1000);
 }
 
@@ -242,10 +192,7 @@ fn sixteen_threads_at_once_sign_in_once_and_never_repeat_a_msgid() {
             })
         })
         .collect();
-    let mut ids: Vec<i64> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    let mut ids: Vec<i64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 160, "every thread sees its own request ids");
@@ -286,10 +233,7 @@ fn msgids_stay_unique_across_restarts_and_caller_msgids_are_checked() {
 }
 
 fn chrono_now() -> String {
-    let out = std::process::Command::new("date")
-        .arg("+%Y%m%d%H%M%S")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new("date").arg("+%Y%m%d%H%M%S").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -302,9 +246,7 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
     assert_eq!(call("1101", q1101("000")).0, MI_E_BUSINESS);
     mi_shutdown(1000);
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    let mode: String = db
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = db.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     let rows: Vec<(String, String, i64)> = db
         .prepare("SELECT infno, state, infcode FROM v_mi_result ORDER BY request_id")
@@ -322,21 +264,18 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
             ("1101".into(), "business_error".into(), -1)
         ]
     );
-    let attempts: i64 = db.query_row("SELECT count(*) FROM mi_attempt WHERE http_status = 200 AND latency_ms >= 0 AND response IS NOT NULL", [], |r| r.get(0)).unwrap();
-    assert_eq!(attempts, 3);
-    let env_sent: String = db
+    let attempts: i64 = db
         .query_row(
-            "SELECT envelope FROM mi_request WHERE infno = '1101' LIMIT 1",
+            "SELECT count(*) FROM mi_attempt WHERE http_status = 200 AND latency_ms >= 0 AND response IS NOT NULL",
             [],
             |r| r.get(0),
         )
         .unwrap();
+    assert_eq!(attempts, 3);
+    let env_sent: String =
+        db.query_row("SELECT envelope FROM mi_request WHERE infno = '1101' LIMIT 1", [], |r| r.get(0)).unwrap();
     let e: Value = serde_json::from_str(&env_sent).unwrap();
-    assert_eq!(
-        e["sign_no"].as_str().unwrap().len(),
-        30,
-        "the envelope as sent carries the sign_no"
-    );
+    assert_eq!(e["sign_no"].as_str().unwrap().len(), 30, "the envelope as sent carries the sign_no");
     assert_eq!(e["inf_time"].as_str().unwrap().len(), 19);
 }
 
@@ -349,16 +288,14 @@ fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
     mi_shutdown(1000);
     // The platform restarts: today's sign_no in the journal means nothing to it now.
     let fresh = Env::plain();
-    let patch = json!({"gateway": {"url": fresh.sim.service_url()}, "journal": {"path": env.journal_path().to_string_lossy()}});
+    let patch =
+        json!({"gateway": {"url": fresh.sim.service_url()}, "journal": {"path": env.journal_path().to_string_lossy()}});
     assert_eq!(fresh.init(patch), MI_OK);
     let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
     assert_eq!(rc, MI_OK, "{out}");
     let ledger = fresh.ledger();
     assert_eq!(ledger["rejected"], 1);
-    assert!(ledger["rejections"][0]
-        .as_str()
-        .unwrap()
-        .contains("sign_no"));
+    assert!(ledger["rejections"][0].as_str().unwrap().contains("sign_no"));
     assert_eq!(ledger["signins"].as_array().unwrap().len(), 1);
     assert_eq!(ledger["by_infno"]["1101"], 1, "processed once");
     let id = mi_last_request_id();
@@ -375,9 +312,5 @@ fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
         .unwrap();
     assert_eq!(msgids.len(), 2);
     assert_ne!(msgids[0], msgids[1]);
-    assert_eq!(
-        rec["msgid"].as_str().unwrap(),
-        msgids[1],
-        "the request names the msgid the platform processed"
-    );
+    assert_eq!(rec["msgid"].as_str().unwrap(), msgids[1], "the request names the msgid the platform processed");
 }

@@ -22,11 +22,7 @@ fn every_function_before_init_and_after_shutdown_is_not_initialized() {
         }
         let (rc, _, _) = call_bytes(b"1101", b"{}", 100);
         assert_eq!(rc, MI_E_NOT_INITIALIZED, "{phase}");
-        assert!(
-            last_error().contains("mi_init"),
-            "{phase}: {}",
-            last_error()
-        );
+        assert!(last_error().contains("mi_init"), "{phase}: {}", last_error());
         assert_eq!(call_async("1101", json!({}), 0).0, MI_E_NOT_INITIALIZED);
         assert_eq!(get_result(1).0, MI_E_NOT_INITIALIZED);
         assert_eq!(get_request(1).0, MI_E_NOT_INITIALIZED);
@@ -34,10 +30,7 @@ fn every_function_before_init_and_after_shutdown_is_not_initialized() {
         let mut len = 10;
         let mut buf = [0u8; 10];
         // SAFETY: buf has len bytes.
-        assert_eq!(
-            unsafe { mi_reverse(1, buf.as_mut_ptr().cast(), &mut len) },
-            MI_E_NOT_INITIALIZED
-        );
+        assert_eq!(unsafe { mi_reverse(1, buf.as_mut_ptr().cast(), &mut len) }, MI_E_NOT_INITIALIZED);
     }
     assert_eq!(mi_abi_version(), 1);
 }
@@ -54,34 +47,16 @@ fn null_and_malformed_arguments_are_invalid_and_nothing_is_sent() {
     let out = buf.as_mut_ptr() as *mut c_char;
     // SAFETY (all calls below): pointers are valid or deliberately NULL.
     unsafe {
-        assert_eq!(
-            mi_call_sync(null(), input.as_ptr(), out, &mut len),
-            MI_E_INVALID_ARGUMENT
-        );
+        assert_eq!(mi_call_sync(null(), input.as_ptr(), out, &mut len), MI_E_INVALID_ARGUMENT);
         assert!(last_error().contains("infno is NULL"));
         len = 4096;
-        assert_eq!(
-            mi_call_sync(infno.as_ptr(), null(), out, &mut len),
-            MI_E_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            mi_call_sync(infno.as_ptr(), input.as_ptr(), out, null_mut()),
-            MI_E_INVALID_ARGUMENT
-        );
+        assert_eq!(mi_call_sync(infno.as_ptr(), null(), out, &mut len), MI_E_INVALID_ARGUMENT);
+        assert_eq!(mi_call_sync(infno.as_ptr(), input.as_ptr(), out, null_mut()), MI_E_INVALID_ARGUMENT);
         len = 10;
-        assert_eq!(
-            mi_call_sync(infno.as_ptr(), input.as_ptr(), null_mut(), &mut len),
-            MI_E_INVALID_ARGUMENT
-        );
+        assert_eq!(mi_call_sync(infno.as_ptr(), input.as_ptr(), null_mut(), &mut len), MI_E_INVALID_ARGUMENT);
         len = -5;
-        assert_eq!(
-            mi_call_sync(infno.as_ptr(), input.as_ptr(), out, &mut len),
-            MI_E_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            mi_call_async(infno.as_ptr(), input.as_ptr(), 0, null_mut()),
-            MI_E_INVALID_ARGUMENT
-        );
+        assert_eq!(mi_call_sync(infno.as_ptr(), input.as_ptr(), out, &mut len), MI_E_INVALID_ARGUMENT);
+        assert_eq!(mi_call_async(infno.as_ptr(), input.as_ptr(), 0, null_mut()), MI_E_INVALID_ARGUMENT);
         assert_eq!(mi_get_result(1, out, null_mut()), MI_E_INVALID_ARGUMENT);
         assert_eq!(mi_get_status(out, null_mut()), MI_E_INVALID_ARGUMENT);
         assert_eq!(mi_last_error(out, null_mut()), MI_E_INVALID_ARGUMENT);
@@ -93,38 +68,19 @@ fn null_and_malformed_arguments_are_invalid_and_nothing_is_sent() {
         ("1101", "[1,2]".to_string(), "JSON object"),
         ("1101", "{\"data\":".to_string(), "not valid JSON"),
         ("1101", "".to_string(), "not valid JSON"),
-        (
-            "1101",
-            json!({"input": {}, "fixmedins_code": "X"}).to_string(),
-            "unknown envelope field",
-        ),
-        (
-            "2201",
-            json!({"data": {"psn_no": "P"}}).to_string(),
-            "insuplc_admdvs",
-        ),
-        (
-            "1101",
-            format!("{{\"data\":\"{}\"}}", "x".repeat(2 << 20)),
-            "max_input_bytes",
-        ),
+        ("1101", json!({"input": {}, "fixmedins_code": "X"}).to_string(), "unknown envelope field"),
+        ("2201", json!({"data": {"psn_no": "P"}}).to_string(), "insuplc_admdvs"),
+        ("1101", format!("{{\"data\":\"{}\"}}", "x".repeat(2 << 20)), "max_input_bytes"),
     ] {
         let (rc, out, _) = call_bytes(infno.as_bytes(), input.as_bytes(), 4096);
         assert_eq!(rc, MI_E_INVALID_ARGUMENT, "{infno} {why}");
         assert!(last_error().contains(why), "{why}: {}", last_error());
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            (v["infcode"].as_i64(), v["mi_code"].as_i64()),
-            (Some(-1), Some(-1))
-        );
+        assert_eq!((v["infcode"].as_i64(), v["mi_code"].as_i64()), (Some(-1), Some(-1)));
         assert_eq!(mi_last_request_id(), 0, "not journaled");
     }
     // Text that is not UTF-8 (GBK bytes for 张三) with charset utf-8.
-    let (rc, _, _) = call_bytes(
-        b"1101",
-        b"{\"data\":{\"psn_name\":\"\xd5\xc5\xc8\xfd\"}}",
-        4096,
-    );
+    let (rc, _, _) = call_bytes(b"1101", b"{\"data\":{\"psn_name\":\"\xd5\xc5\xc8\xfd\"}}", 4096);
     assert_eq!(rc, MI_E_INVALID_ARGUMENT);
     assert!(last_error().contains("UTF-8"));
     // Nothing of that reached the platform.
@@ -141,15 +97,8 @@ fn fifty_megabytes_of_input_is_refused_quickly() {
     let t0 = std::time::Instant::now();
     let (rc, _, _) = call_bytes(b"1101", big.as_bytes(), 4096);
     assert_eq!(rc, MI_E_INVALID_ARGUMENT);
-    assert!(
-        last_error().contains("max_input_bytes") || last_error().contains("more than"),
-        "{}",
-        last_error()
-    );
-    assert_eq!(
-        call_async("1101", serde_json::Value::String("x".repeat(50 << 20)), 0).0,
-        MI_E_INVALID_ARGUMENT
-    );
+    assert!(last_error().contains("max_input_bytes") || last_error().contains("more than"), "{}", last_error());
+    assert_eq!(call_async("1101", serde_json::Value::String("x".repeat(50 << 20)), 0).0, MI_E_INVALID_ARGUMENT);
     eprintln!("50 MB refused in {:?}", t0.elapsed());
     assert_eq!(env.ledger()["requests"], 0);
     mi_shutdown(1000);
@@ -167,11 +116,7 @@ fn buffer_protocol() {
     assert!(needed > 100);
     let id = mi_last_request_id();
     assert!(id > 0);
-    assert!(
-        last_error().contains(&format!("mi_get_result({id})")),
-        "{}",
-        last_error()
-    );
+    assert!(last_error().contains(&format!("mi_get_result({id})")), "{}", last_error());
     // The result is kept: fetch it with the right size, as many times as wanted.
     let (rc, full) = get_result(id);
     assert_eq!(rc, MI_OK);
@@ -180,25 +125,15 @@ fn buffer_protocol() {
     let mut buf = vec![0x55u8; needed as usize];
     let mut len = needed;
     // SAFETY: buf has len bytes.
-    assert_eq!(
-        unsafe { mi_get_result(id, buf.as_mut_ptr().cast(), &mut len) },
-        MI_E_BUFFER_TOO_SMALL
-    );
+    assert_eq!(unsafe { mi_get_result(id, buf.as_mut_ptr().cast(), &mut len) }, MI_E_BUFFER_TOO_SMALL);
     assert_eq!((buf[0], buf[1], len), (0, 0x55, needed));
     let mut buf = vec![0x55u8; needed as usize + 2];
     let mut len = needed + 1;
     // SAFETY: buf has more than len bytes.
-    assert_eq!(
-        unsafe { mi_get_result(id, buf.as_mut_ptr().cast(), &mut len) },
-        MI_OK
-    );
+    assert_eq!(unsafe { mi_get_result(id, buf.as_mut_ptr().cast(), &mut len) }, MI_OK);
     assert_eq!(len, needed);
     assert_eq!(&buf[..needed as usize], full.as_bytes());
-    assert_eq!(
-        (buf[needed as usize], buf[needed as usize + 1]),
-        (0, 0x55),
-        "NUL written, nothing past it"
-    );
+    assert_eq!((buf[needed as usize], buf[needed as usize + 1]), (0, 0x55), "NUL written, nothing past it");
     // A one-byte buffer on a sync call: the call happened, only a NUL came back.
     let (rc, out, n) = call_bytes(b"1101", input.as_bytes(), 1);
     assert_eq!((rc, out[0], n), (MI_E_BUFFER_TOO_SMALL, 0, needed));
@@ -207,10 +142,7 @@ fn buffer_protocol() {
     // Status and last error follow the same protocol.
     let mut len = 0;
     // SAFETY: NULL with capacity 0 asks for the size.
-    assert_eq!(
-        unsafe { mi_get_status(null_mut(), &mut len) },
-        MI_E_BUFFER_TOO_SMALL
-    );
+    assert_eq!(unsafe { mi_get_status(null_mut(), &mut len) }, MI_E_BUFFER_TOO_SMALL);
     assert!(len > 50);
     assert_eq!(get_result(987654).0, MI_E_NOT_FOUND);
     assert_eq!(get_request(987654).0, MI_E_NOT_FOUND);
@@ -223,28 +155,19 @@ fn gbk_in_and_out() {
     let env = Env::plain();
     assert_eq!(env.init(json!({"charset": "gbk"})), MI_OK);
     // 1101 by name: 张三 in GBK is D5 C5 C8 FD.
-    let mut input = b"{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\",\"psn_name\":\"".to_vec();
+    let mut input =
+        b"{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\",\"psn_name\":\"".to_vec();
     input.extend_from_slice(b"\xd5\xc5\xc8\xfd\"}}");
     let (rc, out, _) = call_bytes(b"1101", &input, 65536);
     assert_eq!(rc, MI_OK, "{}", String::from_utf8_lossy(&out));
-    assert!(
-        contains(&out, b"\xd5\xc5\xc8\xfd"),
-        "name comes back in GBK"
-    );
+    assert!(contains(&out, b"\xd5\xc5\xc8\xfd"), "name comes back in GBK");
     assert!(std::str::from_utf8(&out).is_err(), "and is not UTF-8");
     let (text, _, bad) = encoding_rs::GBK.decode(&out);
     assert!(!bad);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        v["output"]["insuinfo"][0]["emp_name"],
-        "深圳市示例科技有限公司"
-    );
+    assert_eq!(v["output"]["insuinfo"][0]["emp_name"], "深圳市示例科技有限公司");
     // Error texts are GBK too: a business error in Chinese.
-    let (rc, _, _) = call_bytes(
-        b"1101",
-        b"{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"0\"}}",
-        65536,
-    );
+    let (rc, _, _) = call_bytes(b"1101", b"{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"0\"}}", 65536);
     assert_eq!(rc, MI_E_BUSINESS);
     let err = last_error_bytes();
     let (msg, _, bad) = encoding_rs::GBK.decode(&err);
@@ -270,21 +193,10 @@ fn config_sources_and_errors() {
     for (text, key) in [
         ("{\"institution\":", "config"),
         ("{}", "institution"),
-        (
-            &env.config(json!({"gateway": {"urll": "x"}})).to_string() as &str,
-            "urll",
-        ),
+        (&env.config(json!({"gateway": {"urll": "x"}})).to_string() as &str, "urll"),
         (&env.config(json!({"workers": 0})).to_string(), "workers"),
-        (
-            &env.config(json!({"gateway": {"profile": "tif"}}))
-                .to_string(),
-            "gateway.paas_id",
-        ),
-        (
-            &env.config(json!({"institution": {"fixmedins_code": "H1"}}))
-                .to_string(),
-            "institution.fixmedins_code",
-        ),
+        (&env.config(json!({"gateway": {"profile": "tif"}})).to_string(), "gateway.paas_id"),
+        (&env.config(json!({"institution": {"fixmedins_code": "H1"}})).to_string(), "institution.fixmedins_code"),
     ] {
         assert_eq!(init_text(text), MI_E_CONFIG, "{key}");
         assert!(last_error().contains(key), "{key}: {}", last_error());
@@ -304,11 +216,7 @@ fn config_sources_and_errors() {
     assert!(site.join("mylogs/mi_sdk.log").is_file());
     assert!(!cwd.path().join("data").exists());
     cfg["workers"] = json!(2);
-    assert_eq!(
-        init_text(&cfg.to_string()),
-        MI_E_CONFIG,
-        "a different config while running"
-    );
+    assert_eq!(init_text(&cfg.to_string()), MI_E_CONFIG, "a different config while running");
     assert!(last_error().contains("mi_shutdown"));
     mi_shutdown(1000);
     // MI_SDK_CONFIG names the file when mi_init gets NULL.

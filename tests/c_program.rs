@@ -31,11 +31,7 @@ fn shared_library() -> PathBuf {
     let dir = target_dir();
     let so = dir.join("libmi_sdk.so");
     let rlib = dir.join("libmi_sdk.rlib");
-    assert!(
-        so.is_file(),
-        "{} is missing: run `cargo build` before the tests (scripts/test.sh does)",
-        so.display()
-    );
+    assert!(so.is_file(), "{} is missing: run `cargo build` before the tests (scripts/test.sh does)", so.display());
     let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).unwrap();
     if rlib.is_file() {
         let behind = age(&rlib).duration_since(age(&so)).unwrap_or_default();
@@ -58,14 +54,7 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("abi_test");
     let gcc = Command::new("gcc")
-        .args([
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-D_POSIX_C_SOURCE=200809L",
-            "-I",
-        ])
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L", "-I"])
         .arg(root.join("include"))
         .arg(root.join("tests/c/abi_test.c"))
         .arg("-o")
@@ -75,20 +64,9 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
         .arg("-lmi_sdk")
         .output()
         .unwrap();
-    assert!(
-        gcc.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&gcc.stderr)
-    );
+    assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
 
-    let sim = SimProcess::start(&[
-        "--profile",
-        "tif",
-        "--paas-id",
-        "c-test",
-        "--paas-token",
-        "c-test-token",
-    ]);
+    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
     let run = Command::new(&exe)
         .arg(&sim.url)
         .arg(work.path())
@@ -99,17 +77,10 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "C program failed:\n{stdout}\n{stderr}"
-    );
+    assert!(run.status.success(), "C program failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let ledger = sim.ledger();
-    assert_eq!(
-        ledger["rejected"], 0,
-        "the simulator rejected an envelope: {}",
-        ledger["rejections"]
-    );
+    assert_eq!(ledger["rejected"], 0, "the simulator rejected an envelope: {}", ledger["rejections"]);
     assert!(ledger["by_infno"]["1101"].as_u64().unwrap() >= 4);
 }
 
@@ -134,16 +105,9 @@ impl SimProcess {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .expect("mi-sim prints its URL")
-            .to_string();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("http://")).expect("mi-sim prints its URL").to_string();
         SimProcess { child, url }
     }
 
@@ -191,11 +155,7 @@ fn config_beside_the_library_file() {
         .arg("-lmi_sdk")
         .output()
         .unwrap();
-    assert!(
-        gcc.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&gcc.stderr)
-    );
+    assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
     // Run from an unrelated working folder, with no MI_SDK_CONFIG.
     let elsewhere = tempfile::tempdir().unwrap();
     let run = Command::new(&exe)
@@ -205,23 +165,9 @@ fn config_beside_the_library_file() {
         .env_remove("MI_SDK_CONFIG")
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(
-        his.path().join("logs/mi_sdk.log").is_file(),
-        "logs resolve beside the config too"
-    );
-    assert!(
-        std::fs::read_dir(elsewhere.path())
-            .unwrap()
-            .next()
-            .is_none(),
-        "nothing written to the working folder"
-    );
+    assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(his.path().join("logs/mi_sdk.log").is_file(), "logs resolve beside the config too");
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none(), "nothing written to the working folder");
     assert_eq!(sim.ledger()["by_infno"]["1101"], 1);
 }
 
@@ -233,33 +179,19 @@ fn header_compiles_as_pedantic_c_and_as_cpp() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("h.c");
-    std::fs::write(&src, "#include \"mi_sdk.h\"\nint main(void) { return mi_abi_version() == MI_ABI_VERSION ? 0 : 1; }\n").unwrap();
-    for (compiler, std) in [
-        ("gcc", "-std=c99"),
-        ("gcc", "-std=c11"),
-        ("g++", "-std=c++11"),
-    ] {
+    std::fs::write(
+        &src,
+        "#include \"mi_sdk.h\"\nint main(void) { return mi_abi_version() == MI_ABI_VERSION ? 0 : 1; }\n",
+    )
+    .unwrap();
+    for (compiler, std) in [("gcc", "-std=c99"), ("gcc", "-std=c11"), ("g++", "-std=c++11")] {
         let lang = if compiler == "g++" { "c++" } else { "c" };
         let out = Command::new(compiler)
-            .args([
-                std,
-                "-pedantic",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-fsyntax-only",
-                "-x",
-                lang,
-                "-I",
-            ])
+            .args([std, "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", lang, "-I"])
             .arg(root.join("include"))
             .arg(&src)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{compiler} {std}:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{compiler} {std}:\n{}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -25,10 +25,8 @@ fn child_process() {
     let config = std::env::var("MI_CHILD_CONFIG").unwrap();
     assert_eq!(init_text(&config), MI_OK, "{}", last_error());
     if role == "submit" {
-        let plan: Vec<(String, Value)> = serde_json::from_str(
-            &std::fs::read_to_string(std::env::var("MI_CHILD_PLAN").unwrap()).unwrap(),
-        )
-        .unwrap();
+        let plan: Vec<(String, Value)> =
+            serde_json::from_str(&std::fs::read_to_string(std::env::var("MI_CHILD_PLAN").unwrap()).unwrap()).unwrap();
         for (infno, input) in plan {
             let (rc, id) = call_async(&infno, input, 0);
             assert_eq!(rc, MI_OK, "{}", last_error());
@@ -55,23 +53,13 @@ fn child_process() {
 /// The (request id, infno) pairs a child reported accepted, as they arrive.
 type Accepted = Arc<Mutex<Vec<(i64, String)>>>;
 
-fn spawn_child(
-    role: &str,
-    config: &Value,
-    plan: Option<&std::path::Path>,
-) -> (std::process::Child, Accepted) {
+fn spawn_child(role: &str, config: &Value, plan: Option<&std::path::Path>) -> (std::process::Child, Accepted) {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "child_process",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("MI_CHILD_ROLE", role)
-    .env("MI_CHILD_CONFIG", config.to_string())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    cmd.args(["--ignored", "--exact", "child_process", "--nocapture", "--test-threads=1"])
+        .env("MI_CHILD_ROLE", role)
+        .env("MI_CHILD_CONFIG", config.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     if let Some(p) = plan {
         cmd.env("MI_CHILD_PLAN", p);
     }
@@ -84,9 +72,7 @@ fn spawn_child(
             let mut w = line.split_whitespace();
             if w.next() == Some("ACCEPTED") {
                 let id = w.next().unwrap().parse().unwrap();
-                acc.lock()
-                    .unwrap()
-                    .push((id, w.next().unwrap().to_string()));
+                acc.lock().unwrap().push((id, w.next().unwrap().to_string()));
             }
         }
     });
@@ -128,10 +114,7 @@ fn killed_mid_batch_then_drained_by_another_process() {
                 if i % 5 == 0 {
                     let mut s = settle.next().unwrap().clone();
                     s["_sim"] = json!({"delay_ms": 15});
-                    (
-                        "2207".to_string(),
-                        json!({"input": s, "insuplc_admdvs": "440300"}),
-                    )
+                    ("2207".to_string(), json!({"input": s, "insuplc_admdvs": "440300"}))
                 } else {
                     let mut q = q1101("44030519500315002X");
                     q["_sim"] = json!({"delay_ms": 5});
@@ -168,36 +151,26 @@ fn killed_mid_batch_then_drained_by_another_process() {
         }
         mi_shutdown(2000);
         for (id, infno) in &accepted {
-            let st: String = db
-                .query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .unwrap();
+            let st: String = db.query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| r.get(0)).unwrap();
             let ok = if infno == "2207" {
                 ["succeeded", "uncertain"].contains(&st.as_str())
             } else {
                 ["succeeded", "failed"].contains(&st.as_str())
             };
-            assert!(
-                ok,
-                "round {round}: accepted request {id} ({infno}) ended {st}"
-            );
+            assert!(ok, "round {round}: accepted request {id} ({infno}) ended {st}");
         }
         let unfinished: i64 = db
-            .query_row("SELECT count(*) FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait')", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait')", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(unfinished, 0);
         let ledger = env.ledger();
-        assert_eq!(
-            ledger["double_settle_attempts"], 0,
-            "round {round}: a settlement was sent twice"
-        );
+        assert_eq!(ledger["double_settle_attempts"], 0, "round {round}: a settlement was sent twice");
         let settlements = ledger["settlements"].as_array().unwrap();
         let mut per_visit = std::collections::HashMap::new();
         for s in settlements {
-            *per_visit
-                .entry(s["mdtrt_id"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
+            *per_visit.entry(s["mdtrt_id"].as_str().unwrap().to_string()).or_insert(0) += 1;
         }
         assert!(per_visit.values().all(|n| *n == 1), "a visit settled twice");
         let finals: Vec<(String, i64)> = db
@@ -208,10 +181,7 @@ fn killed_mid_batch_then_drained_by_another_process() {
             .collect::<Result<_, _>>()
             .unwrap();
         println!("round {round}: killed after {kill_after} ms with {} accepted; at the kill {at_kill:?}; settlements now {finals:?}", accepted.len());
-        assert!(
-            !accepted.is_empty(),
-            "round {round}: the child accepted nothing before the kill"
-        );
+        assert!(!accepted.is_empty(), "round {round}: the child accepted nothing before the kill");
     }
 }
 
@@ -232,10 +202,10 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
             mi_sdk::protocol::envelope::CallInput::parse(&input.to_string()).unwrap()
         })
         .collect();
-    let results = journal
-        .insert_many(
-            &calls,
-            |_| mi_sdk::journal::NewRequest {
+    let rows: Vec<_> = calls
+        .iter()
+        .map(|c| {
+            let req = mi_sdk::journal::NewRequest {
                 infno: "2201",
                 mode: "async",
                 priority: 0,
@@ -243,15 +213,11 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
                 fixmedins_code: "H44030000001",
                 node_id: 7,
                 reversal_of: None,
-            },
-            |c, msgid| {
-                Ok(serde_json::to_string(&mi_sdk::protocol::envelope::build(
-                    &cfg, "2201", msgid, c,
-                )?)
-                .unwrap())
-            },
-        )
-        .unwrap();
+            };
+            (req, serde_json::to_string(&mi_sdk::protocol::envelope::build(&cfg, "2201", "", c).unwrap()).unwrap())
+        })
+        .collect();
+    let results = journal.insert_many(&rows).unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
     drop(journal);
     let (mut a, _) = spawn_child("drain", &config, None);
@@ -259,19 +225,18 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
     let ledger = env.ledger();
-    assert_eq!(
-        ledger["by_infno"]["2201"], 300,
-        "each registration reached the platform exactly once"
-    );
+    assert_eq!(ledger["by_infno"]["2201"], 300, "each registration reached the platform exactly once");
     assert_eq!(ledger["visits"].as_array().unwrap().len(), 300);
     assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
     let (ok, attempts): (i64, i64) = db
-        .query_row("SELECT count(*), sum(attempts) FROM mi_request WHERE infno = '2201' AND state = 'succeeded'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT count(*), sum(attempts) FROM mi_request WHERE infno = '2201' AND state = 'succeeded'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((ok, attempts), (300, 300));
-    let owners: i64 = db
-        .query_row("SELECT count(*) FROM mi_owner", [], |r| r.get(0))
-        .unwrap();
+    let owners: i64 = db.query_row("SELECT count(*) FROM mi_owner", [], |r| r.get(0)).unwrap();
     assert!(owners >= 3, "both drainers registered ({owners} owners)");
 }

@@ -13,15 +13,9 @@ const PSN: &str = "44030000000000100001";
 /// Registers a visit with one fee line (sync calls); returns the 2207 input for it.
 fn visit(n: &str) -> Value {
     let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": "440300"});
-    let (rc, r) = call(
-        "2201",
-        per_call(json!({"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": n}})),
-    );
+    let (rc, r) = call("2201", per_call(json!({"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": n}})));
     assert_eq!(rc, MI_OK, "{r}");
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
     let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": PSN, "chrg_bchno": "B",
         "med_list_codg": "X1", "det_item_fee_sumamt": 10.0, "cnt": 1, "pric": 10.0}]});
     assert_eq!(call("2204", per_call(fee)).0, MI_OK);
@@ -40,12 +34,7 @@ fn attempts(id: i64) -> i64 {
 }
 
 fn settled(env: &Env, mdtrt: &str) -> usize {
-    env.ledger()["settlements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["mdtrt_id"] == mdtrt)
-        .count()
+    env.ledger()["settlements"].as_array().unwrap().iter().filter(|s| s["mdtrt_id"] == mdtrt).count()
 }
 
 /// (fault, query code + attempts, settlement code + attempts, settlement booked?)
@@ -60,34 +49,10 @@ fn fault_matrix_query_and_settlement() {
     assert_eq!(env.init(policy), MI_OK);
     let q = q1101(ZHANG_CERTNO);
     let cases: Vec<Case> = vec![
-        (
-            "late answer",
-            json!({"delay_ms": 1200}),
-            (MI_E_TIMEOUT, 3),
-            (MI_E_UNCERTAIN, 1),
-            true,
-        ),
-        (
-            "HTTP 500",
-            json!({"http_status": 500}),
-            (MI_E_PROTOCOL, 3),
-            (MI_E_UNCERTAIN, 1),
-            true,
-        ),
-        (
-            "not JSON",
-            json!({"garbage": true}),
-            (MI_E_PROTOCOL, 3),
-            (MI_E_UNCERTAIN, 1),
-            true,
-        ),
-        (
-            "processed, then dropped",
-            json!({"drop": true}),
-            (MI_E_TIMEOUT, 3),
-            (MI_E_UNCERTAIN, 1),
-            true,
-        ),
+        ("late answer", json!({"delay_ms": 1200}), (MI_E_TIMEOUT, 3), (MI_E_UNCERTAIN, 1), true),
+        ("HTTP 500", json!({"http_status": 500}), (MI_E_PROTOCOL, 3), (MI_E_UNCERTAIN, 1), true),
+        ("not JSON", json!({"garbage": true}), (MI_E_PROTOCOL, 3), (MI_E_UNCERTAIN, 1), true),
+        ("processed, then dropped", json!({"drop": true}), (MI_E_TIMEOUT, 3), (MI_E_UNCERTAIN, 1), true),
     ];
     for (i, (name, fault, (qc, qa), (sc, sa), booked)) in cases.into_iter().enumerate() {
         let before = env.ledger()["by_infno"]["1101"].as_u64().unwrap_or(0);
@@ -109,11 +74,7 @@ fn fault_matrix_query_and_settlement() {
         assert_eq!(attempts(id), sa, "{name}: settlement attempts");
         assert_eq!(get_request(id).1["state"], "uncertain");
         std::thread::sleep(Duration::from_millis(700));
-        assert_eq!(
-            settled(&env, &mdtrt),
-            usize::from(booked),
-            "{name}: booked once, never twice"
-        );
+        assert_eq!(settled(&env, &mdtrt), usize::from(booked), "{name}: booked once, never twice");
     }
     // Resent queries carry fresh msgids, each on its attempt row.
     mi_shutdown(1000);
@@ -123,12 +84,7 @@ fn fault_matrix_query_and_settlement() {
         .unwrap();
     assert_eq!((n, distinct), (12, 12));
     assert_eq!(env.ledger()["double_settle_attempts"], 0);
-    assert_eq!(
-        env.ledger()["rejected"],
-        0,
-        "{}",
-        env.ledger()["rejections"]
-    );
+    assert_eq!(env.ledger()["rejected"], 0, "{}", env.ledger()["rejections"]);
 }
 
 #[test]
@@ -141,17 +97,13 @@ fn refused_connections_are_resent_for_every_class_and_a_refused_sign_no_once() {
     let settle = visit("MR1");
     let mdtrt = settle["data"]["mdtrt_id"].as_str().unwrap().to_string();
     // Down for a moment: both classes are resent (the failure proves they never left) and succeed.
-    for (infno, input) in [
-        ("1101", json!({"input": q1101(ZHANG_CERTNO)})),
-        ("2207", with_fault(settle.clone(), &Value::Null)),
-    ] {
+    for (infno, input) in
+        [("1101", json!({"input": q1101(ZHANG_CERTNO)})), ("2207", with_fault(settle.clone(), &Value::Null))]
+    {
         env.sim.refuse_for(Duration::from_millis(250));
         let (rc, out) = call(infno, input);
         assert_eq!(rc, MI_OK, "{infno}: {out}");
-        assert!(
-            attempts(mi_last_request_id()) >= 2,
-            "{infno} was refused first"
-        );
+        assert!(attempts(mi_last_request_id()) >= 2, "{infno} was refused first");
     }
     assert_eq!(settled(&env, &mdtrt), 1);
     // Down for longer than all attempts: MI_E_NETWORK after max_attempts, nothing booked.
@@ -176,10 +128,7 @@ fn refused_connections_are_resent_for_every_class_and_a_refused_sign_no_once() {
     let (rc, out) = call("2207", with_fault(settle, &Value::Null));
     assert_eq!(rc, MI_OK, "{out}");
     assert_eq!(attempts(mi_last_request_id()), 2);
-    assert_eq!(
-        env.ledger()["signins"].as_array().unwrap().len(),
-        signins + 1
-    );
+    assert_eq!(env.ledger()["signins"].as_array().unwrap().len(), signins + 1);
     assert_eq!(settled(&env, &mdtrt), 1);
     mi_shutdown(1000);
 }
@@ -188,7 +137,8 @@ fn refused_connections_are_resent_for_every_class_and_a_refused_sign_no_once() {
 fn reversal_by_hand_and_by_policy() {
     let _g = serial();
     let env = Env::plain();
-    let policy = json!({"gateway": {"timeout_ms": 800}, "retry": {"max_attempts": 3, "base_delay_ms": 50, "max_delay_ms": 200}});
+    let policy =
+        json!({"gateway": {"timeout_ms": 800}, "retry": {"max_attempts": 3, "base_delay_ms": 50, "max_delay_ms": 200}});
     assert_eq!(env.init(policy.clone()), MI_OK);
     let balance = || env.ledger()["balances"][PSN].as_f64().unwrap();
     let start = balance();
@@ -201,61 +151,33 @@ fn reversal_by_hand_and_by_policy() {
     let mut len = buf.len() as i32;
     // SAFETY: buf has len bytes.
     let rc = unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) };
-    assert_eq!(
-        rc,
-        MI_OK,
-        "{}",
-        String::from_utf8_lossy(&buf[..len.max(0) as usize])
-    );
+    assert_eq!(rc, MI_OK, "{}", String::from_utf8_lossy(&buf[..len.max(0) as usize]));
     let rev = mi_last_request_id();
     assert_ne!(rev, id);
     let (_, orig) = get_request(id);
     let (_, r) = get_request(rev);
+    assert_eq!((orig["state"].as_str(), orig["reversed_by"].as_i64()), (Some("reversed"), Some(rev)));
     assert_eq!(
-        (orig["state"].as_str(), orig["reversed_by"].as_i64()),
-        (Some("reversed"), Some(rev))
-    );
-    assert_eq!(
-        (
-            r["infno"].as_str(),
-            r["reversal_of"].as_i64(),
-            r["state"].as_str()
-        ),
+        (r["infno"].as_str(), r["reversal_of"].as_i64(), r["state"].as_str()),
         (Some("2601"), Some(id), Some("succeeded"))
     );
     assert_eq!(balance(), start, "the account got its money back");
     let l = env.ledger();
     let last = l["reversals"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(
-        (last["omsgid"].as_str(), last["effect"].as_str()),
-        (orig["msgid"].as_str(), Some("reversed"))
-    );
+    assert_eq!((last["omsgid"].as_str(), last["effect"].as_str()), (orig["msgid"].as_str(), Some("reversed")));
     // What cannot be reversed says why.
     let mut len = buf.len() as i32;
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) },
-        MI_E_INVALID_ARGUMENT
-    );
+    assert_eq!(unsafe { mi_reverse(id, buf.as_mut_ptr().cast(), &mut len) }, MI_E_INVALID_ARGUMENT);
     assert!(last_error().contains("reversed"), "{}", last_error());
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
     let mut len = buf.len() as i32;
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { mi_reverse(mi_last_request_id(), buf.as_mut_ptr().cast(), &mut len) },
-        MI_E_INVALID_ARGUMENT
-    );
-    assert!(
-        last_error().contains("does not reverse"),
-        "{}",
-        last_error()
-    );
+    assert_eq!(unsafe { mi_reverse(mi_last_request_id(), buf.as_mut_ptr().cast(), &mut len) }, MI_E_INVALID_ARGUMENT);
+    assert!(last_error().contains("does not reverse"), "{}", last_error());
     let mut len = buf.len() as i32;
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { mi_reverse(424242, buf.as_mut_ptr().cast(), &mut len) },
-        MI_E_NOT_FOUND
-    );
+    assert_eq!(unsafe { mi_reverse(424242, buf.as_mut_ptr().cast(), &mut len) }, MI_E_NOT_FOUND);
     mi_shutdown(1000);
 
     // uncertain_policy "reverse": the engine sends the 2601 by itself.
@@ -310,10 +232,7 @@ fn higher_priority_goes_first_fifo_within_a_priority() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let sent: Vec<i64> = order
-        .into_iter()
-        .filter(|r| ids.iter().any(|(_, _, id)| id == r))
-        .collect();
+    let sent: Vec<i64> = order.into_iter().filter(|r| ids.iter().any(|(_, _, id)| id == r)).collect();
     let mut expected = ids.clone();
     expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     assert_eq!(sent, expected.iter().map(|e| e.2).collect::<Vec<_>>());
@@ -323,7 +242,8 @@ fn higher_priority_goes_first_fifo_within_a_priority() {
 fn async_retries_happen_in_the_workers() {
     let _g = serial();
     let env = Env::plain();
-    let policy = json!({"gateway": {"timeout_ms": 500}, "retry": {"max_attempts": 3, "base_delay_ms": 50, "max_delay_ms": 100}});
+    let policy =
+        json!({"gateway": {"timeout_ms": 500}, "retry": {"max_attempts": 3, "base_delay_ms": 50, "max_delay_ms": 100}});
     assert_eq!(env.init(policy), MI_OK);
     let mut slow = q1101(ZHANG_CERTNO);
     slow["_sim"] = json!({"delay_ms": 900});
@@ -331,11 +251,7 @@ fn async_retries_happen_in_the_workers() {
     let (rc, out) = wait_result(id, 20);
     assert_eq!(rc, MI_E_TIMEOUT, "{out}");
     assert_eq!(attempts(id), 3);
-    let (_, settle_id) = call_async(
-        "2207",
-        with_fault(visit("AS1"), &json!({"delay_ms": 900})),
-        0,
-    );
+    let (_, settle_id) = call_async("2207", with_fault(visit("AS1"), &json!({"delay_ms": 900})), 0);
     assert_eq!(wait_result(settle_id, 20).0, MI_E_UNCERTAIN);
     assert_eq!(attempts(settle_id), 1);
     mi_shutdown(1000);

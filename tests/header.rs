@@ -4,8 +4,7 @@
 #[test]
 fn committed_header_is_current() {
     let fresh = include_str!(concat!(env!("OUT_DIR"), "/mi_sdk.h"));
-    let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/mi_sdk.h")).unwrap();
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/mi_sdk.h")).unwrap();
     assert!(
         fresh == committed,
         "include/mi_sdk.h is stale: run `cargo build` (outside CI) and commit the regenerated header"
@@ -45,8 +44,5 @@ fn header_declares_every_export_with_mi_call() {
     ] {
         assert!(h.contains(m), "{m} missing");
     }
-    assert!(
-        h.is_ascii(),
-        "the header stays ASCII so any code page compiles it"
-    );
+    assert!(h.is_ascii(), "the header stays ASCII so any code page compiles it");
 }

@@ -10,10 +10,7 @@ use sha2::{Digest, Sha256};
 
 /// Looks up a header, case-insensitively.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Checks the gateway profile's headers. `now_ms` is the simulator's clock.
@@ -22,20 +19,13 @@ pub fn gateway(cfg: &SimConfig, headers: &[(String, String)], now_ms: i64) -> Re
     match cfg.profile {
         Profile::Plain => Ok(()),
         Profile::Tif => {
-            let get =
-                |n: &str| header(headers, n).ok_or_else(|| format!("网关校验失败: 缺少请求头 {n}"));
-            let (id, ts, nonce, sig) = (
-                get("x-tif-paasid")?,
-                get("x-tif-timestamp")?,
-                get("x-tif-nonce")?,
-                get("x-tif-signature")?,
-            );
+            let get = |n: &str| header(headers, n).ok_or_else(|| format!("网关校验失败: 缺少请求头 {n}"));
+            let (id, ts, nonce, sig) =
+                (get("x-tif-paasid")?, get("x-tif-timestamp")?, get("x-tif-nonce")?, get("x-tif-signature")?);
             if id != cfg.paas_id {
                 return Err(format!("网关校验失败: 未知的 paasid {id}"));
             }
-            let t: i64 = ts
-                .parse()
-                .map_err(|_| "网关校验失败: x-tif-timestamp 不是秒级时间戳".to_string())?;
+            let t: i64 = ts.parse().map_err(|_| "网关校验失败: x-tif-timestamp 不是秒级时间戳".to_string())?;
             if (t * 1000 - now_ms).abs() > window_ms {
                 return Err("签名时间戳超时: x-tif-timestamp 与平台时间相差过大".into());
             }
@@ -52,8 +42,7 @@ pub fn gateway(cfg: &SimConfig, headers: &[(String, String)], now_ms: i64) -> Re
             Ok(())
         }
         Profile::Csb => {
-            let get =
-                |n: &str| header(headers, n).ok_or_else(|| format!("CSB校验失败: 缺少请求头 {n}"));
+            let get = |n: &str| header(headers, n).ok_or_else(|| format!("CSB校验失败: 缺少请求头 {n}"));
             let (name, ver, ak, ts, sig) = (
                 get("_api_name")?,
                 get("_api_version")?,
@@ -64,25 +53,17 @@ pub fn gateway(cfg: &SimConfig, headers: &[(String, String)], now_ms: i64) -> Re
             if name != cfg.api_name || ak != cfg.access_key {
                 return Err("CSB校验失败: _api_name 或 _api_access_key 不正确".into());
             }
-            let t: i64 = ts
-                .parse()
-                .map_err(|_| "CSB校验失败: _api_timestamp 不是毫秒时间戳".to_string())?;
+            let t: i64 = ts.parse().map_err(|_| "CSB校验失败: _api_timestamp 不是毫秒时间戳".to_string())?;
             if (t - now_ms).abs() > window_ms {
                 return Err("签名时间戳超时".into());
             }
-            let mut pairs = [
-                ("_api_access_key", ak),
-                ("_api_name", name),
-                ("_api_timestamp", ts),
-                ("_api_version", ver),
-            ];
+            let mut pairs =
+                [("_api_access_key", ak), ("_api_name", name), ("_api_timestamp", ts), ("_api_version", ver)];
             pairs.sort();
             let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(cfg.secret_key.as_bytes())
-                .expect("any key length");
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(cfg.secret_key.as_bytes()).expect("any key length");
             mac.update(text.join("&").as_bytes());
-            let want =
-                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
             if want != sig {
                 return Err("CSB校验失败: _api_signature 签名不正确".into());
             }
@@ -118,11 +99,7 @@ const FIELDS: &[(&str, usize, bool)] = &[
 
 /// Checks an envelope's fields (not the sign_no's validity nor msgid uniqueness,
 /// which need the ledger).
-pub fn envelope(
-    cfg: &SimConfig,
-    env: &Map<String, Value>,
-    now: NaiveDateTime,
-) -> Result<(), String> {
+pub fn envelope(cfg: &SimConfig, env: &Map<String, Value>, now: NaiveDateTime) -> Result<(), String> {
     for (name, max, may_be_empty) in FIELDS {
         let v = match env.get(*name) {
             None => return Err(format!("入参校验失败: 缺少字段 {name}")),
@@ -192,9 +169,9 @@ fn is_division(s: &str) -> bool {
 
 fn names_psn_no(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| {
-            (k == "psn_no" && v.as_str().is_some_and(|s| !s.is_empty())) || names_psn_no(v)
-        }),
+        Value::Object(m) => {
+            m.iter().any(|(k, v)| (k == "psn_no" && v.as_str().is_some_and(|s| !s.is_empty())) || names_psn_no(v))
+        }
         Value::Array(a) => a.iter().any(names_psn_no),
         _ => false,
     }

@@ -44,10 +44,7 @@ pub struct Control {
 }
 
 fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 pub struct Server {
@@ -57,21 +54,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(
-        listener: TcpListener,
-        control: Arc<Control>,
-        handler: Handler,
-    ) -> std::io::Result<Server> {
+    pub fn start(listener: TcpListener, control: Arc<Control>, handler: Handler) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let c = control.clone();
         let acceptor = std::thread::Builder::new()
             .name("mi-sim-accept".into())
             .spawn(move || accept(listener, addr, &c, handler))?;
-        Ok(Server {
-            addr,
-            control,
-            acceptor: Some(acceptor),
-        })
+        Ok(Server { addr, control, acceptor: Some(acceptor) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -92,8 +81,7 @@ impl Control {
     /// Closes the port and every open connection for `d`: connections are refused
     /// (RST), as when the gateway or the network is down.
     pub fn refuse_for(&self, addr: SocketAddr, d: Duration) {
-        self.refuse_until_ms
-            .store(unix_ms() + d.as_millis() as i64, Ordering::Release);
+        self.refuse_until_ms.store(unix_ms() + d.as_millis() as i64, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
         // Give the acceptor and the connections (which poll every 50 ms) time to close.
@@ -114,14 +102,10 @@ fn accept(first: TcpListener, addr: SocketAddr, control: &Arc<Control>, handler:
             }
             let Ok(conn) = conn else { continue };
             let (h, c) = (handler.clone(), control.clone());
-            let _ = std::thread::Builder::new()
-                .name("mi-sim-conn".into())
-                .spawn(move || serve(conn, h, c));
+            let _ = std::thread::Builder::new().name("mi-sim-conn".into()).spawn(move || serve(conn, h, c));
         }
         drop(l);
-        while control.refuse_until_ms.load(Ordering::Acquire) > unix_ms()
-            && !control.stop.load(Ordering::Acquire)
-        {
+        while control.refuse_until_ms.load(Ordering::Acquire) > unix_ms() && !control.stop.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(10));
         }
         for _ in 0..200 {
@@ -138,10 +122,7 @@ fn serve(conn: TcpStream, handler: Handler, control: Arc<Control>) {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
     let generation = control.generation.load(Ordering::Acquire);
-    let stop = Closing {
-        control: &control,
-        generation,
-    };
+    let stop = Closing { control: &control, generation };
     let Ok(mut writer) = conn.try_clone() else {
         return;
     };
@@ -155,18 +136,11 @@ fn serve(conn: TcpStream, handler: Handler, control: Arc<Control>) {
                 return;
             }
         };
-        let close = rq
-            .headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        let close =
+            rq.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
         match handler(rq) {
-            Reply::Answer {
-                status,
-                content_type,
-                body,
-            } => {
-                if write_answer(&mut writer, status, content_type, &body, !close).is_err() || close
-                {
+            Reply::Answer { status, content_type, body } => {
+                if write_answer(&mut writer, status, content_type, &body, !close).is_err() || close {
                     return;
                 }
             }
@@ -187,8 +161,7 @@ struct Closing<'a> {
 
 impl Closing<'_> {
     fn now(&self) -> bool {
-        self.control.stop.load(Ordering::Acquire)
-            || self.control.generation.load(Ordering::Acquire) != self.generation
+        self.control.stop.load(Ordering::Acquire) || self.control.generation.load(Ordering::Acquire) != self.generation
     }
 }
 
@@ -217,29 +190,14 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &Closing<'_>) -> Result<Opti
     let text = std::str::from_utf8(&head).map_err(|_| 400u16)?;
     let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
     let mut first = lines.next().ok_or(400u16)?.split(' ');
-    let (method, path) = (
-        first.next().ok_or(400u16)?.to_string(),
-        first.next().ok_or(400u16)?.to_string(),
-    );
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    };
+    let (method, path) = (first.next().ok_or(400u16)?.to_string(), first.next().ok_or(400u16)?.to_string());
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
     if get("transfer-encoding").is_some() {
         return Err(411);
     }
-    let len: usize = get("content-length")
-        .map(|v| v.parse().map_err(|_| 400u16))
-        .transpose()?
-        .unwrap_or(0);
+    let len: usize = get("content-length").map(|v| v.parse().map_err(|_| 400u16)).transpose()?.unwrap_or(0);
     if len > MAX_BODY {
         return Err(413);
     }
@@ -253,21 +211,13 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &Closing<'_>) -> Result<Opti
             Err(_) => return Ok(None),
         }
     }
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
+    Ok(Some(Request { method, path, headers, body }))
 }
 
 /// Whether a read error is only the poll timeout while the server keeps running:
 /// then the connection waits on; anything else ends it.
 fn idle(e: &std::io::Error, stop: &Closing<'_>) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    ) && !stop.now()
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) && !stop.now()
 }
 
 fn write_answer(

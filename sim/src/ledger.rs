@@ -86,10 +86,7 @@ fn text(v: &Value, ptr: &str) -> String {
 
 impl Ledger {
     pub fn new() -> Ledger {
-        Ledger {
-            people: registry::people(),
-            ..Default::default()
-        }
+        Ledger { people: registry::people(), ..Default::default() }
     }
 
     fn next_serial(&mut self) -> u64 {
@@ -100,20 +97,12 @@ impl Ledger {
     /// A platform-style id: time (14) + serial (6).
     fn new_id(&mut self) -> String {
         let s = self.next_serial();
-        format!(
-            "{}{:06}",
-            crate::checks::now_local().format("%Y%m%d%H%M%S"),
-            s
-        )
+        format!("{}{:06}", crate::checks::now_local().format("%Y%m%d%H%M%S"), s)
     }
 
     pub fn inf_refmsgid(&mut self, admdvs: &str) -> String {
         let s = self.next_serial();
-        format!(
-            "{admdvs}{}{:010}",
-            crate::checks::now_local().format("%Y%m%d%H%M%S"),
-            s
-        )
+        format!("{admdvs}{}{:010}", crate::checks::now_local().format("%Y%m%d%H%M%S"), s)
     }
 
     pub fn reject(&mut self, why: &str) {
@@ -125,17 +114,11 @@ impl Ledger {
     }
 
     fn person(&self, psn_no: &str) -> Result<&Person, String> {
-        self.people
-            .iter()
-            .find(|p| p.psn_no == psn_no)
-            .ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
+        self.people.iter().find(|p| p.psn_no == psn_no).ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
     }
 
     fn person_mut(&mut self, psn_no: &str) -> Result<&mut Person, String> {
-        self.people
-            .iter_mut()
-            .find(|p| p.psn_no == psn_no)
-            .ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
+        self.people.iter_mut().find(|p| p.psn_no == psn_no).ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
     }
 
     fn visit_mut(&mut self, mdtrt_id: &str, psn_no: &str) -> Result<&mut Visit, String> {
@@ -190,8 +173,7 @@ impl Ledger {
         let sign_no = format!("{}{:016}", now.format("%Y%m%d%H%M%S"), serial);
         let date = now.format("%Y-%m-%d").to_string();
         let sign_time = now.format("%Y-%m-%d %H:%M:%S").to_string();
-        self.sign_nos
-            .insert(sign_no.clone(), (opter_no.clone(), date.clone()));
+        self.sign_nos.insert(sign_no.clone(), (opter_no.clone(), date.clone()));
         self.signins.push(json!({"opter": opter_no, "sign_no": sign_no, "sign_date": date, "sign_time": sign_time}));
         Ok(json!({"signinoutb": {"sign_time": sign_time, "sign_no": sign_no}}))
     }
@@ -201,17 +183,13 @@ impl Ledger {
         if self.sign_nos.remove(&sign_no).is_none() {
             return Err(format!("签到编号[{sign_no}]不存在"));
         }
-        Ok(
-            json!({"signoutoutb": {"sign_time": crate::checks::now_local().format("%Y-%m-%d %H:%M:%S").to_string()}}),
-        )
+        Ok(json!({"signoutoutb": {"sign_time": crate::checks::now_local().format("%Y-%m-%d %H:%M:%S").to_string()}}))
     }
 
     /// Whether `sign_no` was issued today to `opter`.
     pub fn sign_no_valid(&self, sign_no: &str, opter: &str) -> bool {
         let today = crate::checks::now_local().format("%Y-%m-%d").to_string();
-        self.sign_nos
-            .get(sign_no)
-            .is_some_and(|(o, d)| o == opter && *d == today)
+        self.sign_nos.get(sign_no).is_some_and(|(o, d)| o == opter && *d == today)
     }
 
     fn person_info(&mut self, input: &Value) -> TxResult {
@@ -249,11 +227,7 @@ impl Ledger {
         if ipt_otp_no.is_empty() {
             return Err("门诊/住院号[ipt_otp_no]不能为空".into());
         }
-        if self
-            .visits
-            .iter()
-            .any(|v| v.ipt_otp_no == ipt_otp_no && !v.cancelled)
-        {
+        if self.visits.iter().any(|v| v.ipt_otp_no == ipt_otp_no && !v.cancelled) {
             return Err(format!("门诊号[{ipt_otp_no}]已登记, 请勿重复挂号"));
         }
         let mdtrt_id = self.new_id();
@@ -266,20 +240,13 @@ impl Ledger {
             fees: Vec::new(),
             msgid: msgid.to_string(),
         });
-        self.processed
-            .insert(msgid.to_string(), ("2201".into(), mdtrt_id.clone()));
-        Ok(
-            json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "ipt_otp_no": ipt_otp_no, "exp_content": ""}}),
-        )
+        self.processed.insert(msgid.to_string(), ("2201".into(), mdtrt_id.clone()));
+        Ok(json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "ipt_otp_no": ipt_otp_no, "exp_content": ""}}))
     }
 
     fn cancel_register(&mut self, input: &Value) -> TxResult {
         let (psn_no, mdtrt_id) = (text(input, "/data/psn_no"), text(input, "/data/mdtrt_id"));
-        if self
-            .settlements
-            .iter()
-            .any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled")
-        {
+        if self.settlements.iter().any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled") {
             return Err("该就诊已结算, 不能撤销挂号".into());
         }
         self.visit_mut(&mdtrt_id, &psn_no)?.cancelled = true;
@@ -287,10 +254,7 @@ impl Ledger {
     }
 
     fn visit_info(&mut self, input: &Value) -> TxResult {
-        let (psn_no, mdtrt_id) = (
-            text(input, "/mdtrtinfo/psn_no"),
-            text(input, "/mdtrtinfo/mdtrt_id"),
-        );
+        let (psn_no, mdtrt_id) = (text(input, "/mdtrtinfo/psn_no"), text(input, "/mdtrtinfo/mdtrt_id"));
         let med_type = text(input, "/mdtrtinfo/med_type");
         if med_type.is_empty() {
             return Err("医疗类别[med_type]不能为空".into());
@@ -300,10 +264,7 @@ impl Ledger {
     }
 
     fn upload_fees(&mut self, input: &Value) -> TxResult {
-        let items = input
-            .get("feedetail")
-            .and_then(Value::as_array)
-            .ok_or("费用明细[feedetail]不能为空")?;
+        let items = input.get("feedetail").and_then(Value::as_array).ok_or("费用明细[feedetail]不能为空")?;
         if items.is_empty() {
             return Err("费用明细[feedetail]不能为空".into());
         }
@@ -311,12 +272,8 @@ impl Ledger {
         for it in items {
             let (psn_no, mdtrt_id) = (text(it, "/psn_no"), text(it, "/mdtrt_id"));
             let sn = text(it, "/feedetl_sn");
-            let amount =
-                fen(it.get("det_item_fee_sumamt")).ok_or(format!("明细[{sn}]费用总额不正确"))?;
-            let cnt = it
-                .get("cnt")
-                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
-                .unwrap_or(0.0);
+            let amount = fen(it.get("det_item_fee_sumamt")).ok_or(format!("明细[{sn}]费用总额不正确"))?;
+            let cnt = it.get("cnt").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(0.0);
             let pric = fen(it.get("pric")).unwrap_or(0);
             if sn.is_empty() || ((cnt * pric as f64).round() as i64 - amount).abs() > 1 {
                 return Err(format!("明细[{sn}]数量×单价与金额不符"));
@@ -346,16 +303,9 @@ impl Ledger {
     }
 
     fn cancel_fees(&mut self, input: &Value) -> TxResult {
-        let (psn_no, mdtrt_id, bch) = (
-            text(input, "/data/psn_no"),
-            text(input, "/data/mdtrt_id"),
-            text(input, "/data/chrg_bchno"),
-        );
-        if self
-            .settlements
-            .iter()
-            .any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled")
-        {
+        let (psn_no, mdtrt_id, bch) =
+            (text(input, "/data/psn_no"), text(input, "/data/mdtrt_id"), text(input, "/data/chrg_bchno"));
+        if self.settlements.iter().any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled") {
             return Err("该就诊已结算, 不能撤销费用明细".into());
         }
         let v = self.visit_mut(&mdtrt_id, &psn_no)?;
@@ -366,32 +316,19 @@ impl Ledger {
     fn settle(&mut self, input: &Value, msgid: &str, for_real: bool) -> TxResult {
         let psn_no = text(input, "/data/psn_no");
         let mdtrt_id = text(input, "/data/mdtrt_id");
-        let medfee =
-            fen(input.pointer("/data/medfee_sumamt")).ok_or("医疗费总额[medfee_sumamt]不正确")?;
+        let medfee = fen(input.pointer("/data/medfee_sumamt")).ok_or("医疗费总额[medfee_sumamt]不正确")?;
         let acct_used = text(input, "/data/acct_used_flag") == "1";
         let (total, selfpay) = {
             let v = self.visit_mut(&mdtrt_id, &psn_no)?;
-            (
-                v.fees.iter().map(|f| f.amount_fen).sum::<i64>(),
-                v.fees.iter().map(|f| f.selfpay_fen).sum::<i64>(),
-            )
+            (v.fees.iter().map(|f| f.amount_fen).sum::<i64>(), v.fees.iter().map(|f| f.selfpay_fen).sum::<i64>())
         };
         if total == 0 {
             return Err("该就诊没有上传费用明细".into());
         }
         if (total - medfee).abs() > 1 {
-            return Err(format!(
-                "医疗费总额[{}]与费用明细合计[{}]不符",
-                medfee as f64 / 100.0,
-                total as f64 / 100.0
-            ));
+            return Err(format!("医疗费总额[{}]与费用明细合计[{}]不符", medfee as f64 / 100.0, total as f64 / 100.0));
         }
-        if for_real
-            && self
-                .settlements
-                .iter()
-                .any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled")
-        {
+        if for_real && self.settlements.iter().any(|s| s.mdtrt_id == mdtrt_id && s.status == "settled") {
             self.double_settle_attempts += 1;
             return Err(format!("就诊ID[{mdtrt_id}]已结算, 不能重复结算"));
         }
@@ -403,9 +340,7 @@ impl Ledger {
         let cash = part - acct;
         let balc_after = p.balc_fen - acct;
         let setl_id = if for_real { Some(self.new_id()) } else { None };
-        let setl_time = crate::checks::now_local()
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string();
+        let setl_time = crate::checks::now_local().format("%Y-%m-%d %H:%M:%S").to_string();
         if let Some(id) = &setl_id {
             self.person_mut(&psn_no)?.balc_fen = balc_after;
             self.settlements.push(Settlement {
@@ -421,8 +356,7 @@ impl Ledger {
                 status: "settled".into(),
                 setl_time: setl_time.clone(),
             });
-            self.processed
-                .insert(msgid.to_string(), ("2207".into(), id.clone()));
+            self.processed.insert(msgid.to_string(), ("2207".into(), id.clone()));
         }
         let today = crate::checks::now_local().format("%Y-%m-%d").to_string();
         Ok(json!({"setlinfo": {
@@ -441,10 +375,7 @@ impl Ledger {
     }
 
     fn settlement(&self, setl_id: &str) -> Result<&Settlement, String> {
-        self.settlements
-            .iter()
-            .find(|s| s.setl_id == setl_id)
-            .ok_or_else(|| format!("结算ID[{setl_id}]不存在"))
+        self.settlements.iter().find(|s| s.setl_id == setl_id).ok_or_else(|| format!("结算ID[{setl_id}]不存在"))
     }
 
     /// Undoes a settlement (2208 or 2601), giving the account its money back.
@@ -471,22 +402,16 @@ impl Ledger {
         }
         let s = self.undo_settlement(&setl_id, "cancelled")?;
         let new_id = self.new_id();
-        self.processed
-            .insert(msgid.to_string(), ("2208".into(), new_id.clone()));
+        self.processed.insert(msgid.to_string(), ("2208".into(), new_id.clone()));
         let balc = self.person(&s.psn_no)?.balc_fen;
-        Ok(
-            json!({"setlinfo": {"setl_id": new_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no,
+        Ok(json!({"setlinfo": {"setl_id": new_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no,
             "medfee_sumamt": yuan(-s.medfee_fen), "fund_pay_sumamt": yuan(-s.fund_fen), "acct_pay": yuan(-s.acct_fen),
-            "psn_cash_pay": yuan(-s.cash_fen), "balc": yuan(balc)}}),
-        )
+            "psn_cash_pay": yuan(-s.cash_fen), "balc": yuan(balc)}}))
     }
 
     fn reverse(&mut self, input: &Value, msgid: &str) -> TxResult {
-        let (omsgid, oinfno, psn_no) = (
-            text(input, "/data/omsgid"),
-            text(input, "/data/oinfno"),
-            text(input, "/data/psn_no"),
-        );
+        let (omsgid, oinfno, psn_no) =
+            (text(input, "/data/omsgid"), text(input, "/data/oinfno"), text(input, "/data/psn_no"));
         if omsgid.is_empty() || oinfno.is_empty() {
             return Err("冲正入参 omsgid、oinfno 不能为空".into());
         }
@@ -505,7 +430,8 @@ impl Ledger {
             // Never processed: nothing to undo, and the outcome the HIS wants holds.
             None => "not_found",
         };
-        self.reversals.push(json!({"msgid": msgid, "omsgid": omsgid, "oinfno": oinfno, "psn_no": psn_no, "effect": effect}));
+        self.reversals
+            .push(json!({"msgid": msgid, "omsgid": omsgid, "oinfno": oinfno, "psn_no": psn_no, "effect": effect}));
         Ok(json!({}))
     }
 

@@ -110,11 +110,8 @@ impl Sim {
             reject_sign_no_once: Default::default(),
         });
         let sh = shared.clone();
-        let server = http::Server::start(
-            std::net::TcpListener::bind(addr)?,
-            control,
-            Arc::new(move |rq| handle(&sh, rq)),
-        )?;
+        let server =
+            http::Server::start(std::net::TcpListener::bind(addr)?, control, Arc::new(move |rq| handle(&sh, rq)))?;
         *shared.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.addr());
         Ok(Sim { server, shared })
     }
@@ -139,11 +136,7 @@ impl Sim {
 
     /// The books, as `GET /sim/ledger` gives them.
     pub fn ledger(&self) -> Value {
-        self.shared
-            .ledger
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .to_json()
+        self.shared.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json()
     }
 
     /// Closes the port for `d`: connections are refused, as when the network is down.
@@ -153,9 +146,7 @@ impl Sim {
 
     /// The next business call is refused for its sign_no, which is revoked.
     pub fn reject_sign_no_once(&self) {
-        self.shared
-            .reject_sign_no_once
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.reject_sign_no_once.store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub fn stop(mut self) {
@@ -172,23 +163,12 @@ impl Drop for Sim {
 const JSON: &str = "application/json;charset=utf-8";
 
 fn answer(status: u16, body: String) -> Reply {
-    Reply::Answer {
-        status,
-        content_type: JSON,
-        body,
-    }
+    Reply::Answer { status, content_type: JSON, body }
 }
 
 fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method == "GET" && rq.path == "/sim/ledger" {
-        return answer(
-            200,
-            sh.ledger
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .to_json()
-                .to_string(),
-        );
+        return answer(200, sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json().to_string());
     }
     if rq.method == "POST" && rq.path == "/sim/faults" {
         return faults(sh, &rq.body);
@@ -197,18 +177,11 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
         Some("") => None,
         Some(rest) if rest.starts_with('/') => Some(rest[1..].to_string()),
         _ => {
-            return answer(
-                404,
-                json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)})
-                    .to_string(),
-            )
+            return answer(404, json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)}).to_string())
         }
     };
     if rq.method != "POST" {
-        return answer(
-            405,
-            json!({"infcode": -1, "err_msg": "only POST"}).to_string(),
-        );
+        return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
     let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref());
     if let Some(ms) = fault.get("delay_ms").and_then(Value::as_u64) {
@@ -241,8 +214,7 @@ fn faults(sh: &Shared, body: &[u8]) -> Reply {
         return answer(400, json!({"error": "body must be JSON"}).to_string());
     };
     if v.get("reject_sign_no_once").and_then(Value::as_bool) == Some(true) {
-        sh.reject_sign_no_once
-            .store(true, std::sync::atomic::Ordering::Release);
+        sh.reject_sign_no_once.store(true, std::sync::atomic::Ordering::Release);
     }
     if let Some(ms) = v.get("refuse_ms").and_then(Value::as_u64) {
         if let Some(addr) = *sh.addr.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -275,8 +247,7 @@ fn process(
         }
         checks::gateway(&sh.cfg, headers, now_ms)?;
         let text = std::str::from_utf8(body).map_err(|_| "报文不是有效的 UTF-8".to_string())?;
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
         let Value::Object(env) = v else {
             return Err("报文应为 JSON 对象".into());
         };
@@ -297,24 +268,18 @@ fn process(
         .and_then(|i| i.remove("_sim"))
         .and_then(|f| f.as_object().cloned())
         .unwrap_or_default();
-    let as_string = sh.cfg.infcode_as_string
-        || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
+    let as_string = sh.cfg.infcode_as_string || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
     let infno = env["infno"].as_str().unwrap_or_default().to_string();
     let msgid = env["msgid"].as_str().unwrap_or_default().to_string();
     let opter = env["opter"].as_str().unwrap_or_default().to_string();
     let sign_no = env["sign_no"].as_str().unwrap_or_default().to_string();
     let refused = if path_infno.is_some_and(|p| p != infno) {
-        Some(format!(
-            "URL 中的交易编号[{}]与报文 infno[{infno}]不一致",
-            path_infno.unwrap_or_default()
-        ))
+        Some(format!("URL 中的交易编号[{}]与报文 infno[{infno}]不一致", path_infno.unwrap_or_default()))
     } else if ledger.seen_msgids.contains(&msgid) {
         Some(format!("报文ID[{msgid}]重复"))
     } else if infno != "9001"
         && infno != "9002"
-        && sh
-            .reject_sign_no_once
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        && sh.reject_sign_no_once.swap(false, std::sync::atomic::Ordering::AcqRel)
     {
         ledger.sign_nos.remove(&sign_no);
         Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
@@ -325,11 +290,7 @@ fn process(
     };
     if let Some(why) = refused {
         ledger.reject(&why);
-        return (
-            200,
-            reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
-            fault,
-        );
+        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
     }
     ledger.seen_msgids.insert(msgid);
     let r = match ledger.run(&infno, &env) {
@@ -348,11 +309,7 @@ fn reply(
     as_string: bool,
 ) -> String {
     let now = checks::now_local().format("%Y%m%d%H%M%S%3f").to_string();
-    let code = if as_string {
-        json!(infcode.to_string())
-    } else {
-        json!(infcode)
-    };
+    let code = if as_string { json!(infcode.to_string()) } else { json!(infcode) };
     json!({
         "infcode": code,
         "inf_refmsgid": ledger.inf_refmsgid(&cfg.admdvs),

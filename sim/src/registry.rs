@@ -68,8 +68,7 @@ pub fn people() -> Vec<Person> {
 
 /// Age in whole years on a date `yyyy-MM-dd`.
 pub fn age_on(brdy: &str, today: &str) -> i64 {
-    let p =
-        |s: &str, a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok()).unwrap_or(0);
+    let p = |s: &str, a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok()).unwrap_or(0);
     let (by, bm, bd) = (p(brdy, 0, 4), p(brdy, 5, 7), p(brdy, 8, 10));
     let (ty, tm, td) = (p(today, 0, 4), p(today, 5, 7), p(today, 8, 10));
     ty - by - i64::from((tm, td) < (bm, bd))

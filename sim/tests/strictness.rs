@@ -19,24 +19,13 @@ struct Client {
 
 impl Client {
     fn new(cfg: SimConfig) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Client {
-            sim: Sim::start(cfg, "127.0.0.1:0").unwrap(),
-            agent,
-            seq: 0,
-        }
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Client { sim: Sim::start(cfg, "127.0.0.1:0").unwrap(), agent, seq: 0 }
     }
 
     fn msgid(&mut self) -> String {
         self.seq += 1;
-        format!(
-            "H44030000001{}{:04}",
-            now().format("%Y%m%d%H%M%S"),
-            self.seq
-        )
+        format!("H44030000001{}{:04}", now().format("%Y%m%d%H%M%S"), self.seq)
     }
 
     fn envelope(&mut self, infno: &str, input: Value, sign_no: &str) -> Value {
@@ -47,10 +36,7 @@ impl Client {
     }
 
     fn post(&self, env: &Value, headers: &[(&str, String)]) -> Value {
-        let mut rq = self
-            .agent
-            .post(self.sim.service_url())
-            .header("Content-Type", "application/json;charset=utf-8");
+        let mut rq = self.agent.post(self.sim.service_url()).header("Content-Type", "application/json;charset=utf-8");
         for (k, v) in headers {
             rq = rq.header(*k, v);
         }
@@ -59,17 +45,10 @@ impl Client {
     }
 
     fn sign_in(&mut self) -> String {
-        let env = self.envelope(
-            "9001",
-            json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}),
-            "",
-        );
+        let env = self.envelope("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}), "");
         let r = self.post(&env, &[]);
         assert_eq!(r["infcode"], 0, "{r}");
-        r["output"]["signinoutb"]["sign_no"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r["output"]["signinoutb"]["sign_no"].as_str().unwrap().to_string()
     }
 
     fn call(&mut self, infno: &str, input: Value, sign_no: &str) -> Value {
@@ -80,10 +59,7 @@ impl Client {
 
 fn rejected_with(r: &Value, text: &str) {
     assert_eq!(r["infcode"], -1, "{r}");
-    assert!(
-        r["err_msg"].as_str().unwrap().contains(text),
-        "wanted '{text}' in {r}"
-    );
+    assert!(r["err_msg"].as_str().unwrap().contains(text), "wanted '{text}' in {r}");
 }
 
 #[test]
@@ -94,10 +70,7 @@ fn envelope_rules() {
     let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
     assert_eq!(c.call("1101", q.clone(), &sign_no)["infcode"], 0);
     rejected_with(&c.call("1101", q.clone(), ""), "sign_no");
-    rejected_with(
-        &c.call("1101", q.clone(), "123456789012345678901234567890"),
-        "sign_no",
-    );
+    rejected_with(&c.call("1101", q.clone(), "123456789012345678901234567890"), "sign_no");
     let mut e = c.envelope("1101", q.clone(), &sign_no);
     e.as_object_mut().unwrap().remove("infver");
     rejected_with(&c.post(&e, &[]), "infver");
@@ -113,11 +86,7 @@ fn envelope_rules() {
     let e = c.envelope("1101", q.clone(), &sign_no);
     assert_eq!(c.post(&e, &[])["infcode"], 0);
     rejected_with(&c.post(&e, &[]), "重复");
-    let mut e = c.envelope(
-        "2201",
-        json!({"data": {"psn_no": "44030000000000100001"}}),
-        &sign_no,
-    );
+    let mut e = c.envelope("2201", json!({"data": {"psn_no": "44030000000000100001"}}), &sign_no);
     e["insuplc_admdvs"] = json!("");
     rejected_with(&c.post(&e, &[]), "insuplc_admdvs");
     rejected_with(&c.call("110", q.clone(), &sign_no), "交易编号");
@@ -129,10 +98,7 @@ fn envelope_rules() {
 
 #[test]
 fn tif_signature_and_clock_window() {
-    let cfg = SimConfig {
-        profile: Profile::Tif,
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig { profile: Profile::Tif, ..SimConfig::default() };
     let (id, token) = (cfg.paas_id.clone(), cfg.paas_token.clone());
     let mut c = Client::new(cfg);
     let headers = |ts: i64, tok: &str| {
@@ -158,19 +124,11 @@ fn tif_signature_and_clock_window() {
 
 #[test]
 fn csb_signature() {
-    let cfg = SimConfig {
-        profile: Profile::Csb,
-        ..SimConfig::default()
-    };
-    let (name, ak, sk) = (
-        cfg.api_name.clone(),
-        cfg.access_key.clone(),
-        cfg.secret_key.clone(),
-    );
+    let cfg = SimConfig { profile: Profile::Csb, ..SimConfig::default() };
+    let (name, ak, sk) = (cfg.api_name.clone(), cfg.access_key.clone(), cfg.secret_key.clone());
     let mut c = Client::new(cfg);
     let ts = chrono::Utc::now().timestamp_millis().to_string();
-    let text =
-        format!("_api_access_key={ak}&_api_name={name}&_api_timestamp={ts}&_api_version=1.0.0");
+    let text = format!("_api_access_key={ak}&_api_name={name}&_api_timestamp={ts}&_api_version=1.0.0");
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(sk.as_bytes()).unwrap();
     mac.update(text.as_bytes());
     let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -194,25 +152,14 @@ fn settlement_books_double_settle_and_reversal() {
     let mut c = Client::new(SimConfig::default());
     let s = c.sign_in();
     let psn = "44030000000000100001";
-    let r = c.call(
-        "2201",
-        json!({"data": {"psn_no": psn, "ipt_otp_no": "MZ1", "insutype": "310"}}),
-        &s,
-    );
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let r = c.call("2201", json!({"data": {"psn_no": psn, "ipt_otp_no": "MZ1", "insutype": "310"}}), &s);
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
     let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn, "chrg_bchno": "B", "med_list_codg": "X1",
         "det_item_fee_sumamt": 100.0, "cnt": 2, "pric": 50.0}]});
     assert_eq!(c.call("2204", fee, &s)["infcode"], 0);
     let settle = json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "medfee_sumamt": 100.0, "acct_used_flag": "1"}});
     rejected_with(
-        &c.call(
-            "2207",
-            json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "medfee_sumamt": 99.0}}),
-            &s,
-        ),
+        &c.call("2207", json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt_id, "medfee_sumamt": 99.0}}), &s),
         "不符",
     );
     let env = c.envelope("2207", settle.clone(), &s);
@@ -224,11 +171,7 @@ fn settlement_books_double_settle_and_reversal() {
     assert_eq!(c.sim.ledger()["double_settle_attempts"], 1);
     // 2601 names the settlement's msgid and gives the account its money back; repeating it is harmless.
     for _ in 0..2 {
-        let r = c.call(
-            "2601",
-            json!({"data": {"psn_no": psn, "omsgid": msgid, "oinfno": "2207"}}),
-            &s,
-        );
+        let r = c.call("2601", json!({"data": {"psn_no": psn, "omsgid": msgid, "oinfno": "2207"}}), &s);
         assert_eq!(r["infcode"], 0, "{r}");
     }
     let l = c.sim.ledger();
@@ -236,7 +179,11 @@ fn settlement_books_double_settle_and_reversal() {
     assert_eq!(l["settlements"][0]["status"], "reversed");
     assert_eq!(l["reversals"].as_array().unwrap().len(), 2);
     // Reversing what never arrived succeeds and changes nothing.
-    let r = c.call("2601", json!({"data": {"psn_no": psn, "omsgid": "H44030000001202611270000000001", "oinfno": "2207"}}), &s);
+    let r = c.call(
+        "2601",
+        json!({"data": {"psn_no": psn, "omsgid": "H44030000001202611270000000001", "oinfno": "2207"}}),
+        &s,
+    );
     assert_eq!(r["infcode"], 0);
     assert_eq!(c.sim.ledger()["reversals"][2]["effect"], "not_found");
 }
@@ -245,37 +192,19 @@ fn settlement_books_double_settle_and_reversal() {
 fn faults_and_the_ledger_over_http() {
     let mut c = Client::new(SimConfig::default());
     let s = c.sign_in();
-    let env = c.envelope("1101", json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}, "_sim": {"drop": true}}), &s);
-    let dropped = c
-        .agent
-        .post(c.sim.service_url())
-        .header("Content-Type", "application/json")
-        .send(env.to_string());
-    assert!(
-        dropped.is_err(),
-        "the connection is closed without an answer"
-    );
-    let mut resp = c
-        .agent
-        .get(format!("{}/sim/ledger", c.sim.base_url()))
-        .call()
-        .unwrap();
-    let l: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(
-        l["by_infno"]["1101"], 1,
-        "a dropped request was still processed"
-    );
     let env = c.envelope(
         "1101",
-        json!({"data": {}, "_sim": {"http_status": 502}}),
+        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}, "_sim": {"drop": true}}),
         &s,
     );
-    let resp = c
-        .agent
-        .post(c.sim.service_url())
-        .header("Content-Type", "application/json")
-        .send(env.to_string())
-        .unwrap();
+    let dropped = c.agent.post(c.sim.service_url()).header("Content-Type", "application/json").send(env.to_string());
+    assert!(dropped.is_err(), "the connection is closed without an answer");
+    let mut resp = c.agent.get(format!("{}/sim/ledger", c.sim.base_url())).call().unwrap();
+    let l: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(l["by_infno"]["1101"], 1, "a dropped request was still processed");
+    let env = c.envelope("1101", json!({"data": {}, "_sim": {"http_status": 502}}), &s);
+    let resp =
+        c.agent.post(c.sim.service_url()).header("Content-Type", "application/json").send(env.to_string()).unwrap();
     assert_eq!(resp.status().as_u16(), 502);
 }
 
@@ -288,21 +217,10 @@ fn the_binary_prints_its_url_and_serves() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
     let base = url.split("/fsi").next().unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut r = agent.get(format!("{base}/sim/ledger")).call().unwrap();
     let l: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(l["requests"], 0);

@@ -17,13 +17,8 @@ pub fn tif_signature(timestamp_s: &str, paas_token: &str, nonce: &str) -> String
 pub fn csb_signature(secret_key: &str, pairs: &[(&str, &str)]) -> String {
     let mut sorted: Vec<_> = pairs.to_vec();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
-    let text = sorted
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret_key.as_bytes())
-        .expect("HMAC takes any key length");
+    let text = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes any key length");
     mac.update(text.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -48,12 +43,7 @@ mod tests {
         //   | openssl dgst -sha1 -hmac sk -binary | base64
         let s = csb_signature(
             "sk",
-            &[
-                ("_api_name", "n"),
-                ("_api_version", "1.0.0"),
-                ("_api_access_key", "ak"),
-                ("_api_timestamp", "1"),
-            ],
+            &[("_api_name", "n"), ("_api_version", "1.0.0"), ("_api_access_key", "ak"), ("_api_timestamp", "1")],
         );
         assert_eq!(s, "85fzJEf0wpGPGb9wAhqWVSph5iY=");
     }

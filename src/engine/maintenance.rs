@@ -56,10 +56,7 @@ impl Maintenance {
 }
 
 fn beat(core: &Core) {
-    if let Err(e) = core
-        .journal
-        .heartbeat(&core.owner, crate::transport::gateway::unix_ms() as i64)
-    {
+    if let Err(e) = core.journal.heartbeat(&core.owner, crate::transport::gateway::unix_ms() as i64) {
         log::error!("heartbeat not written: {e}");
     }
     if let Ok(n) = core.journal.waiting() {
@@ -71,10 +68,8 @@ fn beat(core: &Core) {
 /// they may have been processed, back to the queue if they were never sent.
 pub fn recover(core: &Core) {
     let cutoff = crate::transport::gateway::unix_ms() as i64 - DEAD_AFTER.as_millis() as i64;
-    let safe = |infno: &str| {
-        transactions::matches_any(infno, &core.cfg.retry.safe_infnos)
-            || infno == transactions::REVERSAL
-    };
+    let safe =
+        |infno: &str| transactions::matches_any(infno, &core.cfg.retry.safe_infnos) || infno == transactions::REVERSAL;
     let done = core.journal.recover(&core.owner, cutoff, |row| {
         if safe(&row.infno) {
             Recovery::Requeue
@@ -90,7 +85,9 @@ pub fn recover(core: &Core) {
                         log::warn!("request {id}: its process died; queued to be sent again")
                     }
                     Recovery::Uncertain(_) => {
-                        log::warn!("request {id}: its process died while sending it; it is uncertain and was not resent");
+                        log::warn!(
+                            "request {id}: its process died while sending it; it is uncertain and was not resent"
+                        );
                         if let Ok(Some(row)) = core.journal.request(*id) {
                             core.reverse_if_policy(&row);
                         }
@@ -105,18 +102,13 @@ pub fn recover(core: &Core) {
 }
 
 fn uncertain_after_crash(row: &journal::RequestRow) -> Recovery {
-    Recovery::Uncertain(uncertain_final(
-        &row.infno,
-        &row.msgid,
-        "the process sending it stopped before an answer came",
-    ))
+    Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the process sending it stopped before an answer came"))
 }
 
 fn purge(core: &Core) {
     let days = i64::from(core.cfg.journal.retain_days);
-    let before = (crate::protocol::now_local() - chrono::Duration::days(days))
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string();
+    let before =
+        (crate::protocol::now_local() - chrono::Duration::days(days)).format("%Y-%m-%d %H:%M:%S%.3f").to_string();
     let owners_before = crate::transport::gateway::unix_ms() as i64 - 86_400_000;
     match core.journal.purge(&before, owners_before) {
         Ok(0) => {}

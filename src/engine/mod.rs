@@ -40,10 +40,7 @@ impl Wake {
         if *g != seen {
             return *g;
         }
-        let (g, _) = self
-            .cv
-            .wait_timeout(g, timeout)
-            .unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self.cv.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner());
         *g
     }
 
@@ -74,13 +71,7 @@ impl Engine {
                     .expect("the OS refused a worker thread")
             })
             .collect();
-        Engine {
-            core,
-            stop,
-            busy,
-            workers,
-            maintenance: Some(maintenance),
-        }
+        Engine { core, stop, busy, workers, maintenance: Some(maintenance) }
     }
 
     pub fn workers(&self) -> usize {
@@ -135,14 +126,10 @@ fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
             break;
         }
         busy.fetch_add(1, Ordering::AcqRel);
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            core.execute(id, Mode::Worker)
-        }));
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute(id, Mode::Worker)));
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
-            log::error!(
-                "worker panicked while sending request {id}; it stays claimed until recovery"
-            );
+            log::error!("worker panicked while sending request {id}; it stays claimed until recovery");
         }
     }
 }

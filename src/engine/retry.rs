@@ -54,16 +54,10 @@ pub fn decide(f: Failure, retry_safe: bool, attempt: u32, policy: &Retry) -> Ver
 /// then a random point in its upper half, so many workstations that failed together
 /// do not all come back in the same instant.
 pub fn backoff(attempt: u32, policy: &Retry) -> Duration {
-    let exp = policy
-        .base_delay_ms
-        .saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
+    let exp = policy.base_delay_ms.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));
     let cap = exp.min(policy.max_delay_ms);
     let mut b = [0u8; 8];
-    let r = if getrandom::fill(&mut b).is_ok() {
-        u64::from_le_bytes(b)
-    } else {
-        0
-    };
+    let r = if getrandom::fill(&mut b).is_ok() { u64::from_le_bytes(b) } else { 0 };
     let half = cap / 2;
     Duration::from_millis(half + if cap > half { r % (cap - half + 1) } else { 0 })
 }
@@ -73,48 +67,25 @@ mod tests {
     use super::*;
 
     fn policy(max: u32) -> Retry {
-        Retry {
-            max_attempts: max,
-            base_delay_ms: 100,
-            max_delay_ms: 1000,
-            ..Retry::default()
-        }
+        Retry { max_attempts: max, base_delay_ms: 100, max_delay_ms: 1000, ..Retry::default() }
     }
 
     #[test]
     fn settlements_are_never_resent_after_they_may_have_left() {
         let p = policy(5);
-        assert_eq!(
-            decide(Failure::MaybeProcessed, false, 1, &p),
-            Verdict::Uncertain
-        );
-        assert_eq!(
-            decide(Failure::GatewayFault, false, 1, &p),
-            Verdict::Uncertain
-        );
-        assert!(matches!(
-            decide(Failure::NeverSent, false, 1, &p),
-            Verdict::Retry(_)
-        ));
+        assert_eq!(decide(Failure::MaybeProcessed, false, 1, &p), Verdict::Uncertain);
+        assert_eq!(decide(Failure::GatewayFault, false, 1, &p), Verdict::Uncertain);
+        assert!(matches!(decide(Failure::NeverSent, false, 1, &p), Verdict::Retry(_)));
         assert_eq!(decide(Failure::NeverSent, false, 5, &p), Verdict::Final);
-        assert_eq!(
-            decide(Failure::GatewayRefused, false, 1, &p),
-            Verdict::Final
-        );
+        assert_eq!(decide(Failure::GatewayRefused, false, 1, &p), Verdict::Final);
         assert_eq!(decide(Failure::Answered, true, 1, &p), Verdict::Final);
     }
 
     #[test]
     fn queries_are_resent_up_to_max_attempts() {
         let p = policy(3);
-        assert!(matches!(
-            decide(Failure::MaybeProcessed, true, 1, &p),
-            Verdict::Retry(_)
-        ));
-        assert!(matches!(
-            decide(Failure::GatewayFault, true, 2, &p),
-            Verdict::Retry(_)
-        ));
+        assert!(matches!(decide(Failure::MaybeProcessed, true, 1, &p), Verdict::Retry(_)));
+        assert!(matches!(decide(Failure::GatewayFault, true, 2, &p), Verdict::Retry(_)));
         assert_eq!(decide(Failure::MaybeProcessed, true, 3, &p), Verdict::Final);
     }
 

@@ -17,6 +17,8 @@ struct Item {
     infno: String,
     call: CallInput,
     priority: i32,
+    /// Built by the caller's thread, so the single writer only writes.
+    envelope: String,
     reply: Sender<Result<i64>>,
 }
 
@@ -34,29 +36,19 @@ impl Submitter {
             .name("mi-journal-writer".into())
             .spawn(move || write(&c, rx))
             .expect("the OS refused the journal writer thread");
-        Submitter {
-            core,
-            tx: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
-        }
+        Submitter { core, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }
     }
 
     /// Commits a request and returns its id, or `MI_E_BUSY` past `queue_capacity`.
     pub fn submit(&self, infno: &str, call: CallInput, priority: i32) -> Result<i64> {
         let cap = self.core.cfg.queue_capacity as i64;
         if self.core.queued.load(Ordering::Acquire) >= cap {
-            return Err(Error::new(
-                Code::Busy,
-                format!("the async queue is full ({cap} requests waiting); try later"),
-            ));
+            return Err(Error::new(Code::Busy, format!("the async queue is full ({cap} requests waiting); try later")));
         }
+        // The msgid is filled in when the envelope is sent.
+        let envelope = self.core.envelope_text(infno, "", &call)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let item = Item {
-            infno: infno.to_string(),
-            call,
-            priority,
-            reply,
-        };
+        let item = Item { infno: infno.to_string(), call, priority, envelope, reply };
         let sent = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(tx) => tx.send(item).is_ok(),
             None => false,
@@ -64,9 +56,7 @@ impl Submitter {
         if !sent {
             return Err(Error::new(Code::Shutdown, "the SDK is shutting down"));
         }
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(Error::new(Code::Internal, "the journal writer stopped")))
+        answer.recv().unwrap_or_else(|_| Err(Error::new(Code::Internal, "the journal writer stopped")))
     }
 
     /// Commits what was handed in already, then stops the writer.
@@ -82,11 +72,14 @@ fn write(core: &Core, rx: Receiver<Item>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-        let results = core.journal.insert_many(
-            &batch,
-            |it| core.new_request(&it.infno, &it.call, "async", it.priority, None),
-            |it, msgid| core.envelope_text(&it.infno, msgid, &it.call),
-        );
+        let rows: Vec<_> = batch
+            .iter_mut()
+            .map(|Item { infno, call, priority, envelope, .. }| {
+                (core.new_request(infno, call, "async", *priority, None), std::mem::take(envelope))
+            })
+            .collect();
+        let results = core.journal.insert_many(&rows);
+        drop(rows);
         match results {
             Ok(results) => {
                 let accepted = results.iter().filter(|r| r.is_ok()).count() as i64;
@@ -99,10 +92,7 @@ fn write(core: &Core, rx: Receiver<Item>) {
                 }
             }
             Err(e) => {
-                log::error!(
-                    "journal commit of {} async requests failed: {e}",
-                    batch.len()
-                );
+                log::error!("journal commit of {} async requests failed: {e}", batch.len());
                 for it in batch {
                     let _ = it.reply.send(Err(e.clone()));
                 }

@@ -21,16 +21,7 @@ pub mod state {
     pub const FAILED: &str = "failed";
     pub const UNCERTAIN: &str = "uncertain";
     pub const REVERSED: &str = "reversed";
-    pub const ALL: [&str; 8] = [
-        QUEUED,
-        SENDING,
-        RETRY_WAIT,
-        SUCCEEDED,
-        BUSINESS_ERROR,
-        FAILED,
-        UNCERTAIN,
-        REVERSED,
-    ];
+    pub const ALL: [&str; 8] = [QUEUED, SENDING, RETRY_WAIT, SUCCEEDED, BUSINESS_ERROR, FAILED, UNCERTAIN, REVERSED];
 }
 
 /// What a new request row needs besides its envelope.
@@ -92,21 +83,15 @@ pub struct Journal {
 
 /// Local time with milliseconds, the journal's timestamp format.
 pub fn now_text() -> String {
-    crate::protocol::now_local()
-        .format("%Y-%m-%d %H:%M:%S%.3f")
-        .to_string()
+    crate::protocol::now_local().format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 impl Journal {
     /// Opens (creating if missing) and migrates the journal file.
     pub fn open(path: &Path, synchronous: &str) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::journal(format!(
-                    "cannot create journal folder {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::journal(format!("cannot create journal folder {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path)
             .map_err(|e| Error::journal(format!("cannot open journal {}: {e}", path.display())))?;
@@ -114,18 +99,10 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::journal(format!(
-                "journal {} cannot use WAL (got {mode})",
-                path.display()
-            )));
+            return Err(Error::journal(format!("journal {} cannot use WAL (got {mode})", path.display())));
         }
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"
-        ))?;
-        let j = Journal {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-        };
+        conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
+        let j = Journal { conn: Mutex::new(conn), path: path.to_path_buf() };
         j.migrate()?;
         Ok(j)
     }
@@ -159,9 +136,7 @@ impl Journal {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .lock()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.lock().query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Allocates a msgid (unless the caller gave one) and commits a new request in one
@@ -182,29 +157,38 @@ impl Journal {
         Ok((id, msgid, envelope))
     }
 
-    /// Commits many new `queued` requests in one transaction (group commit). Each
-    /// item succeeds or fails on its own (a duplicate caller msgid fails only its
-    /// item); the outer `Err` means the commit itself failed and nothing was kept.
-    pub fn insert_many<'a, T>(
-        &self,
-        items: &'a [T],
-        meta: impl Fn(&'a T) -> NewRequest<'a>,
-        build: impl Fn(&T, &str) -> Result<String>,
-    ) -> Result<Vec<Result<(i64, String)>>> {
+    /// Commits many new `queued` requests in one transaction (group commit). The
+    /// envelopes come built (their msgid is set at send time). Each item with a
+    /// caller-given msgid succeeds or fails on its own (a duplicate fails only its
+    /// item); the outer `Err` means the commit failed and nothing was kept.
+    pub fn insert_many(&self, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
         let mut c = self.lock();
         let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut fresh = Vec::new();
+        if let Some((first, _)) = items.iter().find(|(r, _)| r.caller_msgid.is_none()) {
+            let need = items.iter().filter(|(r, _)| r.caller_msgid.is_none()).count();
+            fresh = allocate_msgids(&tx, first.fixmedins_code, first.node_id, need)?;
+        }
+        let mut fresh = fresh.into_iter();
+        let now = now_text();
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let sp = tx.savepoint()?;
-            let r = insert_one(&sp, &meta(item), state::QUEUED, None, |m| build(item, m));
-            match r {
-                Ok((id, msgid, _)) => {
-                    sp.commit()?;
+        for (req, envelope) in items {
+            match req.caller_msgid {
+                None => {
+                    let msgid = fresh.next().expect("one msgid allocated per item without one");
+                    let id = insert_row(&tx, req, state::QUEUED, None, &msgid, envelope, &now)?;
                     out.push(Ok((id, msgid)));
                 }
-                Err(e) => {
-                    drop(sp);
-                    out.push(Err(e));
+                Some(m) => {
+                    // A caller's msgid may repeat one already used: keep that failure to its item.
+                    let sp = tx.savepoint()?;
+                    match insert_row(&sp, req, state::QUEUED, None, m, envelope, &now) {
+                        Ok(id) => {
+                            sp.commit()?;
+                            out.push(Ok((id, m.to_string())));
+                        }
+                        Err(e) => out.push(Err(e)),
+                    }
                 }
             }
         }
@@ -218,10 +202,7 @@ impl Journal {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let msgid = allocate_msgid(&tx, fixmedins_code, node_id)?;
-        tx.execute(
-            "UPDATE mi_request SET msgid = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, msgid, now_text()],
-        )?;
+        tx.execute("UPDATE mi_request SET msgid = ?2, updated_at = ?3 WHERE id = ?1", params![id, msgid, now_text()])?;
         tx.commit()?;
         Ok(msgid)
     }
@@ -247,12 +228,7 @@ impl Journal {
     }
 
     /// Records how an attempt ended and the request's final state, in one commit.
-    pub fn finish(
-        &self,
-        id: i64,
-        attempt: Option<(i64, &AttemptRecord)>,
-        fin: &Final,
-    ) -> Result<()> {
+    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_text();
@@ -337,11 +313,7 @@ impl Journal {
     /// Requests waiting to be sent (queued or waiting to retry).
     pub fn waiting(&self) -> Result<u64> {
         let c = self.lock();
-        Ok(c.query_row(
-            "SELECT count(*) FROM mi_request WHERE state IN ('queued', 'retry_wait')",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(c.query_row("SELECT count(*) FROM mi_request WHERE state IN ('queued', 'retry_wait')", [], |r| r.get(0))?)
     }
 
     /// Registers or refreshes this process's heartbeat.
@@ -375,9 +347,7 @@ impl Journal {
                   WHERE r.owner IS NOT NULL AND r.owner != ?1 AND r.state IN ('sending', 'retry_wait')
                     AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
             )?;
-            let rows = st.query_map(params![me, cutoff_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+            let rows = st.query_map(params![me, cutoff_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
         let now = now_text();
@@ -387,8 +357,7 @@ impl Journal {
             let what = if st == state::RETRY_WAIT || !in_flight {
                 Recovery::Requeue
             } else {
-                let row = read_row(&tx, id)?
-                    .ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+                let row = read_row(&tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
                 decide(&row)
             };
             tx.execute(
@@ -428,10 +397,7 @@ impl Journal {
               WHERE state IN ('succeeded', 'business_error', 'failed', 'reversed') AND updated_at < ?1",
             [before],
         )?;
-        tx.execute(
-            "DELETE FROM mi_owner WHERE heartbeat_at < ?1",
-            [owners_before_ms],
-        )?;
+        tx.execute("DELETE FROM mi_owner WHERE heartbeat_at < ?1", [owners_before_ms])?;
         tx.commit()?;
         Ok(n)
     }
@@ -443,10 +409,7 @@ impl Journal {
             "UPDATE mi_request SET reversed_by = ?2, updated_at = ?3 WHERE id = ?1",
             params![original, reversal, now_text()],
         )?;
-        c.execute(
-            "UPDATE mi_request SET reversal_of = ?1 WHERE id = ?2",
-            params![original, reversal],
-        )?;
+        c.execute("UPDATE mi_request SET reversal_of = ?1 WHERE id = ?2", params![original, reversal])?;
         Ok(())
     }
 
@@ -468,18 +431,14 @@ impl Journal {
     pub fn ids_in_state(&self, state: &str) -> Result<Vec<i64>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT id FROM mi_request WHERE state = ?1 ORDER BY id")?;
-        let ids = st
-            .query_map([state], |r| r.get(0))?
-            .collect::<std::result::Result<Vec<i64>, _>>()?;
+        let ids = st.query_map([state], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
         Ok(ids)
     }
 
     pub fn counts_by_state(&self) -> Result<Vec<(String, i64)>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT state, count(*) FROM mi_request GROUP BY state")?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -493,14 +452,7 @@ impl Journal {
         .optional()?)
     }
 
-    pub fn signin_put(
-        &self,
-        code: &str,
-        opter: &str,
-        date: &str,
-        sign_no: &str,
-        request_id: i64,
-    ) -> Result<()> {
+    pub fn signin_put(&self, code: &str, opter: &str, date: &str, sign_no: &str, request_id: i64) -> Result<()> {
         let c = self.lock();
         c.execute(
             "INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
@@ -544,45 +496,40 @@ fn insert_one(
         None => allocate_msgid(tx, req.fixmedins_code, req.node_id)?,
     };
     let envelope = build(&msgid)?;
-    let now = now_text();
-    let inserted = tx.execute(
+    let id = insert_row(tx, req, state, owner, &msgid, &envelope, &now_text())?;
+    Ok((id, msgid, envelope))
+}
+
+fn insert_row(
+    tx: &rusqlite::Connection,
+    req: &NewRequest<'_>,
+    state: &str,
+    owner: Option<&str>,
+    msgid: &str,
+    envelope: &str,
+    now: &str,
+) -> Result<i64> {
+    let mut st = tx.prepare_cached(
         "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![msgid, req.infno, req.mode, req.priority, state, envelope, owner, req.reversal_of, now],
-    );
+    )?;
+    let inserted =
+        st.execute(params![msgid, req.infno, req.mode, req.priority, state, envelope, owner, req.reversal_of, now]);
     if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
-            return Err(Error::invalid(format!(
-                "msgid {msgid} was already used: a msgid must never repeat"
-            )));
+            return Err(Error::invalid(format!("msgid {msgid} was already used: a msgid must never repeat")));
         }
     }
     inserted?;
-    Ok((tx.last_insert_rowid(), msgid, envelope))
+    Ok(tx.last_insert_rowid())
 }
 
-fn end_attempt(
-    tx: &rusqlite::Connection,
-    id: i64,
-    n: i64,
-    a: &AttemptRecord,
-    now: &str,
-) -> Result<()> {
+fn end_attempt(tx: &rusqlite::Connection, id: i64, n: i64, a: &AttemptRecord, now: &str) -> Result<()> {
     tx.execute(
         "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
                 err_msg = ?7, response = ?8, latency_ms = ?9
          WHERE request_id = ?1 AND attempt_no = ?2",
-        params![
-            id,
-            n,
-            now,
-            a.outcome,
-            a.http_status,
-            a.infcode,
-            a.err_msg,
-            a.response,
-            a.latency_ms
-        ],
+        params![id, n, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
     )?;
     Ok(())
 }
@@ -619,24 +566,32 @@ fn read_row(c: &rusqlite::Connection, id: i64) -> Result<Option<RequestRow>> {
 /// The next msgid of an institution code + node, inside the caller's write
 /// transaction, so two processes sharing the file never hand out the same one.
 fn allocate_msgid(tx: &rusqlite::Connection, fixmedins_code: &str, node_id: u32) -> Result<String> {
+    Ok(allocate_msgids(tx, fixmedins_code, node_id, 1)?.remove(0))
+}
+
+/// `n` consecutive msgids, with one read and one write of the counter.
+fn allocate_msgids(tx: &rusqlite::Connection, fixmedins_code: &str, node_id: u32, n: usize) -> Result<Vec<String>> {
     let prefix = format!("{fixmedins_code}{node_id:02}");
     let prev: Option<(String, u32)> = tx
-        .query_row(
-            "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1",
-            [&prefix],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1")?
+        .query_row([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let prev = prev.and_then(|(s, counter)| {
-        msgid::parse_second(&s).map(|second| SeqState { second, counter })
-    });
-    let next = msgid::next(prev, crate::protocol::now_local());
-    tx.execute(
-        "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
-         ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
-        params![prefix, msgid::format_second(next.second), next.counter],
-    )?;
-    Ok(msgid::format(fixmedins_code, node_id, next))
+    let mut state = prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+    let now = crate::protocol::now_local();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let next = msgid::next(state, now);
+        out.push(msgid::format(fixmedins_code, node_id, next));
+        state = Some(next);
+    }
+    if let Some(last) = state {
+        tx.prepare_cached(
+            "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
+             ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
+        )?
+        .execute(params![prefix, msgid::format_second(last.second), last.counter])?;
+    }
+    Ok(out)
 }
 
 #[cfg(unix)]
@@ -675,9 +630,7 @@ mod tests {
             assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
             for _ in 0..150 {
                 let (_, m, env) = j
-                    .insert_request(&new_req(None), state::QUEUED, None, |m| {
-                        Ok(format!("{{\"msgid\":\"{m}\"}}"))
-                    })
+                    .insert_request(&new_req(None), state::QUEUED, None, |m| Ok(format!("{{\"msgid\":\"{m}\"}}")))
                     .unwrap();
                 assert_eq!(m.len(), 30);
                 assert_eq!(&m[26..28], "03");
@@ -692,11 +645,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "full").unwrap();
         let m = "H44030000001202611271015309999";
-        j.insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into()))
-            .unwrap();
-        let e = j
-            .insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into()))
-            .unwrap_err();
+        j.insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into())).unwrap();
+        let e = j.insert_request(&new_req(Some(m)), state::QUEUED, None, |_| Ok("{}".into())).unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
     }
 
@@ -704,9 +654,7 @@ mod tests {
     fn attempts_and_final_state_are_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
-        let (id, m, env) = j
-            .insert_request(&new_req(None), state::QUEUED, None, |_| Ok("{}".into()))
-            .unwrap();
+        let (id, m, env) = j.insert_request(&new_req(None), state::QUEUED, None, |_| Ok("{}".into())).unwrap();
         assert_eq!(j.begin_attempt(id, &m, &env).unwrap(), 1);
         assert_eq!(j.request(id).unwrap().unwrap().state, "sending");
         let a = AttemptRecord {
@@ -716,29 +664,16 @@ mod tests {
             latency_ms: 5,
             ..Default::default()
         };
-        let fin = Final {
-            state: state::SUCCEEDED,
-            code: Code::Ok,
-            result: "{\"infcode\":0}".into(),
-            last_error: None,
-        };
+        let fin = Final { state: state::SUCCEEDED, code: Code::Ok, result: "{\"infcode\":0}".into(), last_error: None };
         j.finish(id, Some((1, &a)), &fin).unwrap();
         let r = j.request(id).unwrap().unwrap();
-        assert_eq!(
-            (r.state.as_str(), r.attempts, r.mi_code),
-            ("succeeded", 1, Some(0))
-        );
-        assert_eq!(
-            j.counts_by_state().unwrap(),
-            vec![("succeeded".to_string(), 1)]
-        );
+        assert_eq!((r.state.as_str(), r.attempts, r.mi_code), ("succeeded", 1, Some(0)));
+        assert_eq!(j.counts_by_state().unwrap(), vec![("succeeded".to_string(), 1)]);
         let c = j.lock();
         let (infcode, lat): (i64, i64) = c
-            .query_row(
-                "SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .unwrap();
         assert_eq!((infcode, lat), (0, 5));
     }
@@ -747,10 +682,7 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.db");
-        Connection::open(&p)
-            .unwrap()
-            .execute_batch("PRAGMA user_version = 99")
-            .unwrap();
+        Connection::open(&p).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
         assert_eq!(Journal::open(&p, "full").err().unwrap().code, Code::Journal);
     }
 
@@ -761,9 +693,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.db");
         let _j = Journal::open(&p, "full").unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -32,56 +32,40 @@ pub struct CallInput {
 impl CallInput {
     /// Parses the caller's JSON text (ABI.md §3, `mi_call_sync`).
     pub fn parse(text: &str) -> Result<CallInput> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid(format!("input is not valid JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid(format!("input is not valid JSON: {e}")))?;
         let Value::Object(mut obj) = v else {
-            return Err(Error::invalid(
-                "input must be a JSON object, e.g. {\"data\":{...}}",
-            ));
+            return Err(Error::invalid("input must be a JSON object, e.g. {\"data\":{...}}"));
         };
         let Some(business) = obj.remove("input") else {
-            return Ok(CallInput {
-                business: Value::Object(obj),
-                overrides: Map::new(),
-            });
+            return Ok(CallInput { business: Value::Object(obj), overrides: Map::new() });
         };
         if !business.is_object() {
-            return Err(Error::invalid(
-                "input.input must be a JSON object (the business input)",
-            ));
+            return Err(Error::invalid("input.input must be a JSON object (the business input)"));
         }
         for (k, v) in &obj {
             let Some(&(_, max)) = OVERRIDABLE.iter().find(|(name, _)| name == k) else {
                 return Err(Error::invalid(format!(
                     "unknown envelope field \"{k}\" beside \"input\"; allowed: {}",
-                    OVERRIDABLE
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    OVERRIDABLE.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                 )));
             };
             let Some(s) = v.as_str() else {
-                return Err(Error::invalid(format!(
-                    "envelope field \"{k}\" must be a string"
-                )));
+                return Err(Error::invalid(format!("envelope field \"{k}\" must be a string")));
             };
             if s.chars().count() > max {
-                return Err(Error::invalid(format!(
-                    "envelope field \"{k}\" is longer than {max} characters"
-                )));
+                return Err(Error::invalid(format!("envelope field \"{k}\" is longer than {max} characters")));
             }
             if k == "msgid" && !msgid::is_well_formed(s) {
-                return Err(Error::invalid("msgid must be 30 letters and digits: institution code (12) + yyyyMMddHHmmss + 4 digits"));
+                return Err(Error::invalid(
+                    "msgid must be 30 letters and digits: institution code (12) + yyyyMMddHHmmss + 4 digits",
+                ));
             }
             if k == "opter_type" && !["1", "2", "3"].contains(&s) {
                 return Err(Error::invalid("opter_type must be \"1\", \"2\" or \"3\""));
             }
         }
-        Ok(CallInput {
-            business,
-            overrides: obj,
-        })
+        Ok(CallInput { business, overrides: obj })
     }
 
     /// A caller-given msgid, if any.
@@ -90,10 +74,7 @@ impl CallInput {
     }
 
     fn field<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        self.overrides
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or(default)
+        self.overrides.get(key).and_then(Value::as_str).unwrap_or(default)
     }
 }
 
@@ -101,9 +82,9 @@ impl CallInput {
 /// insured person's division, `insuplc_admdvs`).
 fn names_psn_no(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| {
-            (k == "psn_no" && v.as_str().is_some_and(|s| !s.is_empty())) || names_psn_no(v)
-        }),
+        Value::Object(m) => {
+            m.iter().any(|(k, v)| (k == "psn_no" && v.as_str().is_some_and(|s| !s.is_empty())) || names_psn_no(v))
+        }
         Value::Array(a) => a.iter().any(names_psn_no),
         _ => false,
     }
@@ -111,12 +92,7 @@ fn names_psn_no(v: &Value) -> bool {
 
 /// Builds the envelope in the platform's field order. `sign_no` and `inf_time` are
 /// refreshed at each send (see [`refresh`]).
-pub fn build(
-    cfg: &Config,
-    infno: &str,
-    msgid: &str,
-    call: &CallInput,
-) -> Result<Map<String, Value>> {
+pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result<Map<String, Value>> {
     let i = &cfg.institution;
     let insuplc = call.field("insuplc_admdvs", &i.insuplc_admdvs);
     if insuplc.is_empty() && names_psn_no(&call.business) {
@@ -128,29 +104,17 @@ pub fn build(
     let mut m = Map::new();
     m.insert("infno".into(), s(infno));
     m.insert("msgid".into(), s(msgid));
-    m.insert(
-        "mdtrtarea_admvs".into(),
-        s(call.field("mdtrtarea_admvs", &i.mdtrtarea_admvs)),
-    );
+    m.insert("mdtrtarea_admvs".into(), s(call.field("mdtrtarea_admvs", &i.mdtrtarea_admvs)));
     m.insert("insuplc_admdvs".into(), s(insuplc));
-    m.insert(
-        "recer_sys_code".into(),
-        s(call.field("recer_sys_code", &i.recer_sys_code)),
-    );
+    m.insert("recer_sys_code".into(), s(call.field("recer_sys_code", &i.recer_sys_code)));
     m.insert("dev_no".into(), s(call.field("dev_no", "")));
     m.insert("dev_safe_info".into(), s(call.field("dev_safe_info", "")));
     m.insert("cainfo".into(), s(call.field("cainfo", "")));
     m.insert("signtype".into(), s(call.field("signtype", "")));
     m.insert("infver".into(), s(&i.infver));
-    m.insert(
-        "opter_type".into(),
-        s(call.field("opter_type", &i.opter_type)),
-    );
+    m.insert("opter_type".into(), s(call.field("opter_type", &i.opter_type)));
     m.insert("opter".into(), s(call.field("opter", &i.opter)));
-    m.insert(
-        "opter_name".into(),
-        s(call.field("opter_name", &i.opter_name)),
-    );
+    m.insert("opter_name".into(), s(call.field("opter_name", &i.opter_name)));
     m.insert("inf_time".into(), s(""));
     m.insert("fixmedins_code".into(), s(&i.fixmedins_code));
     m.insert("fixmedins_name".into(), s(&i.fixmedins_name));
@@ -162,8 +126,8 @@ pub fn build(
 /// Sets the send-time fields of a journaled envelope: `inf_time` (now), `sign_no`
 /// and `msgid` (a resend may carry a fresh one).
 pub fn refresh(envelope: &str, msgid: &str, inf_time: &str, sign_no: &str) -> Result<String> {
-    let mut v: Map<String, Value> = serde_json::from_str(envelope)
-        .map_err(|e| Error::journal(format!("journaled envelope is damaged: {e}")))?;
+    let mut v: Map<String, Value> =
+        serde_json::from_str(envelope).map_err(|e| Error::journal(format!("journaled envelope is damaged: {e}")))?;
     v.insert("msgid".into(), Value::String(msgid.into()));
     v.insert("inf_time".into(), Value::String(inf_time.into()));
     v.insert("sign_no".into(), Value::String(sign_no.into()));
@@ -203,10 +167,8 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_unknown_is_rejected() {
-        let c = CallInput::parse(
-            r#"{"input":{"data":{"psn_no":"P1"}},"insuplc_admdvs":"440100","opter":"0009"}"#,
-        )
-        .unwrap();
+        let c =
+            CallInput::parse(r#"{"input":{"data":{"psn_no":"P1"}},"insuplc_admdvs":"440100","opter":"0009"}"#).unwrap();
         let e = build(&cfg(), "2201", "M", &c).unwrap();
         assert_eq!(e["insuplc_admdvs"], "440100");
         assert_eq!(e["opter"], "0009");
@@ -221,10 +183,7 @@ mod tests {
     #[test]
     fn psn_no_needs_insuplc() {
         let c = CallInput::parse(r#"{"data":{"psn_no":"P1"}}"#).unwrap();
-        assert!(build(&cfg(), "2201", "M", &c)
-            .unwrap_err()
-            .message
-            .contains("insuplc_admdvs"));
+        assert!(build(&cfg(), "2201", "M", &c).unwrap_err().message.contains("insuplc_admdvs"));
         let c = CallInput::parse(r#"{"feedetail":[{"psn_no":"P1"}]}"#).unwrap();
         assert!(build(&cfg(), "2204", "M", &c).is_err());
     }

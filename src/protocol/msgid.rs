@@ -24,32 +24,17 @@ pub fn next(prev: Option<SeqState>, now: NaiveDateTime) -> SeqState {
     match prev {
         Some(p) if p.second >= now => {
             if p.counter + 1 < PER_SECOND {
-                SeqState {
-                    second: p.second,
-                    counter: p.counter + 1,
-                }
+                SeqState { second: p.second, counter: p.counter + 1 }
             } else {
-                SeqState {
-                    second: p.second + Duration::seconds(1),
-                    counter: 0,
-                }
+                SeqState { second: p.second + Duration::seconds(1), counter: 0 }
             }
         }
-        _ => SeqState {
-            second: now,
-            counter: 0,
-        },
+        _ => SeqState { second: now, counter: 0 },
     }
 }
 
 pub fn format(fixmedins_code: &str, node_id: u32, s: SeqState) -> String {
-    format!(
-        "{}{}{:02}{:02}",
-        fixmedins_code,
-        s.second.format(TIME_FMT),
-        node_id,
-        s.counter
-    )
+    format!("{}{}{:02}{:02}", fixmedins_code, s.second.format(TIME_FMT), node_id, s.counter)
 }
 
 pub fn format_second(t: NaiveDateTime) -> String {
@@ -105,10 +90,7 @@ mod tests {
         assert_eq!(s.second, t("20261127101532"));
         assert_eq!(s.counter, 50);
         // The clock catching up does not go back; a later clock restarts the counter.
-        assert_eq!(
-            next(Some(s), t("20261127101531")).second,
-            t("20261127101532")
-        );
+        assert_eq!(next(Some(s), t("20261127101531")).second, t("20261127101532"));
         assert_eq!(next(Some(s), t("20261127101600")).counter, 0);
     }
 

@@ -16,10 +16,7 @@ pub fn parse(body: &str) -> Result<(Value, Verdict), String> {
     let obj = v.as_object().ok_or("response is not a JSON object")?;
     let infcode = match obj.get("infcode") {
         Some(Value::Number(n)) => n.as_i64().ok_or("infcode is not an integer")?,
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("infcode \"{s}\" is not a number"))?,
+        Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| format!("infcode \"{s}\" is not a number"))?,
         Some(_) => return Err("infcode is neither a number nor a string".into()),
         None => return Err("response has no infcode".into()),
     };
@@ -38,31 +35,13 @@ mod tests {
     #[test]
     fn infcode_as_number_or_string() {
         assert_eq!(parse(r#"{"infcode":0,"output":{}}"#).unwrap().1.infcode, 0);
-        assert_eq!(
-            parse(r#"{"infcode":"-1","err_msg":"x"}"#).unwrap().1,
-            Verdict {
-                infcode: -1,
-                err_msg: "x".into()
-            }
-        );
-        assert_eq!(
-            parse(r#"{"infcode":" 0 ","err_msg":null}"#)
-                .unwrap()
-                .1
-                .infcode,
-            0
-        );
+        assert_eq!(parse(r#"{"infcode":"-1","err_msg":"x"}"#).unwrap().1, Verdict { infcode: -1, err_msg: "x".into() });
+        assert_eq!(parse(r#"{"infcode":" 0 ","err_msg":null}"#).unwrap().1.infcode, 0);
     }
 
     #[test]
     fn non_responses_are_errors() {
-        for b in [
-            "<html>502</html>",
-            "[]",
-            "{}",
-            r#"{"infcode":true}"#,
-            r#"{"infcode":"ok"}"#,
-        ] {
+        for b in ["<html>502</html>", "[]", "{}", r#"{"infcode":true}"#, r#"{"infcode":"ok"}"#] {
             assert!(parse(b).is_err(), "{b}");
         }
     }

@@ -35,9 +35,7 @@ pub struct SignIns {
 impl SignIns {
     pub fn get(&self, opter: &str, date: &str) -> Option<String> {
         let m = self.by_opter.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(opter)
-            .filter(|(d, _)| d == date)
-            .map(|(_, s)| s.clone())
+        m.get(opter).filter(|(d, _)| d == date).map(|(_, s)| s.clone())
     }
     pub fn put(&self, opter: &str, date: &str, sign_no: &str) {
         let mut m = self.by_opter.lock().unwrap_or_else(|p| p.into_inner());

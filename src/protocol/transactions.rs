@@ -53,10 +53,7 @@ mod tests {
 
     #[test]
     fn patterns_match_codes_prefixes_and_variants() {
-        let p: Vec<String> = ["1101", "13*", "52*"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let p: Vec<String> = ["1101", "13*", "52*"].iter().map(|s| s.to_string()).collect();
         assert!(matches_any("1101", &p));
         assert!(matches_any("1301", &p));
         assert!(matches_any("5203", &p));

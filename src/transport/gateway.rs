@@ -63,24 +63,16 @@ pub fn nonce() -> String {
     // A failing OS generator is not worth a failed payment: fall back to time + counter.
     if getrandom::fill(&mut b).is_err() {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
+        let t =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         b[..8].copy_from_slice(&t.to_le_bytes());
-        b[8..].copy_from_slice(
-            &N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                .to_le_bytes(),
-        );
+        b[8..].copy_from_slice(&N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
     }
     hex::encode(b)
 }
 
 pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 #[cfg(test)]
@@ -99,10 +91,7 @@ mod tests {
         let get = |k: &str| h.iter().find(|(n, _)| *n == k).unwrap().1.clone();
         assert_eq!(get("x-tif-paasid"), "pid");
         assert_eq!(get("x-tif-timestamp"), "1700000000");
-        assert_eq!(
-            get("x-tif-signature"),
-            tif_signature("1700000000", "tok", &get("x-tif-nonce"))
-        );
+        assert_eq!(get("x-tif-signature"), tif_signature("1700000000", "tok", &get("x-tif-nonce")));
         assert!(!h.iter().any(|(_, v)| v.contains("tok") && v.len() == 3));
     }
 

@@ -32,9 +32,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(g: &Gateway) -> Transport {
-        let tls = ureq::tls::TlsConfig::builder()
-            .disable_verification(!g.tls_verify)
-            .build();
+        let tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify).build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_millis(g.connect_timeout_ms)))
@@ -44,10 +42,7 @@ impl Transport {
             .user_agent(concat!("mi_sdk/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Transport {
-            agent,
-            gateway: g.clone(),
-        }
+        Transport { agent, gateway: g.clone() }
     }
 
     /// The URL for a transaction.
@@ -61,10 +56,7 @@ impl Transport {
 
     /// POSTs an envelope and reads the whole answer.
     pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
-        let mut req = self
-            .agent
-            .post(&self.url(infno))
-            .header("Content-Type", "application/json;charset=utf-8");
+        let mut req = self.agent.post(&self.url(infno)).header("Content-Type", "application/json;charset=utf-8");
         for (k, v) in gateway::headers(&self.gateway, gateway::unix_ms()) {
             req = req.header(k, v);
         }
@@ -75,13 +67,8 @@ impl Transport {
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
-            .map_err(|e| {
-                Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e)))
-            })?;
-        Ok(Reply {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+            .map_err(|e| Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e))))?;
+        Ok(Reply { status, body: String::from_utf8_lossy(&body).into_owned() })
     }
 }
 
@@ -93,9 +80,7 @@ pub fn classify(e: ureq::Error) -> Failure {
     use ureq::Timeout as T;
     let msg = describe(&e);
     let never = match &e {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => {
-            true
-        }
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => true,
         E::Timeout(T::Connect | T::Resolve) => true,
         E::Io(io) => matches!(
             io.kind(),
@@ -129,11 +114,7 @@ mod tests {
 
     #[test]
     fn refused_connection_never_left() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let g = Gateway {
             url: format!("http://127.0.0.1:{port}/x"),
             connect_timeout_ms: 500,
@@ -159,20 +140,13 @@ mod tests {
             timeout_ms: 300,
             ..Gateway::default()
         };
-        assert!(matches!(
-            Transport::new(&g).post("2207", "{}"),
-            Err(Failure::MaybeProcessed(_))
-        ));
+        assert!(matches!(Transport::new(&g).post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
         h.join().unwrap();
     }
 
     #[test]
     fn append_infno() {
-        let g = Gateway {
-            url: "http://h/x/".into(),
-            append_infno: true,
-            ..Gateway::default()
-        };
+        let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
         assert_eq!(Transport::new(&g).url("1101"), "http://h/x/1101");
     }
 }

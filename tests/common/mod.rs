@@ -29,18 +29,10 @@ pub struct Env {
 
 impl Env {
     pub fn new(profile: Profile) -> Env {
-        let cfg = SimConfig {
-            profile,
-            paas_token: TIF_TOKEN.into(),
-            secret_key: CSB_SECRET.into(),
-            ..SimConfig::default()
-        };
+        let cfg =
+            SimConfig { profile, paas_token: TIF_TOKEN.into(), secret_key: CSB_SECRET.into(), ..SimConfig::default() };
         let sim = Sim::start(cfg, "127.0.0.1:0").expect("simulator starts");
-        Env {
-            sim,
-            dir: tempfile::tempdir().unwrap(),
-            profile,
-        }
+        Env { sim, dir: tempfile::tempdir().unwrap(), profile }
     }
 
     pub fn plain() -> Env {
@@ -50,14 +42,12 @@ impl Env {
     /// A complete config for this simulator, with `patch` merged in (objects merge).
     pub fn config(&self, patch: Value) -> Value {
         let s = self.sim.config();
-        let mut gateway =
-            json!({"url": self.sim.service_url(), "connect_timeout_ms": 2000, "timeout_ms": 5000});
+        let mut gateway = json!({"url": self.sim.service_url(), "connect_timeout_ms": 2000, "timeout_ms": 5000});
         match self.profile {
             Profile::Plain => {}
-            Profile::Tif => merge(
-                &mut gateway,
-                json!({"profile": "tif", "paas_id": s.paas_id, "paas_token": s.paas_token}),
-            ),
+            Profile::Tif => {
+                merge(&mut gateway, json!({"profile": "tif", "paas_id": s.paas_id, "paas_token": s.paas_token}))
+            }
             Profile::Csb => merge(
                 &mut gateway,
                 json!({"profile": "csb", "api_name": s.api_name, "access_key": s.access_key, "secret_key": s.secret_key}),
@@ -112,11 +102,7 @@ pub fn call_bytes(infno: &[u8], input: &[u8], cap: i32) -> (i32, Vec<u8>, i32) {
     let input = CString::new(input).unwrap();
     let mut buf = vec![0x55u8; cap.max(0) as usize];
     let mut len = cap;
-    let ptr = if cap == 0 {
-        std::ptr::null_mut()
-    } else {
-        buf.as_mut_ptr() as *mut c_char
-    };
+    let ptr = if cap == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr() as *mut c_char };
     // SAFETY: valid strings; buf has `cap` bytes.
     let rc = unsafe { mi_call_sync(infno.as_ptr(), input.as_ptr(), ptr, &mut len) };
     let text = if rc != MI_E_BUFFER_TOO_SMALL && len >= 0 && (len as usize) < buf.len() {
@@ -130,12 +116,8 @@ pub fn call_bytes(infno: &[u8], input: &[u8], cap: i32) -> (i32, Vec<u8>, i32) {
 /// A sync call in UTF-8 with a roomy buffer; the output parsed.
 pub fn call(infno: &str, input: Value) -> (i32, Value) {
     let (rc, out, _) = call_bytes(infno.as_bytes(), input.to_string().as_bytes(), 1 << 20);
-    let v = serde_json::from_slice(&out).unwrap_or_else(|e| {
-        panic!(
-            "output of {infno} is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out)
-        )
-    });
+    let v = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("output of {infno} is not JSON ({e}): {}", String::from_utf8_lossy(&out)));
     (rc, v)
 }
 

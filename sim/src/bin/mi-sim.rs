@@ -3,8 +3,7 @@
 
 use mi_sim::{Profile, Sim, SimConfig};
 
-const USAGE: &str =
-    "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] [--paas-id ID] [--paas-token TOKEN]
+const USAGE: &str = "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] [--paas-id ID] [--paas-token TOKEN]
               [--api-name NAME] [--access-key KEY] [--secret-key SECRET]
               [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]";
 
@@ -13,15 +12,11 @@ fn main() {
     let mut addr = "127.0.0.1:8080".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || {
-            args.next()
-                .unwrap_or_else(|| fail(&format!("{a} needs a value")))
-        };
+        let mut val = || args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
         match a.as_str() {
             "--addr" => addr = val(),
             "--profile" => {
-                cfg.profile =
-                    Profile::parse(&val()).unwrap_or_else(|| fail("--profile is plain, tif or csb"))
+                cfg.profile = Profile::parse(&val()).unwrap_or_else(|| fail("--profile is plain, tif or csb"))
             }
             "--paas-id" => cfg.paas_id = val(),
             "--paas-token" => cfg.paas_token = val(),
@@ -30,9 +25,7 @@ fn main() {
             "--secret-key" => cfg.secret_key = val(),
             "--fixmedins" => cfg.fixmedins_codes = val().split(',').map(str::to_owned).collect(),
             "--time-window-s" => {
-                cfg.time_window_s = val()
-                    .parse()
-                    .unwrap_or_else(|_| fail("--time-window-s takes seconds"))
+                cfg.time_window_s = val().parse().unwrap_or_else(|_| fail("--time-window-s takes seconds"))
             }
             "--infcode-as-string" => cfg.infcode_as_string = true,
             "-h" | "--help" => {
@@ -42,13 +35,8 @@ fn main() {
             other => fail(&format!("unknown argument {other}")),
         }
     }
-    let sim =
-        Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
-    println!(
-        "mi-sim listening on {} (profile {:?})",
-        sim.service_url(),
-        sim.config().profile
-    );
+    let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
+    println!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile);
     // Flush so a parent process reading our stdout learns the port at once.
     use std::io::Write;
     let _ = std::io::stdout().flush();
