@@ -167,6 +167,10 @@ fn killed_mid_batch_then_drained_by_another_process() {
         assert_eq!(unfinished, 0);
         let ledger = env.ledger();
         assert_eq!(ledger["double_settle_attempts"], 0, "round {round}: a settlement was sent twice");
+        assert_eq!(ledger["rejected"], 0, "round {round}: {}", ledger["rejections"]);
+        let processed = ledger["processed_msgids"].as_array().unwrap();
+        let distinct: std::collections::HashSet<_> = processed.iter().collect();
+        assert_eq!(distinct.len(), processed.len(), "round {round}: a msgid was processed twice");
         let settlements = ledger["settlements"].as_array().unwrap();
         let mut per_visit = std::collections::HashMap::new();
         for s in settlements {

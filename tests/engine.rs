@@ -165,6 +165,27 @@ fn reversal_by_hand_and_by_policy() {
     let l = env.ledger();
     let last = l["reversals"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["omsgid"].as_str(), last["effect"].as_str()), (orig["msgid"].as_str(), Some("reversed")));
+    // A reversal that cannot reach the platform stays visible and can be tried again.
+    let (rc, _) = call("2207", with_fault(visit("RV3"), &json!({"drop": true})));
+    assert_eq!(rc, MI_E_UNCERTAIN);
+    let id3 = mi_last_request_id();
+    let sim = &env.sim;
+    std::thread::scope(|s| {
+        s.spawn(|| sim.refuse_for(Duration::from_millis(1500)));
+        std::thread::sleep(Duration::from_millis(300));
+        let mut len = buf.len() as i32;
+        // SAFETY: as above.
+        assert_eq!(unsafe { mi_reverse(id3, buf.as_mut_ptr().cast(), &mut len) }, MI_E_NETWORK);
+    });
+    let failed_rev = mi_last_request_id();
+    let (_, orig3) = get_request(id3);
+    assert_eq!((orig3["state"].as_str(), orig3["reversed_by"].as_i64()), (Some("uncertain"), Some(failed_rev)));
+    assert_eq!(get_request(failed_rev).1["state"], "failed");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut len = buf.len() as i32;
+    // SAFETY: as above.
+    assert_eq!(unsafe { mi_reverse(id3, buf.as_mut_ptr().cast(), &mut len) }, MI_OK);
+    assert_eq!(get_request(id3).1["state"], "reversed");
     // What cannot be reversed says why.
     let mut len = buf.len() as i32;
     // SAFETY: as above.

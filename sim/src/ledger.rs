@@ -58,6 +58,8 @@ pub struct Ledger {
     pub rejected: u64,
     pub rejections: Vec<String>,
     pub double_settle_attempts: u64,
+    /// Every msgid the platform processed (accepted past the envelope checks), in order.
+    pub processed_msgids: Vec<String>,
     serial: u64,
 }
 
@@ -461,6 +463,7 @@ impl Ledger {
                 "msgid": s.msgid, "medfee_sumamt": yuan(s.medfee_fen), "fund_pay_sumamt": yuan(s.fund_fen), "acct_pay": yuan(s.acct_fen),
                 "psn_cash_pay": yuan(s.cash_fen), "status": s.status})).collect::<Vec<_>>(),
             "double_settle_attempts": self.double_settle_attempts,
+            "processed_msgids": self.processed_msgids,
             "reversals": self.reversals,
             "balances": self.people.iter().map(|p| (p.psn_no.to_string(), yuan(p.balc_fen))).collect::<Map<_, _>>(),
         })

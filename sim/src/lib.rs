@@ -292,7 +292,8 @@ fn process(
         ledger.reject(&why);
         return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
     }
-    ledger.seen_msgids.insert(msgid);
+    ledger.seen_msgids.insert(msgid.clone());
+    ledger.processed_msgids.push(msgid);
     let r = match ledger.run(&infno, &env) {
         Ok(output) => reply(&mut ledger, &sh.cfg, 0, "", output, as_string),
         Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),

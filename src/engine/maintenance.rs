@@ -68,26 +68,28 @@ fn beat(core: &Core) {
 /// they may have been processed, back to the queue if they were never sent.
 pub fn recover(core: &Core) {
     let cutoff = crate::transport::gateway::unix_ms() as i64 - DEAD_AFTER.as_millis() as i64;
-    let safe =
-        |infno: &str| transactions::matches_any(infno, &core.cfg.retry.safe_infnos) || infno == transactions::REVERSAL;
-    let done = core.journal.recover(&core.owner, cutoff, |row| {
-        if safe(&row.infno) {
-            Recovery::Requeue
-        } else {
-            uncertain_after_crash(row)
-        }
-    });
+    report(core, core.journal.recover(&core.owner, cutoff, |row| decide(core, row)));
+}
+
+/// What becomes of a request whose sender stopped mid-send: a query (or a
+/// reversal) is sent again; anything else may have been processed and is uncertain.
+pub fn decide(core: &Core, row: &journal::RequestRow) -> Recovery {
+    if transactions::matches_any(&row.infno, &core.cfg.retry.safe_infnos) || row.infno == transactions::REVERSAL {
+        Recovery::Requeue
+    } else {
+        Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
+    }
+}
+
+/// Logs what recovery did, queues automatic reversals, and wakes the workers.
+pub fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
     match done {
         Ok(done) if !done.is_empty() => {
             for (id, what) in &done {
                 match what {
-                    Recovery::Requeue => {
-                        log::warn!("request {id}: its process died; queued to be sent again")
-                    }
+                    Recovery::Requeue => log::warn!("request {id}: its sender stopped; queued to be sent again"),
                     Recovery::Uncertain(_) => {
-                        log::warn!(
-                            "request {id}: its process died while sending it; it is uncertain and was not resent"
-                        );
+                        log::warn!("request {id}: its sender stopped mid-send; it is uncertain and was not resent");
                         if let Ok(Some(row)) = core.journal.request(*id) {
                             core.reverse_if_policy(&row);
                         }
@@ -99,10 +101,6 @@ pub fn recover(core: &Core) {
         Ok(_) => {}
         Err(e) => log::error!("recovery failed: {e}"),
     }
-}
-
-fn uncertain_after_crash(row: &journal::RequestRow) -> Recovery {
-    Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the process sending it stopped before an answer came"))
 }
 
 fn purge(core: &Core) {

@@ -129,7 +129,8 @@ fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute(id, Mode::Worker)));
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
-            log::error!("worker panicked while sending request {id}; it stays claimed until recovery");
+            log::error!("worker panicked while sending request {id}; applying the recovery rules to it");
+            maintenance::report(core, core.journal.abandon(id, &core.owner, |row| maintenance::decide(core, row)));
         }
     }
 }

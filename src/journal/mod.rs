@@ -350,39 +350,32 @@ impl Journal {
             let rows = st.query_map(params![me, cutoff_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
-        let now = now_text();
-        let mut done = Vec::new();
-        for (id, st, in_flight) in orphans {
-            // Waiting to retry, or claimed but no attempt begun: provably not in flight.
-            let what = if st == state::RETRY_WAIT || !in_flight {
-                Recovery::Requeue
-            } else {
-                let row = read_row(&tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
-                decide(&row)
-            };
-            tx.execute(
-                "UPDATE mi_attempt SET finished_at = ?2, outcome = 'interrupted',
-                        err_msg = 'the process sending it stopped before an answer came'
-                  WHERE request_id = ?1 AND finished_at IS NULL",
-                params![id, now],
+        let done = take_over(&tx, orphans, &decide)?;
+        tx.commit()?;
+        Ok(done)
+    }
+
+    /// Gives up a request this process claimed but can no longer drive (its worker
+    /// failed mid-send): the same rules as for a dead process's requests.
+    pub fn abandon(
+        &self,
+        id: i64,
+        owner: &str,
+        decide: impl Fn(&RequestRow) -> Recovery,
+    ) -> Result<Vec<(i64, Recovery)>> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let orphans: Vec<(i64, String, bool)> = {
+            let mut st = tx.prepare(
+                "SELECT r.id, r.state,
+                        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
+                   FROM mi_request r
+                  WHERE r.id = ?1 AND r.owner = ?2 AND r.state IN ('sending', 'retry_wait')",
             )?;
-            match &what {
-                Recovery::Requeue => tx.execute(
-                    "UPDATE mi_request SET owner = NULL, updated_at = ?2,
-                            state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
-                            next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
-                      WHERE id = ?1",
-                    params![id, now],
-                )?,
-                Recovery::Uncertain(fin) => tx.execute(
-                    "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
-                            next_at = NULL, updated_at = ?6
-                      WHERE id = ?1",
-                    params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
-                )?,
-            };
-            done.push((id, what));
-        }
+            let rows = st.query_map(params![id, owner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let done = take_over(&tx, orphans, &decide)?;
         tx.commit()?;
         Ok(done)
     }
@@ -482,6 +475,49 @@ pub enum Recovery {
     Requeue,
     /// It may have been processed and must not be resent.
     Uncertain(Final),
+}
+
+/// Applies the recovery rules to requests whose sender is gone: (id, state, whether
+/// an attempt was begun and not finished).
+fn take_over(
+    tx: &rusqlite::Connection,
+    orphans: Vec<(i64, String, bool)>,
+    decide: &dyn Fn(&RequestRow) -> Recovery,
+) -> Result<Vec<(i64, Recovery)>> {
+    let now = now_text();
+    let mut done = Vec::new();
+    for (id, st, in_flight) in orphans {
+        // Waiting to retry, or claimed but no attempt begun: provably not in flight.
+        let what = if st == state::RETRY_WAIT || !in_flight {
+            Recovery::Requeue
+        } else {
+            let row = read_row(tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+            decide(&row)
+        };
+        tx.execute(
+            "UPDATE mi_attempt SET finished_at = ?2, outcome = 'interrupted',
+                    err_msg = 'the process sending it stopped before an answer came'
+              WHERE request_id = ?1 AND finished_at IS NULL",
+            params![id, now],
+        )?;
+        match &what {
+            Recovery::Requeue => tx.execute(
+                "UPDATE mi_request SET owner = NULL, updated_at = ?2,
+                        state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
+                        next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
+                  WHERE id = ?1",
+                params![id, now],
+            )?,
+            Recovery::Uncertain(fin) => tx.execute(
+                "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
+                        next_at = NULL, updated_at = ?6
+                  WHERE id = ?1",
+                params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+            )?,
+        };
+        done.push((id, what));
+    }
+    Ok(done)
 }
 
 fn insert_one(
@@ -684,6 +720,51 @@ mod tests {
         let p = dir.path().join("j.db");
         Connection::open(&p).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
         assert_eq!(Journal::open(&p, "full").err().unwrap().code, Code::Journal);
+    }
+
+    #[test]
+    fn claims_follow_priority_and_dead_owners_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
+        let mut ids = Vec::new();
+        for prio in [0, 5, 5, 1] {
+            let mut r = new_req(None);
+            r.priority = prio;
+            ids.push(j.insert_request(&r, state::QUEUED, None, |_| Ok("{}".into())).unwrap().0);
+        }
+        let order: Vec<i64> = (0..4).map(|_| j.claim("A", 0).unwrap().unwrap()).collect();
+        assert_eq!(order, vec![ids[1], ids[2], ids[3], ids[0]]);
+        assert_eq!(j.claim("B", 0).unwrap(), None, "nothing claimed twice");
+        // A's heartbeat is old: B takes over. One was sent (an attempt begun), three not.
+        j.heartbeat("A", 1000).unwrap();
+        j.heartbeat("B", 10_000).unwrap();
+        let row = j.request(ids[1]).unwrap().unwrap();
+        j.begin_attempt(ids[1], &row.msgid, "{}").unwrap();
+        let uncertain = Final { state: state::UNCERTAIN, code: Code::Uncertain, result: "{}".into(), last_error: None };
+        let done = j.recover("B", 5000, |_| Recovery::Uncertain(uncertain.clone())).unwrap();
+        assert_eq!(done.len(), 4);
+        assert_eq!(j.request(ids[1]).unwrap().unwrap().state, "uncertain");
+        for id in [ids[0], ids[2], ids[3]] {
+            assert_eq!(j.request(id).unwrap().unwrap().state, "queued");
+        }
+        assert!(j.recover("B", 5000, |_| Recovery::Requeue).unwrap().is_empty(), "taken over once");
+    }
+
+    #[test]
+    fn retention_purges_only_old_finished_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
+        let mut ids = Vec::new();
+        for st in [state::SUCCEEDED, state::FAILED, state::UNCERTAIN, state::QUEUED, state::SUCCEEDED] {
+            ids.push(j.insert_request(&new_req(None), st, None, |_| Ok("{}".into())).unwrap().0);
+        }
+        // The first four are old; the last is new.
+        j.lock()
+            .execute("UPDATE mi_request SET updated_at = '2020-01-01 00:00:00.000' WHERE id <= ?1", [ids[3]])
+            .unwrap();
+        assert_eq!(j.purge("2021-01-01 00:00:00.000", 0).unwrap(), 2);
+        let left: Vec<String> = ids.iter().filter_map(|id| j.request(*id).unwrap()).map(|r| r.state).collect();
+        assert_eq!(left, vec!["uncertain", "queued", "succeeded"]);
     }
 
     #[cfg(unix)]
