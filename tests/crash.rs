@@ -79,22 +79,6 @@ fn spawn_child(role: &str, config: &Value, plan: Option<&std::path::Path>) -> (s
     (child, accepted)
 }
 
-/// Registers visits with one fee line each through the SDK; returns their 2207 inputs.
-fn visits(prefix: &str, n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| {
-            let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": "440300"});
-            let (rc, r) = call("2201", per_call(json!({"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": format!("{prefix}{i}")}})));
-            assert_eq!(rc, MI_OK, "{r}");
-            let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
-            let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": PSN, "chrg_bchno": "B",
-                "med_list_codg": "X1", "det_item_fee_sumamt": 1.0, "cnt": 1, "pric": 1.0}]});
-            assert_eq!(call("2204", per_call(fee)).0, MI_OK);
-            json!({"data": {"psn_no": PSN, "mdtrt_id": mdtrt_id, "medfee_sumamt": 1.0, "acct_used_flag": "1", "med_type": "11"}})
-        })
-        .collect()
-}
-
 #[test]
 fn killed_mid_batch_then_drained_by_another_process() {
     let _g = serial();
@@ -103,7 +87,7 @@ fn killed_mid_batch_then_drained_by_another_process() {
                                    "retry": {"max_attempts": 3, "base_delay_ms": 50, "max_delay_ms": 200}}));
     assert_eq!(init_text(&config.to_string()), MI_OK);
     let kill_points = [150u64, 500, 1200];
-    let all_visits = visits("CR", 100 * kill_points.len());
+    let all_visits: Vec<Value> = (0..100 * kill_points.len()).map(|i| visit(PSN, &format!("CR{i}"), 1.0)).collect();
     mi_shutdown(2000);
     for (round, kill_after) in kill_points.into_iter().enumerate() {
         // 500 requests: every fifth a settlement of its own visit, the rest queries;

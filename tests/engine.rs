@@ -10,16 +10,9 @@ use std::time::Duration;
 
 const PSN: &str = "44030000000000100001";
 
-/// Registers a visit with one fee line (sync calls); returns the 2207 input for it.
-fn visit(n: &str) -> Value {
-    let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": "440300"});
-    let (rc, r) = call("2201", per_call(json!({"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": n}})));
-    assert_eq!(rc, MI_OK, "{r}");
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": PSN, "chrg_bchno": "B",
-        "med_list_codg": "X1", "det_item_fee_sumamt": 10.0, "cnt": 1, "pric": 10.0}]});
-    assert_eq!(call("2204", per_call(fee)).0, MI_OK);
-    json!({"data": {"psn_no": PSN, "mdtrt_id": mdtrt_id, "medfee_sumamt": 10.0, "acct_used_flag": "1", "med_type": "11"}})
+/// A visit of the registry's first person, worth 10 yuan.
+fn visit(otp_no: &str) -> Value {
+    common::visit(PSN, otp_no, 10.0)
 }
 
 fn with_fault(mut input: Value, fault: &Value) -> Value {

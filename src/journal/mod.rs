@@ -337,22 +337,12 @@ impl Journal {
         cutoff_ms: i64,
         decide: impl Fn(&RequestRow) -> Recovery,
     ) -> Result<Vec<(i64, Recovery)>> {
-        let mut c = self.lock();
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let orphans: Vec<(i64, String, bool)> = {
-            let mut st = tx.prepare(
-                "SELECT r.id, r.state,
-                        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
-                   FROM mi_request r
-                  WHERE r.owner IS NOT NULL AND r.owner != ?1 AND r.state IN ('sending', 'retry_wait')
-                    AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
-            )?;
-            let rows = st.query_map(params![me, cutoff_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<std::result::Result<_, _>>()?
-        };
-        let done = take_over(&tx, orphans, &decide)?;
-        tx.commit()?;
-        Ok(done)
+        self.take_over_where(
+            "r.owner IS NOT NULL AND r.owner != ?1
+             AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
+            params![me, cutoff_ms],
+            &decide,
+        )
     }
 
     /// Gives up a request this process claimed but can no longer drive (its worker
@@ -363,19 +353,30 @@ impl Journal {
         owner: &str,
         decide: impl Fn(&RequestRow) -> Recovery,
     ) -> Result<Vec<(i64, Recovery)>> {
+        self.take_over_where("r.id = ?1 AND r.owner = ?2", params![id, owner], &decide)
+    }
+
+    /// Applies the recovery rules to the claimed requests matching `condition`, in one
+    /// transaction.
+    fn take_over_where(
+        &self,
+        condition: &str,
+        args: impl rusqlite::Params,
+        decide: &dyn Fn(&RequestRow) -> Recovery,
+    ) -> Result<Vec<(i64, Recovery)>> {
         let mut c = self.lock();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let orphans: Vec<(i64, String, bool)> = {
-            let mut st = tx.prepare(
+            let mut st = tx.prepare(&format!(
                 "SELECT r.id, r.state,
                         EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
                    FROM mi_request r
-                  WHERE r.id = ?1 AND r.owner = ?2 AND r.state IN ('sending', 'retry_wait')",
-            )?;
-            let rows = st.query_map(params![id, owner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                  WHERE r.state IN ('sending', 'retry_wait') AND {condition}"
+            ))?;
+            let rows = st.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
-        let done = take_over(&tx, orphans, &decide)?;
+        let done = take_over(&tx, orphans, decide)?;
         tx.commit()?;
         Ok(done)
     }

@@ -216,3 +216,16 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Registers a visit of `psn_no` with one fee line of `amount` yuan through the SDK
+/// (sync 2201 and 2204); returns the 2207 input that settles it.
+pub fn visit(psn_no: &str, otp_no: &str, amount: f64) -> Value {
+    let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": "440300"});
+    let (rc, r) = call("2201", per_call(json!({"data": {"psn_no": psn_no, "insutype": "310", "ipt_otp_no": otp_no}})));
+    assert_eq!(rc, MI_OK, "{r}");
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt_id, "psn_no": psn_no, "chrg_bchno": "B",
+        "med_list_codg": "X1", "det_item_fee_sumamt": amount, "cnt": 1, "pric": amount}]});
+    assert_eq!(call("2204", per_call(fee)).0, MI_OK);
+    json!({"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id, "medfee_sumamt": amount, "acct_used_flag": "1", "med_type": "11"}})
+}
