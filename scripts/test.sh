@@ -27,7 +27,7 @@ echo "== cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
 # One closing line over all test binaries, for people and CI alike.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' target/test-output.txt
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes)\n", p, f, i }' target/test-output.txt
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   cat target/tmp/skipped.txt
