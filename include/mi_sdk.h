@@ -216,6 +216,38 @@ MI_CALL int64_t mi_last_request_id(void);
 MI_CALL int32_t mi_shutdown(int32_t wait_ms);
 
 /**
+ * SM3 of a text, as 64 lower-case hex characters. The text is read in the config's
+ * charset (UTF-8 before `mi_init`) and hashed as UTF-8, the platform's encoding.
+ * Needs no `mi_init`. Buffer as in `mi_call_sync`.
+ *
+ * # Safety
+ * `data`: NULL or NUL-terminated. `output_len`: NULL or a writable int32_t;
+ * `output`: NULL or writable for `*output_len` bytes.
+ */
+MI_CALL int32_t mi_sm3_hex(const char *data, char *output, int32_t *output_len);
+
+/**
+ * SM4 encryption with PKCS#7 padding: `mode` is "ecb" or "cbc"; `key_hex` 32 hex
+ * characters; `iv_hex` 32 hex characters for CBC (NULL or "" for ECB). The plaintext
+ * is read in the config's charset and encrypted as UTF-8; the output is upper-case hex.
+ * Needs no `mi_init`. Buffer as in `mi_call_sync`.
+ *
+ * # Safety
+ * Text arguments: NULL or NUL-terminated. `output_len`/`output` as in `mi_sm3_hex`.
+ */
+MI_CALL int32_t mi_sm4_encrypt_hex(const char *mode, const char *key_hex, const char *iv_hex, const char *plaintext, char *output, int32_t *output_len);
+
+/**
+ * SM4 decryption, the reverse of `mi_sm4_encrypt_hex`: `ciphertext_hex` in either
+ * case; the plaintext must be UTF-8 and is written in the config's charset. A wrong
+ * key or damaged ciphertext is `MI_E_INVALID_ARGUMENT`. Needs no `mi_init`.
+ *
+ * # Safety
+ * As `mi_sm4_encrypt_hex`.
+ */
+MI_CALL int32_t mi_sm4_decrypt_hex(const char *mode, const char *key_hex, const char *iv_hex, const char *ciphertext_hex, char *output, int32_t *output_len);
+
+/**
  * The library version, e.g. "1.0.0". Static: never free it.
  */
 MI_CALL const char *mi_version(void);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of mi_sdk. Installs what the tests need (gcc, g++) when missing,
+# Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl) when missing,
 # then: format and lint checks, the build (shared library and header), and all
 # Rust, C and simulator tests. With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+# OpenSSL 3 is the independent implementation the SM2/SM3/SM4 tests compare against.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -11,7 +11,8 @@ use crate::logging;
 use crate::protocol::envelope::{self, CallInput};
 use crate::protocol::{signin, transactions};
 use crate::stats::Stats;
-use crate::transport::{Failure, Reply, Transport};
+use crate::transport::channel::{Channels, Exchange};
+use crate::transport::{Failure, Transport};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
@@ -71,6 +72,8 @@ pub struct Core {
     pub cfg: Config,
     pub journal: Journal,
     pub transport: Transport,
+    /// The gateway and mobile-payment channels, with their keys.
+    channels: Channels,
     pub stats: Stats,
     /// This process's name in the journal's claims (`mi_owner`).
     pub owner: String,
@@ -85,9 +88,11 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: Config, journal: Journal, owner: String) -> Core {
+    pub fn new(cfg: Config, journal: Journal, owner: String) -> Result<Core> {
         let transport = Transport::new(&cfg.gateway);
-        Core {
+        let channels = Channels::new(&cfg)?;
+        Ok(Core {
+            channels,
             cfg,
             journal,
             transport,
@@ -97,7 +102,7 @@ impl Core {
             queued: AtomicI64::new(0),
             signins: Default::default(),
             signin_lock: Mutex::new(()),
-        }
+        })
     }
 
     /// Checks `infno` and `input` and builds nothing yet: errors here mean nothing was
@@ -116,6 +121,7 @@ impl Core {
                 self.cfg.max_input_bytes
             )));
         }
+        self.channels.check(infno)?;
         CallInput::parse(input)
     }
 
@@ -275,7 +281,7 @@ impl Core {
             log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
         }
         let t0 = Instant::now();
-        let sent = self.transport.post(&row.infno, &env);
+        let sent = self.channels.exchange(&self.transport, &row.infno, &env);
         let latency_ms = t0.elapsed().as_millis() as u64;
         let (a, why, fin) = self.classify(&row.infno, msgid, sent, latency_ms, safe);
         Ok((n, a, why, fin))
@@ -298,7 +304,7 @@ impl Core {
         &self,
         infno: &str,
         msgid: &str,
-        sent: std::result::Result<Reply, Failure>,
+        sent: Exchange,
         latency_ms: u64,
         safe: bool,
     ) -> (AttemptRecord, Why, Final) {
@@ -308,6 +314,30 @@ impl Core {
             code,
             result: sdk_output(code, &msg, msgid),
             last_error: Some(msg),
+        };
+        let sent = match sent {
+            Exchange::Answer(r) => Ok(r),
+            Exchange::Failed(f) => Err(f),
+            Exchange::Unverified { status, body, why } => {
+                self.stats.answered(latency_ms);
+                a.http_status = Some(status);
+                a.response = Some(body);
+                a.outcome = "unverified";
+                a.err_msg = Some(why.clone());
+                let msg = format!("the platform's answer failed verification, so it cannot be trusted: {why}");
+                let fin = if safe {
+                    failed(Code::Protocol, msg)
+                } else {
+                    // Not resent, and reversible if it may have moved money; the code
+                    // says what happened (ABI.md: bad signature is MI_E_PROTOCOL).
+                    let mut f = uncertain_final(infno, msgid, &why);
+                    f.code = Code::Protocol;
+                    f.result = sdk_output(Code::Protocol, &msg, msgid);
+                    f.last_error = Some(msg);
+                    f
+                };
+                return (a, Why::Unverified, fin);
+            }
         };
         match sent {
             Ok(reply) => {

@@ -378,11 +378,28 @@ impl Config {
             }
             _ => return bad("gateway.profile", "must be \"plain\", \"tif\" or \"csb\""),
         }
-        if g.encrypt_input {
-            return bad(
-                "gateway.encrypt_input",
-                "SM4 input encryption is not supported by this version yet; set false",
-            );
+        let m = &self.mobile_pay;
+        if g.encrypt_input || !m.url.is_empty() {
+            let who = if g.encrypt_input { "gateway.encrypt_input" } else { "mobile_pay.url" };
+            if m.app_id.chars().count() < 16 {
+                return Err(Error::config(format!(
+                    "config key `mobile_pay.app_id`: {who} needs the issued appId (at least 16 characters)"
+                )));
+            }
+            if m.app_secret.is_empty() {
+                return Err(Error::config(format!(
+                    "config key `mobile_pay.app_secret`: {who} needs the issued appSecret"
+                )));
+            }
+        }
+        if !m.url.is_empty() {
+            if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
+                return bad("mobile_pay.url", "must start with http:// or https://");
+            }
+            crate::crypto::sm::signing_key(m.private_key.expose(), m.app_secret.expose())
+                .map_err(|e| Error::config(format!("config key `mobile_pay.private_key`: {}", e.message)))?;
+            crate::crypto::sm::verifying_key(&m.platform_public_key, m.app_secret.expose())
+                .map_err(|e| Error::config(format!("config key `mobile_pay.platform_public_key`: {}", e.message)))?;
         }
         if g.connect_timeout_ms == 0 || g.connect_timeout_ms > 600_000 {
             return bad("gateway.connect_timeout_ms", "must be 1 to 600000");

@@ -420,6 +420,126 @@ pub extern "system" fn mi_shutdown(wait_ms: i32) -> i32 {
     })
 }
 
+/// SM3 of a text, as 64 lower-case hex characters. The text is read in the config's
+/// charset (UTF-8 before `mi_init`) and hashed as UTF-8, the platform's encoding.
+/// Needs no `mi_init`. Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// `data`: NULL or NUL-terminated. `output_len`: NULL or a writable int32_t;
+/// `output`: NULL or writable for `*output_len` bytes.
+#[no_mangle]
+pub unsafe extern "system" fn mi_sm3_hex(data: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let cs = charset();
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let text = unsafe { text_arg(data, "data", CRYPTO_LIMIT, cs) }?;
+            out.text(&hex::encode(crate::crypto::sm::sm3(text.as_bytes())), cs)
+        })())
+    })
+}
+
+/// SM4 encryption with PKCS#7 padding: `mode` is "ecb" or "cbc"; `key_hex` 32 hex
+/// characters; `iv_hex` 32 hex characters for CBC (NULL or "" for ECB). The plaintext
+/// is read in the config's charset and encrypted as UTF-8; the output is upper-case hex.
+/// Needs no `mi_init`. Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// Text arguments: NULL or NUL-terminated. `output_len`/`output` as in `mi_sm3_hex`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_sm4_encrypt_hex(
+    mode: *const c_char,
+    key_hex: *const c_char,
+    iv_hex: *const c_char,
+    plaintext: *const c_char,
+    output: *mut c_char,
+    output_len: *mut i32,
+) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let cs = charset();
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let (mode, key, iv) = unsafe { sm4_args(mode, key_hex, iv_hex) }?;
+            // SAFETY: as above.
+            let plain = unsafe { text_arg(plaintext, "plaintext", CRYPTO_LIMIT, cs) }?;
+            let c = crate::crypto::sm::sm4_encrypt(mode, &key, iv.as_deref(), plain.as_bytes())?;
+            out.text(&crate::crypto::sm::to_hex_upper(&c), cs)
+        })())
+    })
+}
+
+/// SM4 decryption, the reverse of `mi_sm4_encrypt_hex`: `ciphertext_hex` in either
+/// case; the plaintext must be UTF-8 and is written in the config's charset. A wrong
+/// key or damaged ciphertext is `MI_E_INVALID_ARGUMENT`. Needs no `mi_init`.
+///
+/// # Safety
+/// As `mi_sm4_encrypt_hex`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_sm4_decrypt_hex(
+    mode: *const c_char,
+    key_hex: *const c_char,
+    iv_hex: *const c_char,
+    ciphertext_hex: *const c_char,
+    output: *mut c_char,
+    output_len: *mut i32,
+) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            let cs = charset();
+            // SAFETY: pointer contract of this function.
+            let out = unsafe { OutBuf::new(output, output_len) }?;
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let (mode, key, iv) = unsafe { sm4_args(mode, key_hex, iv_hex) }?;
+            // SAFETY: as above.
+            let hex_text = unsafe { text_arg(ciphertext_hex, "ciphertext_hex", CRYPTO_LIMIT, Charset::Utf8) }?;
+            let raw = crate::crypto::sm::from_hex(&hex_text, "ciphertext_hex")?;
+            let plain = crate::crypto::sm::sm4_decrypt(mode, &key, iv.as_deref(), &raw)?;
+            let text = String::from_utf8(plain).map_err(|_| Error::invalid("the plaintext is not UTF-8 text"))?;
+            out.text(&text, cs)
+        })())
+    })
+}
+
+/// The most text the crypto helpers take: their inputs are messages, not files.
+const CRYPTO_LIMIT: (u64, &str) = (64 * 1024 * 1024, "the crypto helpers take");
+
+/// Mode, key and IV of the SM4 helpers.
+///
+/// # Safety
+/// Each pointer is NULL or NUL-terminated.
+unsafe fn sm4_args(
+    mode: *const c_char,
+    key_hex: *const c_char,
+    iv_hex: *const c_char,
+) -> Result<(crate::crypto::sm::Mode, Vec<u8>, Option<Vec<u8>>)> {
+    use crate::crypto::sm::{from_hex, Mode};
+    let limit = (64, "an SM4 argument allows");
+    // SAFETY: NULL or NUL-terminated by the caller's contract.
+    let m = unsafe { text_arg(mode, "mode", limit, Charset::Utf8) }?;
+    let mode = Mode::parse(&m).ok_or_else(|| Error::invalid("mode must be \"ecb\" or \"cbc\""))?;
+    // SAFETY: as above.
+    let key = from_hex(&unsafe { text_arg(key_hex, "key_hex", limit, Charset::Utf8) }?, "key_hex")?;
+    if key.len() != 16 {
+        return Err(Error::invalid("key_hex must be 32 hex characters (16 bytes)"));
+    }
+    let iv = match mode {
+        Mode::Ecb => None,
+        Mode::Cbc => {
+            // SAFETY: as above.
+            let iv = from_hex(&unsafe { text_arg(iv_hex, "iv_hex", limit, Charset::Utf8) }?, "iv_hex")?;
+            if iv.len() != 16 {
+                return Err(Error::invalid("iv_hex must be 32 hex characters (16 bytes) for cbc"));
+            }
+            Some(iv)
+        }
+    };
+    Ok((mode, key, iv))
+}
+
 /// The library version, e.g. "1.0.0". Static: never free it.
 #[no_mangle]
 pub extern "system" fn mi_version() -> *const c_char {

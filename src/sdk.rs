@@ -36,7 +36,7 @@ impl Sdk {
         let journal = Journal::open(&cfg.journal_path(), &cfg.journal.synchronous)?;
         let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
         let workers = cfg.workers;
-        let core = Arc::new(Core::new(cfg, journal, owner));
+        let core = Arc::new(Core::new(cfg, journal, owner)?);
         let engine = Engine::start(core.clone(), workers);
         let submitter = Submitter::start(core.clone());
         log::info!(

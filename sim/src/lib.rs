@@ -20,6 +20,7 @@
 pub mod checks;
 pub mod http;
 pub mod ledger;
+pub mod mobile;
 pub mod registry;
 
 use http::Reply;
@@ -64,6 +65,20 @@ pub struct SimConfig {
     pub admdvs: String,
     /// Answer `infcode` as a string, as some gateways do.
     pub infcode_as_string: bool,
+    /// The mobile-payment app the platform knows (also the key of `enc_type: SM4`).
+    pub mp_app_id: String,
+    pub mp_app_secret: String,
+    /// The app's SM2 public key (Base64, uncompressed point).
+    pub mp_app_public_key: String,
+    /// The platform's own SM2 private scalar, to sign its answers.
+    pub mp_platform_private_key: [u8; 32],
+}
+
+impl SimConfig {
+    /// The platform's public key, as a hospital's config names it.
+    pub fn mp_platform_public_key(&self) -> String {
+        mobile::public_key_b64(&self.mp_platform_private_key, &self.mp_app_secret)
+    }
 }
 
 impl Default for SimConfig {
@@ -79,6 +94,10 @@ impl Default for SimConfig {
             time_window_s: 300,
             admdvs: "440300".into(),
             infcode_as_string: false,
+            mp_app_id: mobile::TEST_APP_ID.into(),
+            mp_app_secret: mobile::TEST_APP_SECRET.into(),
+            mp_app_public_key: mobile::public_key_b64(&mobile::TEST_APP_PRIVATE_KEY, mobile::TEST_APP_SECRET),
+            mp_platform_private_key: mobile::TEST_PLATFORM_PRIVATE_KEY,
         }
     }
 }
@@ -88,6 +107,7 @@ struct Shared {
     ledger: Mutex<ledger::Ledger>,
     control: Arc<http::Control>,
     addr: Mutex<Option<SocketAddr>>,
+    orders: Mutex<mobile::Orders>,
     /// Refuse the next business call's sign_no (and revoke it), once.
     reject_sign_no_once: std::sync::atomic::AtomicBool,
 }
@@ -108,6 +128,7 @@ impl Sim {
             control: control.clone(),
             addr: Mutex::new(None),
             reject_sign_no_once: Default::default(),
+            orders: Mutex::new(mobile::Orders::default()),
         });
         let sh = shared.clone();
         let server =
@@ -136,7 +157,7 @@ impl Sim {
 
     /// The books, as `GET /sim/ledger` gives them.
     pub fn ledger(&self) -> Value {
-        self.shared.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json()
+        books(&self.shared)
     }
 
     /// Closes the port for `d`: connections are refused, as when the network is down.
@@ -162,13 +183,34 @@ impl Drop for Sim {
 
 const JSON: &str = "application/json;charset=utf-8";
 
+/// The 两定 ledger with the mobile-payment orders under `mobile_pay`.
+fn books(sh: &Shared) -> Value {
+    let mut v = sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json();
+    v["mobile_pay"] = sh.orders.lock().unwrap_or_else(|p| p.into_inner()).to_json();
+    v
+}
+
+/// Where the mobile-payment services live.
+pub const MOBILE_PAY_PREFIX: &str = "/org/local/api/hos/";
+
 fn answer(status: u16, body: String) -> Reply {
     Reply::Answer { status, content_type: JSON, body }
 }
 
 fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method == "GET" && rq.path == "/sim/ledger" {
-        return answer(200, sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).to_json().to_string());
+        return answer(200, books(sh).to_string());
+    }
+    if let Some(service) = rq.path.strip_prefix(MOBILE_PAY_PREFIX) {
+        let c = &sh.cfg;
+        let app = mobile::App {
+            app_id: c.mp_app_id.clone(),
+            app_secret: c.mp_app_secret.clone(),
+            app_public_key_b64: c.mp_app_public_key.clone(),
+            platform_private_key: c.mp_platform_private_key,
+        };
+        let mut orders = sh.orders.lock().unwrap_or_else(|p| p.into_inner());
+        return answer(200, mobile::handle(&app, &mut orders, service, &rq.body).to_string());
     }
     if rq.method == "POST" && rq.path == "/sim/faults" {
         return faults(sh, &rq.body);
@@ -248,9 +290,10 @@ fn process(
         checks::gateway(&sh.cfg, headers, now_ms)?;
         let text = std::str::from_utf8(body).map_err(|_| "报文不是有效的 UTF-8".to_string())?;
         let v: Value = serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
-        let Value::Object(env) = v else {
+        let Value::Object(mut env) = v else {
             return Err("报文应为 JSON 对象".into());
         };
+        open_sm4_input(&sh.cfg, &mut env)?;
         checks::envelope(&sh.cfg, &env, now)?;
         Ok(env)
     })();
@@ -295,10 +338,36 @@ fn process(
     ledger.seen_msgids.insert(msgid.clone());
     ledger.processed_msgids.push(msgid);
     let r = match ledger.run(&infno, &env) {
-        Ok(output) => reply(&mut ledger, &sh.cfg, 0, "", output, as_string),
+        Ok(output) => {
+            // An encrypted request gets its output encrypted the same way.
+            let output = if env.get("enc_type").and_then(Value::as_str) == Some("SM4") {
+                let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
+                Value::String(mobile::encrypt_hex(&key, output.to_string().as_bytes()))
+            } else {
+                output
+            };
+            reply(&mut ledger, &sh.cfg, 0, "", output, as_string)
+        }
         Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
     };
     (200, r, fault)
+}
+
+/// Fujian-style `enc_type: "SM4"`: `input` is hex SM4-ECB of its JSON under the
+/// app's data key. Replaced by the plaintext before the other checks.
+fn open_sm4_input(cfg: &SimConfig, env: &mut Map<String, Value>) -> Result<(), String> {
+    if env.get("enc_type").and_then(Value::as_str) != Some("SM4") {
+        return Ok(());
+    }
+    if env.get("app_id").and_then(Value::as_str) != Some(cfg.mp_app_id.as_str()) {
+        return Err("加密报文的 app_id 不存在".into());
+    }
+    let key = mobile::data_key(&cfg.mp_app_id, &cfg.mp_app_secret);
+    let hex = env.get("input").and_then(Value::as_str).ok_or("加密报文的 input 应为十六进制字符串")?;
+    let plain = mobile::decrypt_hex(&key, hex).ok_or("input 解密失败")?;
+    let input: Value = serde_json::from_slice(&plain).map_err(|_| "input 解密后不是 JSON".to_string())?;
+    env.insert("input".into(), input);
+    Ok(())
 }
 
 fn reply(

@@ -19,6 +19,9 @@ pub enum Failure {
     /// The gateway answered 5xx or something that is not a platform response: the
     /// platform may or may not have processed it.
     GatewayFault,
+    /// An answer that fails verification (bad signature, cannot decrypt): it cannot
+    /// be trusted either way.
+    Unverified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +42,14 @@ pub fn decide(f: Failure, retry_safe: bool, attempt: u32, policy: &Retry) -> Ver
         Failure::Answered | Failure::GatewayRefused => Verdict::Final,
         Failure::NeverSent if more => Verdict::Retry(backoff(attempt, policy)),
         Failure::NeverSent => Verdict::Final,
-        Failure::MaybeProcessed | Failure::GatewayFault if retry_safe => {
+        Failure::MaybeProcessed | Failure::GatewayFault | Failure::Unverified if retry_safe => {
             if more {
                 Verdict::Retry(backoff(attempt, policy))
             } else {
                 Verdict::Final
             }
         }
-        Failure::MaybeProcessed | Failure::GatewayFault => Verdict::Uncertain,
+        Failure::MaybeProcessed | Failure::GatewayFault | Failure::Unverified => Verdict::Uncertain,
     }
 }
 

@@ -34,7 +34,20 @@ pub const SIGN_OUT: &str = "9002";
 pub const REVERSAL: &str = "2601";
 
 pub fn needs_sign_no(infno: &str) -> bool {
-    infno != SIGN_IN
+    infno != SIGN_IN && mobile_pay_path(infno).is_none()
+}
+
+/// The path of a mobile-payment transaction on `mobile_pay.url` (PROTOCOL.md §4);
+/// these go to their own platform, encrypted and signed, without a sign-in.
+pub fn mobile_pay_path(infno: &str) -> Option<&'static str> {
+    Some(match infno {
+        "6201" => "/org/local/api/hos/uldFeeInfo",
+        "6202" => "/org/local/api/hos/pay_order",
+        "6203" => "/org/local/api/hos/refund_Order",
+        "6301" => "/org/local/api/hos/query_order_info",
+        "6401" => "/org/local/api/hos/revoke_order",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -54,11 +54,17 @@ impl Transport {
         }
     }
 
-    /// POSTs an envelope and reads the whole answer.
+    /// POSTs an envelope to the gateway (signed per its profile) and reads the answer.
     pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
-        let mut req = self.agent.post(&self.url(infno)).header("Content-Type", "application/json;charset=utf-8");
-        for (k, v) in gateway::headers(&self.gateway, gateway::unix_ms()) {
-            req = req.header(k, v);
+        let headers = gateway::headers(&self.gateway, gateway::unix_ms());
+        self.post_to(&self.url(infno), &headers, body)
+    }
+
+    /// POSTs JSON to a URL with extra headers and reads the whole answer.
+    pub fn post_to(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<Reply, Failure> {
+        let mut req = self.agent.post(url).header("Content-Type", "application/json;charset=utf-8");
+        for (k, v) in headers {
+            req = req.header(*k, v);
         }
         let resp = req.send(body).map_err(classify)?;
         let status = resp.status().as_u16();

@@ -2,6 +2,7 @@
 //! gateway profiles, and the classification of failures that the delivery
 //! guarantees depend on.
 
+pub mod channel;
 pub mod gateway;
 pub mod http;
 
