@@ -56,6 +56,26 @@ int main(int argc, char **argv) {
     CHECK(mi_abi_version() == MI_ABI_VERSION, "abi version matches the header");
     CHECK(strcmp(mi_version(), MI_SDK_VERSION) == 0, "version matches the header");
 
+    /* The crypto helpers need no init. */
+    len = (int32_t)sizeof out;
+    CHECK(mi_sm3_hex("abc", out, &len) == MI_OK &&
+              strcmp(out, "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0") == 0,
+          "SM3 of abc");
+    len = (int32_t)sizeof out;
+    CHECK(mi_sm4_encrypt_hex("ecb", "0123456789abcdeffedcba9876543210", NULL, "hello", out, &len) == MI_OK &&
+              len == 32,
+          "SM4-ECB of one padded block");
+    {
+        char plain[64];
+        int32_t plen = (int32_t)sizeof plain;
+        CHECK(mi_sm4_decrypt_hex("ecb", "0123456789abcdeffedcba9876543210", NULL, out, plain, &plen) == MI_OK &&
+                  strcmp(plain, "hello") == 0,
+              "SM4-ECB round trip");
+    }
+    len = (int32_t)sizeof out;
+    CHECK(mi_sm4_encrypt_hex("cbc", "0123456789abcdeffedcba9876543210", NULL, "x", out, &len) == MI_E_INVALID_ARGUMENT,
+          "CBC without IV");
+
     /* Before init. */
     len = (int32_t)sizeof out;
     CHECK(mi_call_sync("1101", q1101, out, &len) == MI_E_NOT_INITIALIZED, "call before init");
