@@ -229,3 +229,46 @@ pub fn visit(psn_no: &str, otp_no: &str, amount: f64) -> Value {
     assert_eq!(call("2204", per_call(fee)).0, MI_OK);
     json!({"data": {"psn_no": psn_no, "mdtrt_id": mdtrt_id, "medfee_sumamt": amount, "acct_used_flag": "1", "med_type": "11"}})
 }
+
+/// Whether a toolchain a test needs runs (`tool args`). When it does not, the test
+/// says SKIPPED loudly and records it for scripts/test.sh; with MI_REQUIRE_ALL=1
+/// (CI) a missing toolchain fails the test instead.
+pub fn require_tool(tool: &str, args: &[&str]) -> bool {
+    if std::process::Command::new(tool).args(args).output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    if std::env::var("MI_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("{tool} is missing and MI_REQUIRE_ALL=1");
+    }
+    let msg = format!("SKIPPED: {tool} not found; the tests that need it did not run");
+    eprintln!("{msg}");
+    // Test output is captured; scripts/test.sh prints this file so a skip is seen.
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
+    let old = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::write(&log, format!("{old}{msg}\n"));
+    false
+}
+
+/// `target/<profile>`, where cargo put the shared library and mi-sim.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The built `libmi_sdk.so`, checked to be as new as the library build.
+pub fn shared_library() -> PathBuf {
+    let dir = target_dir();
+    let so = dir.join("libmi_sdk.so");
+    let rlib = dir.join("libmi_sdk.rlib");
+    assert!(so.is_file(), "{} is missing: run `cargo build` before the tests (scripts/test.sh does)", so.display());
+    let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).unwrap();
+    if rlib.is_file() {
+        let behind = age(&rlib).duration_since(age(&so)).unwrap_or_default();
+        assert!(
+            behind.as_secs() < 120,
+            "{} is older than the library source build: run `cargo build` first",
+            so.display()
+        );
+    }
+    so
+}

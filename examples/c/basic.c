@@ -1,5 +1,5 @@
-/* The README's C example: initialise, one 1101, clean up.
- * Build: gcc -std=c99 -Iinclude examples/c/quickstart.c -Ltarget/release -lmi_sdk
+/* The basic pattern: initialise, one sync call (1101), handle each code, clean up.
+ * Build: gcc -std=c99 -Iinclude examples/c/basic.c -Ltarget/release -lmi_sdk
  * Run:   LD_LIBRARY_PATH=target/release ./a.out mi_sdk.json */
 #include "mi_sdk.h"
 #include <stdio.h>

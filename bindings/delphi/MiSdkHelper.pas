@@ -1,0 +1,106 @@
+{ Buffers and codes for mi_sdk in Delphi: AnsiString in, AnsiString out (bytes in the
+  config's charset). A call whose output did not fit is never repeated: its kept
+  result is fetched with mi_get_result. }
+unit MiSdkHelper;
+
+{$IFDEF FPC}{$MODE DELPHI}{$ENDIF}
+
+interface
+
+uses MiSdk;
+
+function MiInit(const Config: AnsiString): Integer;
+function MiCallSync(const Infno, Input: AnsiString; out Output: AnsiString; out RequestId: Int64): Integer;
+function MiCallAsync(const Infno, Input: AnsiString; Priority: Integer; out RequestId: Int64): Integer;
+function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
+function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
+function MiStatus(out Output: AnsiString): Integer;
+function MiLastError: AnsiString;
+
+implementation
+
+const
+  FirstSize = 65536;
+
+function MiInit(const Config: AnsiString): Integer;
+begin
+  if Config = '' then Result := mi_init(nil) else Result := mi_init(PAnsiChar(Config));
+end;
+
+{ Each reader keeps asking with a larger buffer while the answer does not fit. }
+function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
+var
+  Buf: AnsiString;
+  Len: Integer;
+begin
+  Len := FirstSize;
+  repeat
+    SetLength(Buf, Len);
+    Result := mi_get_result(RequestId, PAnsiChar(Buf), Len);
+    if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
+  until Result <> MI_E_BUFFER_TOO_SMALL;
+  if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+end;
+
+function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
+var
+  Buf: AnsiString;
+  Len: Integer;
+begin
+  Len := FirstSize;
+  repeat
+    SetLength(Buf, Len);
+    Result := mi_get_request(RequestId, PAnsiChar(Buf), Len);
+    if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
+  until Result <> MI_E_BUFFER_TOO_SMALL;
+  if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+end;
+
+function MiStatus(out Output: AnsiString): Integer;
+var
+  Buf: AnsiString;
+  Len: Integer;
+begin
+  Len := FirstSize;
+  repeat
+    SetLength(Buf, Len);
+    Result := mi_get_status(PAnsiChar(Buf), Len);
+    if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
+  until Result <> MI_E_BUFFER_TOO_SMALL;
+  if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+end;
+
+function MiCallSync(const Infno, Input: AnsiString; out Output: AnsiString; out RequestId: Int64): Integer;
+var
+  Buf: AnsiString;
+  Len: Integer;
+begin
+  SetLength(Buf, FirstSize);
+  Len := FirstSize;
+  Result := mi_call_sync(PAnsiChar(Infno), PAnsiChar(Input), PAnsiChar(Buf), Len);
+  RequestId := mi_last_request_id;
+  if (Result = MI_E_BUFFER_TOO_SMALL) and (RequestId > 0) then
+    Result := MiGetResult(RequestId, Output)
+  else if (Len >= 0) and (Len < FirstSize) then
+    Output := Copy(Buf, 1, Len)
+  else
+    Output := '';
+end;
+
+function MiCallAsync(const Infno, Input: AnsiString; Priority: Integer; out RequestId: Int64): Integer;
+begin
+  RequestId := 0;
+  Result := mi_call_async(PAnsiChar(Infno), PAnsiChar(Input), Priority, RequestId);
+end;
+
+function MiLastError: AnsiString;
+var
+  Buf: AnsiString;
+  Len: Integer;
+begin
+  SetLength(Buf, 4096);
+  Len := 4096;
+  if mi_last_error(PAnsiChar(Buf), Len) = MI_OK then Result := Copy(Buf, 1, Len) else Result := '';
+end;
+
+end.
