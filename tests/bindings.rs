@@ -112,7 +112,7 @@ fn header_functions() -> Vec<(String, String, Vec<String>)> {
             } else {
                 params
                     .split(", ")
-                    .map(|p| p[..p.rfind(|c| c == ' ' || c == '*').unwrap() + 1].trim().to_string())
+                    .map(|p| p[..p.rfind([' ', '*']).unwrap() + 1].trim().to_string())
                     .collect()
             };
             (name, ret, params)
