@@ -110,10 +110,7 @@ fn header_functions() -> Vec<(String, String, Vec<String>)> {
             let params: Vec<String> = if params == "void" {
                 vec![]
             } else {
-                params
-                    .split(", ")
-                    .map(|p| p[..p.rfind([' ', '*']).unwrap() + 1].trim().to_string())
-                    .collect()
+                params.split(", ").map(|p| p[..p.rfind([' ', '*']).unwrap() + 1].trim().to_string()).collect()
             };
             (name, ret, params)
         })
