@@ -174,9 +174,11 @@ MI_CALL int32_t mi_get_result(int64_t request_id, char *output, int32_t *output_
 MI_CALL int32_t mi_get_request(int64_t request_id, char *output, int32_t *output_len);
 
 /**
- * Reverses (2601) a reversible transaction that is `uncertain` or `succeeded`,
- * and returns like a sync call. Not yet supported by this version:
- * `MI_E_INVALID_ARGUMENT` with a reason (`MI_E_NOT_FOUND` for an unknown id).
+ * Reverses (2601) a reversible transaction that is `uncertain` or `succeeded`: sends
+ * 2601 naming its msgid, links both records, and returns like a sync call (the
+ * reversal's outcome; `mi_last_request_id()` is the reversal). Anything that cannot
+ * be reversed is `MI_E_INVALID_ARGUMENT` with the reason; an unknown id
+ * `MI_E_NOT_FOUND`. Buffer as in `mi_call_sync`.
  *
  * # Safety
  * As `mi_get_result`.

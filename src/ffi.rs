@@ -179,6 +179,18 @@ fn too_small(needed: i32, hint: &str) -> Error {
     Error::new(Code::BufferTooSmall, format!("output buffer too small: {needed} bytes and a NUL are needed{hint}"))
 }
 
+/// The running SDK and the caller's checked output buffer: the first two steps of
+/// every export that answers with text about the running SDK.
+///
+/// # Safety
+/// As [`OutBuf::new`].
+unsafe fn running_with_output(output: *mut c_char, output_len: *mut i32) -> Result<(std::sync::Arc<Sdk>, OutBuf)> {
+    let sdk = handle::get()?;
+    // SAFETY: the caller passes on its own pointer contract.
+    let out = unsafe { OutBuf::new(output, output_len) }?;
+    Ok((sdk, out))
+}
+
 /// Delivers a call's outcome: output text into the buffer, message for `mi_last_error`.
 fn deliver(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -> Result<Code> {
     let outcome = r.unwrap_or_else(|e| Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
@@ -321,9 +333,8 @@ pub unsafe extern "system" fn mi_call_async(
 pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
-            let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
             deliver_about(&out, sdk.config().charset(), sdk.get_result(request_id), false)
         })())
     })
@@ -339,17 +350,18 @@ pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char
 pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
-            let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
             out.text(&sdk.get_request(request_id)?, sdk.config().charset())
         })())
     })
 }
 
-/// Reverses (2601) a reversible transaction that is `uncertain` or `succeeded`,
-/// and returns like a sync call. Not yet supported by this version:
-/// `MI_E_INVALID_ARGUMENT` with a reason (`MI_E_NOT_FOUND` for an unknown id).
+/// Reverses (2601) a reversible transaction that is `uncertain` or `succeeded`: sends
+/// 2601 naming its msgid, links both records, and returns like a sync call (the
+/// reversal's outcome; `mi_last_request_id()` is the reversal). Anything that cannot
+/// be reversed is `MI_E_INVALID_ARGUMENT` with the reason; an unknown id
+/// `MI_E_NOT_FOUND`. Buffer as in `mi_call_sync`.
 ///
 /// # Safety
 /// As `mi_get_result`.
@@ -357,9 +369,8 @@ pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_cha
 pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
-            let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
             deliver_about(&out, sdk.config().charset(), sdk.reverse(request_id), true)
         })())
     })
@@ -375,9 +386,8 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
 pub unsafe extern "system" fn mi_get_status(output: *mut c_char, output_len: *mut i32) -> i32 {
     ffi_guard!(MI_E_INTERNAL, {
         code_of((|| {
-            let sdk = handle::get()?;
             // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
             out.text(&sdk.status()?, sdk.config().charset())
         })())
     })
@@ -457,19 +467,8 @@ pub unsafe extern "system" fn mi_sm4_encrypt_hex(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let cs = charset();
-            // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let (mode, key, iv) = unsafe { sm4_args(mode, key_hex, iv_hex) }?;
-            // SAFETY: as above.
-            let plain = unsafe { text_arg(plaintext, "plaintext", CRYPTO_LIMIT, cs) }?;
-            let c = crate::crypto::sm::sm4_encrypt(mode, &key, iv.as_deref(), plain.as_bytes())?;
-            out.text(&crate::crypto::sm::to_hex_upper(&c), cs)
-        })())
-    })
+    // SAFETY: this function's pointer contract is sm4_export's.
+    ffi_guard!(MI_E_INTERNAL, { unsafe { sm4_export(true, mode, key_hex, iv_hex, plaintext, output, output_len) } })
 }
 
 /// SM4 decryption, the reverse of `mi_sm4_encrypt_hex`: `ciphertext_hex` in either
@@ -487,21 +486,44 @@ pub unsafe extern "system" fn mi_sm4_decrypt_hex(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
+    // SAFETY: this function's pointer contract is sm4_export's.
     ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let cs = charset();
-            // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let (mode, key, iv) = unsafe { sm4_args(mode, key_hex, iv_hex) }?;
+        unsafe { sm4_export(false, mode, key_hex, iv_hex, ciphertext_hex, output, output_len) }
+    })
+}
+
+/// The body of both SM4 exports.
+///
+/// # Safety
+/// Text arguments: NULL or NUL-terminated; `output_len`/`output` as in `OutBuf::new`.
+unsafe fn sm4_export(
+    encrypt: bool,
+    mode: *const c_char,
+    key_hex: *const c_char,
+    iv_hex: *const c_char,
+    text: *const c_char,
+    output: *mut c_char,
+    output_len: *mut i32,
+) -> i32 {
+    use crate::crypto::sm;
+    code_of((|| {
+        let cs = charset();
+        // SAFETY: pointer contract of this function.
+        let out = unsafe { OutBuf::new(output, output_len) }?;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let (mode, key, iv) = unsafe { sm4_args(mode, key_hex, iv_hex) }?;
+        if encrypt {
             // SAFETY: as above.
-            let hex_text = unsafe { text_arg(ciphertext_hex, "ciphertext_hex", CRYPTO_LIMIT, Charset::Utf8) }?;
-            let raw = crate::crypto::sm::from_hex(&hex_text, "ciphertext_hex")?;
-            let plain = crate::crypto::sm::sm4_decrypt(mode, &key, iv.as_deref(), &raw)?;
+            let plain = unsafe { text_arg(text, "plaintext", CRYPTO_LIMIT, cs) }?;
+            out.text(&sm::to_hex_upper(&sm::sm4_encrypt(mode, &key, iv.as_deref(), plain.as_bytes())?), cs)
+        } else {
+            // SAFETY: as above.
+            let hex_text = unsafe { text_arg(text, "ciphertext_hex", CRYPTO_LIMIT, Charset::Utf8) }?;
+            let plain = sm::sm4_decrypt(mode, &key, iv.as_deref(), &sm::from_hex(&hex_text, "ciphertext_hex")?)?;
             let text = String::from_utf8(plain).map_err(|_| Error::invalid("the plaintext is not UTF-8 text"))?;
             out.text(&text, cs)
-        })())
-    })
+        }
+    })())
 }
 
 /// The most text the crypto helpers take: their inputs are messages, not files.

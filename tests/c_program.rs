@@ -12,6 +12,23 @@ fn require_gcc() -> bool {
     require_tool("gcc", &["--version"])
 }
 
+/// Builds a C program against the committed header and the shared library in
+/// `lib_dir`, with every warning an error.
+fn build_c(src: &Path, exe: &Path, lib_dir: &Path) {
+    let gcc = Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L", "-I"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
+        .arg(src)
+        .arg("-o")
+        .arg(exe)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg("-lmi_sdk")
+        .output()
+        .unwrap();
+    assert!(gcc.status.success(), "gcc {}:\n{}", src.display(), String::from_utf8_lossy(&gcc.stderr));
+}
+
 #[test]
 fn c99_program_against_the_shared_library_and_tif_simulator() {
     if !require_gcc() {
@@ -21,18 +38,7 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
     let so = shared_library();
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("abi_test");
-    let gcc = Command::new("gcc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("tests/c/abi_test.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(so.parent().unwrap())
-        .arg("-lmi_sdk")
-        .output()
-        .unwrap();
-    assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
+    build_c(&root.join("tests/c/abi_test.c"), &exe, so.parent().unwrap());
 
     let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
     let run = Command::new(&exe)
@@ -112,18 +118,7 @@ fn config_beside_the_library_file() {
     });
     std::fs::write(his.path().join("mi_sdk.json"), config.to_string()).unwrap();
     let exe = his.path().join("beside");
-    let gcc = Command::new("gcc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("tests/c/beside.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(his.path())
-        .arg("-lmi_sdk")
-        .output()
-        .unwrap();
-    assert!(gcc.status.success(), "gcc failed:\n{}", String::from_utf8_lossy(&gcc.stderr));
+    build_c(&root.join("tests/c/beside.c"), &exe, his.path());
     // Run from an unrelated working folder, with no MI_SDK_CONFIG.
     let elsewhere = tempfile::tempdir().unwrap();
     let run = Command::new(&exe)
@@ -184,18 +179,7 @@ fn c_examples_build_and_run() {
     std::fs::write(&config, cfg.to_string()).unwrap();
     for (example, args) in [("basic", vec![]), ("batch", vec!["150"])] {
         let exe = work.path().join(example);
-        let gcc = Command::new("gcc")
-            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(root.join("include"))
-            .arg(root.join(format!("examples/c/{example}.c")))
-            .arg("-o")
-            .arg(&exe)
-            .arg("-L")
-            .arg(so.parent().unwrap())
-            .arg("-lmi_sdk")
-            .output()
-            .unwrap();
-        assert!(gcc.status.success(), "{example}.c:\n{}", String::from_utf8_lossy(&gcc.stderr));
+        build_c(&root.join(format!("examples/c/{example}.c")), &exe, so.parent().unwrap());
         let run =
             Command::new(&exe).arg(&config).args(&args).env("LD_LIBRARY_PATH", so.parent().unwrap()).output().unwrap();
         assert!(

@@ -27,8 +27,11 @@ begin
   if Config = '' then Result := mi_init(nil) else Result := mi_init(PAnsiChar(Config));
 end;
 
-{ Each reader keeps asking with a larger buffer while the answer does not fit. }
-function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
+type
+  TTextKind = (tkResult, tkRequest, tkStatus);
+
+{ Asks for a text with a larger buffer while it does not fit (the ABI's buffer protocol). }
+function ReadText(Kind: TTextKind; RequestId: Int64; out Output: AnsiString): Integer;
 var
   Buf: AnsiString;
   Len: Integer;
@@ -36,38 +39,30 @@ begin
   Len := FirstSize;
   repeat
     SetLength(Buf, Len);
-    Result := mi_get_result(RequestId, PAnsiChar(Buf), Len);
+    case Kind of
+      tkResult: Result := mi_get_result(RequestId, PAnsiChar(Buf), Len);
+      tkRequest: Result := mi_get_request(RequestId, PAnsiChar(Buf), Len);
+    else
+      Result := mi_get_status(PAnsiChar(Buf), Len);
+    end;
     if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
   until Result <> MI_E_BUFFER_TOO_SMALL;
   if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+end;
+
+function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
+begin
+  Result := ReadText(tkResult, RequestId, Output);
 end;
 
 function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
-var
-  Buf: AnsiString;
-  Len: Integer;
 begin
-  Len := FirstSize;
-  repeat
-    SetLength(Buf, Len);
-    Result := mi_get_request(RequestId, PAnsiChar(Buf), Len);
-    if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
-  until Result <> MI_E_BUFFER_TOO_SMALL;
-  if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+  Result := ReadText(tkRequest, RequestId, Output);
 end;
 
 function MiStatus(out Output: AnsiString): Integer;
-var
-  Buf: AnsiString;
-  Len: Integer;
 begin
-  Len := FirstSize;
-  repeat
-    SetLength(Buf, Len);
-    Result := mi_get_status(PAnsiChar(Buf), Len);
-    if Result = MI_E_BUFFER_TOO_SMALL then Inc(Len);
-  until Result <> MI_E_BUFFER_TOO_SMALL;
-  if (Len >= 0) and (Len < Length(Buf)) then Output := Copy(Buf, 1, Len) else Output := '';
+  Result := ReadText(tkStatus, 0, Output);
 end;
 
 function MiCallSync(const Infno, Input: AnsiString; out Output: AnsiString; out RequestId: Int64): Integer;
