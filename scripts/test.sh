@@ -15,6 +15,13 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The bindings' runtimes: mono (with the CJK code pages for GBK) and Free Pascal.
 command -v mcs >/dev/null 2>&1 || need+=(mono-mcs mono-runtime libmono-i18n4.0-cil libmono-i18n-cjk4.0-cil)
 command -v fpc >/dev/null 2>&1 || need+=(fp-compiler-3.2.2 fp-units-rtl-3.2.2)
+# The Windows DLLs are built and tested when CI requires everything, or when the
+# cross toolchain is already here; wine64 runs the 64-bit one.
+windows=0
+if [ "${MI_REQUIRE_ALL:-0}" = 1 ] || { [ -x /usr/bin/cargo ] && command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1; }; then
+  windows=1
+  [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine wine64)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
@@ -30,6 +37,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build (shared library, static library, header)"
 cargo build --workspace --quiet
+if [ "$windows" = 1 ]; then
+  echo "== scripts/build-windows.sh"
+  scripts/build-windows.sh
+fi
 echo "== cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt

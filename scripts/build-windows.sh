@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the real Windows DLLs from Linux: mi_sdk.dll for 64-bit
+# (x86_64-win7-windows-gnu) and 32-bit (i686-win7-windows-gnu) Windows, Windows 7 and
+# later, with Debian's rustc-web (std built from source, unwinding so panics are
+# caught at the C boundary) and mingw-w64. Also writes the i686 import library made
+# from a .def file with the __stdcall decorations, for C clients that link rather
+# than LoadLibrary. Output: target/windows/{x64,x86}/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/bin/cargo ] && /usr/bin/cargo --version 2>/dev/null | grep -q "1\.9[0-9]" || need+=(rustc-web cargo-web rust-web-src)
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-x86-64)
+command -v i686-w64-mingw32-gcc >/dev/null 2>&1 || need+=(gcc-mingw-w64-i686)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+out=target/windows
+mkdir -p "$out/rtstartup" "$out/x64" "$out/x86"
+# i686 with build-std links rsbegin.o/rsend.o, which the source package does not ship built.
+for f in rsbegin rsend; do
+  [ -f "$out/rtstartup/$f.o" ] || PATH=/usr/bin:/bin RUSTC_BOOTSTRAP=1 rustc --target i686-pc-windows-gnu --emit=obj \
+    -o "$out/rtstartup/$f.o" "/usr/lib/rustlib/src/rust/library/rtstartup/$f.rs"
+done
+
+build() {
+  local triple=$1 gcc=$2 dest=$3 upper
+  upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
+  echo "== cargo build --target $triple"
+  env PATH=/usr/bin:/bin RUSTC_BOOTSTRAP=1 \
+    "CARGO_TARGET_${upper}_LINKER=$gcc" "CC_${triple//-/_}=$gcc" "AR_${triple//-/_}=${gcc%gcc}ar" \
+    "CARGO_TARGET_${upper}_RUSTFLAGS=-L native=$PWD/$out/rtstartup" \
+    cargo build --release --lib --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win --quiet
+  cp "target/win/$triple/release/mi_sdk.dll" "$dest/mi_sdk.dll"
+}
+build x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc "$out/x64"
+build i686-win7-windows-gnu i686-w64-mingw32-gcc "$out/x86"
+
+# The decorated names a linking C client's __stdcall prototypes refer to.
+cat > "$out/x86/mi_sdk.def" <<'DEF'
+LIBRARY mi_sdk.dll
+EXPORTS
+mi_init@4
+mi_call_sync@16
+mi_call_async@16
+mi_get_result@16
+mi_get_request@16
+mi_reverse@16
+mi_get_status@8
+mi_last_error@8
+mi_last_request_id@0
+mi_shutdown@4
+mi_version@0
+mi_abi_version@0
+mi_sm3_hex@12
+mi_sm4_encrypt_hex@24
+mi_sm4_decrypt_hex@24
+DEF
+i686-w64-mingw32-dlltool -d "$out/x86/mi_sdk.def" -l "$out/x86/libmi_sdk.a" -k
+ls -la "$out"/x64 "$out"/x86

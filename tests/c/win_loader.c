@@ -1,0 +1,107 @@
+/*
+ * A Windows HIS-style client: LoadLibraryA("mi_sdk.dll") + GetProcAddress, no import
+ * library, calls through MI_CALL (__stdcall on 32-bit) function pointers.
+ * usage: win_loader <config-json-file> <visit-number>   Prints "N passed, M failed".
+ * Runs sign-in (automatic), 1101, an outpatient visit (2201 2204 2206 2207), an async
+ * 1101, and the status, as a cashier's program on Windows would.
+ */
+#include <windows.h>
+#include <stdio.h>
+#include <string.h>
+#include "mi_sdk.h"
+
+typedef int32_t(MI_CALL *init_fn)(const char *);
+typedef int32_t(MI_CALL *call_sync_fn)(const char *, const char *, char *, int32_t *);
+typedef int32_t(MI_CALL *call_async_fn)(const char *, const char *, int32_t, int64_t *);
+typedef int32_t(MI_CALL *get_result_fn)(int64_t, char *, int32_t *);
+typedef int32_t(MI_CALL *text_fn)(char *, int32_t *);
+typedef int32_t(MI_CALL *shutdown_fn)(int32_t);
+typedef int32_t(MI_CALL *abi_fn)(void);
+typedef int32_t(MI_CALL *sm3_fn)(const char *, char *, int32_t *);
+
+static int passed = 0, failed = 0;
+#define CHECK(c, w) do { if (c) passed++; else { failed++; fprintf(stderr, "FAIL: %s\n", w); } } while (0)
+
+int main(int argc, char **argv) {
+    static char config[8192], out[65536];
+    int32_t len, rc;
+    int64_t id = 0;
+    int i;
+    FILE *f;
+    HMODULE dll = LoadLibraryA("mi_sdk.dll");
+    const char *q = "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\"}}";
+    if (dll == NULL || argc != 3) { fprintf(stderr, "cannot load mi_sdk.dll\n"); return 2; }
+    f = fopen(argv[1], "rb");
+    if (f == NULL) return 2;
+    config[fread(config, 1, sizeof config - 1, f)] = 0;
+    fclose(f);
+    {
+        init_fn mi_init = (init_fn)(void *)GetProcAddress(dll, "mi_init");
+        call_sync_fn mi_call_sync = (call_sync_fn)(void *)GetProcAddress(dll, "mi_call_sync");
+        call_async_fn mi_call_async = (call_async_fn)(void *)GetProcAddress(dll, "mi_call_async");
+        get_result_fn mi_get_result = (get_result_fn)(void *)GetProcAddress(dll, "mi_get_result");
+        text_fn mi_get_status = (text_fn)(void *)GetProcAddress(dll, "mi_get_status");
+        text_fn mi_last_error = (text_fn)(void *)GetProcAddress(dll, "mi_last_error");
+        shutdown_fn mi_shutdown = (shutdown_fn)(void *)GetProcAddress(dll, "mi_shutdown");
+        abi_fn mi_abi_version = (abi_fn)(void *)GetProcAddress(dll, "mi_abi_version");
+        sm3_fn mi_sm3_hex = (sm3_fn)(void *)GetProcAddress(dll, "mi_sm3_hex");
+        CHECK(mi_init && mi_call_sync && mi_call_async && mi_get_result && mi_get_status && mi_last_error && mi_shutdown &&
+                  mi_abi_version && mi_sm3_hex, "every export found by its plain name");
+        if (failed) return 1;
+        CHECK(mi_abi_version() == 1, "abi version");
+        len = (int32_t)sizeof out;
+        CHECK(mi_sm3_hex("abc", out, &len) == MI_OK && strncmp(out, "66c7f0f4", 8) == 0, "sm3");
+        rc = mi_init(config);
+        if (rc != MI_OK) {
+            len = (int32_t)sizeof out;
+            mi_last_error(out, &len);
+            fprintf(stderr, "mi_init %d: %s\n", (int)rc, out);
+            return 1;
+        }
+        len = (int32_t)sizeof out;
+        rc = mi_call_sync("1101", q, out, &len);
+        CHECK(rc == MI_OK && strstr(out, "44030000000000100001") != NULL, "sync 1101 over the network from Windows");
+        {
+            static char input[2048], mdtrt_id[64];
+            const char *psn = "44030000000000100001", *p;
+            size_t k = 0;
+            snprintf(input, sizeof input, "{\"input\":{\"data\":{\"psn_no\":\"%s\",\"insutype\":\"310\",\"ipt_otp_no\":\"WIN%s\"}},"
+                     "\"insuplc_admdvs\":\"440300\"}", psn, argv[2]);
+            len = (int32_t)sizeof out;
+            CHECK(mi_call_sync("2201", input, out, &len) == MI_OK, "2201 register");
+            p = strstr(out, "\"mdtrt_id\":\"");
+            if (p != NULL) {
+                p += 12;
+                while (*p && *p != '"' && k < sizeof mdtrt_id - 1) mdtrt_id[k++] = *p++;
+            }
+            mdtrt_id[k] = 0;
+            CHECK(k > 0, "mdtrt_id");
+            snprintf(input, sizeof input, "{\"input\":{\"feedetail\":[{\"feedetl_sn\":\"1\",\"mdtrt_id\":\"%s\",\"psn_no\":\"%s\","
+                     "\"chrg_bchno\":\"B\",\"med_list_codg\":\"X1\",\"det_item_fee_sumamt\":20.0,\"cnt\":2,\"pric\":10.0}]},"
+                     "\"insuplc_admdvs\":\"440300\"}", mdtrt_id, psn);
+            len = (int32_t)sizeof out;
+            CHECK(mi_call_sync("2204", input, out, &len) == MI_OK, "2204 fee details");
+            snprintf(input, sizeof input, "{\"input\":{\"data\":{\"psn_no\":\"%s\",\"mdtrt_id\":\"%s\",\"medfee_sumamt\":20.0,"
+                     "\"acct_used_flag\":\"1\",\"med_type\":\"11\"}},\"insuplc_admdvs\":\"440300\"}", psn, mdtrt_id);
+            len = (int32_t)sizeof out;
+            CHECK(mi_call_sync("2206", input, out, &len) == MI_OK, "2206 pre-settle");
+            len = (int32_t)sizeof out;
+            CHECK(mi_call_sync("2207", input, out, &len) == MI_OK && strstr(out, "\"setl_id\":\"") != NULL, "2207 settle");
+        }
+        len = (int32_t)sizeof out;
+        CHECK(mi_call_sync("11a1", q, out, &len) == MI_E_INVALID_ARGUMENT, "bad infno");
+        CHECK(mi_call_async("1101", q, 0, &id) == MI_OK && id > 0, "async submit");
+        for (i = 0; i < 1000; i++) {
+            len = (int32_t)sizeof out;
+            rc = mi_get_result(id, out, &len);
+            if (rc != MI_PENDING) break;
+            Sleep(10);
+        }
+        CHECK(rc == MI_OK, "async result");
+        len = (int32_t)sizeof out;
+        CHECK(mi_get_status(out, &len) == MI_OK && strstr(out, "\"workers\"") != NULL, "status");
+        CHECK(mi_shutdown(3000) == MI_OK, "shutdown");
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
