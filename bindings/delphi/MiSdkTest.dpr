@@ -15,6 +15,9 @@ begin
 end;
 
 const
+  { 张三 and 未查询到 in GBK, spelled as bytes so the source file's encoding does not matter. }
+  GbkZhangSan: AnsiString = #$D5#$C5#$C8#$FD;
+  GbkNotFound: AnsiString = #$CE#$B4#$B2#$E9#$D1#$AF#$B5#$BD;
   Q1101 = '{"data":{"mdtrt_cert_type":"02","mdtrt_cert_no":"440301199001011234"}}';
 
 var
@@ -56,6 +59,19 @@ begin
   Check(MiGetRequest(987654321, Rec) = MI_E_NOT_FOUND, 'unknown id');
   Check((MiStatus(Rec) = MI_OK) and (Pos('"queue_depth"', string(Rec)) > 0), 'status');
   Check(mi_shutdown(2000) = MI_OK, 'shutdown');
+
+  { GBK end to end: a PAnsiChar holding GBK, as Delphi 7 on Chinese Windows has it. }
+  Rc := MiInit(Copy(Config, 1, Length(Config) - 1) + ',"charset":"gbk"}');
+  Check(Rc = MI_OK, 'init gbk: ' + string(MiLastError));
+  Rc := MiCallSync('1101', '{"data":{"mdtrt_cert_type":"02","mdtrt_cert_no":"440301199001011234","psn_name":"' +
+    GbkZhangSan + '"}}', Output, Id);
+  Check(Rc = MI_OK, 'gbk 1101: ' + string(MiLastError));
+  Check(Pos(GbkZhangSan, Output) > 0, 'the name comes back in GBK');
+  Rc := MiCallSync('1101', '{"data":{"mdtrt_cert_type":"02","mdtrt_cert_no":"0"}}', Output, Id);
+  Check((Rc = MI_E_BUSINESS) and (Pos(GbkNotFound, MiLastError) > 0), 'the Chinese err_msg comes back in GBK');
+  Rc := MiCallSync('1101', '{"data":{"psn_name":"' + #$81 + '"}}', Output, Id);
+  Check(Rc = MI_E_INVALID_ARGUMENT, 'invalid GBK is refused');
+  Check(mi_shutdown(2000) = MI_OK, 'shutdown gbk');
   WriteLn(Passed, ' passed, ', Failed, ' failed');
   if Failed > 0 then Halt(1);
 end.

@@ -171,6 +171,24 @@ int main(int argc, char **argv) {
     CHECK(strstr(out, argv[4]) == NULL, "status holds no secret");
 
     CHECK(mi_shutdown(2000) == MI_OK, "shutdown");
+
+    /* GBK end to end: the name goes in as GBK bytes, the platform sees UTF-8, the
+     * Chinese err_msg comes back as GBK. */
+    config[strlen(config) - 1] = '\0';
+    strcat(config, ",\"charset\":\"gbk\"}");
+    CHECK(mi_init(config) == MI_OK, "init gbk");
+    len = (int32_t)sizeof out;
+    rc = mi_call_sync("1101",
+                      "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\","
+                      "\"psn_name\":\"\xd5\xc5\xc8\xfd\"}}",
+                      out, &len);
+    CHECK(rc == MI_OK && strstr(out, "\xd5\xc5\xc8\xfd") != NULL, "GBK name in and out");
+    len = (int32_t)sizeof out;
+    rc = mi_call_sync("1101", "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"0\"}}", out, &len);
+    CHECK(rc == MI_E_BUSINESS && strstr(last_error(), "\xce\xb4\xb2\xe9\xd1\xaf\xb5\xbd") != NULL, "GBK err_msg");
+    len = (int32_t)sizeof out;
+    CHECK(mi_call_sync("1101", "{\"data\":\"\x81\"}", out, &len) == MI_E_INVALID_ARGUMENT, "invalid GBK");
+    CHECK(mi_shutdown(2000) == MI_OK, "shutdown gbk");
     CHECK(mi_shutdown(0) == MI_OK, "shutdown again");
     len = (int32_t)sizeof out;
     CHECK(mi_call_sync("1101", q1101, out, &len) == MI_E_NOT_INITIALIZED, "call after shutdown");
