@@ -5,7 +5,13 @@
 # caught at the C boundary) and mingw-w64. Also writes the i686 import library made
 # from a .def file with the __stdcall decorations, for C clients that link rather
 # than LoadLibrary. Output: target/windows/{x64,x86}/.
+#
+# With --test, also runs the library's unit tests built for 64-bit Windows under wine64
+# (same release profile and flags as the DLL): among them, that a panic is caught at
+# the C boundary and returned as MI_E_INTERNAL in the Windows build.
 set -euo pipefail
+run_tests=0
+[ "${1:-}" = "--test" ] && run_tests=1
 cd "$(dirname "$0")/.."
 
 need=()
@@ -25,14 +31,22 @@ for f in rsbegin rsend; do
     -o "$out/rtstartup/$f.o" "/usr/lib/rustlib/src/rust/library/rtstartup/$f.rs"
 done
 
-build() {
-  local triple=$1 gcc=$2 dest=$3 upper
+# cargo for a Windows target with Debian's toolchain: cross_cargo <triple> <mingw gcc> <cargo args...>
+cross_cargo() {
+  local triple=$1 gcc=$2 upper
+  shift 2
   upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
-  echo "== cargo build --target $triple"
   env PATH=/usr/bin:/bin RUSTC_BOOTSTRAP=1 \
     "CARGO_TARGET_${upper}_LINKER=$gcc" "CC_${triple//-/_}=$gcc" "AR_${triple//-/_}=${gcc%gcc}ar" \
     "CARGO_TARGET_${upper}_RUSTFLAGS=-L native=$PWD/$out/rtstartup" \
-    cargo build --release --lib --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win --quiet
+    "CARGO_TARGET_${upper}_RUNNER=${WINE64:-wine64}" WINEPREFIX="$PWD/target/tmp/wineprefix" WINEDEBUG=-all \
+    cargo "$@" --release --lib --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win
+}
+
+build() {
+  local triple=$1 gcc=$2 dest=$3
+  echo "== cargo build --target $triple"
+  cross_cargo "$triple" "$gcc" build --quiet
   cp "target/win/$triple/release/mi_sdk.dll" "$dest/mi_sdk.dll"
 }
 build x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc "$out/x64"
@@ -60,3 +74,11 @@ mi_sm4_decrypt_hex@24
 DEF
 i686-w64-mingw32-dlltool -d "$out/x86/mi_sdk.def" -l "$out/x86/libmi_sdk.a" -k
 ls -la "$out"/x64 "$out"/x86
+
+if [ "$run_tests" = 1 ]; then
+  WINE64=$(command -v wine64 || echo /usr/lib/wine/wine64)
+  export WINE64
+  echo "== the library's unit tests on 64-bit Windows, under $WINE64"
+  mkdir -p target/tmp
+  cross_cargo x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc test --quiet
+fi

@@ -37,15 +37,16 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build (shared library, static library, header)"
 cargo build --workspace --quiet
+rm -f target/windows-units.txt
 if [ "$windows" = 1 ]; then
-  echo "== scripts/build-windows.sh"
-  scripts/build-windows.sh
+  echo "== scripts/build-windows.sh --test"
+  scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt
 fi
 echo "== cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
 # One closing line over all test binaries, for people and CI alike.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes)\n", p, f, i }' target/test-output.txt
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes; the count includes the unit tests run on Windows under wine64)\n", p, f, i }' target/test-output.txt $( [ -f target/windows-units.txt ] && [ "$windows" = 1 ] && echo target/windows-units.txt)
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   cat target/tmp/skipped.txt
