@@ -256,6 +256,16 @@ impl Core {
                 }
                 Verdict::Final | Verdict::Uncertain => {
                     self.journal.finish(id, Some((n, &attempt)), &fin)?;
+                    // One line per call for the operators: what, which msgid, how it ended.
+                    log::info!(
+                        "call infno={} msgid={} request={} attempt={} outcome={} latency_ms={}",
+                        row.infno,
+                        msgid,
+                        id,
+                        n,
+                        fin.code.name(),
+                        attempt.latency_ms
+                    );
                     self.after(&row, &opter, &fin);
                     return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
                 }

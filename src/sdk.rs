@@ -118,6 +118,8 @@ impl Sdk {
         let date = crate::protocol::signin::today();
         let signed_in = self.core.journal.signin_get(&cfg.institution.fixmedins_code, opter, &date)?.is_some();
         let engine = self.engine();
+        let health = self.core.journal.health()?;
+        let oldest_age_s = health.oldest_unfinished.as_deref().and_then(age_seconds);
         Ok(json!({
             "version": crate::VERSION,
             "abi_version": crate::ABI_VERSION,
@@ -126,6 +128,10 @@ impl Sdk {
             "charset": cfg.charset,
             "gateway": {"url": strip_userinfo(&cfg.gateway.url), "profile": cfg.gateway.profile},
             "journal": cfg.journal_path().display().to_string(),
+            "journal_bytes": health.bytes,
+            "oldest_unfinished_at": health.oldest_unfinished,
+            "oldest_unfinished_age_s": oldest_age_s,
+            "last_error_at": health.last_error.as_ref().map(|e| e.0.clone()),
             "workers": engine.workers(),
             "workers_busy": engine.busy(),
             "queue_depth": self.core.queued.load(Ordering::Acquire).max(0),
@@ -160,8 +166,14 @@ impl Sdk {
     }
 }
 
+/// Seconds since a journal timestamp (local time).
+pub fn age_seconds(ts: &str) -> Option<i64> {
+    let t = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
+    Some((crate::protocol::now_local() - t).num_seconds().max(0))
+}
+
 /// `http://user:pw@host/x` -> `http://host/x`: a URL may carry credentials.
-fn strip_userinfo(url: &str) -> String {
+pub fn strip_userinfo(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));

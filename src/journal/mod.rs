@@ -429,6 +429,85 @@ impl Journal {
         Ok(ids)
     }
 
+    /// What an operator asks first, read from the journal alone (any process's work):
+    /// the oldest unfinished request, the last success and failure, recent latencies.
+    pub fn health(&self) -> Result<Health> {
+        let c = self.lock();
+        let oldest_unfinished: Option<String> = c.query_row(
+            "SELECT min(created_at) FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait')",
+            [],
+            |r| r.get(0),
+        )?;
+        let last_success_at: Option<String> =
+            c.query_row("SELECT max(updated_at) FROM mi_request WHERE state = 'succeeded'", [], |r| r.get(0))?;
+        let last_error: Option<(String, String, String)> = c
+            .query_row(
+                "SELECT updated_at, infno, coalesce(last_error, '') FROM mi_request
+                  WHERE state IN ('failed', 'business_error', 'uncertain') ORDER BY updated_at DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let mut lat: Vec<i64> = c
+            .prepare("SELECT latency_ms FROM mi_attempt WHERE latency_ms IS NOT NULL ORDER BY id DESC LIMIT 1000")?
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        lat.sort_unstable();
+        let pct =
+            |p: f64| (!lat.is_empty()).then(|| lat[((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1]);
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(Health {
+            oldest_unfinished,
+            last_success_at,
+            last_error,
+            p50_ms: pct(0.5),
+            p99_ms: pct(0.99),
+            bytes: size(&self.path) + size(Path::new(&wal)),
+        })
+    }
+
+    /// Requests matching an operator's filter, newest first.
+    pub fn find(&self, f: &Filter) -> Result<Vec<RequestRow>> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT id FROM mi_request
+              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR infno = ?2)
+                AND (?3 IS NULL OR substr(created_at, 1, 10) = ?3) AND (?4 IS NULL OR msgid = ?4)
+              ORDER BY id DESC LIMIT ?5",
+        )?;
+        let ids: Vec<i64> = st
+            .query_map(params![f.state, f.infno, f.date, f.msgid, f.limit], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        ids.into_iter().filter_map(|id| read_row(&c, id).transpose()).collect()
+    }
+
+    /// The attempts of a request, oldest first: (no, msgid, started, outcome, http, infcode, err_msg, latency).
+    pub fn attempts(&self, id: i64) -> Result<Vec<AttemptRow>> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT attempt_no, msgid, started_at, coalesce(outcome, 'in flight'), http_status, infcode,
+                    coalesce(err_msg, ''), latency_ms
+               FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no",
+        )?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok(AttemptRow {
+                    attempt_no: r.get(0)?,
+                    msgid: r.get(1)?,
+                    started_at: r.get(2)?,
+                    outcome: r.get(3)?,
+                    http_status: r.get(4)?,
+                    infcode: r.get(5)?,
+                    err_msg: r.get(6)?,
+                    latency_ms: r.get(7)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+
     pub fn counts_by_state(&self) -> Result<Vec<(String, i64)>> {
         let c = self.lock();
         let mut st = c.prepare("SELECT state, count(*) FROM mi_request GROUP BY state")?;
@@ -467,6 +546,43 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// The journal's answer to "is it healthy?" (see [`Journal::health`]).
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub oldest_unfinished: Option<String>,
+    pub last_success_at: Option<String>,
+    /// (when, infno, message) of the latest failure.
+    pub last_error: Option<(String, String, String)>,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    /// The journal file and its WAL, in bytes.
+    pub bytes: u64,
+}
+
+/// An operator's filter over requests.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub infno: Option<String>,
+    /// `yyyy-MM-dd` of creation.
+    pub date: Option<String>,
+    pub msgid: Option<String>,
+    pub limit: i64,
+}
+
+/// One attempt as the journal holds it.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub attempt_no: i64,
+    pub msgid: String,
+    pub started_at: String,
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub infcode: Option<i64>,
+    pub err_msg: String,
+    pub latency_ms: Option<i64>,
 }
 
 /// What recovery does with a request a dead process may have sent.

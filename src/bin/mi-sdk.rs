@@ -1,0 +1,267 @@
+//! `mi-sdk`: the operators' command line, reading the same config and journal as the
+//! HIS. `mi-sdk --help` lists the commands. Exit codes: 0 done, 1 the command failed
+//! (message on stderr), 2 wrong usage.
+
+use mi_sdk::journal::{Filter, Journal, RequestRow};
+use mi_sdk::{Code, Config, Sdk};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: mi-sdk [--config FILE] COMMAND
+commands:
+  status [--json]                 signed in? gateway? what is waiting, failing, uncertain
+  requests [--state S] [--infno N] [--date YYYY-MM-DD] [--msgid M] [--limit N] [--json]
+  show ID [--json]                one request with its attempts
+  reverse ID                      send 2601 for an uncertain or succeeded settlement
+The config is FILE, else $MI_SDK_CONFIG, else mi_sdk.json beside this program or in
+the working folder.";
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config: Option<String> = None;
+    if let Some(i) = args.iter().position(|a| a == "--config") {
+        if i + 1 >= args.len() {
+            return usage("--config needs a file");
+        }
+        config = Some(args.remove(i + 1));
+        args.remove(i);
+    }
+    let json = take_flag(&mut args, "--json");
+    let Some(cmd) = args.first().cloned() else { return usage("no command") };
+    let rest = &args[1..];
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let cfg = match Config::load(config.as_deref(), &exe_dir) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let result = match cmd.as_str() {
+        "status" => status(&cfg, json),
+        "requests" => requests(&cfg, rest, json),
+        "show" => show(&cfg, rest, json),
+        "reverse" => reverse(cfg, rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => return usage(&format!("unknown command {other}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Usage(m)) if m.starts_with("usage:") => usage(&m[6..]),
+        Err(Usage(m)) => fail(&m),
+    }
+}
+
+/// A failure, with whether it is a usage mistake ("usage:" prefix).
+struct Usage(String);
+
+impl From<mi_sdk::Error> for Usage {
+    fn from(e: mi_sdk::Error) -> Usage {
+        Usage(e.to_string())
+    }
+}
+
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let had = args.iter().any(|a| a == flag);
+    args.retain(|a| a != flag);
+    had
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("mi-sdk: {}\n{USAGE}", msg.trim());
+    ExitCode::from(2)
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("mi-sdk: {msg}");
+    ExitCode::from(1)
+}
+
+/// The journal, read as it is: an operator's command never creates one.
+fn journal(cfg: &Config) -> Result<Journal, Usage> {
+    let path = cfg.journal_path();
+    if !path.is_file() {
+        return Err(Usage(format!("no journal at {}: has the HIS run mi_init with this config?", path.display())));
+    }
+    Ok(Journal::open(&path, &cfg.journal.synchronous)?)
+}
+
+fn status(cfg: &Config, as_json: bool) -> Result<(), Usage> {
+    let j = journal(cfg)?;
+    let h = j.health()?;
+    let counts: serde_json::Map<String, Value> = mi_sdk::journal::state::ALL
+        .iter()
+        .map(|s| (s.to_string(), json!(0)))
+        .chain(j.counts_by_state()?.into_iter().map(|(s, n)| (s, json!(n))))
+        .collect();
+    let date = mi_sdk::protocol::signin::today();
+    let i = &cfg.institution;
+    let signed_in = j.signin_get(&i.fixmedins_code, &i.opter, &date)?.is_some();
+    let doc = json!({
+        "version": mi_sdk::VERSION,
+        "fixmedins_code": i.fixmedins_code,
+        "gateway": {"url": mi_sdk::sdk::strip_userinfo(&cfg.gateway.url), "profile": cfg.gateway.profile},
+        "journal": cfg.journal_path().display().to_string(),
+        "journal_bytes": h.bytes,
+        "counts": counts,
+        "oldest_unfinished_at": h.oldest_unfinished,
+        "oldest_unfinished_age_s": h.oldest_unfinished.as_deref().and_then(mi_sdk::sdk::age_seconds),
+        "last_success_at": h.last_success_at,
+        "last_error": h.last_error.as_ref().map(|(at, infno, msg)| json!({"at": at, "infno": infno, "message": msg})),
+        "sign_in": {"opter": i.opter, "sign_date": date, "signed_in": signed_in},
+        "latency_ms": {"p50": h.p50_ms, "p99": h.p99_ms},
+    });
+    if as_json {
+        println!("{doc}");
+        return Ok(());
+    }
+    let n = |s: &str| doc["counts"][s].as_i64().unwrap_or(0);
+    println!("mi_sdk {}  institution {}", mi_sdk::VERSION, i.fixmedins_code);
+    println!("gateway      {} ({})", doc["gateway"]["url"].as_str().unwrap_or(""), cfg.gateway.profile);
+    println!("journal      {} ({} KiB)", doc["journal"].as_str().unwrap_or(""), h.bytes / 1024);
+    println!(
+        "sign-in      operator {} on {}: {}",
+        i.opter,
+        date,
+        if signed_in { "signed in" } else { "not signed in" }
+    );
+    println!(
+        "requests     {} succeeded, {} business errors, {} failed, {} reversed",
+        n("succeeded"),
+        n("business_error"),
+        n("failed"),
+        n("reversed")
+    );
+    println!("waiting      {} queued, {} sending, {} waiting to retry", n("queued"), n("sending"), n("retry_wait"));
+    if let Some(at) = &h.oldest_unfinished {
+        println!("oldest       unfinished since {at}");
+    }
+    println!("last success {}", h.last_success_at.as_deref().unwrap_or("never"));
+    if let Some((at, infno, msg)) = &h.last_error {
+        println!("last error   {at} {infno}: {msg}");
+    }
+    if let (Some(p50), Some(p99)) = (h.p50_ms, h.p99_ms) {
+        println!("latency      p50 {p50} ms, p99 {p99} ms");
+    }
+    if n("uncertain") > 0 {
+        println!(
+            "ACTION       {} uncertain request(s): `mi-sdk requests --state uncertain`, then reverse or query",
+            n("uncertain")
+        );
+    }
+    Ok(())
+}
+
+fn opt(rest: &[String], name: &str) -> Result<Option<String>, Usage> {
+    match rest.iter().position(|a| a == name) {
+        Some(i) => rest.get(i + 1).cloned().map(Some).ok_or_else(|| Usage(format!("usage: {name} needs a value"))),
+        None => Ok(None),
+    }
+}
+
+fn row_json(r: &RequestRow) -> Value {
+    json!({"request_id": r.id, "msgid": r.msgid, "infno": r.infno, "state": r.state, "priority": r.priority,
+           "attempts": r.attempts, "mi_code": r.mi_code, "created_at": r.created_at, "updated_at": r.updated_at,
+           "last_error": r.last_error, "reversal_of": r.reversal_of, "reversed_by": r.reversed_by})
+}
+
+fn requests(cfg: &Config, rest: &[String], as_json: bool) -> Result<(), Usage> {
+    let limit = match opt(rest, "--limit")? {
+        Some(l) => l.parse().map_err(|_| Usage("usage: --limit takes a number".into()))?,
+        None => 50,
+    };
+    let state = opt(rest, "--state")?;
+    if let Some(s) = &state {
+        if !mi_sdk::journal::state::ALL.contains(&s.as_str()) {
+            return Err(Usage(format!("usage: --state is one of {}", mi_sdk::journal::state::ALL.join(", "))));
+        }
+    }
+    let f =
+        Filter { state, infno: opt(rest, "--infno")?, date: opt(rest, "--date")?, msgid: opt(rest, "--msgid")?, limit };
+    let rows = journal(cfg)?.find(&f)?;
+    if as_json {
+        println!("{}", Value::Array(rows.iter().map(row_json).collect()));
+        return Ok(());
+    }
+    println!(
+        "{:>8}  {:<5}  {:<14}  {:>3}  {:<23}  {:<30}  last error",
+        "id", "infno", "state", "try", "created", "msgid"
+    );
+    for r in &rows {
+        let err: String = r.last_error.as_deref().unwrap_or("").chars().take(60).collect();
+        println!(
+            "{:>8}  {:<5}  {:<14}  {:>3}  {:<23}  {:<30}  {err}",
+            r.id, r.infno, r.state, r.attempts, r.created_at, r.msgid
+        );
+    }
+    println!("{} request(s)", rows.len());
+    Ok(())
+}
+
+fn id_arg(rest: &[String]) -> Result<i64, Usage> {
+    rest.first().and_then(|a| a.parse().ok()).ok_or_else(|| Usage("usage: give a request id".into()))
+}
+
+fn show(cfg: &Config, rest: &[String], as_json: bool) -> Result<(), Usage> {
+    let id = id_arg(rest)?;
+    let j = journal(cfg)?;
+    let r = j.request(id)?.ok_or_else(|| Usage(format!("no request {id}")))?;
+    let attempts = j.attempts(id)?;
+    if as_json {
+        let mut doc = row_json(&r);
+        doc["result"] = r.result.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
+        doc["attempt_rows"] = attempts
+            .iter()
+            .map(|a| json!({"attempt_no": a.attempt_no, "msgid": a.msgid, "started_at": a.started_at, "outcome": a.outcome,
+                            "http_status": a.http_status, "infcode": a.infcode, "err_msg": a.err_msg, "latency_ms": a.latency_ms}))
+            .collect();
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("request {}  {}  {}  priority {}", r.id, r.infno, r.state, r.priority);
+    println!("msgid   {}", r.msgid);
+    println!("created {}  updated {}", r.created_at, r.updated_at);
+    if let Some(code) = r.mi_code {
+        println!("code    {}", Code::from_i32(code).name());
+    }
+    if let Some(e) = &r.last_error {
+        println!("error   {e}");
+    }
+    if let Some(o) = r.reversal_of {
+        println!("reverses request {o}");
+    }
+    if let Some(b) = r.reversed_by {
+        println!("reversed by request {b}");
+    }
+    for a in &attempts {
+        println!(
+            "  attempt {} {} {} {} http {} infcode {} {} ms {}",
+            a.attempt_no,
+            a.started_at,
+            a.msgid,
+            a.outcome,
+            a.http_status.map_or("-".into(), |s| s.to_string()),
+            a.infcode.map_or("-".into(), |s| s.to_string()),
+            a.latency_ms.map_or("-".into(), |s| s.to_string()),
+            a.err_msg
+        );
+    }
+    Ok(())
+}
+
+fn reverse(cfg: Config, rest: &[String]) -> Result<(), Usage> {
+    let id = id_arg(rest)?;
+    journal(&cfg)?;
+    let sdk = Sdk::start(cfg)?;
+    let r = sdk.reverse(id);
+    sdk.shutdown(std::time::Duration::from_secs(10));
+    let out = r?;
+    println!("{}", out.output);
+    if out.code == Code::Ok {
+        println!("request {id} reversed by request {}", out.request_id);
+        Ok(())
+    } else {
+        Err(Usage(format!("the reversal ended with {}", out.code.name())))
+    }
+}

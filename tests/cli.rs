@@ -1,0 +1,122 @@
+//! The operators' CLI run as a process against a journal filled through the C ABI and
+//! the simulator; and the logs it points people to: one line per call, rotation, no
+//! full ID numbers.
+
+mod common;
+
+use common::*;
+use mi_sdk::ffi::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let exe = target_dir().join("mi-sdk");
+    assert!(exe.is_file(), "{} missing: cargo build first (scripts/test.sh does)", exe.display());
+    let out = Command::new(exe).arg("--config").arg(config).args(args).env_remove("MI_SDK_CONFIG").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_requests_show_and_reverse_from_the_command_line() {
+    let _g = serial();
+    let env = Env::plain();
+    let cfg = env.config(
+        json!({"gateway": {"timeout_ms": 800}, "retry": {"max_attempts": 2, "base_delay_ms": 20, "max_delay_ms": 50}}),
+    );
+    let file = env.dir.path().join("mi_sdk.json");
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    assert_eq!(init_text(&cfg.to_string()), MI_OK);
+    assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+    assert_eq!(call("1101", q1101("000")).0, MI_E_BUSINESS);
+    let settle = visit("44030000000000100001", "CLI1", 10.0);
+    let mut input = settle.clone();
+    input["_sim"] = json!({"drop": true});
+    let (rc, _) = call("2207", json!({"input": input, "insuplc_admdvs": "440300"}));
+    assert_eq!(rc, MI_E_UNCERTAIN);
+    let uncertain = mi_last_request_id();
+    mi_shutdown(2000);
+
+    let (code, out, err) = cli(&file, &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let st: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st["counts"]["uncertain"], 1);
+    assert_eq!(st["counts"]["business_error"], 1);
+    assert_eq!(st["sign_in"]["signed_in"], true);
+    assert_eq!(st["last_error"]["infno"], "2207");
+    assert!(st["journal_bytes"].as_u64().unwrap() > 0 && st["latency_ms"]["p50"].is_number());
+    let (code, out, _) = cli(&file, &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("signed in") && out.contains("ACTION") && out.contains("1 uncertain"), "{out}");
+
+    let (code, out, _) = cli(&file, &["requests", "--state", "uncertain", "--json"]);
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!((rows[0]["request_id"].as_i64(), rows[0]["infno"].as_str()), (Some(uncertain), Some("2207")));
+    let (_, out, _) = cli(&file, &["requests", "--infno", "1101"]);
+    assert!(out.contains("business_error") && out.contains("2 request(s)"), "{out}");
+
+    let (code, out, _) = cli(&file, &["show", &uncertain.to_string(), "--json"]);
+    assert_eq!(code, 0);
+    let rec: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rec["attempt_rows"][0]["outcome"], "maybe_processed");
+
+    let (code, out, err) = cli(&file, &["reverse", &uncertain.to_string()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("reversed by request"), "{out}");
+    let (_, out, _) = cli(&file, &["show", &uncertain.to_string()]);
+    assert!(out.contains("reversed") && out.contains("reversed by request"), "{out}");
+    let last = env.ledger()["reversals"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["effect"], "reversed");
+
+    // Script-friendly failures.
+    assert_eq!(cli(&file, &["requests", "--state", "bogus"]).0, 2);
+    assert_eq!(cli(&file, &["frobnicate"]).0, 2);
+    let (code, _, err) = cli(&file, &["show", "987654"]);
+    assert_eq!((code, err.contains("no request 987654")), (1, true));
+    let other = env.dir.path().join("other.json");
+    std::fs::write(
+        &other,
+        env.config(json!({"journal": {"path": env.dir.path().join("none.db").to_string_lossy()}})).to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = cli(&other, &["status"]);
+    assert_eq!((code, err.contains("no journal")), (1, true), "{err}");
+    assert!(!env.dir.path().join("none.db").exists(), "an operator's command never creates a journal");
+
+    // One log line per call, with its msgid; no full ID number anywhere in the logs.
+    let logs = files_under(&env.dir.path().join("logs"));
+    let all: Vec<u8> = logs.iter().flat_map(|(_, b)| b.clone()).collect();
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.lines().any(|l| l.contains("call infno=2207 msgid=H44030000001") && l.contains("outcome=MI_E_UNCERTAIN")),
+        "{text}"
+    );
+    assert!(!contains(&all, ZHANG_CERTNO.as_bytes()));
+}
+
+#[test]
+fn logs_roll_over_at_max_file_mb_and_keep_keep_files() {
+    let _g = serial();
+    let env = Env::plain();
+    assert_eq!(env.init(json!({"log": {"level": "debug", "max_file_mb": 1, "keep_files": 2}})), MI_OK);
+    let mut big = q1101(ZHANG_CERTNO);
+    big["pad"] = json!("x".repeat(150_000));
+    for _ in 0..25 {
+        assert_eq!(call("1101", big.clone()).0, MI_OK);
+    }
+    mi_shutdown(2000);
+    let files = files_under(&env.dir.path().join("logs"));
+    let names: Vec<String> = files.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.contains(&"mi_sdk.log".to_string()), "{names:?}");
+    let rolled = names.iter().filter(|n| n.starts_with("mi_sdk.") && n.as_str() != "mi_sdk.log").count();
+    assert!((1..=2).contains(&rolled), "rolled files: {names:?}");
+    for (p, b) in &files {
+        assert!(b.len() < 1_500_000, "{} is {} bytes", p.display(), b.len());
+        assert!(!contains(b, ZHANG_CERTNO.as_bytes()));
+    }
+}
