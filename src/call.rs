@@ -142,6 +142,7 @@ impl Core {
             fixmedins_code: &self.cfg.institution.fixmedins_code,
             node_id: self.cfg.node_id,
             reversal_of,
+            source: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod call;
 pub mod charset;
 pub mod config;
 pub mod crypto;
+pub mod dropbox;
 pub mod engine;
 pub mod error;
 pub mod ffi;

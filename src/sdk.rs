@@ -84,9 +84,20 @@ impl Sdk {
 
     /// Commits a request (group commit) and queues it; returns its id.
     pub fn call_async(&self, infno: &str, input: &str, priority: i32) -> Result<i64> {
+        self.call_async_from(infno, input, priority, None)
+    }
+
+    /// `call_async` for a request that comes from outside the ABI under a unique name
+    /// (`source`, e.g. a drop-box file): the journal refuses the same source twice.
+    pub fn call_async_from(&self, infno: &str, input: &str, priority: i32, source: Option<&str>) -> Result<i64> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        self.submitter.submit(infno, call, priority)
+        self.submitter.submit(infno, call, priority, source)
+    }
+
+    /// The request submitted from `source`, if any.
+    pub fn by_source(&self, source: &str) -> Result<Option<i64>> {
+        self.core.journal.by_source(source)
     }
 
     pub fn get_result(&self, id: i64) -> Result<Outcome> {

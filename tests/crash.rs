@@ -201,6 +201,7 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
                 fixmedins_code: "H44030000001",
                 node_id: 7,
                 reversal_of: None,
+                source: None,
             };
             (req, serde_json::to_string(&mi_sdk::protocol::envelope::build(&cfg, "2201", "", c).unwrap()).unwrap())
         })

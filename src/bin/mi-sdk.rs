@@ -14,6 +14,7 @@ commands:
   requests [--state S] [--infno N] [--date YYYY-MM-DD] [--msgid M] [--limit N] [--json]
   show ID [--json]                one request with its attempts
   reverse ID                      send 2601 for an uncertain or succeeded settlement
+  serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
 The config is FILE, else $MI_SDK_CONFIG, else mi_sdk.json beside this program or in
 the working folder.";
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         "requests" => requests(&cfg, rest, json),
         "show" => show(&cfg, rest, json),
         "reverse" => reverse(cfg, rest),
+        "serve" => serve(cfg, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -264,4 +266,19 @@ fn reverse(cfg: Config, rest: &[String]) -> Result<(), Usage> {
     } else {
         Err(Usage(format!("the reversal ended with {}", out.code.name())))
     }
+}
+
+fn serve(cfg: Config, rest: &[String]) -> Result<(), Usage> {
+    let dir = opt(rest, "--watch")?.ok_or_else(|| Usage("usage: serve needs --watch DIR".into()))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, std::sync::atomic::Ordering::Release))
+        .map_err(|e| Usage(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
+    let sdk = Sdk::start(cfg)?;
+    eprintln!("mi-sdk: watching {dir} (Ctrl-C to stop)");
+    let r = mi_sdk::dropbox::run(&sdk, Path::new(&dir), &stop);
+    sdk.shutdown(std::time::Duration::from_secs(10));
+    r?;
+    eprintln!("mi-sdk: stopped");
+    Ok(())
 }

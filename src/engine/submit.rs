@@ -19,6 +19,8 @@ struct Item {
     priority: i32,
     /// Built by the caller's thread, so the single writer only writes.
     envelope: String,
+    /// Where it came from outside the ABI (a drop-box file), unique in the journal.
+    source: Option<String>,
     reply: Sender<Result<i64>>,
 }
 
@@ -40,7 +42,7 @@ impl Submitter {
     }
 
     /// Commits a request and returns its id, or `MI_E_BUSY` past `queue_capacity`.
-    pub fn submit(&self, infno: &str, call: CallInput, priority: i32) -> Result<i64> {
+    pub fn submit(&self, infno: &str, call: CallInput, priority: i32, source: Option<&str>) -> Result<i64> {
         let cap = self.core.cfg.queue_capacity as i64;
         if self.core.queued.load(Ordering::Acquire) >= cap {
             return Err(Error::new(Code::Busy, format!("the async queue is full ({cap} requests waiting); try later")));
@@ -48,7 +50,8 @@ impl Submitter {
         // The msgid is filled in when the envelope is sent.
         let envelope = self.core.envelope_text(infno, "", &call)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let item = Item { infno: infno.to_string(), call, priority, envelope, reply };
+        let item =
+            Item { infno: infno.to_string(), call, priority, envelope, source: source.map(str::to_owned), reply };
         let sent = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(tx) => tx.send(item).is_ok(),
             None => false,
@@ -74,8 +77,10 @@ fn write(core: &Core, rx: Receiver<Item>) {
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
         let rows: Vec<_> = batch
             .iter_mut()
-            .map(|Item { infno, call, priority, envelope, .. }| {
-                (core.new_request(infno, call, "async", *priority, None), std::mem::take(envelope))
+            .map(|Item { infno, call, priority, envelope, source, .. }| {
+                let mut req = core.new_request(infno, call, "async", *priority, None);
+                req.source = source.as_deref();
+                (req, std::mem::take(envelope))
             })
             .collect();
         let results = core.journal.insert_many(&rows);

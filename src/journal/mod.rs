@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 /// Schema versions, in order; entry N brings the file to `user_version` N+1.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_source.sql")];
 
 /// The states of ABI.md §3.
 pub mod state {
@@ -34,6 +34,8 @@ pub struct NewRequest<'a> {
     pub node_id: u32,
     /// The request this one reverses (a 2601).
     pub reversal_of: Option<i64>,
+    /// A unique name of where it came from outside the ABI (a drop-box file).
+    pub source: Option<&'a str>,
 }
 
 /// One finished attempt, as recorded.
@@ -468,6 +470,12 @@ impl Journal {
         })
     }
 
+    /// The request submitted from a source (a drop-box file), if any.
+    pub fn by_source(&self, source: &str) -> Result<Option<i64>> {
+        let c = self.lock();
+        Ok(c.query_row("SELECT id FROM mi_request WHERE source = ?1", [source], |r| r.get(0)).optional()?)
+    }
+
     /// Requests matching an operator's filter, newest first.
     pub fn find(&self, f: &Filter) -> Result<Vec<RequestRow>> {
         let c = self.lock();
@@ -663,13 +671,27 @@ fn insert_row(
     now: &str,
 ) -> Result<i64> {
     let mut st = tx.prepare_cached(
-        "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, source,
+                                created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
     )?;
-    let inserted =
-        st.execute(params![msgid, req.infno, req.mode, req.priority, state, envelope, owner, req.reversal_of, now]);
-    if let Err(rusqlite::Error::SqliteFailure(f, _)) = &inserted {
+    let inserted = st.execute(params![
+        msgid,
+        req.infno,
+        req.mode,
+        req.priority,
+        state,
+        envelope,
+        owner,
+        req.reversal_of,
+        req.source,
+        now
+    ]);
+    if let Err(rusqlite::Error::SqliteFailure(f, msg)) = &inserted {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            if msg.as_deref().is_some_and(|m| m.contains("source")) {
+                return Err(Error::invalid(format!("{} was already submitted", req.source.unwrap_or(""))));
+            }
             return Err(Error::invalid(format!("msgid {msgid} was already used: a msgid must never repeat")));
         }
     }
@@ -770,6 +792,7 @@ mod tests {
             fixmedins_code: "H44030000001",
             node_id: 3,
             reversal_of: None,
+            source: None,
         }
     }
 
