@@ -38,6 +38,8 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     let (rc, _) = call("2207", json!({"input": input, "insuplc_admdvs": "440300"}));
     assert_eq!(rc, MI_E_UNCERTAIN);
     let uncertain = mi_last_request_id();
+    let paid = visit("44030000000000100001", "CLI2", 12.5);
+    assert_eq!(call("2207", json!({"input": paid, "insuplc_admdvs": "440300"})).0, MI_OK);
     mi_shutdown(2000);
 
     let (code, out, err) = cli(&file, &["status", "--json"]);
@@ -64,6 +66,29 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     assert_eq!(code, 0);
     let rec: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rec["attempt_rows"][0]["outcome"], "maybe_processed");
+
+    // The day's report and the CSV export.
+    let (code, out, err) = cli(&file, &["report", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rep: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rep["settled"]["count"], 1);
+    assert_eq!(rep["settled"]["medfee_sumamt"], 12.5);
+    assert_eq!(rep["uncertain"].as_array().unwrap().len(), 1);
+    assert!(rep["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["err_msg"].as_str().unwrap_or("").contains("未查询到")));
+    let (_, out, _) = cli(&file, &["report"]);
+    assert!(out.contains("ACTION: 1 uncertain"), "{out}");
+    let today = rep["date"].as_str().unwrap().to_string();
+    let (code, out, _) = cli(&file, &["export", "--from", &today]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("request_id,msgid,infno,state"));
+    assert_eq!(lines.len() - 1, rep["requests"].as_u64().unwrap() as usize);
+    assert!(lines.iter().any(|l| l.contains(",business_error,")));
+    assert_eq!(cli(&file, &["export", "--from", "27/11/2026"]).0, 2);
 
     let (code, out, err) = cli(&file, &["reverse", &uncertain.to_string()]);
     assert_eq!(code, 0, "{out}\n{err}");

@@ -14,6 +14,8 @@ commands:
   requests [--state S] [--infno N] [--date YYYY-MM-DD] [--msgid M] [--limit N] [--json]
   show ID [--json]                one request with its attempts
   reverse ID                      send 2601 for an uncertain or succeeded settlement
+  report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
+  export --from DATE [--to DATE]  CSV of the requests created in that range, to stdout
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
 The config is FILE, else $MI_SDK_CONFIG, else mi_sdk.json beside this program or in
 the working folder.";
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
         "show" => show(&cfg, rest, json),
         "reverse" => reverse(cfg, rest),
         "serve" => serve(cfg, rest),
+        "report" => report(&cfg, rest, json),
+        "export" => export(&cfg, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -280,5 +284,132 @@ fn serve(cfg: Config, rest: &[String]) -> Result<(), Usage> {
     sdk.shutdown(std::time::Duration::from_secs(10));
     r?;
     eprintln!("mi-sdk: stopped");
+    Ok(())
+}
+
+fn date_arg(d: &str) -> Result<String, Usage> {
+    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .map(|_| d.to_string())
+        .map_err(|_| Usage(format!("usage: {d} is not a date (YYYY-MM-DD)")))
+}
+
+fn report(cfg: &Config, rest: &[String], as_json: bool) -> Result<(), Usage> {
+    let day = match rest.first() {
+        Some(d) => date_arg(d)?,
+        None => mi_sdk::protocol::signin::today(),
+    };
+    let rows = journal(cfg)?.between(&day, &day)?;
+    let mut by: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    let mut failures = Vec::new();
+    let mut uncertain = Vec::new();
+    let mut settled = [0f64; 4];
+    let mut settlements = 0;
+    for r in &rows {
+        *by.entry((r.infno.clone(), r.state.clone())).or_default() += 1;
+        match r.state.as_str() {
+            "failed" | "business_error" => {
+                failures.push(json!({"request_id": r.id, "infno": r.infno, "msgid": r.msgid, "err_msg": r.last_error}))
+            }
+            "uncertain" => {
+                uncertain.push(json!({"request_id": r.id, "infno": r.infno, "msgid": r.msgid, "since": r.updated_at}))
+            }
+            _ => {}
+        }
+        if r.state == "succeeded" && (r.infno == "2207" || r.infno == "2304") {
+            if let Some(s) = r.result.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()) {
+                let si = &s["output"]["setlinfo"];
+                for (i, k) in ["medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay"].iter().enumerate() {
+                    settled[i] += si[k].as_f64().or_else(|| si[k].as_str().and_then(|v| v.parse().ok())).unwrap_or(0.0);
+                }
+                settlements += 1;
+            }
+        }
+    }
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let doc = json!({
+        "date": day,
+        "requests": rows.len(),
+        "by_transaction": by.iter().map(|((i, s), n)| json!({"infno": i, "state": s, "count": n})).collect::<Vec<_>>(),
+        "failures": failures,
+        "uncertain": uncertain,
+        "settled": {"count": settlements, "medfee_sumamt": round(settled[0]), "fund_pay_sumamt": round(settled[1]),
+                    "acct_pay": round(settled[2]), "psn_cash_pay": round(settled[3])},
+    });
+    if as_json {
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("report for {day}: {} requests", rows.len());
+    for ((infno, state), n) in &by {
+        println!("  {infno:<5} {state:<14} {n:>6}");
+    }
+    println!(
+        "settled: {settlements} settlements, total {:.2}, fund {:.2}, account {:.2}, cash {:.2}",
+        settled[0], settled[1], settled[2], settled[3]
+    );
+    if !failures.is_empty() {
+        println!("failures:");
+        for f in &failures {
+            println!(
+                "  {} {} {}",
+                f["request_id"],
+                f["infno"].as_str().unwrap_or(""),
+                f["err_msg"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if !uncertain.is_empty() {
+        println!("ACTION: {} uncertain request(s) to reverse or query:", uncertain.len());
+        for u in &uncertain {
+            println!(
+                "  {} {} msgid {}",
+                u["request_id"],
+                u["infno"].as_str().unwrap_or(""),
+                u["msgid"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it must be.
+fn csv(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+fn export(cfg: &Config, rest: &[String]) -> Result<(), Usage> {
+    let from = date_arg(&opt(rest, "--from")?.ok_or_else(|| Usage("usage: export needs --from DATE".into()))?)?;
+    let to = match opt(rest, "--to")? {
+        Some(t) => date_arg(&t)?,
+        None => from.clone(),
+    };
+    let rows = journal(cfg)?.between(&from, &to)?;
+    println!("request_id,msgid,infno,state,mi_code,attempts,created_at,updated_at,infcode,err_msg");
+    for r in &rows {
+        let result: Value = r.result.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
+        let infcode = match &result["infcode"] {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let err = r.last_error.clone().unwrap_or_default();
+        println!(
+            "{},{},{},{},{},{},{},{},{},{}",
+            r.id,
+            r.msgid,
+            r.infno,
+            r.state,
+            r.mi_code.map(|c| c.to_string()).unwrap_or_default(),
+            r.attempts,
+            r.created_at,
+            r.updated_at,
+            csv(&infcode),
+            csv(&err)
+        );
+    }
     Ok(())
 }

@@ -491,6 +491,16 @@ impl Journal {
         ids.into_iter().filter_map(|id| read_row(&c, id).transpose()).collect()
     }
 
+    /// Requests created on the days `from` to `to` (`yyyy-MM-dd`, inclusive), oldest first.
+    pub fn between(&self, from: &str, to: &str) -> Result<Vec<RequestRow>> {
+        let c = self.lock();
+        let ids: Vec<i64> = c
+            .prepare("SELECT id FROM mi_request WHERE substr(created_at, 1, 10) BETWEEN ?1 AND ?2 ORDER BY id")?
+            .query_map(params![from, to], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        ids.into_iter().filter_map(|id| read_row(&c, id).transpose()).collect()
+    }
+
     /// The attempts of a request, oldest first: (no, msgid, started, outcome, http, infcode, err_msg, latency).
     pub fn attempts(&self, id: i64) -> Result<Vec<AttemptRow>> {
         let c = self.lock();
