@@ -98,6 +98,25 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     let last = env.ledger()["reversals"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["effect"], "reversed");
 
+    // The installation check, and a sign-in through it.
+    let (code, out, err) = cli(&file, &["check", "--sign-in"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for what in ["OK   config", "OK   journal", "OK   gateway", "OK   clock", "OK   sign-in"] {
+        assert!(out.contains(what), "{what} in:\n{out}");
+    }
+    let dead = env.dir.path().join("dead.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead_cfg =
+        env.config(json!({"gateway": {"url": format!("http://127.0.0.1:{port}/fsi"), "connect_timeout_ms": 300}}));
+    std::fs::write(&dead, dead_cfg.to_string()).unwrap();
+    let (code, out, _) = cli(&dead, &["check"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL gateway"), "{out}");
+
+    // The simulator through the CLI, with no config needed.
+    let out = Command::new(target_dir().join("mi-sdk")).args(["sim", "--help"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("usage: mi-sim"));
+
     // Script-friendly failures.
     assert_eq!(cli(&file, &["requests", "--state", "bogus"]).0, 2);
     assert_eq!(cli(&file, &["frobnicate"]).0, 2);
@@ -144,4 +163,27 @@ fn logs_roll_over_at_max_file_mb_and_keep_keep_files() {
         assert!(b.len() < 1_500_000, "{} is {} bytes", p.display(), b.len());
         assert!(!contains(b, ZHANG_CERTNO.as_bytes()));
     }
+}
+
+#[test]
+fn a_log4rs_file_replaces_the_built_in_logging() {
+    let _g = serial();
+    let env = Env::plain();
+    let custom = env.dir.path().join("hospital-logs/his-mi.log");
+    let yaml = format!(
+        "appenders:\n  his:\n    kind: file\n    path: \"{}\"\n    encoder:\n      pattern: \"HIS {{l}} {{m}}{{n}}\"\nroot:\n  level: info\n  appenders:\n    - his\n",
+        custom.display()
+    );
+    let yaml_path = env.dir.path().join("log4rs.yaml");
+    std::fs::write(&yaml_path, yaml).unwrap();
+    assert_eq!(env.init(json!({"log": {"log4rs_file": yaml_path.to_string_lossy()}})), MI_OK, "{}", last_error());
+    assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+    mi_shutdown(1000);
+    let text = std::fs::read_to_string(&custom).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("HIS INFO call infno=1101 msgid=")), "{text}");
+    assert!(!env.dir.path().join("logs/mi_sdk.log").exists(), "the built-in file is not used");
+    // A broken log4rs file is a config error that names the key.
+    std::fs::write(&yaml_path, "appenders: [").unwrap();
+    assert_eq!(env.init(json!({"log": {"log4rs_file": yaml_path.to_string_lossy()}})), MI_E_CONFIG);
+    assert!(last_error().contains("log.log4rs_file"), "{}", last_error());
 }

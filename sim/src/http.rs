@@ -239,7 +239,8 @@ fn write_answer(
         _ => "Status",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
         body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );

@@ -17,6 +17,9 @@ commands:
   report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
   export --from DATE [--to DATE]  CSV of the requests created in that range, to stdout
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
+  sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
+  check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
+                                  with --sign-in also signs the operator in (9001)
 The config is FILE, else $MI_SDK_CONFIG, else mi_sdk.json beside this program or in
 the working folder.";
 
@@ -33,6 +36,9 @@ fn main() -> ExitCode {
     let json = take_flag(&mut args, "--json");
     let Some(cmd) = args.first().cloned() else { return usage("no command") };
     let rest = &args[1..];
+    if cmd == "sim" {
+        return sim(rest);
+    }
     let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     let cfg = match Config::load(config.as_deref(), &exe_dir) {
         Ok(c) => c,
@@ -45,6 +51,7 @@ fn main() -> ExitCode {
         "reverse" => reverse(cfg, rest),
         "serve" => serve(cfg, rest),
         "report" => report(&cfg, rest, json),
+        "check" => check(cfg, rest),
         "export" => export(&cfg, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
@@ -412,4 +419,89 @@ fn export(cfg: &Config, rest: &[String]) -> Result<(), Usage> {
         );
     }
     Ok(())
+}
+
+/// Checks what an installation needs, one line each; fails if any check fails.
+fn check(cfg: Config, rest: &[String]) -> Result<(), Usage> {
+    let mut failed = 0;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        println!("{} {what:<8} {detail}", if ok { "OK  " } else { "FAIL" });
+        failed += usize::from(!ok);
+    };
+    line(
+        true,
+        "config",
+        format!("institution {}, gateway profile {}", cfg.institution.fixmedins_code, cfg.gateway.profile),
+    );
+    let jp = cfg.journal_path();
+    if jp.is_file() {
+        match Journal::open(&jp, &cfg.journal.synchronous).and_then(|j| j.check_writable()) {
+            Ok(()) => line(true, "journal", format!("{} is writable", jp.display())),
+            Err(e) => line(false, "journal", format!("{}: {}", jp.display(), e.message)),
+        }
+    } else {
+        // Not there yet: mi_init will create it; prove the folder takes a file.
+        let dir = jp.parent().map(Path::to_path_buf).unwrap_or_default();
+        let probe = dir.join(".mi_sdk_check");
+        let ok = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&probe, b""))
+            .and_then(|_| std::fs::remove_file(&probe));
+        match ok {
+            Ok(()) => line(true, "journal", format!("{} will be created by mi_init", jp.display())),
+            Err(e) => line(false, "journal", format!("{} cannot be created: {e}", dir.display())),
+        }
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(std::time::Duration::from_millis(cfg.gateway.connect_timeout_ms)))
+        .timeout_global(Some(std::time::Duration::from_secs(15)))
+        .build()
+        .into();
+    let t0 = std::time::Instant::now();
+    match agent.get(&cfg.gateway.url).call() {
+        Ok(resp) => {
+            line(
+                true,
+                "gateway",
+                format!("answered HTTP {} in {} ms", resp.status().as_u16(), t0.elapsed().as_millis()),
+            );
+            let date = resp.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_owned);
+            match date.as_deref().and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()) {
+                Some(theirs) => {
+                    let skew = (chrono::Utc::now() - theirs.with_timezone(&chrono::Utc)).num_seconds();
+                    // Gateways refuse signatures whose timestamp is minutes off.
+                    line(skew.abs() <= 60, "clock", format!("{skew:+} s against the gateway's Date header"));
+                }
+                None => line(true, "clock", "the gateway sends no Date header; not compared".into()),
+            }
+        }
+        Err(e) => line(false, "gateway", format!("{}: {e}", mi_sdk::sdk::strip_userinfo(&cfg.gateway.url))),
+    }
+    if rest.iter().any(|a| a == "--sign-in") {
+        let sdk = Sdk::start(cfg.clone())?;
+        let i = &cfg.institution;
+        let input = json!({"signIn": {"opter_no": i.opter, "mac": i.mac, "ip": i.ip}}).to_string();
+        match sdk.call_sync("9001", &input) {
+            Ok(o) if o.code == Code::Ok => line(true, "sign-in", format!("operator {} signed in", i.opter)),
+            Ok(o) => line(false, "sign-in", format!("{}: {}", o.code.name(), o.output)),
+            Err(e) => line(false, "sign-in", e.to_string()),
+        }
+        sdk.shutdown(std::time::Duration::from_secs(5));
+    }
+    if failed > 0 {
+        return Err(Usage(format!("{failed} check(s) failed")));
+    }
+    Ok(())
+}
+
+/// Runs the simulator binary that ships beside this one, with the given arguments.
+fn sim(rest: &[String]) -> ExitCode {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(format!("mi-sim{}", std::env::consts::EXE_SUFFIX))));
+    let Some(exe) = exe.filter(|e| e.is_file()) else { return fail("mi-sim is not installed beside mi-sdk") };
+    match std::process::Command::new(&exe).args(rest).status() {
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => fail(&format!("{}: {e}", exe.display())),
+    }
 }

@@ -470,6 +470,14 @@ impl Journal {
         })
     }
 
+    /// Whether a write transaction can be taken now (not locked, not read-only).
+    pub fn check_writable(&self) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.rollback()?;
+        Ok(())
+    }
+
     /// The request submitted from a source (a drop-box file), if any.
     pub fn by_source(&self, source: &str) -> Result<Option<i64>> {
         let c = self.lock();
