@@ -54,9 +54,14 @@ impl Stats {
             return (None, None, 0);
         }
         v.sort_unstable();
-        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        let rank = |p: f64| nearest_rank(&v, p).unwrap_or(0);
         (Some(rank(0.50)), Some(rank(0.99)), v.len())
     }
+}
+
+/// The nearest-rank `p` percentile (0..=1) of sorted values.
+pub fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    (!sorted.is_empty()).then(|| sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1])
 }
 
 #[cfg(test)]

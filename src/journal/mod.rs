@@ -455,8 +455,7 @@ impl Journal {
             .query_map([], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
         lat.sort_unstable();
-        let pct =
-            |p: f64| (!lat.is_empty()).then(|| lat[((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1]);
+        let pct = |p: f64| crate::stats::nearest_rank(&lat, p);
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
