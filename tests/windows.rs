@@ -87,6 +87,20 @@ fn imported_dlls(dump: &str) -> Vec<String> {
     dump.lines().filter_map(|l| l.trim().strip_prefix("DLL Name: ").map(|n| n.to_ascii_lowercase())).collect()
 }
 
+/// Every ABI function is exported under its plain name (not `_mi_init@4`), and every
+/// imported DLL exists on Windows 7.
+fn exports_and_imports(objdump_tool: &str, dll: &Path, arch: &str) {
+    let dump = objdump(objdump_tool, &["-p"], dll);
+    let mut names = exported_names(&dump);
+    names.sort();
+    let mut want: Vec<String> = EXPORTS.iter().map(|(n, _)| n.to_string()).collect();
+    want.sort();
+    assert_eq!(names, want, "{arch}: plain export names");
+    for d in imported_dlls(&dump) {
+        assert!(WIN7_DLLS.contains(&d.as_str()), "{arch} imports {d}, which Windows 7 lacks");
+    }
+}
+
 #[test]
 fn x64_dll_runs_an_outpatient_visit_under_wine() {
     let wine =
@@ -99,15 +113,7 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
         assert!(require_tool("wine64", &["--version"]), "wine64 missing");
         return;
     };
-    let dump = objdump("x86_64-w64-mingw32-objdump", &["-p"], &dll);
-    let mut names = exported_names(&dump);
-    names.sort();
-    let mut want: Vec<String> = EXPORTS.iter().map(|(n, _)| n.to_string()).collect();
-    want.sort();
-    assert_eq!(names, want, "plain export names");
-    for d in imported_dlls(&dump) {
-        assert!(WIN7_DLLS.contains(&d.as_str()), "x64 imports {d}, which Windows 7 lacks");
-    }
+    exports_and_imports("x86_64-w64-mingw32-objdump", &dll, "x64");
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("win_loader.exe");
     let gcc = Command::new("x86_64-w64-mingw32-gcc")
@@ -159,15 +165,7 @@ fn x86_dll_exports_plain_stdcall_names_and_loads_on_windows_7() {
     if !require_tool("i686-w64-mingw32-objdump", &["--version"]) {
         return;
     }
-    let dump = objdump("i686-w64-mingw32-objdump", &["-p"], &dll);
-    let mut names = exported_names(&dump);
-    names.sort();
-    let mut want: Vec<String> = EXPORTS.iter().map(|(n, _)| n.to_string()).collect();
-    want.sort();
-    assert_eq!(names, want, "plain names, not _mi_init@4");
-    for d in imported_dlls(&dump) {
-        assert!(WIN7_DLLS.contains(&d.as_str()), "x86 imports {d}, which Windows 7 lacks");
-    }
+    exports_and_imports("i686-w64-mingw32-objdump", &dll, "x86");
     // __stdcall: the callee pops its arguments, so every return of an export with
     // arguments is `ret $N` with N the bytes of its parameters, and a plain `ret`
     // for those without.
