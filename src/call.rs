@@ -122,7 +122,9 @@ impl Core {
             )));
         }
         self.channels.check(infno)?;
-        CallInput::parse(input)
+        let call = CallInput::parse(input)?;
+        envelope::check(&self.cfg, &call)?;
+        Ok(call)
     }
 
     /// The identity columns of a new request.
@@ -168,22 +170,71 @@ impl Core {
         transactions::matches_any(&row.infno, &self.cfg.retry.safe_infnos) || row.infno == transactions::REVERSAL
     }
 
+    /// A sync call from its parsed input to its outcome. The request row and its
+    /// first attempt are committed together, with the envelope exactly as it goes
+    /// out, so the common case costs two journal commits: one before the send and
+    /// one after. `Err` means nothing was journaled.
+    pub fn call_sync(&self, infno: &str, call: &CallInput) -> Result<Outcome> {
+        let opter = call.opter(&self.cfg).to_string();
+        let sign_no = if transactions::needs_sign_no(infno) {
+            match self.sign_no_for(&opter) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Journaled all the same, as failed and never sent: the HIS asked.
+                    let (id, _) = self.journal_sync(infno, call, None)?;
+                    let row =
+                        self.journal.request(id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+                    return self.finish_unsent(&row, e);
+                }
+            }
+        } else {
+            String::new()
+        };
+        let req = self.new_request(infno, call, "sync", 0, None);
+        let inf_time = envelope::format_inf_time(crate::protocol::now_local());
+        let (id, msgid, env, now) = self.journal.insert_sending(&req, &self.owner, |m| {
+            let mut e = envelope::build(&self.cfg, infno, m, call)?;
+            e.insert("inf_time".into(), Value::String(inf_time.clone()));
+            e.insert("sign_no".into(), Value::String(sign_no.clone()));
+            Ok(serde_json::to_string(&e).expect("a JSON map always serialises"))
+        })?;
+        let row = RequestRow {
+            id,
+            msgid: msgid.clone(),
+            infno: infno.to_string(),
+            mode: "sync".into(),
+            priority: 0,
+            state: state::SENDING.into(),
+            envelope: env.clone(),
+            attempts: 1,
+            mi_code: None,
+            result: None,
+            last_error: None,
+            reversal_of: None,
+            reversed_by: None,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        log::debug!("send {infno} request={id} msgid={msgid} attempt=1");
+        Ok(self.run(&row, Mode::Inline, &opter, sign_no, Some((1, env))).unwrap_or_else(|e| self.failed(id, e)))
+    }
+
     /// Runs a claimed request: to the end (`Inline`) or one attempt (`Worker`).
     pub fn execute(&self, id: i64, mode: Mode) -> Outcome {
-        match self.try_execute(id, mode) {
-            Ok(o) => o,
-            Err(e) => {
-                log::error!("request {id}: {e}");
-                self.stats.failure(e.message.clone());
-                Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
-            }
-        }
+        self.try_execute(id, mode).unwrap_or_else(|e| self.failed(id, e))
+    }
+
+    /// The outcome of a request the journal could not follow through.
+    fn failed(&self, id: i64, e: Error) -> Outcome {
+        log::error!("request {id}: {e}");
+        self.stats.failure(e.message.clone());
+        Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
     }
 
     fn try_execute(&self, id: i64, mode: Mode) -> Result<Outcome> {
         let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
         let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
-        let mut sign_no = if transactions::needs_sign_no(&row.infno) {
+        let sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {
                 Ok(s) => s,
                 Err(e) => return self.finish_unsent(&row, e),
@@ -191,9 +242,24 @@ impl Core {
         } else {
             String::new()
         };
-        let safe = self.retry_safe(&row);
+        self.run(&row, mode, &opter, sign_no, None)
+    }
+
+    /// The attempts of a request: to the end (`Inline`) or one (`Worker`).
+    /// `begun` is a first attempt already committed with the row: (number, envelope).
+    fn run(
+        &self,
+        row: &RequestRow,
+        mode: Mode,
+        opter: &str,
+        mut sign_no: String,
+        mut begun: Option<(i64, String)>,
+    ) -> Result<Outcome> {
+        let id = row.id;
+        let opter = opter.to_string();
+        let safe = self.retry_safe(row);
         let mut msgid = row.msgid.clone();
-        let mut sent_before = row.attempts > 0;
+        let mut sent_before = row.attempts > 0 && begun.is_none();
         let mut renewed_sign_in = false;
         loop {
             // A resent query gets a fresh msgid; a state-changing request is resent
@@ -201,7 +267,11 @@ impl Core {
             if sent_before && safe {
                 msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
             }
-            let (n, attempt, why, fin) = self.attempt(&row, &msgid, &sign_no, safe)?;
+            let (n, env) = match begun.take() {
+                Some(b) => b,
+                None => self.begin(row, &msgid, &sign_no)?,
+            };
+            let (attempt, why, fin) = self.send(row, &msgid, &env, safe);
             sent_before = true;
             // The platform refusing the sign_no (it restarted, or another terminal
             // signed the operator in again) proves the request was not processed:
@@ -224,7 +294,7 @@ impl Core {
                 self.signins.forget(&opter);
                 sign_no = match self.sign_no_for(&opter) {
                     Ok(s) => s,
-                    Err(e) => return self.finish_unsent(&row, e),
+                    Err(e) => return self.finish_unsent(row, e),
                 };
                 msgid = self.journal.reassign_msgid(id, &self.cfg.institution.fixmedins_code, self.cfg.node_id)?;
                 sent_before = false;
@@ -267,35 +337,31 @@ impl Core {
                         fin.code.name(),
                         attempt.latency_ms
                     );
-                    self.after(&row, &opter, &fin);
+                    self.after(row, &opter, &fin);
                     return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
                 }
             }
         }
     }
 
-    /// One send of a journaled request: the attempt row is committed before the
-    /// envelope leaves, and the outcome classified (not yet recorded).
-    fn attempt(
-        &self,
-        row: &RequestRow,
-        msgid: &str,
-        sign_no: &str,
-        safe: bool,
-    ) -> Result<(i64, AttemptRecord, Why, Final)> {
-        let id = row.id;
+    /// Commits the start of an attempt: the envelope refreshed for this send.
+    fn begin(&self, row: &RequestRow, msgid: &str, sign_no: &str) -> Result<(i64, String)> {
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let env = envelope::refresh(&row.envelope, msgid, &inf_time, sign_no)?;
-        let n = self.journal.begin_attempt(id, msgid, &env)?;
-        log::info!("send {} request={} msgid={} attempt={}", row.infno, id, msgid, n);
+        let n = self.journal.begin_attempt(row.id, msgid, &env)?;
+        log::debug!("send {} request={} msgid={} attempt={}", row.infno, row.id, msgid, n);
+        Ok((n, env))
+    }
+
+    /// One send of a begun attempt, its outcome classified (not yet recorded).
+    fn send(&self, row: &RequestRow, msgid: &str, env: &str, safe: bool) -> (AttemptRecord, Why, Final) {
         if log::log_enabled!(log::Level::Debug) {
-            log::debug!("request {id} envelope: {}", logging::for_log(&env, self.cfg.log.mask_pii));
+            log::debug!("request {} envelope: {}", row.id, logging::for_log(env, self.cfg.log.mask_pii));
         }
         let t0 = Instant::now();
-        let sent = self.channels.exchange(&self.transport, &row.infno, &env);
+        let sent = self.channels.exchange(&self.transport, &row.infno, env);
         let latency_ms = t0.elapsed().as_millis() as u64;
-        let (a, why, fin) = self.classify(&row.infno, msgid, sent, latency_ms, safe);
-        Ok((n, a, why, fin))
+        self.classify(&row.infno, msgid, sent, latency_ms, safe)
     }
 
     /// Ends a request that was never sent (its sign-in failed).
@@ -422,7 +488,7 @@ impl Core {
         let (infno, id) = (row.infno.as_str(), row.id);
         match fin.code {
             Code::Ok => {
-                log::info!("done {infno} request={id} -> MI_OK");
+                log::debug!("done {infno} request={id} -> MI_OK");
                 self.stats.success(journal::now_text());
             }
             code => {

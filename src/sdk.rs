@@ -1,6 +1,6 @@
 //! `Sdk`: the one object behind the C ABI, and the Rust API it adapts.
 
-use crate::call::{sdk_output, Core, Mode, Outcome};
+use crate::call::{sdk_output, Core, Outcome};
 use crate::config::Config;
 use crate::engine::submit::Submitter;
 use crate::engine::Engine;
@@ -34,6 +34,7 @@ impl Sdk {
     pub fn start(cfg: Config) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
         let journal = Journal::open(&cfg.journal_path(), &cfg.journal.synchronous)?;
+        journal.start_checkpointer()?;
         let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
         let workers = cfg.workers;
         let core = Arc::new(Core::new(cfg, journal, owner)?);
@@ -78,8 +79,7 @@ impl Sdk {
     pub fn call_sync(&self, infno: &str, input: &str) -> Result<Outcome> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        let (id, _) = self.core.journal_sync(infno, &call, None)?;
-        Ok(self.core.execute(id, Mode::Inline))
+        self.core.call_sync(infno, &call)
     }
 
     /// Commits a request (group commit) and queues it; returns its id.

@@ -255,12 +255,13 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    // The 1101 is committed before the sign-in it triggers: nothing is sent before it is journaled.
+    // The sign-in the first 1101 needs comes first; the 1101 is then committed with
+    // its first attempt, envelope and sign_no as sent, before it is sent.
     assert_eq!(
         rows,
         vec![
-            ("1101".into(), "succeeded".into(), 0),
             ("9001".into(), "succeeded".into(), 0),
+            ("1101".into(), "succeeded".into(), 0),
             ("1101".into(), "business_error".into(), -1)
         ]
     );

@@ -1,6 +1,9 @@
 //! Durable async submission with group commit: callers hand their request to one
 //! writer thread and wait; the writer commits whatever has arrived in a single
-//! transaction (one fsync for many requests) and answers each caller with its id.
+//! transaction and passes the batch to a flusher thread, which flushes the WAL
+//! (one fsync for every batch committed meanwhile) and only then answers each
+//! caller with its id. The writer commits the next batch while the disk flushes
+//! the last, so neither waits for the other.
 
 use crate::call::Core;
 use crate::error::{Code, Error, Result};
@@ -24,21 +27,30 @@ struct Item {
     reply: Sender<Result<i64>>,
 }
 
+/// A committed batch waiting for the WAL flush: each caller with its answer.
+type Committed = Vec<(Sender<Result<i64>>, Result<i64>)>;
+
 pub struct Submitter {
     core: Arc<Core>,
     tx: Mutex<Option<Sender<Item>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Submitter {
     pub fn start(core: Arc<Core>) -> Submitter {
         let (tx, rx) = crossbeam_channel::unbounded::<Item>();
+        let (flush_tx, flush_rx) = crossbeam_channel::unbounded::<Committed>();
         let c = core.clone();
         let writer = std::thread::Builder::new()
             .name("mi-journal-writer".into())
-            .spawn(move || write(&c, rx))
+            .spawn(move || write(&c, rx, flush_tx))
             .expect("the OS refused the journal writer thread");
-        Submitter { core, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }
+        let c = core.clone();
+        let flusher = std::thread::Builder::new()
+            .name("mi-journal-flush".into())
+            .spawn(move || flush(&c, flush_rx))
+            .expect("the OS refused the journal flush thread");
+        Submitter { core, tx: Mutex::new(Some(tx)), threads: Mutex::new(vec![writer, flusher]) }
     }
 
     /// Commits a request and returns its id, or `MI_E_BUSY` past `queue_capacity`.
@@ -62,16 +74,16 @@ impl Submitter {
         answer.recv().unwrap_or_else(|_| Err(Error::new(Code::Internal, "the journal writer stopped")))
     }
 
-    /// Commits what was handed in already, then stops the writer.
+    /// Commits and flushes what was handed in already, then stops both threads.
     pub fn stop(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = w.join();
+        for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = t.join();
         }
     }
 }
 
-fn write(core: &Core, rx: Receiver<Item>) {
+fn write(core: &Core, rx: Receiver<Item>, flusher: Sender<Committed>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
@@ -83,17 +95,16 @@ fn write(core: &Core, rx: Receiver<Item>) {
                 (req, std::mem::take(envelope))
             })
             .collect();
-        let results = core.journal.insert_many(&rows);
+        let results = core.journal.insert_many_unsynced(&rows);
         drop(rows);
         match results {
-            Ok(results) => {
-                let accepted = results.iter().filter(|r| r.is_ok()).count() as i64;
-                core.queued.fetch_add(accepted, Ordering::AcqRel);
-                for (it, r) in batch.into_iter().zip(results) {
-                    let _ = it.reply.send(r.map(|(id, _)| id));
-                }
-                if accepted > 0 {
-                    core.wake.notify();
+            Ok((results, needs_flush)) => {
+                let answers: Committed =
+                    batch.into_iter().zip(results).map(|(it, r)| (it.reply, r.map(|(id, _)| id))).collect();
+                if needs_flush {
+                    let _ = flusher.send(answers);
+                } else {
+                    answer(core, answers);
                 }
             }
             Err(e) => {
@@ -103,5 +114,36 @@ fn write(core: &Core, rx: Receiver<Item>) {
                 }
             }
         }
+    }
+}
+
+/// Flushes the WAL once for every batch committed since the last flush, then
+/// answers their callers.
+fn flush(core: &Core, rx: Receiver<Committed>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        batches.extend(rx.try_iter());
+        match core.journal.sync_wal() {
+            Ok(()) => batches.into_iter().for_each(|b| answer(core, b)),
+            Err(e) => {
+                log::error!("{e}");
+                for (reply, r) in batches.into_iter().flatten() {
+                    let id = r.map(|id| format!(" (request {id})")).unwrap_or_default();
+                    let _ = reply.send(Err(Error::journal(format!("{}{id}", e.message))));
+                }
+            }
+        }
+    }
+}
+
+/// Answers the callers of a kept batch and wakes the workers.
+fn answer(core: &Core, answers: Committed) {
+    let accepted = answers.iter().filter(|(_, r)| r.is_ok()).count() as i64;
+    core.queued.fetch_add(accepted, Ordering::AcqRel);
+    for (reply, r) in answers {
+        let _ = reply.send(r);
+    }
+    if accepted > 0 {
+        core.wake.notify();
     }
 }

@@ -69,6 +69,11 @@ impl CallInput {
     }
 
     /// A caller-given msgid, if any.
+    /// The operator the call is made as: its override, or the configured one.
+    pub fn opter<'a>(&'a self, cfg: &'a Config) -> &'a str {
+        self.field("opter", &cfg.institution.opter)
+    }
+
     pub fn msgid(&self) -> Option<&str> {
         self.overrides.get("msgid").and_then(Value::as_str)
     }
@@ -92,14 +97,22 @@ fn names_psn_no(v: &Value) -> bool {
 
 /// Builds the envelope in the platform's field order. `sign_no` and `inf_time` are
 /// refreshed at each send (see [`refresh`]).
-pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result<Map<String, Value>> {
-    let i = &cfg.institution;
-    let insuplc = call.field("insuplc_admdvs", &i.insuplc_admdvs);
+/// What makes an envelope impossible to build, checked before anything is
+/// journaled or sent (a sign-in included).
+pub fn check(cfg: &Config, call: &CallInput) -> Result<()> {
+    let insuplc = call.field("insuplc_admdvs", &cfg.institution.insuplc_admdvs);
     if insuplc.is_empty() && names_psn_no(&call.business) {
         return Err(Error::invalid(
             "insuplc_admdvs is required when the input names a psn_no: pass it beside \"input\" (from 1101's insuinfo[].insuplc_admdvs) or set institution.insuplc_admdvs",
         ));
     }
+    Ok(())
+}
+
+pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result<Map<String, Value>> {
+    check(cfg, call)?;
+    let i = &cfg.institution;
+    let insuplc = call.field("insuplc_admdvs", &i.insuplc_admdvs);
     let s = |v: &str| Value::String(v.to_string());
     let mut m = Map::new();
     m.insert("infno".into(), s(infno));
