@@ -26,6 +26,20 @@ pub struct Outcome {
     pub output: String,
 }
 
+/// A request a worker claimed, with its attempt (number, envelope), operator and
+/// sign_no when that attempt was begun in the claiming commit.
+pub struct Claimed {
+    pub row: RequestRow,
+    #[allow(clippy::type_complexity)]
+    begun: Option<((i64, String), String, String)>,
+}
+
+impl Claimed {
+    pub fn id(&self) -> i64 {
+        self.row.id
+    }
+}
+
 /// Who runs the attempts of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -231,8 +245,57 @@ impl Core {
         Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
     }
 
+    /// Claims the next request for a worker. When the operator's sign_no is at hand
+    /// the attempt is begun in the same commit (the envelope refreshed, a fresh msgid
+    /// for a resent query); otherwise `execute_claimed` signs in first.
+    pub fn claim_next(&self) -> Result<Option<Claimed>> {
+        let date = signin::today();
+        let inf_time = envelope::format_inf_time(crate::protocol::now_local());
+        let now_ms = crate::transport::gateway::unix_ms() as i64;
+        let mut ready: Option<(String, String)> = None;
+        let claimed = self.journal.claim_and_begin(
+            &self.owner,
+            now_ms,
+            (&self.cfg.institution.fixmedins_code, self.cfg.node_id),
+            |row| {
+                let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+                let sign_no = if transactions::needs_sign_no(&row.infno) {
+                    self.signins.get(&opter, &date)?
+                } else {
+                    String::new()
+                };
+                ready = Some((opter, sign_no.clone()));
+                let fresh = row.attempts > 0 && self.retry_safe(row);
+                let journaled = row.envelope.clone();
+                Some((fresh, move |m: &str| envelope::refresh(&journaled, m, &inf_time, &sign_no)))
+            },
+        )?;
+        Ok(claimed.map(|(row, begun)| match (begun, ready) {
+            (Some(begun), Some((opter, sign_no))) => Claimed { row, begun: Some((begun, opter, sign_no)) },
+            _ => Claimed { row, begun: None },
+        }))
+    }
+
+    /// Sends a claimed request once (a worker's turn).
+    pub fn execute_claimed(&self, c: Claimed) -> Outcome {
+        let id = c.row.id;
+        let done = match c.begun {
+            Some(((n, env), opter, sign_no)) => {
+                log::debug!("send {} request={id} msgid={} attempt={n}", c.row.infno, c.row.msgid);
+                self.run(&c.row, Mode::Worker, &opter, sign_no, Some((n, env)))
+            }
+            None => self.execute_row(c.row, Mode::Worker),
+        };
+        done.unwrap_or_else(|e| self.failed(id, e))
+    }
+
     fn try_execute(&self, id: i64, mode: Mode) -> Result<Outcome> {
         let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
+        self.execute_row(row, mode)
+    }
+
+    /// Signs in if needed, then runs the attempts of a journaled request.
+    fn execute_row(&self, row: RequestRow, mode: Mode) -> Result<Outcome> {
         let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
         let sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {

@@ -11,7 +11,7 @@ pub mod maintenance;
 pub mod retry;
 pub mod submit;
 
-use crate::call::{Core, Mode};
+use crate::call::Core;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -107,8 +107,7 @@ impl Engine {
 fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
     let mut seen = core.wake.current();
     while !stop.load(Ordering::Acquire) {
-        let now = crate::transport::gateway::unix_ms() as i64;
-        let claimed = match core.journal.claim(&core.owner, now) {
+        let claimed = match core.claim_next() {
             Ok(c) => c,
             Err(e) => {
                 log::error!("worker cannot read the journal: {e}");
@@ -116,17 +115,16 @@ fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
                 None
             }
         };
-        let Some(id) = claimed else {
+        let Some(claimed) = claimed else {
             seen = core.wake.wait(seen, IDLE_POLL);
             continue;
         };
         core.queued.fetch_sub(1, Ordering::AcqRel);
-        if stop.load(Ordering::Acquire) {
-            let _ = core.journal.release(id, &core.owner);
-            break;
-        }
+        // A claimed request is sent even when shutdown has begun: its attempt may
+        // already be recorded, and shutdown waits for sends in flight.
+        let id = claimed.id();
         busy.fetch_add(1, Ordering::AcqRel);
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute(id, Mode::Worker)));
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute_claimed(claimed)));
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
             log::error!("worker panicked while sending request {id}; applying the recovery rules to it");

@@ -32,6 +32,13 @@ const CLAIM: &str = "UPDATE mi_request SET state = 'sending', owner = ?1, update
                          ORDER BY priority DESC, id LIMIT 1)
              RETURNING id";
 
+/// Claimed requests with whether an attempt is in flight, for recovery; the
+/// repeated state term lets SQLite use the partial index mi_request_unfinished.
+const ORPHANS: &str = "SELECT r.id, r.state,
+        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
+   FROM mi_request r
+  WHERE r.state IN ('queued', 'sending', 'retry_wait') AND r.state IN ('sending', 'retry_wait')";
+
 /// The creation time of the oldest unfinished request (mi_request_unfinished).
 const OLDEST_UNFINISHED: &str =
     "SELECT created_at FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait') ORDER BY id LIMIT 1";
@@ -370,21 +377,48 @@ impl Journal {
     pub fn begin_attempt(&self, id: i64, msgid: &str, envelope: &str) -> Result<i64> {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
-        let now = now_text();
-        let n: i64 = row(&tx,
-            "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3, updated_at = ?4,
-                    next_at = NULL
-             WHERE id = ?1 RETURNING attempts",
-            params![id, msgid, envelope, now],
-            |r| r.get(0),
-        )?;
-        exec(
-            &tx,
-            "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, n, msgid, now],
-        )?;
+        let n = begin_in(&tx, id, msgid, envelope)?;
         tx.commit()?;
         Ok(n)
+    }
+
+    /// Claims the next request (as `claim`) and, when `prepare` gives what its
+    /// attempt needs, begins that attempt in the same commit: a worker's claim and
+    /// the record of its send cost one commit, not two. `prepare` says whether the
+    /// resend needs a fresh msgid and makes the envelope for the msgid; when it
+    /// gives nothing (the operator's sign-in is not at hand) or its envelope fails,
+    /// the request is only claimed. Returns the row as it now is, and the begun
+    /// attempt's number and envelope.
+    pub fn claim_and_begin<F>(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        ids: (&str, u32),
+        prepare: impl FnOnce(&RequestRow) -> Option<(bool, F)>,
+    ) -> Result<Option<Claim>>
+    where
+        F: FnOnce(&str) -> Result<String>,
+    {
+        let c = self.lock();
+        let tx = Tx::immediate(&c)?;
+        // Nothing claimed: the transaction wrote nothing and is rolled back on drop.
+        let Some(id) = row(&tx, CLAIM, params![owner, now_ms, now_text()], |r| r.get::<_, i64>(0)).optional()? else {
+            return Ok(None);
+        };
+        let mut r = read_row(&tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+        let mut begun = None;
+        if let Some((fresh, make)) = prepare(&r) {
+            let msgid = if fresh { allocate_msgid(&tx, ids.0, ids.1)? } else { r.msgid.clone() };
+            if let Ok(envelope) = make(&msgid) {
+                let n = begin_in(&tx, id, &msgid, &envelope)?;
+                r.msgid = msgid;
+                r.attempts = n;
+                r.envelope = envelope.clone();
+                begun = Some((n, envelope));
+            }
+        }
+        tx.commit()?;
+        Ok(Some((r, begun)))
     }
 
     /// Records how an attempt ended and the request's final state, in one commit.
@@ -451,19 +485,6 @@ impl Journal {
         Ok(row(&c, CLAIM, params![owner, now_ms, now_text()], |r| r.get(0)).optional()?)
     }
 
-    /// Gives back a claimed request that was not sent (shutdown came first).
-    pub fn release(&self, id: i64, owner: &str) -> Result<()> {
-        let c = self.lock();
-        exec(
-            &c,
-            "UPDATE mi_request SET state = CASE WHEN attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
-                    next_at = CASE WHEN attempts > 0 THEN 0 ELSE NULL END, owner = NULL, updated_at = ?3
-             WHERE id = ?1 AND owner = ?2 AND state = 'sending'",
-            params![id, owner, now_text()],
-        )?;
-        Ok(())
-    }
-
     /// Requests waiting to be sent (queued or waiting to retry).
     pub fn waiting(&self) -> Result<u64> {
         let c = self.lock();
@@ -522,12 +543,7 @@ impl Journal {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
         let orphans: Vec<(i64, String, bool)> = {
-            let mut st = tx.prepare(&format!(
-                "SELECT r.id, r.state,
-                        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
-                   FROM mi_request r
-                  WHERE r.state IN ('sending', 'retry_wait') AND {condition}"
-            ))?;
+            let mut st = tx.prepare(&format!("{ORPHANS} AND {condition}"))?;
             let rows = st.query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect::<std::result::Result<_, _>>()?
         };
@@ -735,6 +751,10 @@ impl Drop for Journal {
     }
 }
 
+/// A claimed request as it now is, and the attempt begun with the claim: its number
+/// and envelope.
+pub type Claim = (RequestRow, Option<(i64, String)>);
+
 /// The journal's answer to "is it healthy?" (see [`Journal::health`]).
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -929,6 +949,40 @@ fn insert_row(
     }
     inserted?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Marks a request `sending` under `msgid` with `envelope` as it goes out, and adds
+/// its attempt row; returns the attempt's number.
+fn begin_in(tx: &Connection, id: i64, msgid: &str, envelope: &str) -> Result<i64> {
+    let now = now_text();
+    // msgid is set only when it changes: setting it rewrites its index entry.
+    let n: i64 = row(
+        tx,
+        "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, envelope = ?3, updated_at = ?4, next_at = NULL
+         WHERE id = ?1 AND msgid = ?2 RETURNING attempts",
+        params![id, msgid, envelope, now],
+        |r| r.get(0),
+    )
+    .optional()?
+    .map_or_else(
+        || {
+            row(
+                tx,
+                "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3,
+                        updated_at = ?4, next_at = NULL
+                 WHERE id = ?1 RETURNING attempts",
+                params![id, msgid, envelope, now],
+                |r| r.get(0),
+            )
+        },
+        Ok,
+    )?;
+    exec(
+        tx,
+        "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, n, msgid, now],
+    )?;
+    Ok(n)
 }
 
 fn end_attempt(tx: &rusqlite::Connection, id: i64, n: i64, a: &AttemptRecord, now: &str) -> Result<()> {
@@ -1188,8 +1242,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(&dir.path().join("j.db"), "normal").unwrap();
         let c = j.lock();
-        for sql in [
+        for sql in &[
             CLAIM,
+            &format!("{ORPHANS} AND r.owner IS NOT NULL AND r.owner != ?1"),
             OLDEST_UNFINISHED,
             LAST_FAILURE,
             "SELECT sum(n) FROM mi_state_count WHERE state IN ('queued', 'retry_wait')",

@@ -33,15 +33,19 @@ pub struct Transport {
 impl Transport {
     pub fn new(g: &Gateway) -> Transport {
         let tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify).build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_millis(g.connect_timeout_ms)))
             .timeout_global(Some(Duration::from_millis(g.timeout_ms)))
             .max_idle_connections_per_host(64)
             .tls_config(tls)
             .user_agent(concat!("mi_sdk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            super::resolve::CachingResolver::default(),
+        );
         Transport { agent, gateway: g.clone() }
     }
 

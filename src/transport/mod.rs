@@ -5,5 +5,6 @@
 pub mod channel;
 pub mod gateway;
 pub mod http;
+mod resolve;
 
 pub use http::{Failure, Reply, Transport};
