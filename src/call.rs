@@ -4,9 +4,10 @@
 
 use crate::config::Config;
 use crate::engine::retry::{self, Failure as Why, Verdict};
+use crate::engine::writer::{Submission, Writer};
 use crate::engine::Wake;
 use crate::error::{Code, Error, Result};
-use crate::journal::{self, state, AttemptRecord, Final, Journal, NewRequest, RequestRow};
+use crate::journal::{self, state, AttemptRecord, Batch, Final, Journal, NewRequest, RequestRow};
 use crate::logging;
 use crate::protocol::envelope::{self, CallInput};
 use crate::protocol::{signin, transactions};
@@ -15,7 +16,7 @@ use crate::transport::channel::{Channels, Exchange};
 use crate::transport::{Failure, Transport};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::AtomicI64;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// What a call gives its caller: the code and the output text (ABI.md §3).
@@ -99,6 +100,10 @@ pub struct Core {
     signins: signin::SignIns,
     /// Serialises sign-ins so sixteen threads at 8 a.m. sign in once, not sixteen times.
     signin_lock: Mutex<()>,
+    /// Group commit for async submissions and the workers' claims and outcomes;
+    /// set once the core is shared (`Sdk::start`). Without it (tools reading the
+    /// journal) everything is written directly.
+    pub writer: OnceLock<Writer>,
 }
 
 impl Core {
@@ -116,6 +121,7 @@ impl Core {
             queued: AtomicI64::new(0),
             signins: Default::default(),
             signin_lock: Mutex::new(()),
+            writer: OnceLock::new(),
         })
     }
 
@@ -248,16 +254,13 @@ impl Core {
     /// Claims the next request for a worker. When the operator's sign_no is at hand
     /// the attempt is begun in the same commit (the envelope refreshed, a fresh msgid
     /// for a resent query); otherwise `execute_claimed` signs in first.
-    pub fn claim_next(&self) -> Result<Option<Claimed>> {
+    pub fn claim_in(&self, b: &Batch<'_>) -> Result<Option<Claimed>> {
         let date = signin::today();
         let inf_time = envelope::format_inf_time(crate::protocol::now_local());
         let now_ms = crate::transport::gateway::unix_ms() as i64;
         let mut ready: Option<(String, String)> = None;
-        let claimed = self.journal.claim_and_begin(
-            &self.owner,
-            now_ms,
-            (&self.cfg.institution.fixmedins_code, self.cfg.node_id),
-            |row| {
+        let claimed =
+            b.claim_and_begin(&self.owner, now_ms, (&self.cfg.institution.fixmedins_code, self.cfg.node_id), |row| {
                 let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
                 let sign_no = if transactions::needs_sign_no(&row.infno) {
                     self.signins.get(&opter, &date)?
@@ -268,12 +271,60 @@ impl Core {
                 let fresh = row.attempts > 0 && self.retry_safe(row);
                 let journaled = row.envelope.clone();
                 Some((fresh, move |m: &str| envelope::refresh(&journaled, m, &inf_time, &sign_no)))
-            },
-        )?;
+            })?;
         Ok(claimed.map(|(row, begun)| match (begun, ready) {
             (Some(begun), Some((opter, sign_no))) => Claimed { row, begun: Some((begun, opter, sign_no)) },
             _ => Claimed { row, begun: None },
         }))
+    }
+
+    /// Claims the next request for a worker, through the writer's group commit.
+    pub fn claim_next(&self) -> Result<Option<Claimed>> {
+        match self.writer.get().map(Writer::claim) {
+            Some(Err(e)) if e.code == Code::Shutdown => self.journal.batch_synced(|b| self.claim_in(b))?,
+            Some(r) => r,
+            None => self.journal.batch_synced(|b| self.claim_in(b))?,
+        }
+    }
+
+    /// Commits a new async request (group commit) and returns its id, or
+    /// `MI_E_BUSY` past `queue_capacity`.
+    pub fn submit(&self, infno: &str, call: CallInput, priority: i32, source: Option<&str>) -> Result<i64> {
+        let cap = self.cfg.queue_capacity as i64;
+        if self.queued.load(std::sync::atomic::Ordering::Acquire) >= cap {
+            return Err(Error::new(Code::Busy, format!("the async queue is full ({cap} requests waiting); try later")));
+        }
+        // The msgid is filled in when the envelope is sent.
+        let envelope = self.envelope_text(infno, "", &call)?;
+        let writer = self.writer.get().ok_or_else(|| Error::new(Code::Shutdown, "the SDK is not started"))?;
+        writer.submit(Submission {
+            infno: infno.to_string(),
+            call,
+            priority,
+            envelope,
+            source: source.map(str::to_owned),
+        })
+    }
+
+    /// Records an outcome: a worker's through the writer (shared commits), a sync
+    /// call's directly (no hand-over on the cashier's path).
+    fn record_finish(&self, mode: Mode, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+        match (mode, self.writer.get()) {
+            (Mode::Worker, Some(w)) => match w.finish(id, attempt, fin) {
+                Err(e) if e.code == Code::Shutdown => self.journal.finish(id, attempt, fin),
+                r => r,
+            },
+            _ => self.journal.finish(id, attempt, fin),
+        }
+    }
+
+    /// Records a failed attempt of a worker's request that will be resent later.
+    fn record_retry(&self, id: i64, attempt: (i64, &AttemptRecord), err: &str, next_at: i64) -> Result<()> {
+        match self.writer.get().map(|w| w.retry_later(id, attempt, err, next_at)) {
+            Some(Err(e)) if e.code == Code::Shutdown => self.journal.retry_later(id, attempt, err, next_at, None),
+            Some(r) => r,
+            None => self.journal.retry_later(id, attempt, err, next_at, None),
+        }
     }
 
     /// Sends a claimed request once (a worker's turn).
@@ -379,7 +430,7 @@ impl Core {
                             self.journal.reclaim(id, &self.owner)?;
                         }
                         Mode::Worker => {
-                            self.journal.retry_later(id, (n, &attempt), &err, next_at, None)?;
+                            self.record_retry(id, (n, &attempt), &err, next_at)?;
                             return Ok(Outcome {
                                 request_id: id,
                                 code: Code::Pending,
@@ -389,7 +440,7 @@ impl Core {
                     }
                 }
                 Verdict::Final | Verdict::Uncertain => {
-                    self.journal.finish(id, Some((n, &attempt)), &fin)?;
+                    self.record_finish(mode, id, Some((n, &attempt)), &fin)?;
                     // One line per call for the operators: what, which msgid, how it ended.
                     log::info!(
                         "call infno={} msgid={} request={} attempt={} outcome={} latency_ms={}",

@@ -2,7 +2,7 @@
 
 use crate::call::{sdk_output, Core, Outcome};
 use crate::config::Config;
-use crate::engine::submit::Submitter;
+use crate::engine::writer::Writer;
 use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
 use crate::journal::{state, Journal};
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 pub struct Sdk {
     core: Arc<Core>,
     engine: Mutex<Engine>,
-    submitter: Submitter,
     closing: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -38,8 +37,9 @@ impl Sdk {
         let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
         let workers = cfg.workers;
         let core = Arc::new(Core::new(cfg, journal, owner)?);
+        // A new core: the cell is empty, so this always takes.
+        let _ = core.writer.set(Writer::start(core.clone()));
         let engine = Engine::start(core.clone(), workers);
-        let submitter = Submitter::start(core.clone());
         log::info!(
             "mi_sdk {} started as {}: journal {}, {} workers, {} requests waiting",
             crate::VERSION,
@@ -48,13 +48,7 @@ impl Sdk {
             workers,
             core.queued.load(Ordering::Acquire)
         );
-        Ok(Sdk {
-            core,
-            engine: Mutex::new(engine),
-            submitter,
-            closing: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-        })
+        Ok(Sdk { core, engine: Mutex::new(engine), closing: AtomicBool::new(false), in_flight: AtomicUsize::new(0) })
     }
 
     pub fn config(&self) -> &Config {
@@ -92,7 +86,7 @@ impl Sdk {
     pub fn call_async_from(&self, infno: &str, input: &str, priority: i32, source: Option<&str>) -> Result<i64> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        self.submitter.submit(infno, call, priority, source)
+        self.core.submit(infno, call, priority, source)
     }
 
     /// The request submitted from `source`, if any.
@@ -166,8 +160,11 @@ impl Sdk {
         while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.submitter.stop();
+        // Workers first: their last outcomes go through the writer.
         self.engine().stop(deadline);
+        if let Some(w) = self.core.writer.get() {
+            w.stop();
+        }
         log::info!("mi_sdk shut down");
     }
 

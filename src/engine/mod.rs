@@ -9,7 +9,7 @@
 
 pub mod maintenance;
 pub mod retry;
-pub mod submit;
+pub mod writer;
 
 use crate::call::Core;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -316,23 +316,36 @@ impl Journal {
         Ok((id, msgid, envelope, now))
     }
 
-    /// `insert_many` for group commit: with a durable setting (FULL) the commit is
-    /// made without waiting for the disk, and `.1` is true: the caller must
-    /// `sync_wal` before telling anyone the requests are kept. The writer can then
-    /// commit the next batch while the disk flushes this one.
-    #[allow(clippy::type_complexity)]
-    pub fn insert_many_unsynced(
-        &self,
-        items: &[(NewRequest<'_>, String)],
-    ) -> Result<(Vec<Result<(i64, String)>>, bool)> {
-        if !self.durable_commits {
-            return Ok((self.insert_many(items)?, false));
-        }
+    /// Runs the operations of many threads in one write transaction (group
+    /// commit). With a durable setting (FULL) the commit does not wait for the disk
+    /// and `.1` is true: `sync_wal` is owed before anyone is told the work is kept,
+    /// and the caller can commit the next batch while the disk flushes this one.
+    /// `Err` means the commit failed and nothing of the batch was kept.
+    pub fn batch<R>(&self, f: impl FnOnce(&Batch<'_>) -> R) -> Result<(R, bool)> {
         let c = self.lock();
-        exec(&c, "PRAGMA synchronous = NORMAL", [])?;
-        let out = insert_batch(&c, items);
-        exec(&c, &self.restore_sync, [])?;
-        Ok((out?, true))
+        let unsynced = self.durable_commits;
+        if unsynced {
+            exec(&c, "PRAGMA synchronous = NORMAL", [])?;
+        }
+        let out = Tx::immediate(&c).and_then(|tx| {
+            let b = Batch { tx };
+            let r = f(&b);
+            b.tx.commit()?;
+            Ok(r)
+        });
+        if unsynced {
+            exec(&c, &self.restore_sync, [])?;
+        }
+        Ok((out?, unsynced))
+    }
+
+    /// `batch`, flushed before it returns.
+    pub fn batch_synced<R>(&self, f: impl FnOnce(&Batch<'_>) -> R) -> Result<R> {
+        let (r, owed) = self.batch(f)?;
+        if owed {
+            self.sync_wal()?;
+        }
+        Ok(r)
     }
 
     /// Flushes the WAL to disk: every commit made before this call is then as
@@ -352,14 +365,6 @@ impl Journal {
         f.sync_data().map_err(|e| {
             Error::journal(format!("the journal could not be flushed to disk (the requests may not be kept): {e}"))
         })
-    }
-
-    /// Commits many new `queued` requests in one transaction (group commit). The
-    /// envelopes come built (their msgid is set at send time). Each item with a
-    /// caller-given msgid succeeds or fails on its own (a duplicate fails only its
-    /// item); the outer `Err` means the commit failed and nothing was kept.
-    pub fn insert_many(&self, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
-        insert_batch(&self.lock(), items)
     }
 
     /// Gives a request a fresh msgid for a resend the platform proved it never
@@ -382,60 +387,11 @@ impl Journal {
         Ok(n)
     }
 
-    /// Claims the next request (as `claim`) and, when `prepare` gives what its
-    /// attempt needs, begins that attempt in the same commit: a worker's claim and
-    /// the record of its send cost one commit, not two. `prepare` says whether the
-    /// resend needs a fresh msgid and makes the envelope for the msgid; when it
-    /// gives nothing (the operator's sign-in is not at hand) or its envelope fails,
-    /// the request is only claimed. Returns the row as it now is, and the begun
-    /// attempt's number and envelope.
-    pub fn claim_and_begin<F>(
-        &self,
-        owner: &str,
-        now_ms: i64,
-        ids: (&str, u32),
-        prepare: impl FnOnce(&RequestRow) -> Option<(bool, F)>,
-    ) -> Result<Option<Claim>>
-    where
-        F: FnOnce(&str) -> Result<String>,
-    {
-        let c = self.lock();
-        let tx = Tx::immediate(&c)?;
-        // Nothing claimed: the transaction wrote nothing and is rolled back on drop.
-        let Some(id) = row(&tx, CLAIM, params![owner, now_ms, now_text()], |r| r.get::<_, i64>(0)).optional()? else {
-            return Ok(None);
-        };
-        let mut r = read_row(&tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
-        let mut begun = None;
-        if let Some((fresh, make)) = prepare(&r) {
-            let msgid = if fresh { allocate_msgid(&tx, ids.0, ids.1)? } else { r.msgid.clone() };
-            if let Ok(envelope) = make(&msgid) {
-                let n = begin_in(&tx, id, &msgid, &envelope)?;
-                r.msgid = msgid;
-                r.attempts = n;
-                r.envelope = envelope.clone();
-                begun = Some((n, envelope));
-            }
-        }
-        tx.commit()?;
-        Ok(Some((r, begun)))
-    }
-
     /// Records how an attempt ended and the request's final state, in one commit.
     pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
-        let now = now_text();
-        if let Some((n, a)) = attempt {
-            end_attempt(&tx, id, n, a, &now)?;
-        }
-        exec(
-            &tx,
-            "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
-                    owner = NULL, next_at = NULL
-             WHERE id = ?1",
-            params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
-        )?;
+        finish_in(&tx, id, attempt, fin)?;
         tx.commit()?;
         Ok(())
     }
@@ -453,14 +409,7 @@ impl Journal {
     ) -> Result<()> {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
-        let now = now_text();
-        end_attempt(&tx, id, attempt.0, attempt.1, &now)?;
-        exec(
-            &tx,
-            "UPDATE mi_request SET state = 'retry_wait', last_error = ?2, next_at = ?3, owner = ?4, updated_at = ?5
-             WHERE id = ?1",
-            params![id, last_error, next_at_ms, keep_owner, now],
-        )?;
+        retry_in(&tx, id, attempt, last_error, next_at_ms, keep_owner)?;
         tx.commit()?;
         Ok(())
     }
@@ -751,6 +700,74 @@ impl Drop for Journal {
     }
 }
 
+/// One write transaction shared by the operations of many threads (see
+/// [`Journal::batch`]). Each operation runs in a savepoint: one that fails is
+/// undone alone and the others are kept.
+pub struct Batch<'c> {
+    tx: Tx<'c>,
+}
+
+impl Batch<'_> {
+    fn isolated<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        exec(&self.tx, "SAVEPOINT op", [])?;
+        match f(&self.tx) {
+            Ok(v) => {
+                exec(&self.tx, "RELEASE op", [])?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = exec(&self.tx, "ROLLBACK TO op", []);
+                let _ = exec(&self.tx, "RELEASE op", []);
+                Err(e)
+            }
+        }
+    }
+
+    /// New `queued` requests for built envelopes (their msgid is set at send
+    /// time), msgids allocated together. Each item with a caller-given msgid
+    /// succeeds or fails on its own (a duplicate fails only its item).
+    pub fn insert(&self, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
+        self.isolated(|c| insert_rows(c, items))
+    }
+
+    /// As [`Journal::finish`].
+    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+        self.isolated(|c| finish_in(c, id, attempt, fin))
+    }
+
+    /// As [`Journal::retry_later`].
+    pub fn retry_later(
+        &self,
+        id: i64,
+        attempt: (i64, &AttemptRecord),
+        last_error: &str,
+        next_at_ms: i64,
+        keep_owner: Option<&str>,
+    ) -> Result<()> {
+        self.isolated(|c| retry_in(c, id, attempt, last_error, next_at_ms, keep_owner))
+    }
+
+    /// Claims the next request (as [`Journal::claim`]) and, when `prepare` gives what its
+    /// attempt needs, begins that attempt in the same commit: a worker's claim and
+    /// the record of its send cost one commit, not two. `prepare` says whether the
+    /// resend needs a fresh msgid and makes the envelope for the msgid; when it
+    /// gives nothing (the operator's sign-in is not at hand) or its envelope fails,
+    /// the request is only claimed. Returns the row as it now is, and the begun
+    /// attempt's number and envelope.
+    pub fn claim_and_begin<F>(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        ids: (&str, u32),
+        prepare: impl FnOnce(&RequestRow) -> Option<(bool, F)>,
+    ) -> Result<Option<Claim>>
+    where
+        F: FnOnce(&str) -> Result<String>,
+    {
+        self.isolated(|c| claim_begin_in(c, owner, now_ms, ids, prepare))
+    }
+}
+
 /// A claimed request as it now is, and the attempt begun with the claim: its number
 /// and envelope.
 pub type Claim = (RequestRow, Option<(i64, String)>);
@@ -847,13 +864,12 @@ fn take_over(
     Ok(done)
 }
 
-/// The body of [`Journal::insert_many`], on a locked connection.
-fn insert_batch(c: &Connection, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
-    let tx = Tx::immediate(c)?;
+/// New `queued` rows for built envelopes, their msgids allocated together.
+fn insert_rows(tx: &Connection, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
     let mut fresh = Vec::new();
     if let Some((first, _)) = items.iter().find(|(r, _)| r.caller_msgid.is_none()) {
         let need = items.iter().filter(|(r, _)| r.caller_msgid.is_none()).count();
-        fresh = allocate_msgids(&tx, first.fixmedins_code, first.node_id, need)?;
+        fresh = allocate_msgids(tx, first.fixmedins_code, first.node_id, need)?;
     }
     let mut fresh = fresh.into_iter();
     let now = now_text();
@@ -862,28 +878,93 @@ fn insert_batch(c: &Connection, items: &[(NewRequest<'_>, String)]) -> Result<Ve
         match req.caller_msgid {
             None => {
                 let msgid = fresh.next().expect("one msgid allocated per item without one");
-                let id = insert_row(&tx, req, Start::QUEUED, &msgid, envelope, &now)?;
+                let id = insert_row(tx, req, Start::QUEUED, &msgid, envelope, &now)?;
                 out.push(Ok((id, msgid)));
             }
             Some(m) => {
                 // A caller's msgid may repeat one already used: keep that failure to its item.
-                exec(&tx, "SAVEPOINT item", [])?;
-                match insert_row(&tx, req, Start::QUEUED, m, envelope, &now) {
+                exec(tx, "SAVEPOINT item", [])?;
+                match insert_row(tx, req, Start::QUEUED, m, envelope, &now) {
                     Ok(id) => {
-                        exec(&tx, "RELEASE item", [])?;
+                        exec(tx, "RELEASE item", [])?;
                         out.push(Ok((id, m.to_string())));
                     }
                     Err(e) => {
-                        exec(&tx, "ROLLBACK TO item", [])?;
-                        exec(&tx, "RELEASE item", [])?;
+                        exec(tx, "ROLLBACK TO item", [])?;
+                        exec(tx, "RELEASE item", [])?;
                         out.push(Err(e));
                     }
                 }
             }
         }
     }
-    tx.commit()?;
     Ok(out)
+}
+
+/// Ends an attempt (if one was begun) and gives the request its final state.
+fn finish_in(tx: &Connection, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+    let now = now_text();
+    if let Some((n, a)) = attempt {
+        end_attempt(tx, id, n, a, &now)?;
+    }
+    exec(
+        tx,
+        "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
+                owner = NULL, next_at = NULL
+         WHERE id = ?1",
+        params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+    )?;
+    Ok(())
+}
+
+/// Ends an attempt and leaves the request waiting to be resent at `next_at_ms`.
+fn retry_in(
+    tx: &Connection,
+    id: i64,
+    attempt: (i64, &AttemptRecord),
+    last_error: &str,
+    next_at_ms: i64,
+    keep_owner: Option<&str>,
+) -> Result<()> {
+    let now = now_text();
+    end_attempt(tx, id, attempt.0, attempt.1, &now)?;
+    exec(
+        tx,
+        "UPDATE mi_request SET state = 'retry_wait', last_error = ?2, next_at = ?3, owner = ?4, updated_at = ?5
+         WHERE id = ?1",
+        params![id, last_error, next_at_ms, keep_owner, now],
+    )?;
+    Ok(())
+}
+
+/// The body of [`Journal::claim_and_begin`], inside the caller's transaction.
+fn claim_begin_in<F>(
+    tx: &Connection,
+    owner: &str,
+    now_ms: i64,
+    ids: (&str, u32),
+    prepare: impl FnOnce(&RequestRow) -> Option<(bool, F)>,
+) -> Result<Option<Claim>>
+where
+    F: FnOnce(&str) -> Result<String>,
+{
+    // Nothing claimed: the transaction wrote nothing and is rolled back on drop.
+    let Some(id) = row(tx, CLAIM, params![owner, now_ms, now_text()], |r| r.get::<_, i64>(0)).optional()? else {
+        return Ok(None);
+    };
+    let mut r = read_row(tx, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))?;
+    let mut begun = None;
+    if let Some((fresh, make)) = prepare(&r) {
+        let msgid = if fresh { allocate_msgid(tx, ids.0, ids.1)? } else { r.msgid.clone() };
+        if let Ok(envelope) = make(&msgid) {
+            let n = begin_in(tx, id, &msgid, &envelope)?;
+            r.msgid = msgid;
+            r.attempts = n;
+            r.envelope = envelope.clone();
+            begun = Some((n, envelope));
+        }
+    }
+    Ok(Some((r, begun)))
 }
 
 fn insert_one(

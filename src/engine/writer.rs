@@ -1,0 +1,215 @@
+//! The journal writer: group commit for what many threads write at once. Async
+//! callers hand in their requests, workers their claims and outcomes; one writer
+//! thread commits whatever has arrived in a single transaction (each operation in
+//! its own savepoint, so one failure spoils nothing else), and a flusher thread
+//! flushes the WAL once for every batch committed meanwhile, answering each
+//! thread only after that flush. The writer commits the next batch while the disk
+//! flushes the last, so neither waits for the other.
+//!
+//! A worker's claim begins its attempt in the same commit, and the attempt is on
+//! disk before the worker sends; its outcome is on disk before it claims again.
+
+use crate::call::{Claimed, Core};
+use crate::error::{Code, Error, Result};
+use crate::journal::{AttemptRecord, Final, NewRequest};
+use crate::protocol::envelope::CallInput;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The most operations one commit takes; more wait for the next.
+const MAX_BATCH: usize = 1024;
+
+/// A new async request, its envelope built by the caller's thread.
+pub struct Submission {
+    pub infno: String,
+    pub call: CallInput,
+    pub priority: i32,
+    pub envelope: String,
+    /// Where it came from outside the ABI (a drop-box file), unique in the journal.
+    pub source: Option<String>,
+}
+
+enum Op {
+    Submit(Submission, Sender<Result<i64>>),
+    Finish { id: i64, attempt: Option<(i64, AttemptRecord)>, fin: Final, reply: Sender<Result<()>> },
+    Retry { id: i64, attempt: (i64, AttemptRecord), last_error: String, next_at: i64, reply: Sender<Result<()>> },
+    Claim(Sender<Result<Option<Claimed>>>),
+}
+
+/// Tells one thread how its operation ended, given how the flush ended.
+type Answer = Box<dyn FnOnce(Result<()>) + Send>;
+
+pub struct Writer {
+    tx: Mutex<Option<Sender<Op>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(core: Arc<Core>) -> Writer {
+        let (tx, rx) = crossbeam_channel::unbounded::<Op>();
+        let (flush_tx, flush_rx) = crossbeam_channel::unbounded::<Vec<Answer>>();
+        let c = core.clone();
+        let writer = std::thread::Builder::new()
+            .name("mi-journal-writer".into())
+            .spawn(move || write(&c, rx, flush_tx))
+            .expect("the OS refused the journal writer thread");
+        let flusher = std::thread::Builder::new()
+            .name("mi-journal-flush".into())
+            .spawn(move || flush(&core, flush_rx))
+            .expect("the OS refused the journal flush thread");
+        Writer { tx: Mutex::new(Some(tx)), threads: Mutex::new(vec![writer, flusher]) }
+    }
+
+    /// Hands an operation to the writer and waits for its answer; `MI_E_SHUTDOWN`
+    /// once the writer is stopped (the caller may then write directly).
+    fn run<T>(&self, op: impl FnOnce(Sender<Result<T>>) -> Op) -> Result<T> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let sent = match &*self.tx.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(tx) => tx.send(op(reply)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(Error::new(Code::Shutdown, "the SDK is shutting down"));
+        }
+        answer.recv().unwrap_or_else(|_| Err(Error::new(Code::Internal, "the journal writer stopped")))
+    }
+
+    /// Commits a new `queued` request and returns its id.
+    pub fn submit(&self, s: Submission) -> Result<i64> {
+        self.run(|reply| Op::Submit(s, reply))
+    }
+
+    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+        let attempt = attempt.map(|(n, a)| (n, a.clone()));
+        self.run(|reply| Op::Finish { id, attempt, fin: fin.clone(), reply })
+    }
+
+    pub fn retry_later(&self, id: i64, attempt: (i64, &AttemptRecord), last_error: &str, next_at: i64) -> Result<()> {
+        let attempt = (attempt.0, attempt.1.clone());
+        self.run(|reply| Op::Retry { id, attempt, last_error: last_error.to_string(), next_at, reply })
+    }
+
+    /// Claims the next request for a worker (see `Core::claim_in`).
+    pub fn claim(&self) -> Result<Option<Claimed>> {
+        self.run(Op::Claim)
+    }
+
+    /// Commits and flushes what was handed in already, then stops both threads.
+    pub fn stop(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for t in std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner())) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reply_with<T: Send + 'static>(reply: Sender<Result<T>>, r: Result<T>) -> Answer {
+    Box::new(move |flushed: Result<()>| {
+        let _ = reply.send(flushed.and(r));
+    })
+}
+
+fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        ops.extend(rx.try_iter().take(MAX_BATCH - 1));
+        let mut answers: Vec<Answer> = Vec::with_capacity(ops.len() + 1);
+        // The error every operation gets when the commit itself fails.
+        let mut on_failure: Vec<Box<dyn FnOnce(Error) + Send>> = Vec::with_capacity(ops.len());
+        let committed = core.journal.batch(|b| {
+            let mut submits = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Submit(s, reply) => submits.push((s, reply)),
+                    Op::Finish { id, attempt, fin, reply } => {
+                        let r = b.finish(id, attempt.as_ref().map(|(n, a)| (*n, a)), &fin);
+                        on_failure.push(fail(reply.clone()));
+                        answers.push(reply_with(reply, r));
+                    }
+                    Op::Retry { id, attempt, last_error, next_at, reply } => {
+                        let r = b.retry_later(id, (attempt.0, &attempt.1), &last_error, next_at, None);
+                        on_failure.push(fail(reply.clone()));
+                        answers.push(reply_with(reply, r));
+                    }
+                    Op::Claim(reply) => {
+                        let r = core.claim_in(b);
+                        on_failure.push(fail(reply.clone()));
+                        answers.push(reply_with(reply, r));
+                    }
+                }
+            }
+            if submits.is_empty() {
+                return;
+            }
+            let rows: Vec<(NewRequest<'_>, String)> = submits
+                .iter_mut()
+                .map(|(s, _)| {
+                    let mut req = core.new_request(&s.infno, &s.call, "async", s.priority, None);
+                    req.source = s.source.as_deref();
+                    (req, std::mem::take(&mut s.envelope))
+                })
+                .collect();
+            let inserted = b.insert(&rows);
+            drop(rows);
+            let mut accepted = 0i64;
+            match inserted {
+                Ok(results) => {
+                    for ((_, reply), r) in submits.into_iter().zip(results) {
+                        accepted += i64::from(r.is_ok());
+                        on_failure.push(fail(reply.clone()));
+                        answers.push(reply_with(reply, r.map(|(id, _)| id)));
+                    }
+                }
+                Err(e) => {
+                    for (_, reply) in submits {
+                        on_failure.push(fail(reply.clone()));
+                        answers.push(reply_with(reply, Err(e.clone())));
+                    }
+                }
+            }
+            if accepted > 0 {
+                // Counted and the workers woken only once the requests are kept.
+                let core = core.clone();
+                answers.push(Box::new(move |flushed: Result<()>| {
+                    if flushed.is_ok() {
+                        core.queued.fetch_add(accepted, Ordering::AcqRel);
+                        core.wake.notify();
+                    }
+                }));
+            }
+        });
+        match committed {
+            Ok(((), true)) => {
+                let _ = flusher.send(answers);
+            }
+            Ok(((), false)) => answers.into_iter().for_each(|a| a(Ok(()))),
+            Err(e) => {
+                log::error!("journal commit of {} operations failed: {e}", on_failure.len());
+                drop(answers);
+                on_failure.into_iter().for_each(|f| f(e.clone()));
+            }
+        }
+    }
+}
+
+fn fail<T: Send + 'static>(reply: Sender<Result<T>>) -> Box<dyn FnOnce(Error) + Send> {
+    Box::new(move |e| {
+        let _ = reply.send(Err(e));
+    })
+}
+
+/// Flushes the WAL once for every batch committed since the last flush, then
+/// answers their threads.
+fn flush(core: &Core, rx: Receiver<Vec<Answer>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        batches.extend(rx.try_iter());
+        let flushed = core.journal.sync_wal();
+        if let Err(e) = &flushed {
+            log::error!("{e}");
+        }
+        batches.into_iter().flatten().for_each(|a| a(flushed.clone()));
+    }
+}
