@@ -41,6 +41,19 @@ impl Claimed {
     }
 }
 
+/// Where a worker wants its next request, claimed in the commit that records the
+/// outcome of the current one (`None`: no claim, e.g. while shutting down).
+pub type Next<'a> = Option<&'a mut Option<Claimed>>;
+
+/// Keeps a claim made along with an outcome.
+fn put_next(r: Result<Option<Claimed>>, next: Next<'_>) -> Result<()> {
+    let claimed = r?;
+    if let Some(slot) = next {
+        *slot = claimed;
+    }
+    Ok(())
+}
+
 /// Who runs the attempts of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -104,6 +117,9 @@ pub struct Core {
     /// set once the core is shared (`Sdk::start`). Without it (tools reading the
     /// journal) everything is written directly.
     pub writer: OnceLock<Writer>,
+    /// Set when the workers are told to stop: no request is claimed along with an
+    /// outcome any more, so what is queued stays queued for the next start.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Core {
@@ -122,6 +138,7 @@ impl Core {
             signins: Default::default(),
             signin_lock: Mutex::new(()),
             writer: OnceLock::new(),
+            stopping: Default::default(),
         })
     }
 
@@ -236,7 +253,7 @@ impl Core {
             updated_at: now,
         };
         log::debug!("send {infno} request={id} msgid={msgid} attempt=1");
-        Ok(self.run(&row, Mode::Inline, &opter, sign_no, Some((1, env))).unwrap_or_else(|e| self.failed(id, e)))
+        Ok(self.run(&row, Mode::Inline, &opter, sign_no, Some((1, env)), None).unwrap_or_else(|e| self.failed(id, e)))
     }
 
     /// Runs a claimed request: to the end (`Inline`) or one attempt (`Worker`).
@@ -308,45 +325,63 @@ impl Core {
 
     /// Records an outcome: a worker's through the writer (shared commits), a sync
     /// call's directly (no hand-over on the cashier's path).
-    fn record_finish(&self, mode: Mode, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+    /// With `next`, the worker's next request is claimed in the same commit.
+    fn record_finish(
+        &self,
+        mode: Mode,
+        id: i64,
+        attempt: Option<(i64, &AttemptRecord)>,
+        fin: &Final,
+        next: Next<'_>,
+    ) -> Result<()> {
         match (mode, self.writer.get()) {
-            (Mode::Worker, Some(w)) => match w.finish(id, attempt, fin) {
+            (Mode::Worker, Some(w)) => match w.finish(id, attempt, fin, next.is_some()) {
                 Err(e) if e.code == Code::Shutdown => self.journal.finish(id, attempt, fin),
-                r => r,
+                r => put_next(r, next),
             },
             _ => self.journal.finish(id, attempt, fin),
         }
     }
 
     /// Records a failed attempt of a worker's request that will be resent later.
-    fn record_retry(&self, id: i64, attempt: (i64, &AttemptRecord), err: &str, next_at: i64) -> Result<()> {
-        match self.writer.get().map(|w| w.retry_later(id, attempt, err, next_at)) {
+    /// With `next`, the worker's next request is claimed in the same commit.
+    fn record_retry(
+        &self,
+        id: i64,
+        attempt: (i64, &AttemptRecord),
+        err: &str,
+        next_at: i64,
+        next: Next<'_>,
+    ) -> Result<()> {
+        let then_claim = next.is_some();
+        match self.writer.get().map(|w| w.retry_later(id, attempt, err, next_at, then_claim)) {
             Some(Err(e)) if e.code == Code::Shutdown => self.journal.retry_later(id, attempt, err, next_at, None),
-            Some(r) => r,
+            Some(r) => put_next(r, next),
             None => self.journal.retry_later(id, attempt, err, next_at, None),
         }
     }
 
-    /// Sends a claimed request once (a worker's turn).
-    pub fn execute_claimed(&self, c: Claimed) -> Outcome {
+    /// Sends a claimed request once (a worker's turn). With `next`, the worker's next
+    /// request is claimed in the commit that records this one's outcome.
+    pub fn execute_claimed(&self, c: Claimed, next: Next<'_>) -> Outcome {
         let id = c.row.id;
         let done = match c.begun {
             Some(((n, env), opter, sign_no)) => {
                 log::debug!("send {} request={id} msgid={} attempt={n}", c.row.infno, c.row.msgid);
-                self.run(&c.row, Mode::Worker, &opter, sign_no, Some((n, env)))
+                self.run(&c.row, Mode::Worker, &opter, sign_no, Some((n, env)), next)
             }
-            None => self.execute_row(c.row, Mode::Worker),
+            None => self.execute_row(c.row, Mode::Worker, next),
         };
         done.unwrap_or_else(|e| self.failed(id, e))
     }
 
     fn try_execute(&self, id: i64, mode: Mode) -> Result<Outcome> {
         let row = self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request {id}")))?;
-        self.execute_row(row, mode)
+        self.execute_row(row, mode, None)
     }
 
     /// Signs in if needed, then runs the attempts of a journaled request.
-    fn execute_row(&self, row: RequestRow, mode: Mode) -> Result<Outcome> {
+    fn execute_row(&self, row: RequestRow, mode: Mode, next: Next<'_>) -> Result<Outcome> {
         let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
         let sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.sign_no_for(&opter) {
@@ -356,7 +391,7 @@ impl Core {
         } else {
             String::new()
         };
-        self.run(&row, mode, &opter, sign_no, None)
+        self.run(&row, mode, &opter, sign_no, None, next)
     }
 
     /// The attempts of a request: to the end (`Inline`) or one (`Worker`).
@@ -368,6 +403,7 @@ impl Core {
         opter: &str,
         mut sign_no: String,
         mut begun: Option<(i64, String)>,
+        next: Next<'_>,
     ) -> Result<Outcome> {
         let id = row.id;
         let opter = opter.to_string();
@@ -430,7 +466,7 @@ impl Core {
                             self.journal.reclaim(id, &self.owner)?;
                         }
                         Mode::Worker => {
-                            self.record_retry(id, (n, &attempt), &err, next_at)?;
+                            self.record_retry(id, (n, &attempt), &err, next_at, next)?;
                             return Ok(Outcome {
                                 request_id: id,
                                 code: Code::Pending,
@@ -440,7 +476,7 @@ impl Core {
                     }
                 }
                 Verdict::Final | Verdict::Uncertain => {
-                    self.record_finish(mode, id, Some((n, &attempt)), &fin)?;
+                    self.record_finish(mode, id, Some((n, &attempt)), &fin, next)?;
                     // One line per call for the operators: what, which msgid, how it ended.
                     log::info!(
                         "call infno={} msgid={} request={} attempt={} outcome={} latency_ms={}",

@@ -103,6 +103,7 @@ fn journal(cfg: &Config) -> Result<Journal, Usage> {
 fn status(cfg: &Config, as_json: bool) -> Result<(), Usage> {
     let j = journal(cfg)?;
     let h = j.health()?;
+    let (p50, p99) = j.recent_latency()?;
     let counts: serde_json::Map<String, Value> = mi_sdk::journal::state::ALL
         .iter()
         .map(|s| (s.to_string(), json!(0)))
@@ -123,7 +124,7 @@ fn status(cfg: &Config, as_json: bool) -> Result<(), Usage> {
         "last_success_at": h.last_success_at,
         "last_error": h.last_error.as_ref().map(|(at, infno, msg)| json!({"at": at, "infno": infno, "message": msg})),
         "sign_in": {"opter": i.opter, "sign_date": date, "signed_in": signed_in},
-        "latency_ms": {"p50": h.p50_ms, "p99": h.p99_ms},
+        "latency_ms": {"p50": p50, "p99": p99},
     });
     if as_json {
         println!("{doc}");
@@ -154,7 +155,7 @@ fn status(cfg: &Config, as_json: bool) -> Result<(), Usage> {
     if let Some((at, infno, msg)) = &h.last_error {
         println!("last error   {at} {infno}: {msg}");
     }
-    if let (Some(p50), Some(p99)) = (h.p50_ms, h.p99_ms) {
+    if let (Some(p50), Some(p99)) = (p50, p99) {
         println!("latency      p50 {p50} ms, p99 {p99} ms");
     }
     if n("uncertain") > 0 {

@@ -11,7 +11,7 @@ pub mod maintenance;
 pub mod retry;
 pub mod writer;
 
-use crate::call::Core;
+use crate::call::{Claimed, Core};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -87,6 +87,7 @@ impl Engine {
     /// maintenance thread. Queued requests stay in the journal.
     pub fn stop(&mut self, deadline: Instant) {
         self.stop.store(true, Ordering::Release);
+        self.core.stopping.store(true, Ordering::Release);
         self.core.wake.notify();
         for w in std::mem::take(&mut self.workers) {
             while !w.is_finished() && Instant::now() < deadline {
@@ -106,25 +107,34 @@ impl Engine {
 
 fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
     let mut seen = core.wake.current();
-    while !stop.load(Ordering::Acquire) {
-        let claimed = match core.claim_next() {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("worker cannot read the journal: {e}");
-                std::thread::sleep(Duration::from_millis(500));
-                None
-            }
-        };
-        let Some(claimed) = claimed else {
-            seen = core.wake.wait(seen, IDLE_POLL);
-            continue;
+    // The request claimed in the commit that recorded the last one's outcome.
+    let mut next: Option<Claimed> = None;
+    loop {
+        let claimed = match next.take() {
+            // A claimed request is sent even when shutdown has begun: its attempt may
+            // already be recorded, and shutdown waits for sends in flight.
+            Some(c) => c,
+            None if stop.load(Ordering::Acquire) => break,
+            None => match core.claim_next() {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    seen = core.wake.wait(seen, IDLE_POLL);
+                    continue;
+                }
+                Err(e) => {
+                    log::error!("worker cannot read the journal: {e}");
+                    std::thread::sleep(Duration::from_millis(500));
+                    continue;
+                }
+            },
         };
         core.queued.fetch_sub(1, Ordering::AcqRel);
-        // A claimed request is sent even when shutdown has begun: its attempt may
-        // already be recorded, and shutdown waits for sends in flight.
         let id = claimed.id();
+        let want_next = !stop.load(Ordering::Acquire);
         busy.fetch_add(1, Ordering::AcqRel);
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.execute_claimed(claimed)));
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            core.execute_claimed(claimed, want_next.then_some(&mut next))
+        }));
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
             log::error!("worker panicked while sending request {id}; applying the recovery rules to it");

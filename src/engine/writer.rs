@@ -33,10 +33,27 @@ pub struct Submission {
 
 enum Op {
     Submit(Submission, Sender<Result<i64>>),
-    Finish { id: i64, attempt: Option<(i64, AttemptRecord)>, fin: Final, reply: Sender<Result<()>> },
-    Retry { id: i64, attempt: (i64, AttemptRecord), last_error: String, next_at: i64, reply: Sender<Result<()>> },
+    /// An outcome, and (`then_claim`) the worker's next request in the same commit.
+    Finish {
+        id: i64,
+        attempt: Option<(i64, AttemptRecord)>,
+        fin: Final,
+        then_claim: bool,
+        reply: Sender<Claimed2>,
+    },
+    Retry {
+        id: i64,
+        attempt: (i64, AttemptRecord),
+        last_error: String,
+        next_at: i64,
+        then_claim: bool,
+        reply: Sender<Claimed2>,
+    },
     Claim(Sender<Result<Option<Claimed>>>),
 }
+
+/// How a recorded outcome ended, with the next request claimed along with it.
+type Claimed2 = Result<Option<Claimed>>;
 
 /// Tells one thread how its operation ended, given how the flush ended.
 type Answer = Box<dyn FnOnce(Result<()>) + Send>;
@@ -81,14 +98,31 @@ impl Writer {
         self.run(|reply| Op::Submit(s, reply))
     }
 
-    pub fn finish(&self, id: i64, attempt: Option<(i64, &AttemptRecord)>, fin: &Final) -> Result<()> {
+    /// Records a request's outcome; with `then_claim`, claims the worker's next
+    /// request in the same commit.
+    pub fn finish(
+        &self,
+        id: i64,
+        attempt: Option<(i64, &AttemptRecord)>,
+        fin: &Final,
+        then_claim: bool,
+    ) -> Result<Option<Claimed>> {
         let attempt = attempt.map(|(n, a)| (n, a.clone()));
-        self.run(|reply| Op::Finish { id, attempt, fin: fin.clone(), reply })
+        self.run(|reply| Op::Finish { id, attempt, fin: fin.clone(), then_claim, reply })
     }
 
-    pub fn retry_later(&self, id: i64, attempt: (i64, &AttemptRecord), last_error: &str, next_at: i64) -> Result<()> {
+    /// Records a failed attempt to be resent at `next_at`; with `then_claim`, claims
+    /// the worker's next request in the same commit.
+    pub fn retry_later(
+        &self,
+        id: i64,
+        attempt: (i64, &AttemptRecord),
+        last_error: &str,
+        next_at: i64,
+        then_claim: bool,
+    ) -> Result<Option<Claimed>> {
         let attempt = (attempt.0, attempt.1.clone());
-        self.run(|reply| Op::Retry { id, attempt, last_error: last_error.to_string(), next_at, reply })
+        self.run(|reply| Op::Retry { id, attempt, last_error: last_error.to_string(), next_at, then_claim, reply })
     }
 
     /// Claims the next request for a worker (see `Core::claim_in`).
@@ -123,13 +157,15 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
             for op in ops {
                 match op {
                     Op::Submit(s, reply) => submits.push((s, reply)),
-                    Op::Finish { id, attempt, fin, reply } => {
+                    Op::Finish { id, attempt, fin, then_claim, reply } => {
                         let r = b.finish(id, attempt.as_ref().map(|(n, a)| (*n, a)), &fin);
+                        let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
                         on_failure.push(fail(reply.clone()));
                         answers.push(reply_with(reply, r));
                     }
-                    Op::Retry { id, attempt, last_error, next_at, reply } => {
+                    Op::Retry { id, attempt, last_error, next_at, then_claim, reply } => {
                         let r = b.retry_later(id, (attempt.0, &attempt.1), &last_error, next_at, None);
+                        let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
                         on_failure.push(fail(reply.clone()));
                         answers.push(reply_with(reply, r));
                     }
@@ -192,6 +228,18 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
             }
         }
     }
+}
+
+/// A claim made along with an outcome: when it fails, the outcome still stands and
+/// the worker claims on its own next time.
+fn claim_along(core: &Core, b: &crate::journal::Batch<'_>) -> Option<Claimed> {
+    if core.stopping.load(Ordering::Acquire) {
+        return None;
+    }
+    core.claim_in(b).unwrap_or_else(|e| {
+        log::error!("claiming the next request failed: {e}");
+        None
+    })
 }
 
 fn fail<T: Send + 'static>(reply: Sender<Result<T>>) -> Box<dyn FnOnce(Error) + Send> {

@@ -58,7 +58,3 @@ CREATE INDEX mi_request_created ON mi_request(created_at);
 CREATE INDEX mi_request_reversal_of ON mi_request(reversal_of) WHERE reversal_of IS NOT NULL;
 CREATE INDEX mi_request_reversed_by ON mi_request(reversed_by) WHERE reversed_by IS NOT NULL;
 CREATE INDEX mi_signin_request ON mi_signin(request_id);
-
--- Claims set the owner and finishes clear it: its index was rewritten twice per
--- request. Recovery finds claimed requests among the unfinished ones instead.
-DROP INDEX mi_request_owner;
