@@ -206,7 +206,7 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
             (req, serde_json::to_string(&mi_sdk::protocol::envelope::build(&cfg, "2201", "", c).unwrap()).unwrap())
         })
         .collect();
-    let results = journal.batch_synced(|b| b.insert(&rows)).unwrap().unwrap();
+    let results = journal.batch_synced(|b| b.insert(&rows)).unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
     drop(journal);
     let (mut a, _) = spawn_child("drain", &config, None);

@@ -324,8 +324,9 @@ impl Journal {
     /// commit). With a durable setting (FULL) the commit does not wait for the disk
     /// and `.1` is true: `sync_wal` is owed before anyone is told the work is kept,
     /// and the caller can commit the next batch while the disk flushes this one.
-    /// `Err` means the commit failed and nothing of the batch was kept.
-    pub fn batch<R>(&self, f: impl FnOnce(&Batch<'_>) -> R) -> Result<(R, bool)> {
+    /// `Err` means nothing of the batch was kept: the commit failed, or `f` failed
+    /// and the transaction was rolled back.
+    pub fn batch<R>(&self, f: impl FnOnce(&Batch<'_>) -> Result<R>) -> Result<(R, bool)> {
         let c = self.lock();
         let unsynced = self.durable_commits;
         if unsynced {
@@ -333,18 +334,22 @@ impl Journal {
         }
         let out = Tx::immediate(&c).and_then(|tx| {
             let b = Batch { tx };
-            let r = f(&b);
+            let r = f(&b)?;
             b.tx.commit()?;
             Ok(r)
         });
         if unsynced {
-            exec(&c, &self.restore_sync, [])?;
+            // The batch's fate is already sealed: failing here would tell callers
+            // that committed work was lost.
+            if let Err(e) = exec(&c, &self.restore_sync, []) {
+                log::error!("journal: cannot restore `{}` after a group commit: {e}", self.restore_sync);
+            }
         }
         Ok((out?, unsynced))
     }
 
     /// `batch`, flushed before it returns.
-    pub fn batch_synced<R>(&self, f: impl FnOnce(&Batch<'_>) -> R) -> Result<R> {
+    pub fn batch_synced<R>(&self, f: impl FnOnce(&Batch<'_>) -> Result<R>) -> Result<R> {
         let (r, owed) = self.batch(f)?;
         if owed {
             self.sync_wal()?;
@@ -733,6 +738,12 @@ impl Batch<'_> {
     /// succeeds or fails on its own (a duplicate fails only its item).
     pub fn insert(&self, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
         self.isolated(|c| insert_rows(c, items))
+    }
+
+    /// `insert` without a savepoint of its own, for a batch of nothing else: when
+    /// it fails, the caller must fail the whole batch (return its error).
+    pub fn insert_whole(&self, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
+        insert_rows(&self.tx, items)
     }
 
     /// As [`Journal::finish`].
