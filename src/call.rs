@@ -117,8 +117,8 @@ pub struct Core {
     /// set once the core is shared (`Sdk::start`). Without it (tools reading the
     /// journal) everything is written directly.
     pub writer: OnceLock<Writer>,
-    /// Set when the workers are told to stop: no request is claimed along with an
-    /// outcome any more, so what is queued stays queued for the next start.
+    /// Set when the workers are told to stop: they claim nothing more, neither on
+    /// their own nor along with an outcome, so what is queued stays queued.
     pub stopping: std::sync::atomic::AtomicBool,
 }
 
@@ -297,10 +297,20 @@ impl Core {
 
     /// Claims the next request for a worker, through the writer's group commit.
     pub fn claim_next(&self) -> Result<Option<Claimed>> {
-        match self.writer.get().map(Writer::claim) {
-            Some(Err(e)) if e.code == Code::Shutdown => self.journal.batch_synced(|b| self.claim_in(b)),
+        self.through_writer(Writer::claim, || self.journal.batch_synced(|b| self.claim_in(b)))
+    }
+
+    /// An operation through the group-commit writer, or done directly when there is
+    /// none or it has stopped (a worker finishing after shutdown's deadline).
+    fn through_writer<T>(
+        &self,
+        shared: impl FnOnce(&Writer) -> Result<T>,
+        direct: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        match self.writer.get().map(shared) {
+            Some(Err(e)) if e.code == Code::Shutdown => direct(),
             Some(r) => r,
-            None => self.journal.batch_synced(|b| self.claim_in(b)),
+            None => direct(),
         }
     }
 
@@ -334,12 +344,10 @@ impl Core {
         fin: &Final,
         next: Next<'_>,
     ) -> Result<()> {
-        match (mode, self.writer.get()) {
-            (Mode::Worker, Some(w)) => match w.finish(id, attempt, fin, next.is_some()) {
-                Err(e) if e.code == Code::Shutdown => self.journal.finish(id, attempt, fin),
-                r => put_next(r, next),
-            },
-            _ => self.journal.finish(id, attempt, fin),
+        let direct = || self.journal.finish(id, attempt, fin);
+        match mode {
+            Mode::Worker => self.through_writer(|w| put_next(w.finish(id, attempt, fin, next.is_some()), next), direct),
+            Mode::Inline => direct(),
         }
     }
 
@@ -353,12 +361,10 @@ impl Core {
         next_at: i64,
         next: Next<'_>,
     ) -> Result<()> {
-        let then_claim = next.is_some();
-        match self.writer.get().map(|w| w.retry_later(id, attempt, err, next_at, then_claim)) {
-            Some(Err(e)) if e.code == Code::Shutdown => self.journal.retry_later(id, attempt, err, next_at, None),
-            Some(r) => put_next(r, next),
-            None => self.journal.retry_later(id, attempt, err, next_at, None),
-        }
+        self.through_writer(
+            |w| put_next(w.retry_later(id, attempt, err, next_at, next.is_some()), next),
+            || self.journal.retry_later(id, attempt, err, next_at, None),
+        )
     }
 
     /// Sends a claimed request once (a worker's turn). With `next`, the worker's next

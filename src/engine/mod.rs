@@ -12,7 +12,7 @@ pub mod retry;
 pub mod writer;
 
 use crate::call::{Claimed, Core};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,7 +51,6 @@ impl Wake {
 
 pub struct Engine {
     core: Arc<Core>,
-    stop: Arc<AtomicBool>,
     busy: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
     maintenance: Option<maintenance::Maintenance>,
@@ -59,19 +58,18 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(core: Arc<Core>, workers: u32) -> Engine {
-        let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicUsize::new(0));
         let maintenance = maintenance::Maintenance::start(core.clone());
         let workers = (0..workers)
             .map(|n| {
-                let (core, stop, busy) = (core.clone(), stop.clone(), busy.clone());
+                let (core, busy) = (core.clone(), busy.clone());
                 std::thread::Builder::new()
                     .name(format!("mi-worker-{n}"))
-                    .spawn(move || work(&core, &stop, &busy))
+                    .spawn(move || work(&core, &busy))
                     .expect("the OS refused a worker thread")
             })
             .collect();
-        Engine { core, stop, busy, workers, maintenance: Some(maintenance) }
+        Engine { core, busy, workers, maintenance: Some(maintenance) }
     }
 
     pub fn workers(&self) -> usize {
@@ -86,7 +84,6 @@ impl Engine {
     /// Stops claiming, waits until `deadline` for sends in flight, stops the
     /// maintenance thread. Queued requests stay in the journal.
     pub fn stop(&mut self, deadline: Instant) {
-        self.stop.store(true, Ordering::Release);
         self.core.stopping.store(true, Ordering::Release);
         self.core.wake.notify();
         for w in std::mem::take(&mut self.workers) {
@@ -105,7 +102,8 @@ impl Engine {
     }
 }
 
-fn work(core: &Core, stop: &AtomicBool, busy: &AtomicUsize) {
+fn work(core: &Core, busy: &AtomicUsize) {
+    let stop = &core.stopping;
     let mut seen = core.wake.current();
     // The request claimed in the commit that recorded the last one's outcome.
     let mut next: Option<Claimed> = None;

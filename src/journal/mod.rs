@@ -228,6 +228,13 @@ impl Journal {
         &self.path
     }
 
+    /// The WAL beside the journal file (SQLite names it `<file>-wal`).
+    fn wal_path(&self) -> PathBuf {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    }
+
     /// Moves WAL checkpoints (copying pages into the file and their fsyncs) off
     /// the callers' commits onto a thread of their own. For a process that writes
     /// much (the SDK); a short-lived reader needs none.
@@ -280,7 +287,7 @@ impl Journal {
     ) -> Result<(i64, String, String)> {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
-        let (id, msgid, envelope) = insert_one(&tx, req, state, owner, build)?;
+        let (id, msgid, envelope) = insert_one(&tx, req, Start { state, owner, attempts: 0 }, &now_text(), build)?;
         tx.commit()?;
         Ok((id, msgid, envelope))
     }
@@ -297,20 +304,9 @@ impl Journal {
     ) -> Result<(i64, String, String, String)> {
         let c = self.lock();
         let tx = Tx::immediate(&c)?;
-        let msgid = match req.caller_msgid {
-            Some(m) => m.to_string(),
-            None => allocate_msgid(&tx, req.fixmedins_code, req.node_id)?,
-        };
-        let envelope = build(&msgid)?;
         let now = now_text();
-        let id = insert_row(
-            &tx,
-            req,
-            Start { state: state::SENDING, owner: Some(owner), attempts: 1 },
-            &msgid,
-            &envelope,
-            &now,
-        )?;
+        let start = Start { state: state::SENDING, owner: Some(owner), attempts: 1 };
+        let (id, msgid, envelope) = insert_one(&tx, req, start, &now, build)?;
         exec(
             &tx,
             "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, 1, ?2, ?3)",
@@ -362,11 +358,9 @@ impl Journal {
     pub fn sync_wal(&self) -> Result<()> {
         let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
         if wal.is_none() {
-            let mut path = self.path.clone().into_os_string();
-            path.push("-wal");
             let f = std::fs::OpenOptions::new()
                 .write(true)
-                .open(&path)
+                .open(self.wal_path())
                 .map_err(|e| Error::journal(format!("cannot open the journal's WAL to flush it: {e}")))?;
             *wal = Some(f);
         }
@@ -438,6 +432,8 @@ impl Journal {
     /// Claims the next request to send (highest priority, then oldest; `retry_wait`
     /// ones once due) for `owner`, in one atomic statement: two processes sharing the
     /// file never claim the same request.
+    /// (Workers claim through [`Batch::claim_and_begin`]; this is for the tests.)
+    #[cfg(test)]
     pub fn claim(&self, owner: &str, now_ms: i64) -> Result<Option<i64>> {
         let c = self.lock();
         Ok(row(&c, CLAIM, params![owner, now_ms, now_text()], |r| r.get(0)).optional()?)
@@ -574,9 +570,7 @@ impl Journal {
         let last_error: Option<(String, String, String)> =
             row(&c, LAST_FAILURE, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        Ok(Health { oldest_unfinished, last_success_at, last_error, bytes: size(&self.path) + size(Path::new(&wal)) })
+        Ok(Health { oldest_unfinished, last_success_at, last_error, bytes: size(&self.path) + size(&self.wal_path()) })
     }
 
     /// (p50, p99) in ms of the last 1,000 answered attempts of any process. It reads
@@ -719,18 +713,7 @@ pub struct Batch<'c> {
 
 impl Batch<'_> {
     fn isolated<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        exec(&self.tx, "SAVEPOINT op", [])?;
-        match f(&self.tx) {
-            Ok(v) => {
-                exec(&self.tx, "RELEASE op", [])?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = exec(&self.tx, "ROLLBACK TO op", []);
-                let _ = exec(&self.tx, "RELEASE op", []);
-                Err(e)
-            }
-        }
+        savepoint(&self.tx, "op", f)?
     }
 
     /// New `queued` requests for built envelopes (their msgid is set at send
@@ -878,6 +861,18 @@ fn take_over(
     Ok(done)
 }
 
+/// Runs `f` in a savepoint named `name`: what it changed is undone when it fails.
+/// The outer `Err` is the savepoint itself failing; the inner one is `f`'s.
+fn savepoint<T>(c: &Connection, name: &str, f: impl FnOnce(&Connection) -> Result<T>) -> Result<Result<T>> {
+    exec(c, &format!("SAVEPOINT {name}"), [])?;
+    let r = f(c);
+    if r.is_err() {
+        exec(c, &format!("ROLLBACK TO {name}"), [])?;
+    }
+    exec(c, &format!("RELEASE {name}"), [])?;
+    Ok(r)
+}
+
 /// New `queued` rows for built envelopes, their msgids allocated together.
 fn insert_rows(tx: &Connection, items: &[(NewRequest<'_>, String)]) -> Result<Vec<Result<(i64, String)>>> {
     let mut fresh = Vec::new();
@@ -897,18 +892,8 @@ fn insert_rows(tx: &Connection, items: &[(NewRequest<'_>, String)]) -> Result<Ve
             }
             Some(m) => {
                 // A caller's msgid may repeat one already used: keep that failure to its item.
-                exec(tx, "SAVEPOINT item", [])?;
-                match insert_row(tx, req, Start::QUEUED, m, envelope, &now) {
-                    Ok(id) => {
-                        exec(tx, "RELEASE item", [])?;
-                        out.push(Ok((id, m.to_string())));
-                    }
-                    Err(e) => {
-                        exec(tx, "ROLLBACK TO item", [])?;
-                        exec(tx, "RELEASE item", [])?;
-                        out.push(Err(e));
-                    }
-                }
+                let id = savepoint(tx, "item", |c| insert_row(c, req, Start::QUEUED, m, envelope, &now))?;
+                out.push(id.map(|id| (id, m.to_string())));
             }
         }
     }
@@ -981,11 +966,13 @@ where
     Ok(Some((r, begun)))
 }
 
+/// A new row under the caller's msgid or a freshly allocated one; `build` makes
+/// the envelope for the msgid.
 fn insert_one(
     tx: &rusqlite::Connection,
     req: &NewRequest<'_>,
-    state: &str,
-    owner: Option<&str>,
+    start: Start<'_>,
+    now: &str,
     build: impl FnOnce(&str) -> Result<String>,
 ) -> Result<(i64, String, String)> {
     let msgid = match req.caller_msgid {
@@ -993,7 +980,7 @@ fn insert_one(
         None => allocate_msgid(tx, req.fixmedins_code, req.node_id)?,
     };
     let envelope = build(&msgid)?;
-    let id = insert_row(tx, req, Start { state, owner, attempts: 0 }, &msgid, &envelope, &now_text())?;
+    let id = insert_row(tx, req, start, &msgid, &envelope, now)?;
     Ok((id, msgid, envelope))
 }
 
