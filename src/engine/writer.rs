@@ -52,6 +52,20 @@ enum Op {
     Claim(Sender<Result<Option<Claimed>>>),
 }
 
+impl Op {
+    /// Tells the waiting thread its operation failed.
+    fn refuse(self, e: Error) {
+        match self {
+            Op::Submit(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
+            Op::Finish { reply, .. } | Op::Retry { reply, .. } | Op::Claim(reply) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
 /// How a recorded outcome ended, with the next request claimed along with it.
 type Claimed2 = Result<Option<Claimed>>;
 
@@ -149,35 +163,32 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         ops.extend(rx.try_iter().take(MAX_BATCH - 1));
-        let mut answers: Vec<Answer> = Vec::with_capacity(ops.len() + 1);
-        // The error every operation gets when the commit itself fails.
-        let mut on_failure: Vec<Box<dyn FnOnce(Error) + Send>> = Vec::with_capacity(ops.len());
+        let count = ops.len();
+        // Each operation's answer, given once the batch's fate is known: a failed
+        // commit turns every one of them into that failure.
+        let mut answers: Vec<Answer> = Vec::with_capacity(count + 1);
         // A batch of submissions alone needs no savepoint (its page copies were a
         // tenth of the writer's time): if the insert fails, the batch fails whole.
         let only_submits = ops.iter().all(|op| matches!(op, Op::Submit(..)));
+        // Still here afterwards only if the transaction never began.
+        let mut pending = Some(ops);
         let committed = core.journal.batch(|b| {
             let mut submits = Vec::new();
-            for op in ops {
+            for op in pending.take().into_iter().flatten() {
                 match op {
-                    Op::Submit(s, reply) => {
-                        on_failure.push(fail(reply.clone()));
-                        submits.push((s, reply));
-                    }
+                    Op::Submit(s, reply) => submits.push((s, reply)),
                     Op::Finish { id, attempt, fin, then_claim, reply } => {
                         let r = b.finish(id, attempt.as_ref().map(|(n, a)| (*n, a)), &fin);
                         let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
-                        on_failure.push(fail(reply.clone()));
                         answers.push(reply_with(reply, r));
                     }
                     Op::Retry { id, attempt, last_error, next_at, then_claim, reply } => {
                         let r = b.retry_later(id, (attempt.0, &attempt.1), &last_error, next_at, None);
                         let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
-                        on_failure.push(fail(reply.clone()));
                         answers.push(reply_with(reply, r));
                     }
                     Op::Claim(reply) => {
                         let r = core.claim_in(b);
-                        on_failure.push(fail(reply.clone()));
                         answers.push(reply_with(reply, r));
                     }
                 }
@@ -193,7 +204,7 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
                     (req, std::mem::take(&mut s.envelope))
                 })
                 .collect();
-            let inserted = if only_submits { Ok(b.insert_whole(&rows)?) } else { b.insert(&rows) };
+            let inserted = if only_submits { b.insert_whole(&rows) } else { b.insert(&rows) };
             drop(rows);
             let mut accepted = 0i64;
             match inserted {
@@ -206,6 +217,10 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
                 Err(e) => {
                     for (_, reply) in submits {
                         answers.push(reply_with(reply, Err(e.clone())));
+                    }
+                    if only_submits {
+                        // Nothing else is in the batch: roll back what the insert left.
+                        return Err(e);
                     }
                 }
             }
@@ -227,9 +242,9 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
             }
             Ok(((), false)) => answers.into_iter().for_each(|a| a(Ok(()))),
             Err(e) => {
-                log::error!("journal commit of {} operations failed: {e}", on_failure.len());
-                drop(answers);
-                on_failure.into_iter().for_each(|f| f(e.clone()));
+                log::error!("journal commit of {count} operations failed: {e}");
+                answers.into_iter().for_each(|a| a(Err(e.clone())));
+                pending.into_iter().flatten().for_each(|op| op.refuse(e.clone()));
             }
         }
     }
@@ -244,12 +259,6 @@ fn claim_along(core: &Core, b: &crate::journal::Batch<'_>) -> Option<Claimed> {
     core.claim_in(b).unwrap_or_else(|e| {
         log::error!("claiming the next request failed: {e}");
         None
-    })
-}
-
-fn fail<T: Send + 'static>(reply: Sender<Result<T>>) -> Box<dyn FnOnce(Error) + Send> {
-    Box::new(move |e| {
-        let _ = reply.send(Err(e));
     })
 }
 
