@@ -268,6 +268,31 @@ impl Core {
         Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
     }
 
+    /// Puts back a request whose claim was committed but could not be flushed to
+    /// disk: it is not sent, since its claim and attempt may not be kept. Its begun
+    /// attempt is closed as never sent and it waits a second to be claimed again.
+    /// When even that cannot be written, the next start recovers it (conservatively:
+    /// a state-changing request with an open attempt becomes uncertain).
+    pub fn put_back(&self, c: &Claimed, why: &Error) {
+        let id = c.row.id;
+        let msg = format!("not sent: the journal could not be flushed ({})", why.message);
+        let r = match &c.begun {
+            Some(((n, _), _, _)) => {
+                let a = AttemptRecord { outcome: "never_sent", err_msg: Some(msg.clone()), ..Default::default() };
+                let next_at = crate::transport::gateway::unix_ms() as i64 + 1000;
+                self.journal.retry_later(id, (*n, &a), &msg, next_at, None)
+            }
+            None => self.journal.abandon(id, &self.owner, |_| journal::Recovery::Requeue).map(drop),
+        };
+        match r {
+            Ok(()) => log::warn!("request {id} ({}) {msg}; it will be sent later", c.row.infno),
+            Err(e) => log::error!(
+                "request {id} ({}) {msg}, and cannot be put back ({e}); the next start recovers it",
+                c.row.infno
+            ),
+        }
+    }
+
     /// Claims the next request for a worker. When the operator's sign_no is at hand
     /// the attempt is begun in the same commit (the envelope refreshed, a fresh msgid
     /// for a resent query); otherwise `execute_claimed` signs in first.
@@ -482,7 +507,18 @@ impl Core {
                     }
                 }
                 Verdict::Final | Verdict::Uncertain => {
-                    self.record_finish(mode, id, Some((n, &attempt)), &fin, next)?;
+                    if let Err(e) = self.record_finish(mode, id, Some((n, &attempt)), &fin, next) {
+                        // The request left and the platform answered: that answer is
+                        // the truth the cashier must see, never "not sent". The row
+                        // stays `sending` with this attempt open, which the next start
+                        // marks uncertain (a query: resent), so it is never lost.
+                        log::error!(
+                            "request {id} ({}) ended {} but the journal could not record it: {e}",
+                            row.infno,
+                            fin.code.name()
+                        );
+                        self.stats.failure(e.message.clone());
+                    }
                     // One line per call for the operators: what, which msgid, how it ended.
                     log::info!(
                         "call infno={} msgid={} request={} attempt={} outcome={} latency_ms={}",

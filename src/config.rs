@@ -161,11 +161,14 @@ pub struct Journal {
     pub path: String,
     pub synchronous: String,
     pub retain_days: u32,
+    /// How long a write waits for another program holding the journal's lock
+    /// before the call fails with `MI_E_JOURNAL`.
+    pub busy_timeout_ms: u32,
 }
 
 impl Default for Journal {
     fn default() -> Self {
-        Journal { path: "mi_journal.db".into(), synchronous: "full".into(), retain_days: 180 }
+        Journal { path: "mi_journal.db".into(), synchronous: "full".into(), retain_days: 180, busy_timeout_ms: 10_000 }
     }
 }
 
@@ -542,6 +545,7 @@ mod example_tests {
             "node_id",
             "synchronous",
             "retain_days",
+            "busy_timeout_ms",
             "queue_capacity",
             "max_input_bytes",
             "uncertain_policy",

@@ -112,8 +112,30 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
+    /// Names what the hospital's IT staff can act on (a full disk, a read-only file,
+    /// a damaged file, another program's lock), with SQLite's own words after it.
     fn from(e: rusqlite::Error) -> Error {
-        Error::journal(format!("journal: {e}"))
+        use rusqlite::ErrorCode as C;
+        let what = match e.sqlite_error_code() {
+            Some(C::DiskFull) => "the disk holding the journal is full; free space on it",
+            Some(C::ReadOnly) => "the journal file or its folder is read-only; give this program write access",
+            Some(C::DatabaseCorrupt) | Some(C::NotADatabase) => {
+                "the journal file is damaged or is not an mi_sdk journal; move it aside (keep it for the audit) \
+                 and start again, or restore it from a backup"
+            }
+            Some(C::DatabaseBusy) | Some(C::DatabaseLocked) => {
+                "the journal is locked by another program (journal.busy_timeout_ms ran out); close the \
+                 program holding it"
+            }
+            Some(C::CannotOpen) => "the journal file cannot be opened; check its folder exists and is writable",
+            Some(C::SystemIoFailure) => "the disk reported an error writing the journal",
+            _ => "",
+        };
+        if what.is_empty() {
+            Error::journal(format!("journal: {e}"))
+        } else {
+            Error::journal(format!("journal: {what} ({e})"))
+        }
     }
 }
 

@@ -32,7 +32,8 @@ impl Sdk {
     /// starts the journal writer and the workers (which drive whatever is queued).
     pub fn start(cfg: Config) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
-        let journal = Journal::open(&cfg.journal_path(), &cfg.journal.synchronous)?;
+        let journal =
+            Journal::open_waiting(&cfg.journal_path(), &cfg.journal.synchronous, cfg.journal.busy_timeout_ms)?;
         journal.start_checkpointer()?;
         let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
         let workers = cfg.workers;

@@ -159,6 +159,18 @@ fn reply_with<T: Send + 'static>(reply: Sender<Result<T>>, r: Result<T>) -> Answ
     })
 }
 
+/// `reply_with` for an operation that claimed a request: when the flush fails, the
+/// worker is told so and the claimed request is put back unsent.
+fn reply_claimed(core: &Arc<Core>, reply: Sender<Claimed2>, r: Claimed2) -> Answer {
+    let core = core.clone();
+    Box::new(move |flushed: Result<()>| {
+        if let (Err(e), Ok(Some(c))) = (&flushed, &r) {
+            core.put_back(c, e);
+        }
+        let _ = reply.send(flushed.and(r));
+    })
+}
+
 fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
@@ -180,16 +192,16 @@ fn write(core: &Arc<Core>, rx: Receiver<Op>, flusher: Sender<Vec<Answer>>) {
                     Op::Finish { id, attempt, fin, then_claim, reply } => {
                         let r = b.finish(id, attempt.as_ref().map(|(n, a)| (*n, a)), &fin);
                         let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
-                        answers.push(reply_with(reply, r));
+                        answers.push(reply_claimed(core, reply, r));
                     }
                     Op::Retry { id, attempt, last_error, next_at, then_claim, reply } => {
                         let r = b.retry_later(id, (attempt.0, &attempt.1), &last_error, next_at, None);
                         let r = r.map(|()| then_claim.then(|| claim_along(core, b)).flatten());
-                        answers.push(reply_with(reply, r));
+                        answers.push(reply_claimed(core, reply, r));
                     }
                     Op::Claim(reply) => {
                         let r = core.claim_in(b);
-                        answers.push(reply_with(reply, r));
+                        answers.push(reply_claimed(core, reply, r));
                     }
                 }
             }
@@ -273,5 +285,81 @@ fn flush(core: &Core, rx: Receiver<Vec<Answer>>) {
             log::error!("{e}");
         }
         batches.into_iter().flatten().for_each(|a| a(flushed.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::journal::Journal;
+    use serde_json::{json, Value};
+
+    /// A core on a real journal file, talking to a real simulator on loopback.
+    fn core_with_writer(sim: &mi_sim::Sim, dir: &std::path::Path) -> Arc<Core> {
+        let cfg = json!({
+            "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "t", "mdtrtarea_admvs": "440300",
+                            "opter": "0001", "opter_name": "t"},
+            "gateway": {"url": sim.service_url()},
+            "journal": {"path": "j.db"},
+            "log": {"dir": "logs"}
+        });
+        let cfg = Config::from_json(&cfg.to_string(), dir).unwrap();
+        let journal = Journal::open(&cfg.journal_path(), "full").unwrap();
+        let core = Arc::new(Core::new(cfg, journal, "writer-test".into()).unwrap());
+        let _ = core.writer.set(Writer::start(core.clone()));
+        core
+    }
+
+    fn record(core: &Core, id: i64) -> Value {
+        serde_json::from_str(&core.record_of(id).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_claim_whose_flush_fails_is_put_back_and_never_sent() {
+        let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let core = core_with_writer(&sim, dir.path());
+        let w = core.writer.get().unwrap();
+        let input = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234",
+                                    "psn_cert_type": "01", "certno": "440301199001011234"}});
+        let submit = || core.submit("1101", CallInput::parse(&input.to_string()).unwrap(), 0, None).unwrap();
+
+        // Not signed in yet: the claim begins no attempt.
+        let first = submit();
+        core.journal.fail_flushes.store(1, Ordering::Release);
+        let e = w.claim().err().expect("the worker is told the flush failed");
+        assert_eq!(e.code, Code::Journal);
+        assert_eq!(record(&core, first)["state"], "queued", "put back: {}", record(&core, first));
+
+        // Signed in: the claim begins the attempt in the same commit.
+        let c = w.claim().unwrap().unwrap();
+        assert_eq!(core.execute_claimed(c, None).code, Code::Ok, "sends after signing in");
+        let second = submit();
+        core.journal.fail_flushes.store(1, Ordering::Release);
+        assert_eq!(w.claim().err().map(|e| e.code), Some(Code::Journal));
+        let r = record(&core, second);
+        assert_eq!(r["state"], "retry_wait", "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+        let db = rusqlite::Connection::open(core.journal.path()).unwrap();
+        let (outcome, finished): (String, Option<String>) = db
+            .query_row("SELECT outcome, finished_at FROM mi_attempt WHERE request_id = ?1", [second], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(outcome, "never_sent");
+        assert!(finished.is_some(), "the attempt is closed");
+
+        // Neither left for the platform while the disk refused; the second goes a
+        // second later.
+        let ledger = sim.ledger();
+        assert_eq!((ledger["by_infno"]["1101"].as_u64(), ledger["rejected"].as_u64()), (Some(1), Some(0)));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let c = w.claim().unwrap().unwrap();
+        assert_eq!(c.id(), second);
+        assert_eq!(core.execute_claimed(c, None).code, Code::Ok);
+        assert_eq!(record(&core, second)["state"], "succeeded");
+        assert_eq!(sim.ledger()["by_infno"]["1101"], 2);
+        w.stop();
     }
 }

@@ -6,6 +6,8 @@ use crate::error::{Code, Error, Result};
 use crate::protocol::msgid::{self, SeqState};
 use rusqlite::{params, Connection, OptionalExtension, Params};
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 
 mod checkpoint;
@@ -126,6 +128,10 @@ pub struct Journal {
     restore_sync: String,
     /// The WAL, opened to flush it after commits made without a sync (group commit).
     wal: Mutex<Option<std::fs::File>>,
+    /// Flushes still to fail on purpose: the unit tests of what follows a disk that
+    /// refuses to flush (an EIO cannot be had on demand).
+    #[cfg(test)]
+    pub fail_flushes: std::sync::atomic::AtomicU32,
 }
 
 /// A write transaction whose BEGIN, COMMIT and ROLLBACK are prepared once per
@@ -189,14 +195,32 @@ pub fn now_text() -> String {
 impl Journal {
     /// Opens (creating if missing) and migrates the journal file.
     pub fn open(path: &Path, synchronous: &str) -> Result<Journal> {
+        Journal::open_waiting(path, synchronous, 10_000)
+    }
+
+    /// `open`, waiting up to `busy_ms` for a lock another program holds, then and on
+    /// every later write (`journal.busy_timeout_ms`).
+    pub fn open_waiting(path: &Path, synchronous: &str, busy_ms: u32) -> Result<Journal> {
+        // The file is named in every error here: it is what the operator must find.
+        Journal::open_unnamed(path, synchronous, busy_ms).map_err(|e| {
+            let named = format!("journal {}:", path.display());
+            let message = if e.message.starts_with(&named) {
+                e.message
+            } else {
+                format!("{named} {}", e.message.strip_prefix("journal:").unwrap_or(&e.message).trim_start())
+            };
+            Error::new(e.code, message)
+        })
+    }
+
+    fn open_unnamed(path: &Path, synchronous: &str, busy_ms: u32) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::journal(format!("cannot create journal folder {}: {e}", dir.display())))?;
+                .map_err(|e| Error::journal(format!("cannot create its folder {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| Error::journal(format!("cannot open journal {}: {e}", path.display())))?;
+        let conn = Connection::open(path).map_err(Error::from)?;
         restrict_to_owner(path);
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(std::time::Duration::from_millis(busy_ms.into()))?;
         // Every statement the journal runs stays prepared.
         conn.set_prepared_statement_cache_capacity(128);
         // Savepoints (each operation of a shared commit has one) keep the pages they
@@ -205,7 +229,7 @@ impl Journal {
         conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::journal(format!("journal {} cannot use WAL (got {mode})", path.display())));
+            return Err(Error::journal(format!("cannot use WAL (got {mode})")));
         }
         conn.execute_batch(&format!("PRAGMA synchronous={synchronous}; PRAGMA foreign_keys=ON;"))?;
         // Checkpoints are the background checkpointer's work (see `checkpoint`); the
@@ -219,6 +243,8 @@ impl Journal {
             durable_commits: matches!(synchronous.to_ascii_lowercase().as_str(), "full" | "extra"),
             restore_sync: format!("PRAGMA synchronous = {synchronous}"),
             wal: Mutex::new(None),
+            #[cfg(test)]
+            fail_flushes: Default::default(),
         };
         j.migrate()?;
         Ok(j)
@@ -356,6 +382,10 @@ impl Journal {
     /// Flushes the WAL to disk: every commit made before this call is then as
     /// durable as a FULL commit (the WAL is what recovery replays).
     pub fn sync_wal(&self) -> Result<()> {
+        #[cfg(test)]
+        if self.fail_flushes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok() {
+            return Err(Error::journal("the journal could not be flushed to disk: Input/output error (injected)"));
+        }
         let mut wal = self.wal.lock().unwrap_or_else(|p| p.into_inner());
         if wal.is_none() {
             let f = std::fs::OpenOptions::new()
