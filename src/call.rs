@@ -124,7 +124,7 @@ pub struct Core {
 
 impl Core {
     pub fn new(cfg: Config, journal: Journal, owner: String) -> Result<Core> {
-        let transport = Transport::new(&cfg.gateway);
+        let transport = Transport::new(&cfg.gateway, cfg.ca_path().as_deref())?;
         let channels = Channels::new(&cfg)?;
         Ok(Core {
             channels,

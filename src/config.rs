@@ -97,6 +97,10 @@ pub struct Gateway {
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub tls_verify: bool,
+    /// PEM file of the CA certificates that sign the gateway's certificate, trusted
+    /// instead of the built-in Mozilla roots (private-network gateways). Empty: the
+    /// Mozilla roots.
+    pub ca_file: String,
 }
 
 impl Default for Gateway {
@@ -115,6 +119,7 @@ impl Default for Gateway {
             connect_timeout_ms: 5000,
             timeout_ms: 60000,
             tls_verify: true,
+            ca_file: String::new(),
         }
     }
 }
@@ -315,6 +320,12 @@ impl Config {
         self.base_dir.join(&self.journal.path)
     }
 
+    /// The gateway's CA file, resolved against the config's folder, when one is set.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        let f = self.gateway.ca_file.trim();
+        (!f.is_empty()).then(|| self.base_dir.join(f))
+    }
+
     pub fn log_dir(&self) -> PathBuf {
         self.base_dir.join(&self.log.dir)
     }
@@ -415,6 +426,12 @@ impl Config {
         }
         if self.node_id > 99 {
             return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
+        }
+        if !self.gateway.ca_file.trim().is_empty() && !self.gateway.tls_verify {
+            return bad(
+                "gateway.ca_file",
+                "is set while gateway.tls_verify is false; a CA only matters when certificates are verified",
+            );
         }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
@@ -540,6 +557,7 @@ mod example_tests {
             "append_infno",
             "encrypt_input",
             "tls_verify",
+            "ca_file",
             "platform_public_key",
             "auto",
             "node_id",

@@ -1,8 +1,11 @@
 //! A small HTTP/1.1 server for the simulator: a thread per connection, keep-alive,
 //! `Content-Length` bodies. Written for the simulator rather than borrowed so that
 //! faults (a late answer, a connection dropped after the request was processed) are
-//! exact, and so that no connection ever waits for another one's thread.
+//! exact, and so that no connection ever waits for another one's thread. With a
+//! certificate it serves HTTPS (rustls), as the real gateways do.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -47,6 +50,26 @@ fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A TLS server setup from a PEM certificate chain and its PEM private key.
+pub fn tls_config(cert_chain_pem: &[u8], key_pem: &[u8]) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    let bad = |what: &str, e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("certificate PEM", e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("certificate PEM", "no certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("key PEM", e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS versions", e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("certificate and key", e.to_string()))?;
+    Ok(Arc::new(cfg))
+}
+
 pub struct Server {
     addr: SocketAddr,
     control: Arc<Control>,
@@ -54,12 +77,17 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(listener: TcpListener, control: Arc<Control>, handler: Handler) -> std::io::Result<Server> {
+    pub fn start(
+        listener: TcpListener,
+        control: Arc<Control>,
+        handler: Handler,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let c = control.clone();
         let acceptor = std::thread::Builder::new()
             .name("mi-sim-accept".into())
-            .spawn(move || accept(listener, addr, &c, handler))?;
+            .spawn(move || accept(listener, addr, &c, handler, tls))?;
         Ok(Server { addr, control, acceptor: Some(acceptor) })
     }
 
@@ -89,7 +117,13 @@ impl Control {
     }
 }
 
-fn accept(first: TcpListener, addr: SocketAddr, control: &Arc<Control>, handler: Handler) {
+fn accept(
+    first: TcpListener,
+    addr: SocketAddr,
+    control: &Arc<Control>,
+    handler: Handler,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let mut listener = Some(first);
     loop {
         let Some(l) = listener.take() else { return };
@@ -101,8 +135,8 @@ fn accept(first: TcpListener, addr: SocketAddr, control: &Arc<Control>, handler:
                 break;
             }
             let Ok(conn) = conn else { continue };
-            let (h, c) = (handler.clone(), control.clone());
-            let _ = std::thread::Builder::new().name("mi-sim-conn".into()).spawn(move || serve(conn, h, c));
+            let (h, c, tls) = (handler.clone(), control.clone(), tls.clone());
+            let _ = std::thread::Builder::new().name("mi-sim-conn".into()).spawn(move || connection(conn, h, c, tls));
         }
         drop(l);
         while control.refuse_until_ms.load(Ordering::Acquire) > unix_ms() && !control.stop.load(Ordering::Acquire) {
@@ -118,21 +152,35 @@ fn accept(first: TcpListener, addr: SocketAddr, control: &Arc<Control>, handler:
     }
 }
 
-fn serve(conn: TcpStream, handler: Handler, control: Arc<Control>) {
+/// One connection, plain or TLS (the handshake happens on the first read).
+fn connection(conn: TcpStream, handler: Handler, control: Arc<Control>, tls: Option<Arc<rustls::ServerConfig>>) {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
-    let generation = control.generation.load(Ordering::Acquire);
-    let stop = Closing { control: &control, generation };
-    let Ok(mut writer) = conn.try_clone() else {
+    // Kept to drop the connection at the TCP level (a fault), whatever runs over it.
+    let Ok(socket) = conn.try_clone() else {
         return;
     };
-    let mut reader = BufReader::new(conn);
+    match tls {
+        None => serve(conn, &socket, handler, control),
+        Some(cfg) => {
+            let Ok(session) = rustls::ServerConnection::new(cfg) else {
+                return;
+            };
+            serve(rustls::StreamOwned::new(session, conn), &socket, handler, control)
+        }
+    }
+}
+
+fn serve<S: Read + Write>(stream: S, socket: &TcpStream, handler: Handler, control: Arc<Control>) {
+    let generation = control.generation.load(Ordering::Acquire);
+    let stop = Closing { control: &control, generation };
+    let mut reader = BufReader::new(stream);
     loop {
         let rq = match read_request(&mut reader, &stop) {
             Ok(Some(rq)) => rq,
             Ok(None) => return,
             Err(status) => {
-                let _ = write_answer(&mut writer, status, "text/plain", "bad request", false);
+                let _ = write_answer(reader.get_mut(), status, "text/plain", "bad request", false);
                 return;
             }
         };
@@ -140,12 +188,12 @@ fn serve(conn: TcpStream, handler: Handler, control: Arc<Control>) {
             rq.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
         match handler(rq) {
             Reply::Answer { status, content_type, body } => {
-                if write_answer(&mut writer, status, content_type, &body, !close).is_err() || close {
+                if write_answer(reader.get_mut(), status, content_type, &body, !close).is_err() || close {
                     return;
                 }
             }
             Reply::Drop => {
-                let _ = writer.shutdown(std::net::Shutdown::Both);
+                let _ = socket.shutdown(std::net::Shutdown::Both);
                 return;
             }
         }
@@ -165,7 +213,7 @@ impl Closing<'_> {
     }
 }
 
-fn read_request(r: &mut BufReader<TcpStream>, stop: &Closing<'_>) -> Result<Option<Request>, u16> {
+fn read_request<S: Read>(r: &mut BufReader<S>, stop: &Closing<'_>) -> Result<Option<Request>, u16> {
     let mut head = Vec::new();
     loop {
         let before = head.len();
@@ -221,7 +269,7 @@ fn idle(e: &std::io::Error, stop: &Closing<'_>) -> bool {
 }
 
 fn write_answer(
-    w: &mut TcpStream,
+    w: &mut impl Write,
     status: u16,
     content_type: &str,
     body: &str,

@@ -72,6 +72,10 @@ pub struct SimConfig {
     pub mp_app_public_key: String,
     /// The platform's own SM2 private scalar, to sign its answers.
     pub mp_platform_private_key: [u8; 32],
+    /// Serve HTTPS with this PEM certificate chain and PEM private key; both empty
+    /// (the default) serve plain HTTP.
+    pub tls_cert_pem: Vec<u8>,
+    pub tls_key_pem: Vec<u8>,
 }
 
 impl SimConfig {
@@ -98,6 +102,8 @@ impl Default for SimConfig {
             mp_app_secret: mobile::TEST_APP_SECRET.into(),
             mp_app_public_key: mobile::public_key_b64(&mobile::TEST_APP_PRIVATE_KEY, mobile::TEST_APP_SECRET),
             mp_platform_private_key: mobile::TEST_PLATFORM_PRIVATE_KEY,
+            tls_cert_pem: Vec::new(),
+            tls_key_pem: Vec::new(),
         }
     }
 }
@@ -122,6 +128,11 @@ impl Sim {
     /// Starts on `addr` (e.g. `127.0.0.1:0` for a free port).
     pub fn start(cfg: SimConfig, addr: &str) -> std::io::Result<Sim> {
         let control = Arc::new(http::Control::default());
+        let tls = if cfg.tls_cert_pem.is_empty() && cfg.tls_key_pem.is_empty() {
+            None
+        } else {
+            Some(http::tls_config(&cfg.tls_cert_pem, &cfg.tls_key_pem)?)
+        };
         let shared = Arc::new(Shared {
             cfg,
             ledger: Mutex::new(ledger::Ledger::new()),
@@ -132,7 +143,7 @@ impl Sim {
         });
         let sh = shared.clone();
         let server =
-            http::Server::start(std::net::TcpListener::bind(addr)?, control, Arc::new(move |rq| handle(&sh, rq)))?;
+            http::Server::start(std::net::TcpListener::bind(addr)?, control, Arc::new(move |rq| handle(&sh, rq)), tls)?;
         *shared.addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.addr());
         Ok(Sim { server, shared })
     }
@@ -141,9 +152,10 @@ impl Sim {
         self.server.addr()
     }
 
-    /// `http://127.0.0.1:port`
+    /// `http://127.0.0.1:port`, or `https://` when serving TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr())
+        let scheme = if self.shared.cfg.tls_cert_pem.is_empty() { "http" } else { "https" };
+        format!("{scheme}://{}", self.addr())
     }
 
     /// The platform's service URL, as a HIS config names it.

@@ -2,8 +2,10 @@
 //! failures into "never left this machine" and "may have been processed".
 
 use crate::config::Gateway;
+use crate::error::Error;
 use crate::transport::gateway;
 use std::io::ErrorKind;
+use std::path::Path;
 use std::time::Duration;
 
 /// The largest response body accepted (catalogue queries can be large).
@@ -31,8 +33,17 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn new(g: &Gateway) -> Transport {
-        let tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify).build();
+    /// A transport for the gateway; `ca` is the PEM file of the CAs to trust instead
+    /// of the Mozilla roots (`gateway.ca_file`).
+    pub fn new(g: &Gateway, ca: Option<&Path>) -> crate::error::Result<Transport> {
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify);
+        if let Some(path) = ca {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&ca_certs(path)?));
+        }
+        if !g.tls_verify && g.url.starts_with("https:") {
+            log::warn!("gateway.tls_verify is false: the gateway's certificate is not checked (test setups only)");
+        }
+        let tls = tls.build();
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_millis(g.connect_timeout_ms)))
@@ -46,7 +57,7 @@ impl Transport {
             ureq::unversioned::transport::DefaultConnector::new(),
             super::resolve::CachingResolver::default(),
         );
-        Transport { agent, gateway: g.clone() }
+        Ok(Transport { agent, gateway: g.clone() })
     }
 
     /// The URL for a transaction.
@@ -92,14 +103,17 @@ pub fn classify(e: ureq::Error) -> Failure {
     let never = match &e {
         E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => true,
         E::Timeout(T::Connect | T::Resolve) => true,
-        E::Io(io) => matches!(
-            io.kind(),
-            ErrorKind::ConnectionRefused
-                | ErrorKind::AddrNotAvailable
-                | ErrorKind::NotFound
-                | ErrorKind::HostUnreachable
-                | ErrorKind::NetworkUnreachable
-        ),
+        E::Io(io) => {
+            matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::NotFound
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            ) || tls_error(io).is_some_and(refused_in_handshake)
+        }
+        E::Rustls(r) => refused_in_handshake(r),
         _ => false,
     };
     if never {
@@ -109,7 +123,47 @@ pub fn classify(e: ureq::Error) -> Failure {
     }
 }
 
+/// The certificates of a PEM file; a file without one is a config error.
+fn ca_certs(path: &Path) -> crate::error::Result<Vec<ureq::tls::Certificate<'static>>> {
+    let bad = |why: String| Error::config(format!("config key `gateway.ca_file`: {} {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|e| bad(format!("is not valid PEM: {e}")))? {
+            ureq::tls::PemItem::Certificate(c) => certs.push(c),
+            _ => return Err(bad("holds a private key; it must hold only the CA certificates".into())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+    }
+    Ok(certs)
+}
+
+/// The TLS error inside an I/O error (rustls reports through the stream).
+fn tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
+/// Errors that only a handshake gives, before any request byte is sent: the
+/// client sends no application data until the server's certificate is accepted.
+fn refused_in_handshake(e: &rustls::Error) -> bool {
+    use rustls::Error as R;
+    matches!(e, R::InvalidCertificate(_) | R::NoCertificatesPresented | R::UnsupportedNameType | R::PeerIncompatible(_))
+}
+
 fn describe(e: &ureq::Error) -> String {
+    let tls = match e {
+        ureq::Error::Io(io) => tls_error(io),
+        ureq::Error::Rustls(r) => Some(r),
+        _ => None,
+    };
+    if let Some(t @ rustls::Error::InvalidCertificate(_)) = tls {
+        return format!(
+            "the gateway's TLS certificate was refused ({t}); if the gateway uses its own CA, name it in \
+             gateway.ca_file"
+        );
+    }
     match e {
         ureq::Error::Timeout(t) => format!("timed out ({t:?})"),
         ureq::Error::HostNotFound => "gateway host not found (DNS)".into(),
@@ -131,7 +185,7 @@ mod tests {
             timeout_ms: 1000,
             ..Gateway::default()
         };
-        let t = Transport::new(&g);
+        let t = Transport::new(&g, None).unwrap();
         assert!(matches!(t.post("1101", "{}"), Err(Failure::NeverSent(_))));
     }
 
@@ -150,13 +204,13 @@ mod tests {
             timeout_ms: 300,
             ..Gateway::default()
         };
-        assert!(matches!(Transport::new(&g).post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
+        assert!(matches!(Transport::new(&g, None).unwrap().post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
         h.join().unwrap();
     }
 
     #[test]
     fn append_infno() {
         let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
-        assert_eq!(Transport::new(&g).url("1101"), "http://h/x/1101");
+        assert_eq!(Transport::new(&g, None).unwrap().url("1101"), "http://h/x/1101");
     }
 }

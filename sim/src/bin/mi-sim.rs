@@ -5,7 +5,8 @@ use mi_sim::{Profile, Sim, SimConfig};
 
 const USAGE: &str = "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] [--paas-id ID] [--paas-token TOKEN]
               [--api-name NAME] [--access-key KEY] [--secret-key SECRET]
-              [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]";
+              [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]
+              [--tls-cert CHAIN.pem --tls-key KEY.pem]   (serve HTTPS)";
 
 fn main() {
     let mut cfg = SimConfig::default();
@@ -28,6 +29,8 @@ fn main() {
                 cfg.time_window_s = val().parse().unwrap_or_else(|_| fail("--time-window-s takes seconds"))
             }
             "--infcode-as-string" => cfg.infcode_as_string = true,
+            "--tls-cert" => cfg.tls_cert_pem = read(&val()),
+            "--tls-key" => cfg.tls_key_pem = read(&val()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -35,7 +38,10 @@ fn main() {
             other => fail(&format!("unknown argument {other}")),
         }
     }
-    let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
+    if cfg.tls_cert_pem.is_empty() != cfg.tls_key_pem.is_empty() {
+        fail("--tls-cert and --tls-key go together");
+    }
+    let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot serve on {addr}: {e}")));
     println!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile);
     // Flush so a parent process reading our stdout learns the port at once.
     use std::io::Write;
@@ -43,6 +49,10 @@ fn main() {
     loop {
         std::thread::park();
     }
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}")))
 }
 
 fn fail(msg: &str) -> ! {
