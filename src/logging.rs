@@ -63,22 +63,42 @@ pub fn init(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Keys whose values identify a person, by how they are masked.
-const NAME_KEYS: &[&str] = &["psn_name", "patn_name", "insu_name", "name", "gend_name_psn"];
-const ID_KEYS: &[&str] =
-    &["certno", "mdtrt_cert_no", "psn_cert_no", "card_sn", "cardno", "card_no", "bank_card_no", "idcard"];
-const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conn_tel", "emp_tel", "mobile"];
+/// Keys whose values identify a person, by how they are masked, written as
+/// [`plain_key`] leaves them: the national platform's `psn_name` and the
+/// mobile-payment platform's `psnName` are the same key here.
+const NAME_KEYS: &[&str] = &["psnname", "patnname", "insuname", "name", "gendnamepsn", "username", "realname"];
+const ID_KEYS: &[&str] = &[
+    "certno",
+    "mdtrtcertno",
+    "psncertno",
+    "cardsn",
+    "cardno",
+    "bankcardno",
+    "idcard",
+    "idcardno",
+    "idno",
+    "usercertno",
+];
+const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conntel", "emptel", "mobile", "mobileno", "phoneno", "telno"];
 
-/// A copy of a JSON value with names, ID, card and phone numbers masked.
+/// `psn_name`, `psnName`, `PSN-NAME` -> `psnname`.
+fn plain_key(k: &str) -> String {
+    k.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+}
+
+/// A copy of a JSON value with names, ID, card and phone numbers masked: by key,
+/// and, under any key, resident ID numbers found inside text (a platform's
+/// `err_msg` may quote one).
 pub fn mask(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| {
+                    let key = plain_key(k);
                     let masked = match v {
-                        Value::String(s) if NAME_KEYS.contains(&k.as_str()) => Value::String(mask_name(s)),
-                        Value::String(s) if ID_KEYS.contains(&k.as_str()) => Value::String(mask_middle(s, 4, 4)),
-                        Value::String(s) if PHONE_KEYS.contains(&k.as_str()) => Value::String(mask_middle(s, 3, 4)),
+                        Value::String(s) if NAME_KEYS.contains(&key.as_str()) => Value::String(mask_name(s)),
+                        Value::String(s) if ID_KEYS.contains(&key.as_str()) => Value::String(mask_middle(s, 4, 4)),
+                        Value::String(s) if PHONE_KEYS.contains(&key.as_str()) => Value::String(mask_middle(s, 3, 4)),
                         other => mask(other),
                     };
                     (k.clone(), masked)
@@ -86,8 +106,50 @@ pub fn mask(v: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(mask).collect()),
+        Value::String(s) => Value::String(mask_id_numbers(s)),
         other => other.clone(),
     }
+}
+
+/// Masks every 18-character resident ID number (not part of a longer number)
+/// inside a text.
+pub fn mask_id_numbers(s: &str) -> String {
+    let b = s.as_bytes();
+    if b.len() < 18 {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + 18 <= b.len() {
+        let before_ok = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let after_ok = i + 18 == b.len() || !b[i + 18].is_ascii_alphanumeric();
+        if before_ok && after_ok && is_resident_id(&b[i..i + 18]) {
+            out.push_str(&s[copied..i]);
+            out.push_str(&mask_middle(&s[i..i + 18], 4, 4));
+            i += 18;
+            copied = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+/// The shape of a GB 11643 resident ID number: 17 digits, a check character, and a
+/// birth date at 7–14. The check character itself is not verified: a mistyped
+/// number is still somebody's.
+fn is_resident_id(b: &[u8]) -> bool {
+    if b.len() != 18
+        || !b[..17].iter().all(u8::is_ascii_digit)
+        || !(b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x')
+    {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let (year, month, day) = (num(6..10), num(10..12), num(12..14));
+    b[0] != b'0' && (1880..=2100).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)
 }
 
 /// The text of a JSON document for a log line, masked when the config says so.
@@ -136,6 +198,21 @@ mod tests {
         assert!(m.contains("欧***"), "{m}");
         assert!(m.contains("12.5"));
         assert!(!m.contains("张三") && !m.contains("440301199001011234"));
+    }
+
+    #[test]
+    fn camel_case_keys_and_id_numbers_inside_text_are_masked() {
+        let v = json!({"psnName": "张三", "idNo": "440301199001011234", "mob": "13912345678",
+                       "err_msg": "人员[44030519500315002X]不存在", "msgid": "H44030000001202611272207420710",
+                       "psn_no": "44030000000000100001", "not_an_id": "440301000001011235"});
+        let m = mask(&v);
+        assert_eq!(m["psnName"], "张*");
+        assert_eq!(m["idNo"], "4403**********1234");
+        assert_eq!(m["mob"], "139****5678");
+        assert_eq!(m["err_msg"], "人员[4403**********002X]不存在");
+        // Longer numbers, and numbers without a birth date, are not ID numbers.
+        assert_eq!((m["msgid"].clone(), m["psn_no"].clone()), (v["msgid"].clone(), v["psn_no"].clone()));
+        assert_eq!(m["not_an_id"], v["not_an_id"]);
     }
 
     #[test]

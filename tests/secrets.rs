@@ -1,0 +1,138 @@
+//! Secrets and personal data (issue 8): with every secret of the config set (the
+//! gateway's `paas_token` or `secret_key`, the mobile-payment `app_secret` and
+//! `private_key`), a day's worth of calls — successes, refusals, a settlement, a
+//! mobile payment, async requests, a config error, a rejected signature — and the
+//! operator's commands, no file the SDK wrote (logs, journal, WAL), no status
+//! output, command output or error text holds a secret, and the log holds no
+//! unmasked ID number, name or phone number, even at trace level.
+
+mod common;
+
+use common::*;
+use mi_sdk::ffi::*;
+use mi_sim::{mobile, Profile};
+use serde_json::{json, Value};
+use std::process::Command;
+
+/// People of the simulator's registry: (psn_no, ID number, name).
+const PEOPLE: [(&str, &str, &str); 2] =
+    [("44030000000000100001", "440301199001011234", "张三"), ("44030000000000300003", "44030519500315002X", "王五")];
+
+fn cli(config: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(target_dir().join("mi-sdk")).arg("--config").arg(config).args(args).output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn no_secret_anywhere_and_no_personal_data_in_logs() {
+    let _g = serial();
+    for profile in [Profile::Tif, Profile::Csb] {
+        let env = Env::new(profile);
+        let s = env.sim.config().clone();
+        let private_key = mobile::b64(&mobile::TEST_APP_PRIVATE_KEY);
+        let secrets = [TIF_TOKEN, CSB_SECRET, mobile::TEST_APP_SECRET, private_key.as_str()];
+        let config = env.config(json!({
+            "log": {"level": "trace"},
+            "mobile_pay": {"url": env.sim.base_url(), "app_id": s.mp_app_id, "app_secret": mobile::TEST_APP_SECRET,
+                           "private_key": private_key, "platform_public_key": s.mp_platform_public_key()},
+        }));
+        let file = env.dir.path().join("mi_sdk.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        assert_eq!(init_text(file.to_str().unwrap()), MI_OK, "{}", last_error());
+        let mut texts: Vec<String> = Vec::new();
+
+        for (psn_no, certno, _) in PEOPLE {
+            assert_eq!(call("1101", q1101(certno)).0, MI_OK);
+            let settle = visit(psn_no, &format!("S{psn_no}"), 25.0);
+            let (rc, out) = call("2207", json!({"input": settle, "insuplc_admdvs": "440300"}));
+            assert_eq!(rc, MI_OK, "{out}");
+            texts.push(out.to_string());
+        }
+        // A refusal, a mobile payment with a phone number, async requests.
+        assert_eq!(call("1101", q1101("000")).0, MI_E_BUSINESS);
+        texts.push(last_error());
+        let (rc, out) = call(
+            "6201",
+            json!({"data": {"medOrgOrd": "MZ1", "feeSumamt": "9.00", "psnName": "张三", "mob": "13912345678",
+                            "idNo": "440301199001011234"}}),
+        );
+        assert_eq!(rc, MI_OK, "{out}");
+        let ids: Vec<i64> = (0..5).map(|_| call_async("1101", q1101(PEOPLE[0].1), 0).1).collect();
+        for id in ids {
+            let (rc, out) = wait_result(id, 10);
+            assert_eq!(rc, MI_OK);
+            texts.push(out.to_string());
+            texts.push(get_request(id).1.to_string());
+        }
+        texts.push(status().1.to_string());
+        mi_shutdown(1000);
+
+        // Errors that are about a secret name the key, never the value: a bad config,
+        // and a gateway that rejects the signature made with a wrong secret.
+        let mut wrong = config.clone();
+        wrong["gateway"]["profile"] = json!("bogus");
+        assert_eq!(init_text(&wrong.to_string()), MI_E_CONFIG);
+        texts.push(last_error());
+        let mut wrong = config.clone();
+        wrong["gateway"]["paas_token"] = json!(format!("{TIF_TOKEN}-x"));
+        wrong["gateway"]["secret_key"] = json!(format!("{CSB_SECRET}-x"));
+        assert_eq!(init_text(&wrong.to_string()), MI_OK);
+        let (rc, out) = call("1101", q1101(PEOPLE[0].1));
+        assert_ne!(rc, MI_OK, "a wrong secret is rejected by the gateway: {out}");
+        texts.push(out.to_string());
+        texts.push(last_error());
+        mi_shutdown(1000);
+
+        // The operator's commands.
+        for args in [&["status"][..], &["status", "--json"], &["requests", "--json"], &["show", "1"], &["report"]] {
+            texts.push(cli(&file, args));
+        }
+
+        let files = files_under(env.dir.path());
+        let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        for wanted in ["mi_sdk.log", "mi_journal.db"] {
+            assert!(names.iter().any(|n| n.ends_with(wanted)), "{wanted} among {names:?}");
+        }
+        for secret in secrets {
+            for (path, bytes) in &files {
+                if path.ends_with("mi_sdk.json") {
+                    continue; // the config itself
+                }
+                assert!(!contains(bytes, secret.as_bytes()), "{profile:?}: a secret in {}", path.display());
+            }
+            for t in &texts {
+                assert!(!t.contains(secret), "{profile:?}: a secret in an output or error text: {t}");
+            }
+        }
+        let log: Vec<u8> = files
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("mi_sdk.log"))
+            .flat_map(|(_, b)| b.clone())
+            .collect();
+        assert!(log.len() > 10_000, "trace logging wrote the envelopes ({} bytes)", log.len());
+        for (psn_no, certno, name) in PEOPLE {
+            let lines: Vec<String> = String::from_utf8_lossy(&log)
+                .lines()
+                .filter(|l| l.contains(certno) || l.contains(name))
+                .map(str::to_owned)
+                .collect();
+            assert!(lines.is_empty(), "{profile:?}: ID number {certno} or name {name} unmasked in the log: {lines:#?}");
+            assert!(!contains(&log, name.as_bytes()), "{profile:?}: name {name} unmasked in the log");
+            // The psn_no is the platform's own key, not an ID document: it stays.
+            let _ = psn_no;
+        }
+        assert!(!contains(&log, b"13912345678"), "{profile:?}: phone number unmasked in the log");
+        assert!(
+            contains(&log, "张*".as_bytes()) && contains(&log, b"4403**********1234"),
+            "the masked forms are there"
+        );
+        // The journal keeps the full text: it is the audit record (CONFIG.md).
+        let journal: Vec<u8> = files
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("mi_journal.db"))
+            .flat_map(|(_, b)| b.clone())
+            .collect();
+        assert!(contains(&journal, PEOPLE[0].1.as_bytes()));
+        let _: Value = json!(null);
+    }
+}
