@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl, python3,
-# mono for C#, fpc for Delphi) when missing,
+# valgrind, mono for C#, fpc for Delphi) when missing,
 # then: format and lint checks, the build (shared library and header), and all
 # Rust, C and simulator tests. With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 # OpenSSL 3 is the independent implementation the SM2/SM3/SM4 tests compare against.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# Memory checks of the C programs (AddressSanitizer comes with gcc).
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # The bindings' runtimes: mono (with the CJK code pages for GBK) and Free Pascal.
 command -v mcs >/dev/null 2>&1 || need+=(mono-mcs mono-runtime libmono-i18n4.0-cil libmono-i18n-cjk4.0-cil)
 command -v fpc >/dev/null 2>&1 || need+=(fp-compiler-3.2.2 fp-units-rtl-3.2.2)

@@ -1,6 +1,8 @@
 //! Compiles `tests/c/abi_test.c` with `gcc -std=c99 -Wall -Wextra -Werror` against
 //! the committed header, links it to the built `libmi_sdk.so`, and runs it against
-//! `mi-sim --profile tif`. Also checks the header in C++ and pedantic C.
+//! `mi-sim --profile tif`. Also checks the header in C++ and pedantic C, and runs
+//! the C programs under AddressSanitizer and Valgrind memcheck and for 100,000
+//! calls to show memory stays flat (issue 8).
 
 mod common;
 
@@ -190,4 +192,132 @@ fn c_examples_build_and_run() {
         );
     }
     assert_eq!(sim.ledger()["by_infno"]["1101"], 151);
+}
+
+/// Builds a C test program with extra compiler flags (sanitizers, optimisation).
+fn build_c_with(src: &Path, exe: &Path, lib_dir: &Path, flags: &[&str]) {
+    let gcc = Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-D_POSIX_C_SOURCE=200809L", "-g"])
+        .args(flags)
+        .arg("-I")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
+        .arg(src)
+        .arg("-o")
+        .arg(exe)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg("-lmi_sdk")
+        .output()
+        .unwrap();
+    assert!(gcc.status.success(), "gcc {}:\n{}", src.display(), String::from_utf8_lossy(&gcc.stderr));
+}
+
+/// Runs a built C program beside the shared library; its stdout and stderr.
+fn run_c(wrapper: &[&str], exe: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let so = shared_library();
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let out = cmd.args(args).env("LD_LIBRARY_PATH", so.parent().unwrap()).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `rss_kib <10%> ... <100%>` from mem_loop.
+fn rss_of(stdout: &str) -> Vec<f64> {
+    let line = stdout.lines().find(|l| l.starts_with("rss_kib ")).unwrap_or_else(|| panic!("no rss line: {stdout}"));
+    line.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect()
+}
+
+/// Issue 8: 100,000 calls of a cashier's kinds (1,000 of them sent to the
+/// platform) leave the resident set where it was after the first half: a leak grows
+/// with the calls, while SQLite's page cache (2 MiB by default) fills and stops.
+#[test]
+fn a_hundred_thousand_calls_keep_memory_flat() {
+    if !require_gcc() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile::tempdir().unwrap();
+    let exe = work.path().join("mem_loop");
+    build_c_with(&root.join("tests/c/mem_loop.c"), &exe, shared_library().parent().unwrap(), &["-O1"]);
+    let sim = SimProcess::start(&[]);
+    let t0 = std::time::Instant::now();
+    let (ok, stdout, stderr) = run_c(&[], &exe, &[&sim.url, work.path().to_str().unwrap(), "100000"], &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let rss = rss_of(&stdout);
+    eprintln!("RSS in KiB after each 10,000 calls: {rss:?} ({:?})", t0.elapsed());
+    assert!(rss[9] <= rss[4] * 1.02, "memory grew from {} KiB at 50,000 calls to {} KiB at 100,000", rss[4], rss[9]);
+    assert!(rss[9] <= rss[0] * 1.25, "memory grew from {} KiB at 10,000 calls to {} KiB", rss[0], rss[9]);
+    assert_eq!(sim.ledger()["by_infno"]["1101"].as_u64(), Some(2001), "1 + 1,000 sync + 1,000 async calls sent");
+}
+
+/// Issue 8: the C programs built with AddressSanitizer (and UBSan): no invalid
+/// access and, at exit, no leak (LeakSanitizer).
+#[test]
+fn c_programs_under_address_sanitizer() {
+    if !require_gcc() {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = shared_library();
+    let work = tempfile::tempdir().unwrap();
+    let asan = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
+    let options =
+        [("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0"), ("UBSAN_OPTIONS", "print_stacktrace=1")];
+    let abi = work.path().join("abi_test_asan");
+    build_c_with(&root.join("tests/c/abi_test.c"), &abi, lib.parent().unwrap(), &asan);
+    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
+    let (ok, stdout, stderr) =
+        run_c(&[], &abi, &[&sim.url, work.path().to_str().unwrap(), "c-test", "c-test-token"], &options);
+    assert!(ok && stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("Sanitizer"), "{stderr}");
+
+    let mem = work.path().join("mem_loop_asan");
+    build_c_with(&root.join("tests/c/mem_loop.c"), &mem, lib.parent().unwrap(), &asan);
+    let plain = SimProcess::start(&[]);
+    let (ok, stdout, stderr) = run_c(&[], &mem, &[&plain.url, work.path().to_str().unwrap(), "5000"], &options);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(!stderr.contains("Sanitizer"), "{stderr}");
+}
+
+/// Issue 8: the C programs under Valgrind memcheck: zero errors, zero definite leaks.
+#[test]
+fn c_programs_under_valgrind_memcheck() {
+    if !require_gcc() || !require_tool("valgrind", &["--version"]) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = shared_library();
+    let work = tempfile::tempdir().unwrap();
+    let memcheck = [
+        "valgrind",
+        "--tool=memcheck",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--show-leak-kinds=definite",
+        "--errors-for-leak-kinds=definite",
+    ];
+    let abi = work.path().join("abi_test");
+    build_c(&root.join("tests/c/abi_test.c"), &abi, lib.parent().unwrap());
+    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
+    let (ok, stdout, stderr) =
+        run_c(&memcheck, &abi, &[&sim.url, work.path().to_str().unwrap(), "c-test", "c-test-token"], &[]);
+    assert!(ok && stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
+
+    let mem = work.path().join("mem_loop");
+    build_c_with(&root.join("tests/c/mem_loop.c"), &mem, lib.parent().unwrap(), &[]);
+    let plain = SimProcess::start(&[]);
+    let (ok, stdout, stderr) = run_c(&memcheck, &mem, &[&plain.url, work.path().to_str().unwrap(), "1000"], &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");
 }
