@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl, python3,
 # valgrind, mono for C#, fpc for Delphi) when missing,
-# then: format and lint checks, the build (shared library and header), and all
-# Rust, C and simulator tests. With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
+# then: format and lint checks, the build (shared library and header), all Rust, C
+# and simulator tests, and the fuzz targets for a minute each (scripts/fuzz.sh).
+# With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,7 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build (shared library, static library, header)"
@@ -49,10 +51,15 @@ mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
 # One closing line over all test binaries, for people and CI alike.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes; the count includes the unit tests run on Windows under wine64)\n", p, f, i }' target/test-output.txt $( [ -f target/windows-units.txt ] && [ "$windows" = 1 ] && echo target/windows-units.txt)
+# Fuzzing (nightly, cargo-fuzz): each target for FUZZ_SECONDS (60), two at a time.
+echo "== scripts/fuzz.sh (${FUZZ_SECONDS:-60} s per target)"
+fuzz_failed=0
+scripts/fuzz.sh || fuzz_failed=1
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   cat target/tmp/skipped.txt
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   [ "${MI_REQUIRE_ALL:-0}" = 1 ] && { echo "MI_REQUIRE_ALL=1: a skip is a failure"; exit 1; }
 fi
+[ "$fuzz_failed" = 0 ] || { echo "fuzzing found a crash (see above)"; exit 1; }
 exit 0

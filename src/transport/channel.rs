@@ -94,7 +94,7 @@ impl Channels {
 
 /// With `enc_type: "SM4"` the platform may answer `output` as hex ciphertext: give
 /// the HIS the decrypted JSON in its place. Other answers pass unchanged.
-fn open_output(key: &[u8; 16], body: &str) -> std::result::Result<String, String> {
+pub fn open_output(key: &[u8; 16], body: &str) -> std::result::Result<String, String> {
     let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(body) else { return Ok(body.to_string()) };
     let Some(Value::String(hex)) = m.get("output") else { return Ok(body.to_string()) };
     if hex.is_empty() {

@@ -1,0 +1,33 @@
+//! What the gateway answers: the platform envelope parser, the SM4-encrypted
+//! `output` of `enc_type: SM4`, the mobile-payment wrapper (`encData`, `signData`)
+//! and the masking of whatever is logged of it. Any input: an error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mi_sdk::crypto::mobile_pay::Keys;
+use mi_sim::mobile;
+use std::sync::OnceLock;
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let platform = mobile::public_key_b64(&mobile::TEST_PLATFORM_PRIVATE_KEY, mobile::TEST_APP_SECRET);
+        Keys::new(mobile::TEST_APP_ID, mobile::TEST_APP_SECRET, &mobile::b64(&mobile::TEST_APP_PRIVATE_KEY), &platform)
+            .expect("the simulator's test keys")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(body) = std::str::from_utf8(data) else { return };
+    if let Ok((v, verdict)) = mi_sdk::protocol::response::parse(body) {
+        assert!(v.is_object());
+        let _ = verdict.err_msg.len();
+    }
+    if let Ok(opened) = mi_sdk::transport::channel::open_output(keys().data_key(), body) {
+        // Either the body as it came, or valid JSON with the output decrypted.
+        assert!(opened == body || serde_json::from_str::<serde_json::Value>(&opened).is_ok());
+    }
+    let _ = keys().open(body);
+    let logged = mi_sdk::logging::for_log(body, true);
+    assert!(!logged.is_empty() || body.is_empty() || serde_json::from_str::<serde_json::Value>(body).is_ok());
+});
