@@ -186,6 +186,37 @@ MI_CALL int32_t mi_get_request(int64_t request_id, char *output, int32_t *output
 MI_CALL int32_t mi_reverse(int64_t request_id, char *output, int32_t *output_len);
 
 /**
+ * Uploads a file (9101): reads the file at `path`, sends its bytes, the file name
+ * and the institution code to the upload URL (`files.upload_url`, by default
+ * `/fsi/api/fileupload/upload` beside `gateway.url`) and returns the platform's
+ * answer, whose `output` names the `file_qury_no` the file is kept under. The file
+ * may be at most `files.max_upload_mb`. Journaled like any call; never resent once
+ * it may have left. Buffer as in `mi_call_sync`.
+ *
+ * # Safety
+ * `path`: NULL or NUL-terminated (in the config's charset). `output_len`, `output`:
+ * as in `mi_call_sync`.
+ */
+MI_CALL int32_t mi_upload_file(const char *path, char *output, int32_t *output_len);
+
+/**
+ * Downloads a file (9102): asks the download URL (`files.download_url`, by default
+ * `/fsi/api/fileupload/download` beside `gateway.url`) for `file_qury_no` /
+ * `filename`, writes the zip stream to disk as it arrives (never whole in memory),
+ * and unpacks it into `dest_dir` (created if missing). Entries that would land
+ * outside `dest_dir` (absolute, `..`, drive letters, links), more than
+ * `files.max_entries` entries or more than `files.max_unpacked_mb` unpacked are
+ * refused with `MI_E_PROTOCOL`, and nothing of that zip is left behind. The output
+ * lists the files written: `output.files[]` with `name`, `path` and `bytes`. A
+ * download that breaks off is resent (9102 is a query). Buffer as in `mi_call_sync`.
+ *
+ * # Safety
+ * `file_qury_no`, `filename`, `dest_dir`: NULL or NUL-terminated (in the config's
+ * charset). `output_len`, `output`: as in `mi_call_sync`.
+ */
+MI_CALL int32_t mi_download_file(const char *file_qury_no, const char *filename, const char *dest_dir, char *output, int32_t *output_len);
+
+/**
  * The SDK's status as JSON: version, gateway URL (no secrets), journal path, workers,
  * queue depth, counts by state, last success and error, sign-in, latency p50/p99.
  * Buffer as in `mi_call_sync`.

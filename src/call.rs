@@ -587,12 +587,13 @@ impl Core {
         let sent = match sent {
             Exchange::Answer(r) => Ok(r),
             Exchange::Failed(f) => Err(f),
+            Exchange::Refused { status, body, why } => {
+                self.not_taken(&mut a, "refused", status, body, &why);
+                // Sending again would bring the same answer back.
+                return (a, Why::GatewayRefused, failed(Code::Protocol, format!("the answer was refused: {why}")));
+            }
             Exchange::Unverified { status, body, why } => {
-                self.stats.answered(latency_ms);
-                a.http_status = Some(status);
-                a.response = Some(body);
-                a.outcome = "unverified";
-                a.err_msg = Some(why.clone());
+                self.not_taken(&mut a, "unverified", status, body, &why);
                 let msg = format!("the platform's answer failed verification, so it cannot be trusted: {why}");
                 let fin = if safe {
                     failed(Code::Protocol, msg)
@@ -672,6 +673,16 @@ impl Core {
                 (a, Why::MaybeProcessed, fin)
             }
         }
+    }
+
+    /// Records an answer that came but is not taken as the platform's (it failed
+    /// verification, or this side refuses it).
+    fn not_taken(&self, a: &mut AttemptRecord, outcome: &'static str, status: u16, body: String, why: &str) {
+        self.stats.answered(a.latency_ms as u64);
+        a.http_status = Some(status);
+        a.response = Some(body);
+        a.outcome = outcome;
+        a.err_msg = Some(why.to_string());
     }
 
     /// Logging, statistics and the state a finished call changes: sign-ins,

@@ -54,6 +54,8 @@ pub struct Config {
     pub retry: Retry,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub files: Files,
     /// Where relative paths were resolved from; not a JSON key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -157,6 +159,40 @@ pub struct SignIn {
 impl Default for SignIn {
     fn default() -> Self {
         SignIn { auto: true }
+    }
+}
+
+/// File transfer (9101, 9102): where, and how much is accepted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Files {
+    /// Empty: `/fsi/api/fileupload/upload` beside `gateway.url`.
+    pub upload_url: String,
+    /// Empty: `/fsi/api/fileupload/download` beside `gateway.url`.
+    pub download_url: String,
+    /// The largest file `mi_upload_file` sends.
+    pub max_upload_mb: u32,
+    /// The largest zip `mi_download_file` takes.
+    pub max_download_mb: u32,
+    /// The most a zip may unpack to, in all: past it the zip is refused as a bomb.
+    pub max_unpacked_mb: u32,
+    /// The most entries a zip may hold.
+    pub max_entries: u32,
+    /// How long one transfer may take, start to end.
+    pub timeout_ms: u64,
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Files {
+            upload_url: String::new(),
+            download_url: String::new(),
+            max_upload_mb: 50,
+            max_download_mb: 1024,
+            max_unpacked_mb: 4096,
+            max_entries: 10_000,
+            timeout_ms: 600_000,
+        }
     }
 }
 
@@ -320,6 +356,34 @@ impl Config {
         self.base_dir.join(&self.journal.path)
     }
 
+    /// Where 9101 uploads go: `files.upload_url`, or the platform's upload path
+    /// beside `gateway.url` (PROTOCOL.md §5).
+    pub fn upload_url(&self) -> String {
+        self.file_url(&self.files.upload_url, "/fsi/api/fileupload/upload")
+    }
+
+    /// Where 9102 downloads come from: `files.download_url`, or beside `gateway.url`.
+    pub fn download_url(&self) -> String {
+        self.file_url(&self.files.download_url, "/fsi/api/fileupload/download")
+    }
+
+    /// `http://gw:8080/fsi/api/rsfComIfsService/callService` -> `http://gw:8080<path>`;
+    /// a gateway mounted under a prefix (`http://gw/hsa/fsi/api/...`) keeps it.
+    fn file_url(&self, configured: &str, path: &str) -> String {
+        if !configured.trim().is_empty() {
+            return configured.trim().to_string();
+        }
+        let url = self.gateway.url.trim();
+        let base = match url.find("/fsi/") {
+            Some(i) => &url[..i],
+            None => {
+                let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+                &url[..url[after_scheme..].find('/').map(|i| i + after_scheme).unwrap_or(url.len())]
+            }
+        };
+        format!("{base}{path}")
+    }
+
     /// The gateway's CA file, resolved against the config's folder, when one is set.
     pub fn ca_path(&self) -> Option<PathBuf> {
         let f = self.gateway.ca_file.trim();
@@ -433,6 +497,16 @@ impl Config {
                 "is set while gateway.tls_verify is false; a CA only matters when certificates are verified",
             );
         }
+        for (key, v) in [
+            ("files.max_upload_mb", self.files.max_upload_mb),
+            ("files.max_download_mb", self.files.max_download_mb),
+            ("files.max_unpacked_mb", self.files.max_unpacked_mb),
+            ("files.max_entries", self.files.max_entries),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
         }
@@ -491,6 +565,29 @@ mod tests {
 
     pub(crate) fn minimal() -> String {
         r#"{"institution":{"fixmedins_code":"H44030000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440300","opter":"0001","opter_name":"收费员"}}"#.to_string()
+    }
+
+    #[test]
+    fn file_urls_sit_beside_the_gateway_unless_configured() {
+        let mut c = Config::from_json(&minimal(), Path::new("/srv/his")).unwrap();
+        for (gateway, upload) in [
+            (
+                "http://10.1.2.3:8080/fsi/api/rsfComIfsService/callService",
+                "http://10.1.2.3:8080/fsi/api/fileupload/upload",
+            ),
+            (
+                "https://gw.example/hsa/fsi/api/rsfComIfsService/callService",
+                "https://gw.example/hsa/fsi/api/fileupload/upload",
+            ),
+            ("http://gw:9000/callService", "http://gw:9000/fsi/api/fileupload/upload"),
+            ("http://gw:9000", "http://gw:9000/fsi/api/fileupload/upload"),
+        ] {
+            c.gateway.url = gateway.into();
+            assert_eq!(c.upload_url(), upload, "{gateway}");
+            assert_eq!(c.download_url(), upload.replace("upload/upload", "upload/download"));
+        }
+        c.files.download_url = " http://files.example/dl ".into();
+        assert_eq!(c.download_url(), "http://files.example/dl");
     }
 
     #[test]
@@ -564,6 +661,8 @@ mod example_tests {
             "synchronous",
             "retain_days",
             "busy_timeout_ms",
+            "max_unpacked_mb",
+            "download_url",
             "queue_capacity",
             "max_input_bytes",
             "uncertain_policy",

@@ -52,6 +52,8 @@ pub const MI_E_INTERNAL: i32 = -99;
 
 /// No transaction code is longer than this; a longer `infno` is refused unread.
 const INFNO_LIMIT: (u64, &str) = (16, "a transaction code allows");
+/// Paths, file names and file query numbers.
+const PATH_LIMIT: (u64, &str) = (4096, "a path allows");
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -372,6 +374,71 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
             // SAFETY: pointer contract of this function.
             let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
             deliver_about(&out, sdk.config().charset(), sdk.reverse(request_id), true)
+        })())
+    })
+}
+
+/// Uploads a file (9101): reads the file at `path`, sends its bytes, the file name
+/// and the institution code to the upload URL (`files.upload_url`, by default
+/// `/fsi/api/fileupload/upload` beside `gateway.url`) and returns the platform's
+/// answer, whose `output` names the `file_qury_no` the file is kept under. The file
+/// may be at most `files.max_upload_mb`. Journaled like any call; never resent once
+/// it may have left. Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// `path`: NULL or NUL-terminated (in the config's charset). `output_len`, `output`:
+/// as in `mi_call_sync`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_upload_file(path: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            // SAFETY: pointer contract of this function.
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+            let cs = sdk.config().charset();
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let path = unsafe { text_arg(path, "path", PATH_LIMIT, cs) };
+            let r = path.and_then(|p| sdk.upload_file(std::path::Path::new(&p)));
+            deliver(&out, cs, r, true)
+        })())
+    })
+}
+
+/// Downloads a file (9102): asks the download URL (`files.download_url`, by default
+/// `/fsi/api/fileupload/download` beside `gateway.url`) for `file_qury_no` /
+/// `filename`, writes the zip stream to disk as it arrives (never whole in memory),
+/// and unpacks it into `dest_dir` (created if missing). Entries that would land
+/// outside `dest_dir` (absolute, `..`, drive letters, links), more than
+/// `files.max_entries` entries or more than `files.max_unpacked_mb` unpacked are
+/// refused with `MI_E_PROTOCOL`, and nothing of that zip is left behind. The output
+/// lists the files written: `output.files[]` with `name`, `path` and `bytes`. A
+/// download that breaks off is resent (9102 is a query). Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// `file_qury_no`, `filename`, `dest_dir`: NULL or NUL-terminated (in the config's
+/// charset). `output_len`, `output`: as in `mi_call_sync`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_download_file(
+    file_qury_no: *const c_char,
+    filename: *const c_char,
+    dest_dir: *const c_char,
+    output: *mut c_char,
+    output_len: *mut i32,
+) -> i32 {
+    ffi_guard!(MI_E_INTERNAL, {
+        code_of((|| {
+            // SAFETY: pointer contract of this function.
+            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+            let cs = sdk.config().charset();
+            // SAFETY: NULL or NUL-terminated by the caller's contract.
+            let args = unsafe { text_arg(file_qury_no, "file_qury_no", PATH_LIMIT, cs) }.and_then(|q| {
+                // SAFETY: as above.
+                let name = unsafe { text_arg(filename, "filename", PATH_LIMIT, cs) }?;
+                // SAFETY: as above.
+                let dest = unsafe { text_arg(dest_dir, "dest_dir", PATH_LIMIT, cs) }?;
+                Ok((q, name, dest))
+            });
+            let r = args.and_then(|(q, name, dest)| sdk.download_file(&q, &name, std::path::Path::new(&dest)));
+            deliver(&out, cs, r, true)
         })())
     })
 }

@@ -12,6 +12,7 @@ pub mod dropbox;
 pub mod engine;
 pub mod error;
 pub mod ffi;
+pub mod files;
 pub mod handle;
 pub mod journal;
 pub mod logging;

@@ -77,6 +77,22 @@ impl Sdk {
         self.core.call_sync(infno, &call)
     }
 
+    /// 9101: sends the file at `path` to the upload URL; the platform's answer names
+    /// the `file_qury_no` it is kept under.
+    pub fn upload_file(&self, path: &std::path::Path) -> Result<Outcome> {
+        let _in = self.enter()?;
+        let input = crate::files::upload_input(&self.core.cfg, path)?;
+        self.core.call_sync(crate::files::UPLOAD, &crate::protocol::envelope::CallInput::of(input))
+    }
+
+    /// 9102: downloads a file (a zip stream) into `dest_dir` and unpacks it; the
+    /// output lists the files written.
+    pub fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &std::path::Path) -> Result<Outcome> {
+        let _in = self.enter()?;
+        let input = crate::files::download_input(&self.core.cfg, file_qury_no, filename, dest_dir)?;
+        self.core.call_sync(crate::files::DOWNLOAD, &crate::protocol::envelope::CallInput::of(input))
+    }
+
     /// Commits a request (group commit) and queues it; returns its id.
     pub fn call_async(&self, infno: &str, input: &str, priority: i32) -> Result<i64> {
         self.call_async_from(infno, input, priority, None)

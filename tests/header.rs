@@ -30,6 +30,8 @@ fn header_declares_every_export_with_mi_call() {
         "mi_sm3_hex(",
         "mi_sm4_encrypt_hex(",
         "mi_sm4_decrypt_hex(",
+        "mi_upload_file(",
+        "mi_download_file(",
     ] {
         let decl = h
             .lines()

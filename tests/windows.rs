@@ -15,13 +15,15 @@ fn root() -> &'static Path {
 }
 
 /// The exports and their __stdcall argument bytes on i686.
-const EXPORTS: [(&str, u32); 15] = [
+const EXPORTS: [(&str, u32); 17] = [
     ("mi_init", 4),
     ("mi_call_sync", 16),
     ("mi_call_async", 16),
     ("mi_get_result", 16),
     ("mi_get_request", 16),
     ("mi_reverse", 16),
+    ("mi_upload_file", 12),
+    ("mi_download_file", 20),
     ("mi_get_status", 8),
     ("mi_last_error", 8),
     ("mi_last_request_id", 0),

@@ -31,6 +31,8 @@ namespace MiSdk
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_result(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_request(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_reverse(long requestId, byte[] output, ref int outputLen);
+        [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_upload_file(byte[] path, byte[] output, ref int outputLen);
+        [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_download_file(byte[] fileQuryNo, byte[] filename, byte[] destDir, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_status(byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_last_error(byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern long mi_last_request_id();
@@ -95,9 +97,17 @@ namespace MiSdk
         /// One call. A too-small buffer never repeats the call: the kept result is fetched.
         public CallResult CallSync(string infno, string input)
         {
+            byte[] i = Z(infno), d = Z(input);
+            return Once((byte[] b, ref int l) => Native.mi_call_sync(i, d, b, ref l));
+        }
+
+        /// Runs a call once: a too-small buffer is grown by fetching the kept result,
+        /// never by calling again (that would send it twice).
+        CallResult Once(Fill fn)
+        {
             var buf = new byte[65536];
             int len = buf.Length;
-            int rc = Native.mi_call_sync(Z(infno), Z(input), buf, ref len);
+            int rc = fn(buf, ref len);
             long id = Native.mi_last_request_id();
             if (rc == Codes.BufferTooSmall && id > 0) return GetResult(id);
             string text = len >= 0 && len < buf.Length ? enc.GetString(buf, 0, len) : "";
@@ -132,6 +142,20 @@ namespace MiSdk
             string text;
             int rc = Read((byte[] b, ref int l) => Native.mi_reverse(requestId, b, ref l), out text);
             return new CallResult { Code = rc, Output = text, RequestId = Native.mi_last_request_id() };
+        }
+
+        /// 9101: uploads a file; the output names its file_qury_no.
+        public CallResult UploadFile(string path)
+        {
+            byte[] p = Z(path);
+            return Once((byte[] b, ref int l) => Native.mi_upload_file(p, b, ref l));
+        }
+
+        /// 9102: downloads and unpacks a file into destDir; the output lists the files.
+        public CallResult DownloadFile(string fileQuryNo, string filename, string destDir)
+        {
+            byte[] q = Z(fileQuryNo), f = Z(filename), d = Z(destDir);
+            return Once((byte[] b, ref int l) => Native.mi_download_file(q, f, d, b, ref l));
         }
 
         public string Status()

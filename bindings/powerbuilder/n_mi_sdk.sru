@@ -18,6 +18,8 @@ FUNCTION long mi_call_async(string infno, string input, long priority, ref longl
 FUNCTION long mi_get_result(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_result;Ansi"
 FUNCTION long mi_get_request(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_request;Ansi"
 FUNCTION long mi_reverse(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_reverse;Ansi"
+FUNCTION long mi_upload_file(string path, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_upload_file;Ansi"
+FUNCTION long mi_download_file(string file_qury_no, string filename, string dest_dir, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_download_file;Ansi"
 FUNCTION long mi_get_status(ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_status;Ansi"
 FUNCTION long mi_last_error(ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_last_error;Ansi"
 FUNCTION longlong mi_last_request_id() LIBRARY "mi_sdk.dll"

@@ -79,6 +79,9 @@ class MiSdk:
             getattr(L, name).argtypes, getattr(L, name).restype = [c.c_int64, *buf], c.c_int32
         for name in ("mi_get_status", "mi_last_error"):
             getattr(L, name).argtypes, getattr(L, name).restype = list(buf), c.c_int32
+        L.mi_upload_file.argtypes, L.mi_upload_file.restype = [c.c_char_p, *buf], c.c_int32
+        L.mi_download_file.argtypes = [c.c_char_p, c.c_char_p, c.c_char_p, *buf]
+        L.mi_download_file.restype = c.c_int32
         L.mi_sm3_hex.argtypes, L.mi_sm3_hex.restype = [c.c_char_p, *buf], c.c_int32
         for name in ("mi_sm4_encrypt_hex", "mi_sm4_decrypt_hex"):
             getattr(L, name).argtypes = [c.c_char_p, c.c_char_p, c.c_char_p, c.c_char_p, *buf]
@@ -128,18 +131,21 @@ class MiSdk:
             cs = json.loads(config).get("charset", "utf-8")
             self._encoding = "gb18030" if cs.lower() == "gbk" else "utf-8"
 
-    def call_sync(self, infno, input):
-        i, d = self._enc(infno), self._enc(input)
-        # The first try makes the call; a too-small buffer is grown by fetching the
-        # kept result, never by calling again.
+    def _once(self, fn):
+        """Runs a call fn(buf, len) once: a too-small buffer is grown by fetching the
+        kept result, never by calling again (that would send it twice)."""
         buf = ctypes.create_string_buffer(65536)
         n = ctypes.c_int32(65536)
-        rc = self._lib.mi_call_sync(i, d, buf, ctypes.byref(n))
+        rc = fn(buf, ctypes.byref(n))
         request_id = self._lib.mi_last_request_id()
         if rc == MI_E_BUFFER_TOO_SMALL and request_id > 0:
             return self.get_result(request_id)
         text = buf.raw[: n.value].decode(self._encoding) if 0 <= n.value < 65536 else ""
         return self._result(rc, text, request_id)
+
+    def call_sync(self, infno, input):
+        i, d = self._enc(infno), self._enc(input)
+        return self._once(lambda b, n: self._lib.mi_call_sync(i, d, b, n))
 
     def call_async(self, infno, input, priority=0):
         rid = ctypes.c_int64(0)
@@ -161,6 +167,15 @@ class MiSdk:
     def reverse(self, request_id):
         rc, text = self._read(lambda b, n: self._lib.mi_reverse(request_id, b, n))
         return self._result(rc, text, self._lib.mi_last_request_id())
+
+    def upload_file(self, path):
+        """9101: sends the file; the result's output names its file_qury_no."""
+        return self._once(lambda b, n: self._lib.mi_upload_file(self._enc(path), b, n))
+
+    def download_file(self, file_qury_no, filename, dest_dir):
+        """9102: downloads and unpacks into dest_dir; output["files"] lists what was written."""
+        q, f, d = self._enc(file_qury_no), self._enc(filename), self._enc(dest_dir)
+        return self._once(lambda b, n: self._lib.mi_download_file(q, f, d, b, n))
 
     def status(self):
         rc, text = self._read(lambda b, n: self._lib.mi_get_status(b, n))

@@ -71,6 +71,21 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(st["gateway"]["url"], URL)
         self.assertGreaterEqual(st["counts"]["succeeded"], 12)
 
+    def test_upload_and_download_a_file(self):
+        self.sdk.init(config())
+        doc = os.path.join(WORK, "清单.txt")
+        with open(doc, "wb") as f:
+            f.write("第一行\n".encode("utf-8") * 1000)
+        up = self.sdk.upload_file(doc)
+        self.assertEqual(up.code, mi_sdk.MI_OK, up.output)
+        no = up.output["output"]["file_qury_no"]
+        dest = os.path.join(WORK, "py_download")
+        down = self.sdk.download_file(no, "清单.txt", dest)
+        self.assertEqual(down.code, mi_sdk.MI_OK, down.output)
+        [written] = down.output["output"]["files"]
+        with open(written["path"], "rb") as f, open(doc, "rb") as g:
+            self.assertEqual(f.read(), g.read())
+
     def test_bad_input_codes(self):
         self.sdk.init(config())
         self.assertEqual(self.sdk.call_sync("11a1", Q1101).code, mi_sdk.MI_E_INVALID_ARGUMENT)

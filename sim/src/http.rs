@@ -30,6 +30,14 @@ pub enum Reply {
         content_type: &'static str,
         body: String,
     },
+    /// Bytes (a zip stream); with `cut_after`, the connection drops after that many
+    /// bytes of the body, as a line that fails mid-download.
+    Binary {
+        status: u16,
+        content_type: &'static str,
+        body: Arc<Vec<u8>>,
+        cut_after: Option<usize>,
+    },
     /// Close the connection without answering.
     Drop,
 }
@@ -180,7 +188,7 @@ fn serve<S: Read + Write>(stream: S, socket: &TcpStream, handler: Handler, contr
             Ok(Some(rq)) => rq,
             Ok(None) => return,
             Err(status) => {
-                let _ = write_answer(reader.get_mut(), status, "text/plain", "bad request", false);
+                let _ = write_answer(reader.get_mut(), status, "text/plain", b"bad request", 11, false);
                 return;
             }
         };
@@ -188,7 +196,19 @@ fn serve<S: Read + Write>(stream: S, socket: &TcpStream, handler: Handler, contr
             rq.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
         match handler(rq) {
             Reply::Answer { status, content_type, body } => {
-                if write_answer(reader.get_mut(), status, content_type, &body, !close).is_err() || close {
+                if write_answer(reader.get_mut(), status, content_type, body.as_bytes(), body.len(), !close).is_err()
+                    || close
+                {
+                    return;
+                }
+            }
+            Reply::Binary { status, content_type, body, cut_after } => {
+                let sent = &body[..cut_after.unwrap_or(body.len()).min(body.len())];
+                if write_answer(reader.get_mut(), status, content_type, sent, body.len(), !close).is_err() || close {
+                    return;
+                }
+                if sent.len() < body.len() {
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
                     return;
                 }
             }
@@ -268,11 +288,14 @@ fn idle(e: &std::io::Error, stop: &Closing<'_>) -> bool {
     matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) && !stop.now()
 }
 
+/// Writes an answer whose body is `length` bytes long, of which `body` is sent
+/// (all of it, unless a fault cuts it short).
 fn write_answer(
     w: &mut impl Write,
     status: u16,
     content_type: &str,
-    body: &str,
+    body: &[u8],
+    length: usize,
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let reason = match status {
@@ -289,11 +312,11 @@ fn write_answer(
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
-        body.len(),
+        length,
         if keep_alive { "keep-alive" } else { "close" }
     );
     let mut all = head.into_bytes();
-    all.extend_from_slice(body.as_bytes());
+    all.extend_from_slice(body);
     w.write_all(&all)?;
     w.flush()
 }

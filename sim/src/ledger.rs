@@ -60,6 +60,10 @@ pub struct Ledger {
     pub double_settle_attempts: u64,
     /// Every msgid the platform processed (accepted past the envelope checks), in order.
     pub processed_msgids: Vec<String>,
+    /// Uploaded files (9101) and the catalogue files.
+    pub files: crate::files::Files,
+    /// The zip a processed 9102 answers with, by its msgid, until it is sent.
+    pub zips: HashMap<String, std::sync::Arc<Vec<u8>>>,
     serial: u64,
 }
 
@@ -158,6 +162,17 @@ impl Ledger {
             "2208" => self.cancel_settlement(&input, &msgid),
             "2601" => self.reverse(&input, &msgid),
             "5203" => self.settlement_info(&input),
+            "1301" => crate::files::catalogue_query(&input),
+            "9101" => {
+                let code = env["fixmedins_code"].as_str().unwrap_or_default();
+                let now = crate::checks::now_local().format("%Y%m%d%H%M%S").to_string();
+                self.files.upload(&input, code, &now)
+            }
+            "9102" => {
+                let zip = self.files.download(&input)?;
+                self.zips.insert(msgid, zip);
+                Ok(json!({}))
+            }
             _ => Err(format!("交易编号[{infno}]不存在或未开通")),
         }
     }

@@ -18,6 +18,7 @@
 //! balances, rejections) so tests can check what really happened.
 
 pub mod checks;
+pub mod files;
 pub mod http;
 pub mod ledger;
 pub mod mobile;
@@ -116,6 +117,8 @@ struct Shared {
     orders: Mutex<mobile::Orders>,
     /// Refuse the next business call's sign_no (and revoke it), once.
     reject_sign_no_once: std::sync::atomic::AtomicBool,
+    /// Cut the next 9102 zip stream after this many bytes (0: no), once.
+    cut_download_once: std::sync::atomic::AtomicU64,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -139,6 +142,7 @@ impl Sim {
             control: control.clone(),
             addr: Mutex::new(None),
             reject_sign_no_once: Default::default(),
+            cut_download_once: Default::default(),
             orders: Mutex::new(mobile::Orders::default()),
         });
         let sh = shared.clone();
@@ -156,6 +160,16 @@ impl Sim {
     pub fn base_url(&self) -> String {
         let scheme = if self.shared.cfg.tls_cert_pem.is_empty() { "http" } else { "https" };
         format!("{scheme}://{}", self.addr())
+    }
+
+    /// Where 9101 uploads go (PROTOCOL.md §5).
+    pub fn upload_url(&self) -> String {
+        format!("{}{}", self.base_url(), files::UPLOAD_PATH)
+    }
+
+    /// Where 9102 downloads come from.
+    pub fn download_url(&self) -> String {
+        format!("{}{}", self.base_url(), files::DOWNLOAD_PATH)
     }
 
     /// The platform's service URL, as a HIS config names it.
@@ -227,9 +241,12 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method == "POST" && rq.path == "/sim/faults" {
         return faults(sh, &rq.body);
     }
-    let path_infno = match rq.path.strip_prefix(SERVICE_PATH) {
-        Some("") => None,
-        Some(rest) if rest.starts_with('/') => Some(rest[1..].to_string()),
+    // The service takes every transaction but the files, which have URLs of their own.
+    let (path_infno, route) = match (rq.path.as_str(), rq.path.strip_prefix(SERVICE_PATH)) {
+        (files::UPLOAD_PATH, _) => (None, Route::Only("9101")),
+        (files::DOWNLOAD_PATH, _) => (None, Route::Only("9102")),
+        (_, Some("")) => (None, Route::Service),
+        (_, Some(rest)) if rest.starts_with('/') => (Some(rest[1..].to_string()), Route::Service),
         _ => {
             return answer(404, json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)}).to_string())
         }
@@ -237,7 +254,14 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method != "POST" {
         return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
-    let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref());
+    let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref(), route);
+    if route == Route::Only("9102") {
+        if let Some(zip) = take_zip(sh, &rq.body) {
+            let cut = sh.cut_download_once.swap(0, std::sync::atomic::Ordering::AcqRel);
+            let cut_after = (cut > 0).then_some(cut as usize);
+            return Reply::Binary { status: 200, content_type: "application/octet-stream", body: zip, cut_after };
+        }
+    }
     if let Some(ms) = fault.get("delay_ms").and_then(Value::as_u64) {
         std::thread::sleep(Duration::from_millis(ms));
     }
@@ -261,12 +285,32 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
     answer(status, body)
 }
 
+/// Which transactions a URL takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The service: any but the file transactions.
+    Service,
+    /// A file URL: this transaction only.
+    Only(&'static str),
+}
+
+/// The zip a 9102 request was answered with, if it was processed.
+fn take_zip(sh: &Shared, body: &[u8]) -> Option<std::sync::Arc<Vec<u8>>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let msgid = v.get("msgid")?.as_str()?;
+    sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).zips.remove(msgid)
+}
+
 /// `POST /sim/faults`: `{"refuse_ms": 3000}` closes the port for that long;
-/// `{"reject_sign_no_once": true}` refuses the next business call's sign_no.
+/// `{"reject_sign_no_once": true}` refuses the next business call's sign_no;
+/// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes.
 fn faults(sh: &Shared, body: &[u8]) -> Reply {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return answer(400, json!({"error": "body must be JSON"}).to_string());
     };
+    if let Some(n) = v.get("cut_download_once_after").and_then(Value::as_u64) {
+        sh.cut_download_once.store(n, std::sync::atomic::Ordering::Release);
+    }
     if v.get("reject_sign_no_once").and_then(Value::as_bool) == Some(true) {
         sh.reject_sign_no_once.store(true, std::sync::atomic::Ordering::Release);
     }
@@ -289,6 +333,7 @@ fn process(
     headers: &[(String, String)],
     body: &[u8],
     path_infno: Option<&str>,
+    route: Route,
 ) -> (u16, String, Map<String, Value>) {
     let now = checks::now_local();
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -328,7 +373,19 @@ fn process(
     let msgid = env["msgid"].as_str().unwrap_or_default().to_string();
     let opter = env["opter"].as_str().unwrap_or_default().to_string();
     let sign_no = env["sign_no"].as_str().unwrap_or_default().to_string();
-    let refused = if path_infno.is_some_and(|p| p != infno) {
+    let refused = if let Route::Only(only) = route {
+        (infno != only).then(|| format!("文件服务地址只受理 {only}, 收到 infno[{infno}]"))
+    } else if infno == "9101" || infno == "9102" {
+        Some(format!(
+            "{infno} 应发往文件服务地址 {}",
+            if infno == "9101" { files::UPLOAD_PATH } else { files::DOWNLOAD_PATH }
+        ))
+    } else {
+        None
+    };
+    let refused = if refused.is_some() {
+        refused
+    } else if path_infno.is_some_and(|p| p != infno) {
         Some(format!("URL 中的交易编号[{}]与报文 infno[{infno}]不一致", path_infno.unwrap_or_default()))
     } else if ledger.seen_msgids.contains(&msgid) {
         Some(format!("报文ID[{msgid}]重复"))

@@ -30,6 +30,11 @@ pub struct CallInput {
 }
 
 impl CallInput {
+    /// A business input built by the SDK itself, with no envelope overrides.
+    pub fn of(business: Value) -> CallInput {
+        CallInput { business, overrides: Map::new() }
+    }
+
     /// Parses the caller's JSON text (ABI.md §3, `mi_call_sync`).
     pub fn parse(text: &str) -> Result<CallInput> {
         let v: Value =

@@ -19,12 +19,17 @@ pub enum Exchange {
     Failed(Failure),
     /// An answer that failed verification or decryption.
     Unverified { status: u16, body: String, why: String },
+    /// An answer this side refuses to take whatever is sent (a zip that would
+    /// escape its folder or explode): final, never resent.
+    Refused { status: u16, body: String, why: String },
 }
 
 pub struct Channels {
     mobile: Option<(Keys, String, String)>,
     /// `gateway.encrypt_input`: the appId and the SM4 data key for `input`.
     encrypt_input: Option<(String, [u8; 16])>,
+    /// 9101 and 9102, to their own URLs.
+    files: crate::files::FileChannel,
 }
 
 impl Channels {
@@ -41,11 +46,16 @@ impl Channels {
         } else {
             None
         };
-        Ok(Channels { mobile, encrypt_input })
+        Ok(Channels { mobile, encrypt_input, files: crate::files::FileChannel::new(cfg) })
     }
 
     /// Refuses, before anything is journaled, a transaction whose channel is not set up.
     pub fn check(&self, infno: &str) -> Result<()> {
+        if infno == crate::files::UPLOAD || infno == crate::files::DOWNLOAD {
+            return Err(Error::invalid(format!(
+                "{infno} moves a file: call mi_upload_file (9101) or mi_download_file (9102), not mi_call_sync"
+            )));
+        }
         if transactions::mobile_pay_path(infno).is_some() && self.mobile.is_none() {
             return Err(Error::invalid(format!(
                 "{infno} is a mobile-payment transaction and mobile_pay.url is not configured"
@@ -56,6 +66,9 @@ impl Channels {
 
     /// Sends a plaintext envelope over its channel.
     pub fn exchange(&self, transport: &Transport, infno: &str, envelope: &str) -> Exchange {
+        if infno == crate::files::UPLOAD || infno == crate::files::DOWNLOAD {
+            return self.files.exchange(transport, infno, envelope);
+        }
         if let (Some(path), Some((keys, url, version))) = (transactions::mobile_pay_path(infno), &self.mobile) {
             let env: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
             let input = &env["input"];

@@ -75,13 +75,25 @@ impl Transport {
         self.post_to(&self.url(infno), &headers, body)
     }
 
+    /// The gateway this transport talks to.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
     /// POSTs JSON to a URL with extra headers and reads the whole answer.
     pub fn post_to(&self, url: &str, headers: &[(&'static str, String)], body: &str) -> Result<Reply, Failure> {
-        let mut req = self.agent.post(url).header("Content-Type", "application/json;charset=utf-8");
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let resp = req.send(body).map_err(classify)?;
+        self.post_with_timeout(url, headers, body, Duration::from_millis(self.gateway.timeout_ms))
+    }
+
+    /// `post_to` with its own time limit (file transfers take longer than calls).
+    pub fn post_with_timeout(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &str,
+        timeout: Duration,
+    ) -> Result<Reply, Failure> {
+        let resp = self.send(url, headers, body, timeout)?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -91,6 +103,79 @@ impl Transport {
             .map_err(|e| Failure::MaybeProcessed(format!("reading the answer failed: {}", describe(&e))))?;
         Ok(Reply { status, body: String::from_utf8_lossy(&body).into_owned() })
     }
+
+    /// POSTs JSON and writes the answer's body to `path` as it arrives, refusing
+    /// more than `limit` bytes. A body that breaks off is a failure after the
+    /// request was processed.
+    pub fn post_to_file(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &str,
+        timeout: Duration,
+        path: &Path,
+        limit: u64,
+    ) -> Result<Streamed, Failure> {
+        let resp = self.send(url, headers, body, timeout)?;
+        let status = resp.status().as_u16();
+        let mut reader = resp.into_body().into_reader();
+        let mut file = std::fs::File::create(path)
+            .map_err(|e| Failure::MaybeProcessed(format!("cannot write the download to {}: {e}", path.display())))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut bytes, mut head) = (0u64, Vec::new());
+        loop {
+            let n = match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(Failure::MaybeProcessed(format!("the download broke off after {bytes} bytes: {e}")))
+                }
+            };
+            bytes += n as u64;
+            if bytes > limit {
+                return Err(Failure::MaybeProcessed(format!(
+                    "the download is larger than files.max_download_mb ({} MB); stopped",
+                    limit >> 20
+                )));
+            }
+            if head.len() < 4 {
+                head.extend_from_slice(&buf[..n.min(4 - head.len())]);
+            }
+            std::io::Write::write_all(&mut file, &buf[..n]).map_err(|e| {
+                Failure::MaybeProcessed(format!("cannot write the download to {}: {e}", path.display()))
+            })?;
+        }
+        Ok(Streamed { status, bytes, is_zip: head == b"PK\x03\x04" })
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &str,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, Failure> {
+        let mut req = self
+            .agent
+            .post(url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Content-Type", "application/json;charset=utf-8");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        req.send(body).map_err(classify)
+    }
+}
+
+/// A body written to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streamed {
+    pub status: u16,
+    pub bytes: u64,
+    /// Whether it starts as a zip does (`PK\x03\x04`).
+    pub is_zip: bool,
 }
 
 /// Sorts a ureq error by whether the request may have reached the platform. Only

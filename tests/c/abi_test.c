@@ -142,6 +142,46 @@ int main(int argc, char **argv) {
     len = (int32_t)sizeof out;
     CHECK(mi_get_request(id, out, &len) == MI_OK && strstr(out, "\"state\":\"succeeded\"") != NULL, "request record");
 
+    /* Files: upload a file this program writes, download it into a folder. */
+    {
+        static char path[1024], dest[1024], no[128], back[2100];
+        const char *p, *q;
+        FILE *f;
+        snprintf(path, sizeof path, "%s/c_upload.txt", argv[2]);
+        snprintf(dest, sizeof dest, "%s/c_download", argv[2]);
+        f = fopen(path, "wb");
+        CHECK(f != NULL, "write the file to upload");
+        if (f != NULL) {
+            for (i = 0; i < 1000; i++) fputs("a line of the file to upload\n", f);
+            fclose(f);
+        }
+        len = (int32_t)sizeof out;
+        rc = mi_upload_file(path, out, &len);
+        CHECK(rc == MI_OK, "mi_upload_file");
+        p = strstr(out, "\"file_qury_no\":\"");
+        CHECK(p != NULL, "the upload's answer names the file");
+        no[0] = '\0';
+        if (p != NULL) {
+            p += strlen("\"file_qury_no\":\"");
+            q = strchr(p, '"');
+            if (q != NULL && (size_t)(q - p) < sizeof no) {
+                memcpy(no, p, (size_t)(q - p));
+                no[q - p] = '\0';
+            }
+        }
+        len = (int32_t)sizeof out;
+        rc = mi_download_file(no, "c_upload.txt", dest, out, &len);
+        CHECK(rc == MI_OK && strstr(out, "\"bytes\":29000") != NULL, "mi_download_file unpacks the file");
+        snprintf(back, sizeof back, "%s/c_upload.txt", dest);
+        f = fopen(back, "rb");
+        CHECK(f != NULL, "the downloaded file is in dest_dir");
+        if (f != NULL) fclose(f);
+        len = (int32_t)sizeof out;
+        CHECK(mi_download_file(NULL, "x", dest, out, &len) == MI_E_INVALID_ARGUMENT, "NULL file_qury_no");
+        len = (int32_t)sizeof out;
+        CHECK(mi_upload_file(NULL, out, &len) == MI_E_INVALID_ARGUMENT, "NULL path");
+    }
+
     /* Every bad-input code. */
     len = (int32_t)sizeof out;
     CHECK(mi_call_sync(NULL, q1101, out, &len) == MI_E_INVALID_ARGUMENT, "NULL infno");

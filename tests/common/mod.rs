@@ -272,3 +272,53 @@ pub fn shared_library() -> PathBuf {
     }
     so
 }
+
+/// The `mi-sim` binary, as an operator would run it, on a free port: a simulator
+/// outside the test process (its memory and threads are not the SDK's).
+pub struct SimProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl SimProcess {
+    pub fn start(args: &[&str]) -> SimProcess {
+        let exe = target_dir().join("mi-sim");
+        assert!(
+            exe.is_file(),
+            "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)",
+            exe.display()
+        );
+        let mut child = std::process::Command::new(exe)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("http://")).expect("mi-sim prints its URL").to_string();
+        SimProcess { child, url }
+    }
+
+    fn base(&self) -> &str {
+        self.url.split("/fsi/").next().unwrap()
+    }
+
+    pub fn ledger(&self) -> Value {
+        let mut r = ureq::get(format!("{}/sim/ledger", self.base())).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// `POST /sim/faults`.
+    pub fn fault(&self, f: Value) {
+        ureq::post(format!("{}/sim/faults", self.base())).send(f.to_string()).unwrap();
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
