@@ -5,6 +5,7 @@
 //! [`sdk::Sdk`]; see `docs/api_reference.md` for the contract.
 
 pub mod call;
+pub mod catalog;
 pub mod charset;
 pub mod config;
 pub mod crypto;

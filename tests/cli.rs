@@ -187,3 +187,46 @@ fn a_log4rs_file_replaces_the_built_in_logging() {
     assert_eq!(env.init(json!({"log": {"log4rs_file": yaml_path.to_string_lossy()}})), MI_E_CONFIG);
     assert!(last_error().contains("log.log4rs_file"), "{}", last_error());
 }
+
+/// Issue 9: `mi-sdk catalog 1301 --out DIR` turns the 100,000-row catalogue into
+/// UTF-8 CSV with a header row, records the version, and the next run finds it up
+/// to date without downloading again.
+#[test]
+fn catalog_downloads_as_csv_and_resumes_by_version() {
+    let sim = SimProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = json!({
+        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "catalogue", "mdtrtarea_admvs": "440300",
+                        "opter": "0001", "opter_name": "cashier"},
+        "gateway": {"url": sim.url},
+        "journal": {"path": "mi_journal.db"}
+    });
+    let file = work.path().join("mi_sdk.json");
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    let out = work.path().join("catalogues");
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1301 version 20261101001: 100000 rows"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("1301_20261101001.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("med_list_codg,drug_genname,drug_prodname,drug_dosform,drug_spec,pacunt,prodentp_name,aprvno,chrgitm_lv,vali_flag,rid,ver"));
+    assert_eq!(lines.clone().count(), 100_000);
+    assert!(lines.all(|l| l.split(',').count() == 12));
+    assert_eq!(std::fs::read_to_string(out.join("1301.version")).unwrap(), "20261101001");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, vec!["1301.version", "1301_20261101001.csv"], "no download left behind");
+
+    // Resumed: the version recorded is the newest, so nothing is downloaded again.
+    let (code, stdout, _) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("up to date (version 20261101001)"), "{stdout}");
+    // 1301 three times (the first run asks again after its download, to find the
+    // newest version), 9102 once.
+    let ledger = sim.ledger();
+    assert_eq!((ledger["by_infno"]["1301"].as_u64(), ledger["by_infno"]["9102"].as_u64()), (Some(3), Some(1)));
+    // Usage mistakes.
+    assert_eq!(cli(&file, &["catalog", "--out", out.to_str().unwrap()]).0, 2);
+    assert_eq!(cli(&file, &["catalog", "1301"]).0, 2);
+}

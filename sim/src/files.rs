@@ -16,22 +16,9 @@ pub const DOWNLOAD_PATH: &str = "/fsi/api/fileupload/download";
 /// Rows of the catalogue file the 13xx queries point at.
 pub const CATALOGUE_ROWS: usize = 100_000;
 
-/// The columns of the simulated 1301 (western and Chinese patent medicines)
-/// catalogue, in the platform's order; the file itself has no header.
-pub const CATALOGUE_COLUMNS: [&str; 12] = [
-    "med_list_codg",
-    "drug_genname",
-    "drug_prodname",
-    "drug_dosform",
-    "drug_spec",
-    "pacunt",
-    "prodentp_name",
-    "aprvno",
-    "chrgitm_lv",
-    "vali_flag",
-    "rid",
-    "ver",
-];
+/// The columns of the 1301 (western and Chinese patent medicines) catalogue, in
+/// the platform's order, one per line; the file itself has no header.
+pub const CATALOGUE_COLUMNS: &str = include_str!("../../data/catalogues/1301.columns");
 
 #[derive(Default)]
 pub struct Files {
@@ -123,6 +110,7 @@ pub fn catalogue_zip(ver: &str) -> Arc<Vec<u8>> {
                 format!("{:020}", i),
                 ver.to_string(),
             ];
+            debug_assert_eq!(row.len(), CATALOGUE_COLUMNS.lines().count(), "one field per column");
             text.push_str(&row.join("\t"));
             text.push('\n');
         }

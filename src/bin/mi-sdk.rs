@@ -16,6 +16,10 @@ commands:
   reverse ID                      send 2601 for an uncertain or succeeded settlement
   report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
   export --from DATE [--to DATE]  CSV of the requests created in that range, to stdout
+  catalog INFNO --out DIR [--since VERSION] [--json]
+                                  download a catalogue (1301-1319) as UTF-8 CSV with a header,
+                                  every version after VERSION (default: the one DIR/INFNO.version
+                                  records); resumable by version
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
   sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
   check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         "report" => report(&cfg, rest, json),
         "check" => check(cfg, rest),
         "export" => export(&cfg, rest),
+        "catalog" => catalog(cfg, rest, json),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -380,13 +385,33 @@ fn report(cfg: &Config, rest: &[String], as_json: bool) -> Result<(), Usage> {
     Ok(())
 }
 
-/// A CSV field, quoted when it must be.
-fn csv(v: &str) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
+fn catalog(cfg: Config, rest: &[String], as_json: bool) -> Result<(), Usage> {
+    let infno = rest
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .ok_or_else(|| Usage("usage: catalog needs a transaction code, e.g. catalog 1301 --out DIR".into()))?;
+    let out = opt(rest, "--out")?.ok_or_else(|| Usage("usage: catalog needs --out DIR".into()))?;
+    let since = opt(rest, "--since")?;
+    let sdk = Sdk::start(cfg)?;
+    let r = mi_sdk::catalog::fetch(&sdk, &infno, since.as_deref(), Path::new(&out));
+    sdk.shutdown(std::time::Duration::from_secs(10));
+    let fetched = r?;
+    if as_json {
+        let list: Vec<Value> = fetched
+            .iter()
+            .map(|f| json!({"version": f.version, "csv": f.csv.to_string_lossy(), "rows": f.rows}))
+            .collect();
+        println!("{}", Value::Array(list));
+    } else if fetched.is_empty() {
+        let at = std::fs::read_to_string(mi_sdk::catalog::version_file(Path::new(&out), &infno)).unwrap_or_default();
+        println!("{infno}: up to date (version {})", since.unwrap_or_else(|| at.trim().to_string()));
     } else {
-        v.to_string()
+        for f in &fetched {
+            println!("{infno} version {}: {} rows -> {}", f.version, f.rows, f.csv.display());
+        }
     }
+    Ok(())
 }
 
 fn export(cfg: &Config, rest: &[String]) -> Result<(), Usage> {
@@ -415,8 +440,8 @@ fn export(cfg: &Config, rest: &[String]) -> Result<(), Usage> {
             r.attempts,
             r.created_at,
             r.updated_at,
-            csv(&infcode),
-            csv(&err)
+            mi_sdk::catalog::csv_field(&infcode),
+            mi_sdk::catalog::csv_field(&err)
         );
     }
     Ok(())
