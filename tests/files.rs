@@ -46,11 +46,7 @@ fn listing(dir: &Path) -> Vec<String> {
 
 /// The journal's record of a request: state and attempts.
 fn journaled(env: &Env, id: i64) -> (String, i64, String) {
-    let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    db.query_row("SELECT state, attempts, envelope FROM mi_request WHERE id = ?1", [id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .unwrap()
+    journaled_at(&env.journal_path(), id)
 }
 
 #[test]

@@ -14,7 +14,7 @@ use common::*;
 use mi_sdk::ffi::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -297,8 +297,9 @@ impl Locker {
         Locker(child)
     }
 
+    /// Closes its stdin: it ends, and its lock with it.
     fn release(mut self) {
-        let _ = self.0.stdin.take().unwrap().write_all(b"");
+        drop(self.0.stdin.take());
         self.0.wait().unwrap();
     }
 }
