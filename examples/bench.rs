@@ -575,7 +575,7 @@ fn fill_journal(path: &Path, finished: u64, unfinished: u64) {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    let due = mi_sdk::transport::gateway::unix_ms() as i64 + 3_600_000;
+    let due = mi_sdk::Clock::system().unix_ms() + 3_600_000;
     let tx = c.unchecked_transaction().unwrap();
     let start: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM mi_request", [], |r| r.get(0)).unwrap();
     tx.execute(

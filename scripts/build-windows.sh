@@ -70,6 +70,7 @@ mi_last_request_id@0
 mi_shutdown@4
 mi_version@0
 mi_abi_version@0
+mi_code_name@4
 mi_sm3_hex@12
 mi_sm4_encrypt_hex@24
 mi_sm4_decrypt_hex@24

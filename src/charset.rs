@@ -38,12 +38,36 @@ impl Charset {
         }
     }
 
+    /// The canonical name, as the status reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Charset::Utf8 => "utf-8",
+            Charset::Gbk => "gbk",
+        }
+    }
+
     /// Encodes text for the caller. GB18030 covers all of Unicode, so this never fails.
     pub fn encode(self, text: &str) -> Vec<u8> {
         match self {
             Charset::Utf8 => text.as_bytes().to_vec(),
             Charset::Gbk => GB18030.encode(text).0.into_owned(),
         }
+    }
+}
+
+/// The config's `charset`: any spelling [`Charset::parse`] takes, in any case.
+impl<'de> serde::Deserialize<'de> for Charset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Charset, D::Error> {
+        let name = String::deserialize(d)?;
+        Charset::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("\"{name}\" is not a charset: must be \"utf-8\" or \"gbk\""))
+        })
+    }
+}
+
+impl serde::Serialize for Charset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 

@@ -1,9 +1,10 @@
-//! The JSON configuration of CONFIG.md: serde structs with defaults, strict
-//! validation that names the offending key, and path resolution.
+//! The JSON configuration (docs/configuration.md): serde structs with defaults,
+//! choices as enums, strict validation that names the offending key, and path
+//! resolution.
 
 use crate::charset::Charset;
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -40,8 +41,8 @@ pub struct Config {
     pub sign_in: SignIn,
     #[serde(default)]
     pub node_id: u32,
-    #[serde(default = "d_charset")]
-    pub charset: String,
+    #[serde(default)]
+    pub charset: Charset,
     #[serde(default)]
     pub journal: Journal,
     #[serde(default = "d_workers")]
@@ -87,7 +88,7 @@ pub struct Institution {
 #[serde(deny_unknown_fields, default)]
 pub struct Gateway {
     pub url: String,
-    pub profile: String,
+    pub profile: Profile,
     pub append_infno: bool,
     pub paas_id: String,
     pub paas_token: Secret,
@@ -109,7 +110,7 @@ impl Default for Gateway {
     fn default() -> Self {
         Gateway {
             url: "http://127.0.0.1:8080/fsi/api/rsfComIfsService/callService".into(),
-            profile: "plain".into(),
+            profile: Profile::Plain,
             append_infno: false,
             paas_id: String::new(),
             paas_token: Secret::default(),
@@ -122,6 +123,30 @@ impl Default for Gateway {
             timeout_ms: 60000,
             tls_verify: true,
             ca_file: String::new(),
+        }
+    }
+}
+
+/// The kind of gateway in front of the platform: which headers sign a request
+/// (docs/protocol.md, "Gateway profiles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// No extra headers.
+    #[default]
+    Plain,
+    /// The Tencent-style government gateway: `x-tif-*` headers, SHA-256 signature.
+    Tif,
+    /// The Alibaba-style service bus: `_api_*` headers, HMAC-SHA1 signature.
+    Csb,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Plain => "plain",
+            Profile::Tif => "tif",
+            Profile::Csb => "csb",
         }
     }
 }
@@ -200,7 +225,7 @@ impl Default for Files {
 #[serde(deny_unknown_fields, default)]
 pub struct Journal {
     pub path: String,
-    pub synchronous: String,
+    pub synchronous: Synchronous,
     pub retain_days: u32,
     /// How long a write waits for another program holding the journal's lock
     /// before the call fails with `MI_E_JOURNAL`.
@@ -209,7 +234,41 @@ pub struct Journal {
 
 impl Default for Journal {
     fn default() -> Self {
-        Journal { path: "mi_journal.db".into(), synchronous: "full".into(), retain_days: 180, busy_timeout_ms: 10_000 }
+        Journal {
+            path: "mi_journal.db".into(),
+            synchronous: Synchronous::Full,
+            retain_days: 180,
+            busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// SQLite's `PRAGMA synchronous` for the journal: how much of a commit is on disk
+/// when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Off,
+    Normal,
+    #[default]
+    Full,
+    Extra,
+}
+
+impl Synchronous {
+    /// The pragma's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Off => "off",
+            Synchronous::Normal => "normal",
+            Synchronous::Full => "full",
+            Synchronous::Extra => "extra",
+        }
+    }
+
+    /// Whether a commit is on disk before it returns.
+    pub fn is_durable(self) -> bool {
+        matches!(self, Synchronous::Full | Synchronous::Extra)
     }
 }
 
@@ -221,7 +280,18 @@ pub struct Retry {
     pub max_delay_ms: u64,
     pub safe_infnos: Vec<String>,
     pub reversible_infnos: Vec<String>,
-    pub uncertain_policy: String,
+    pub uncertain_policy: UncertainPolicy,
+}
+
+/// What becomes of a reversible transaction left uncertain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UncertainPolicy {
+    /// Wait for the HIS (or an operator) to reverse it or query it.
+    #[default]
+    Hold,
+    /// Send the 2601 reversal at once.
+    Reverse,
 }
 
 impl Default for Retry {
@@ -236,7 +306,7 @@ impl Default for Retry {
                 "6301", "9102",
             ]),
             reversible_infnos: v(&["2207", "2208", "2304", "2305", "2401"]),
-            uncertain_policy: "hold".into(),
+            uncertain_policy: UncertainPolicy::Hold,
         }
     }
 }
@@ -245,7 +315,7 @@ impl Default for Retry {
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     pub dir: String,
-    pub level: String,
+    pub level: LogLevel,
     pub max_file_mb: u64,
     pub keep_files: u32,
     pub mask_pii: bool,
@@ -256,7 +326,7 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             dir: "logs".into(),
-            level: "info".into(),
+            level: LogLevel::Info,
             max_file_mb: 10,
             keep_files: 10,
             mask_pii: true,
@@ -265,9 +335,32 @@ impl Default for Log {
     }
 }
 
-fn d_charset() -> String {
-    "utf-8".into()
+/// How much the SDK logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
 }
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
 fn d_workers() -> u32 {
     4
 }
@@ -347,17 +440,13 @@ impl Config {
         Config::from_json(&text, &dir)
     }
 
-    pub fn charset(&self) -> Charset {
-        Charset::parse(&self.charset).unwrap_or_default()
-    }
-
     /// The journal file, resolved against the config's folder.
     pub fn journal_path(&self) -> PathBuf {
         self.base_dir.join(&self.journal.path)
     }
 
     /// Where 9101 uploads go: `files.upload_url`, or the platform's upload path
-    /// beside `gateway.url` (PROTOCOL.md §5).
+    /// beside `gateway.url` (docs/protocol.md, "Files").
     pub fn upload_url(&self) -> String {
         self.file_url(&self.files.upload_url, "/fsi/api/fileupload/upload")
     }
@@ -432,9 +521,9 @@ impl Config {
         if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
             return bad("gateway.url", "must start with http:// or https://");
         }
-        match g.profile.as_str() {
-            "plain" => {}
-            "tif" => {
+        match g.profile {
+            Profile::Plain => {}
+            Profile::Tif => {
                 if g.paas_id.is_empty() {
                     return bad("gateway.paas_id", "is required by the tif profile");
                 }
@@ -442,7 +531,7 @@ impl Config {
                     return bad("gateway.paas_token", "is required by the tif profile");
                 }
             }
-            "csb" => {
+            Profile::Csb => {
                 for (k, v) in [
                     ("gateway.api_name", g.api_name.is_empty()),
                     ("gateway.access_key", g.access_key.is_empty()),
@@ -454,7 +543,6 @@ impl Config {
                     }
                 }
             }
-            _ => return bad("gateway.profile", "must be \"plain\", \"tif\" or \"csb\""),
         }
         let m = &self.mobile_pay;
         if g.encrypt_input || !m.url.is_empty() {
@@ -485,9 +573,6 @@ impl Config {
         if g.timeout_ms == 0 || g.timeout_ms > 3_600_000 {
             return bad("gateway.timeout_ms", "must be 1 to 3600000");
         }
-        if Charset::parse(&self.charset).is_none() {
-            return bad("charset", "must be \"utf-8\" or \"gbk\"");
-        }
         if self.node_id > 99 {
             return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
         }
@@ -509,9 +594,6 @@ impl Config {
         }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
-        }
-        if !["off", "normal", "full", "extra"].contains(&self.journal.synchronous.as_str()) {
-            return bad("journal.synchronous", "must be \"off\", \"normal\", \"full\" or \"extra\"");
         }
         if self.journal.retain_days == 0 {
             return bad("journal.retain_days", "must be at least 1");
@@ -538,12 +620,6 @@ impl Config {
                     "config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *"
                 )));
             }
-        }
-        if !["hold", "reverse"].contains(&r.uncertain_policy.as_str()) {
-            return bad("retry.uncertain_policy", "must be \"hold\" or \"reverse\"");
-        }
-        if !["off", "error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
-            return bad("log.level", "must be off, error, warn, info, debug or trace");
         }
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
@@ -615,6 +691,10 @@ mod tests {
         for (patch, key) in [
             ("\"workers\":0,", "workers"),
             ("\"charset\":\"latin1\",", "charset"),
+            ("\"journal\":{\"synchronous\":\"FULL!\"},", "journal.synchronous"),
+            ("\"retry\":{\"uncertain_policy\":\"revers\"},", "retry.uncertain_policy"),
+            ("\"log\":{\"level\":\"verbose\"},", "log.level"),
+            ("\"gateway\":{\"profile\":\"tiff\"},", "gateway.profile"),
             ("\"node_id\":100,", "node_id"),
             ("\"gateway\":{\"profile\":\"tif\"},", "gateway.paas_id"),
             ("\"gateway\":{\"timeout_ms\":\"x\"},", "gateway.timeout_ms"),

@@ -1,7 +1,9 @@
-//! Error kinds of the Rust API and their fixed `MI_*` codes (ABI.md §2).
+//! Error kinds of the Rust API and their fixed `MI_*` codes (docs/api_reference.md,
+//! "Codes").
 //!
 //! The numbers are part of the C contract: they never change within ABI version 1.
 
+use std::ffi::CStr;
 use std::fmt;
 
 /// A result code of the C ABI. The discriminants are the wire values.
@@ -31,52 +33,61 @@ impl Code {
         self as i32
     }
 
+    /// Every code, in the order of the reference table.
+    pub const ALL: [Code; 16] = [
+        Code::Ok,
+        Code::Pending,
+        Code::InvalidArgument,
+        Code::NotInitialized,
+        Code::BufferTooSmall,
+        Code::Config,
+        Code::Network,
+        Code::Timeout,
+        Code::Protocol,
+        Code::Business,
+        Code::Uncertain,
+        Code::Journal,
+        Code::NotFound,
+        Code::Busy,
+        Code::Shutdown,
+        Code::Internal,
+    ];
+
+    /// The code of a value, if it is one.
+    pub fn of(v: i32) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_i32() == v)
+    }
+
     /// The code for a stored value; unknown values read back as `Internal`
     /// so a damaged journal never turns into a false success.
     pub fn from_i32(v: i32) -> Code {
-        use Code::*;
-        [
-            Ok,
-            Pending,
-            InvalidArgument,
-            NotInitialized,
-            BufferTooSmall,
-            Config,
-            Network,
-            Timeout,
-            Protocol,
-            Business,
-            Uncertain,
-            Journal,
-            NotFound,
-            Busy,
-            Shutdown,
-            Internal,
-        ]
-        .into_iter()
-        .find(|c| c.as_i32() == v)
-        .unwrap_or(Internal)
+        Code::of(v).unwrap_or(Code::Internal)
     }
 
     /// The `MI_*` name, for logs and docs.
     pub fn name(self) -> &'static str {
+        self.c_name().to_str().expect("the names are ASCII")
+    }
+
+    /// The `MI_*` name as a static C string (`mi_code_name`).
+    pub fn c_name(self) -> &'static CStr {
         match self {
-            Code::Ok => "MI_OK",
-            Code::Pending => "MI_PENDING",
-            Code::InvalidArgument => "MI_E_INVALID_ARGUMENT",
-            Code::NotInitialized => "MI_E_NOT_INITIALIZED",
-            Code::BufferTooSmall => "MI_E_BUFFER_TOO_SMALL",
-            Code::Config => "MI_E_CONFIG",
-            Code::Network => "MI_E_NETWORK",
-            Code::Timeout => "MI_E_TIMEOUT",
-            Code::Protocol => "MI_E_PROTOCOL",
-            Code::Business => "MI_E_BUSINESS",
-            Code::Uncertain => "MI_E_UNCERTAIN",
-            Code::Journal => "MI_E_JOURNAL",
-            Code::NotFound => "MI_E_NOT_FOUND",
-            Code::Busy => "MI_E_BUSY",
-            Code::Shutdown => "MI_E_SHUTDOWN",
-            Code::Internal => "MI_E_INTERNAL",
+            Code::Ok => c"MI_OK",
+            Code::Pending => c"MI_PENDING",
+            Code::InvalidArgument => c"MI_E_INVALID_ARGUMENT",
+            Code::NotInitialized => c"MI_E_NOT_INITIALIZED",
+            Code::BufferTooSmall => c"MI_E_BUFFER_TOO_SMALL",
+            Code::Config => c"MI_E_CONFIG",
+            Code::Network => c"MI_E_NETWORK",
+            Code::Timeout => c"MI_E_TIMEOUT",
+            Code::Protocol => c"MI_E_PROTOCOL",
+            Code::Business => c"MI_E_BUSINESS",
+            Code::Uncertain => c"MI_E_UNCERTAIN",
+            Code::Journal => c"MI_E_JOURNAL",
+            Code::NotFound => c"MI_E_NOT_FOUND",
+            Code::Busy => c"MI_E_BUSY",
+            Code::Shutdown => c"MI_E_SHUTDOWN",
+            Code::Internal => c"MI_E_INTERNAL",
         }
     }
 }
@@ -151,6 +162,15 @@ mod tests {
             assert_eq!(Code::from_i32(c.as_i32()), c);
         }
         assert_eq!(Code::from_i32(42), Code::Internal);
+        assert_eq!(Code::of(42), None);
+        for c in Code::ALL {
+            assert_eq!(Code::of(c.as_i32()), Some(c));
+            assert!(c.name().starts_with("MI_") && c.c_name().to_bytes() == c.name().as_bytes());
+        }
+        let mut values: Vec<i32> = Code::ALL.iter().map(|c| c.as_i32()).collect();
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len(), Code::ALL.len(), "every code once");
         assert_eq!(Code::Uncertain.as_i32(), -9);
     }
 }

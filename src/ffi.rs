@@ -1,6 +1,11 @@
-//! The C ABI, version 1 (ABI.md). The only module that knows about C: it checks and
-//! decodes arguments, calls the Rust API, encodes results into the caller's buffers,
-//! maps errors to `MI_*` codes and keeps every panic inside the library.
+//! The C ABI, version 1 (docs/api_reference.md). The only module that knows about
+//! C: it checks and decodes arguments, calls the Rust API, encodes results into the
+//! caller's buffers, maps errors to `MI_*` codes and keeps every panic inside the
+//! library.
+//!
+//! Every export has one shape: its body runs inside [`export`] (or [`guard`], for
+//! the few that return something other than a code), which catches a panic,
+//! records the message of a failure for `mi_last_error`, and returns the code.
 //!
 //! `include/mi_sdk.h` is generated from this file by cbindgen (see `build.rs`).
 
@@ -60,43 +65,41 @@ thread_local! {
     static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
 }
 
-/// Runs an export's body, turning a panic into the export's fallback value.
-macro_rules! ffi_guard {
-    ($fallback:expr, $body:block) => {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
-            Ok(v) => v,
-            Err(payload) => {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                log::error!("internal error caught at the C boundary: {what}");
-                set_last_error(&format!("internal error: {what}"));
-                $fallback
-            }
+/// Runs an export's body and returns its value; a panic inside becomes
+/// `fallback`, with the panic's message for `mi_last_error`.
+fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        log::error!("internal error caught at the C boundary: {what}");
+        set_last_error(&format!("internal error: {what}"));
+        fallback
+    })
+}
+
+/// The shape of every export that returns a code: the body's code, or its
+/// error's code with the message kept for `mi_last_error`, or `MI_E_INTERNAL`
+/// for a panic.
+fn export(body: impl FnOnce() -> Result<Code>) -> i32 {
+    guard(MI_E_INTERNAL, || match body() {
+        Ok(c) => c.as_i32(),
+        Err(e) => {
+            set_last_error(&e.message);
+            e.code.as_i32()
         }
-    };
+    })
 }
 
 fn set_last_error(msg: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = msg.to_string());
 }
 
-/// The code of a result, recording the message of a failure for `mi_last_error`.
-fn code_of(r: Result<Code>) -> i32 {
-    match r {
-        Ok(c) => c.as_i32(),
-        Err(e) => {
-            set_last_error(&e.message);
-            e.code.as_i32()
-        }
-    }
-}
-
 /// The charset in force: the config's, or UTF-8 before `mi_init`.
 fn charset() -> Charset {
-    handle::current().map(|s| s.config().charset()).unwrap_or_default()
+    handle::current().map(|s| s.config().charset).unwrap_or_default()
 }
 
 /// Reads a string argument.
@@ -107,7 +110,7 @@ unsafe fn text_arg(ptr: *const c_char, what: &str, (max_bytes, limit): (u64, &st
     if ptr.is_null() {
         return Err(Error::invalid(format!("{what} is NULL")));
     }
-    // SAFETY: not NULL (checked above), and NUL-terminated by the caller's contract (ABI.md §1).
+    // SAFETY: not NULL (checked above), and NUL-terminated by the caller's contract.
     let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
     if bytes.len() as u64 > max_bytes {
         return Err(Error::invalid(format!("{what} is {} bytes, more than {limit} ({max_bytes})", bytes.len())));
@@ -115,7 +118,8 @@ unsafe fn text_arg(ptr: *const c_char, what: &str, (max_bytes, limit): (u64, &st
     cs.decode(bytes, what)
 }
 
-/// A caller's output buffer, checked: `(char *buf, int32_t *len)` of ABI.md §1.
+/// A caller's output buffer, checked: the `(char *buf, int32_t *len)` pair of the
+/// buffer protocol (docs/api_reference.md).
 struct OutBuf {
     buf: *mut c_char,
     len: *mut i32,
@@ -141,7 +145,7 @@ impl OutBuf {
         Ok(OutBuf { buf, len, cap: cap as usize })
     }
 
-    /// Writes text and its NUL, or only a NUL and the size needed (ABI.md §1).
+    /// Writes text and its NUL, or only a NUL and the size needed.
     fn write(&self, bytes: &[u8]) -> Code {
         let needed = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
         // SAFETY: `len` was checked non-NULL in `new` and is writable by contract.
@@ -239,16 +243,14 @@ fn deliver_about(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -
 /// `config` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "system" fn mi_init(config: *const c_char) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let source = if config.is_null() {
-                None
-            } else {
-                // SAFETY: not NULL; NUL-terminated by the caller's contract.
-                Some(unsafe { text_arg(config, "config", (u64::MAX, ""), Charset::Utf8) }?)
-            };
-            handle::init(source.as_deref()).map(|_| Code::Ok)
-        })())
+    export(|| {
+        let source = if config.is_null() {
+            None
+        } else {
+            // SAFETY: not NULL; NUL-terminated by the caller's contract.
+            Some(unsafe { text_arg(config, "config", (u64::MAX, ""), Charset::Utf8) }?)
+        };
+        handle::init(source.as_deref()).map(|_| Code::Ok)
     })
 }
 
@@ -271,21 +273,19 @@ pub unsafe extern "system" fn mi_call_sync(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let sdk = handle::get()?;
-            let cs = sdk.config().charset();
-            // SAFETY: pointer contract of this function, checked for NULL inside.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
-            let max = sdk.config().max_input_bytes;
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let args = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }.and_then(|i| {
-                // SAFETY: as above.
-                Ok((i, unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?))
-            });
-            let r = args.and_then(|(infno, input)| sdk.call_sync(&infno, &input));
-            deliver(&out, cs, r, true)
-        })())
+    export(|| {
+        let sdk = handle::get()?;
+        let cs = sdk.config().charset;
+        // SAFETY: pointer contract of this function, checked for NULL inside.
+        let out = unsafe { OutBuf::new(output, output_len) }?;
+        let max = sdk.config().max_input_bytes;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let args = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }.and_then(|i| {
+            // SAFETY: as above.
+            Ok((i, unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?))
+        });
+        let r = args.and_then(|(infno, input)| sdk.call_sync(&infno, &input));
+        deliver(&out, cs, r, true)
     })
 }
 
@@ -303,25 +303,23 @@ pub unsafe extern "system" fn mi_call_async(
     priority: i32,
     request_id: *mut i64,
 ) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let sdk = handle::get()?;
-            let cs = sdk.config().charset();
-            if request_id.is_null() {
-                return Err(Error::invalid("request_id pointer is NULL"));
-            }
-            let max = sdk.config().max_input_bytes;
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let infno = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }?;
-            // SAFETY: as above.
-            let input = unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?;
-            LAST_REQUEST_ID.with(|c| c.set(0));
-            let id = sdk.call_async(&infno, &input, priority)?;
-            LAST_REQUEST_ID.with(|c| c.set(id));
-            // SAFETY: not NULL (checked above) and writable by the caller's contract.
-            unsafe { request_id.write_unaligned(id) };
-            Ok(Code::Ok)
-        })())
+    export(|| {
+        let sdk = handle::get()?;
+        let cs = sdk.config().charset;
+        if request_id.is_null() {
+            return Err(Error::invalid("request_id pointer is NULL"));
+        }
+        let max = sdk.config().max_input_bytes;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let infno = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }?;
+        // SAFETY: as above.
+        let input = unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?;
+        LAST_REQUEST_ID.with(|c| c.set(0));
+        let id = sdk.call_async(&infno, &input, priority)?;
+        LAST_REQUEST_ID.with(|c| c.set(id));
+        // SAFETY: not NULL (checked above) and writable by the caller's contract.
+        unsafe { request_id.write_unaligned(id) };
+        Ok(Code::Ok)
     })
 }
 
@@ -333,12 +331,10 @@ pub unsafe extern "system" fn mi_call_async(
 /// `output_len`: NULL or a writable int32_t; `output`: NULL or writable for `*output_len` bytes.
 #[no_mangle]
 pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            deliver_about(&out, sdk.config().charset(), sdk.get_result(request_id), false)
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        deliver_about(&out, sdk.config().charset, sdk.get_result(request_id), false)
     })
 }
 
@@ -350,12 +346,10 @@ pub unsafe extern "system" fn mi_get_result(request_id: i64, output: *mut c_char
 /// As `mi_get_result`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            out.text(&sdk.get_request(request_id)?, sdk.config().charset())
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        out.text(&sdk.get_request(request_id)?.to_json(), sdk.config().charset)
     })
 }
 
@@ -369,12 +363,10 @@ pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_cha
 /// As `mi_get_result`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            deliver_about(&out, sdk.config().charset(), sdk.reverse(request_id), true)
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        deliver_about(&out, sdk.config().charset, sdk.reverse(request_id), true)
     })
 }
 
@@ -390,16 +382,14 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
 /// as in `mi_call_sync`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_upload_file(path: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            let cs = sdk.config().charset();
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let path = unsafe { text_arg(path, "path", PATH_LIMIT, cs) };
-            let r = path.and_then(|p| sdk.upload_file(std::path::Path::new(&p)));
-            deliver(&out, cs, r, true)
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        let cs = sdk.config().charset;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let path = unsafe { text_arg(path, "path", PATH_LIMIT, cs) };
+        let r = path.and_then(|p| sdk.upload_file(std::path::Path::new(&p)));
+        deliver(&out, cs, r, true)
     })
 }
 
@@ -424,22 +414,20 @@ pub unsafe extern "system" fn mi_download_file(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            let cs = sdk.config().charset();
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let args = unsafe { text_arg(file_qury_no, "file_qury_no", PATH_LIMIT, cs) }.and_then(|q| {
-                // SAFETY: as above.
-                let name = unsafe { text_arg(filename, "filename", PATH_LIMIT, cs) }?;
-                // SAFETY: as above.
-                let dest = unsafe { text_arg(dest_dir, "dest_dir", PATH_LIMIT, cs) }?;
-                Ok((q, name, dest))
-            });
-            let r = args.and_then(|(q, name, dest)| sdk.download_file(&q, &name, std::path::Path::new(&dest)));
-            deliver(&out, cs, r, true)
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        let cs = sdk.config().charset;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let args = unsafe { text_arg(file_qury_no, "file_qury_no", PATH_LIMIT, cs) }.and_then(|q| {
+            // SAFETY: as above.
+            let name = unsafe { text_arg(filename, "filename", PATH_LIMIT, cs) }?;
+            // SAFETY: as above.
+            let dest = unsafe { text_arg(dest_dir, "dest_dir", PATH_LIMIT, cs) }?;
+            Ok((q, name, dest))
+        });
+        let r = args.and_then(|(q, name, dest)| sdk.download_file(&q, &name, std::path::Path::new(&dest)));
+        deliver(&out, cs, r, true)
     })
 }
 
@@ -451,12 +439,10 @@ pub unsafe extern "system" fn mi_download_file(
 /// As `mi_get_result`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_get_status(output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            // SAFETY: pointer contract of this function.
-            let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
-            out.text(&sdk.status()?, sdk.config().charset())
-        })())
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        out.text(&sdk.status()?.to_json(), sdk.config().charset)
     })
 }
 
@@ -467,15 +453,13 @@ pub unsafe extern "system" fn mi_get_status(output: *mut c_char, output_len: *mu
 /// As `mi_get_result`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_last_error(output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
+    export(|| {
+        // Never an error: a failure here must not replace the message asked for.
         // SAFETY: pointer contract of this function.
-        match unsafe { OutBuf::new(output, output_len) } {
-            Ok(out) => {
-                let msg = LAST_ERROR.with(|e| e.borrow().clone());
-                out.write(&charset().encode(&msg)).as_i32()
-            }
-            Err(e) => e.code.as_i32(),
-        }
+        Ok(match unsafe { OutBuf::new(output, output_len) } {
+            Ok(out) => out.write(&charset().encode(&LAST_ERROR.with(|e| e.borrow().clone()))),
+            Err(e) => e.code,
+        })
     })
 }
 
@@ -483,7 +467,7 @@ pub unsafe extern "system" fn mi_last_error(output: *mut c_char, output_len: *mu
 /// the last call was refused before it was journaled).
 #[no_mangle]
 pub extern "system" fn mi_last_request_id() -> i64 {
-    ffi_guard!(0, { LAST_REQUEST_ID.with(|c| c.get()) })
+    guard(0, || LAST_REQUEST_ID.with(|c| c.get()))
 }
 
 /// Stops taking calls, waits up to `wait_ms` for sends in flight, leaves queued
@@ -491,9 +475,9 @@ pub extern "system" fn mi_last_request_id() -> i64 {
 /// Idempotent. Call it before `FreeLibrary`/`dlclose`.
 #[no_mangle]
 pub extern "system" fn mi_shutdown(wait_ms: i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
+    export(|| {
         handle::shutdown(Duration::from_millis(wait_ms.max(0) as u64));
-        MI_OK
+        Ok(Code::Ok)
     })
 }
 
@@ -506,15 +490,13 @@ pub extern "system" fn mi_shutdown(wait_ms: i32) -> i32 {
 /// `output`: NULL or writable for `*output_len` bytes.
 #[no_mangle]
 pub unsafe extern "system" fn mi_sm3_hex(data: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
-    ffi_guard!(MI_E_INTERNAL, {
-        code_of((|| {
-            let cs = charset();
-            // SAFETY: pointer contract of this function.
-            let out = unsafe { OutBuf::new(output, output_len) }?;
-            // SAFETY: NULL or NUL-terminated by the caller's contract.
-            let text = unsafe { text_arg(data, "data", CRYPTO_LIMIT, cs) }?;
-            out.text(&hex::encode(crate::crypto::sm::sm3(text.as_bytes())), cs)
-        })())
+    export(|| {
+        let cs = charset();
+        // SAFETY: pointer contract of this function.
+        let out = unsafe { OutBuf::new(output, output_len) }?;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let text = unsafe { text_arg(data, "data", CRYPTO_LIMIT, cs) }?;
+        out.text(&hex::encode(crate::crypto::sm::sm3(text.as_bytes())), cs)
     })
 }
 
@@ -535,7 +517,7 @@ pub unsafe extern "system" fn mi_sm4_encrypt_hex(
     output_len: *mut i32,
 ) -> i32 {
     // SAFETY: this function's pointer contract is sm4_export's.
-    ffi_guard!(MI_E_INTERNAL, { unsafe { sm4_export(true, mode, key_hex, iv_hex, plaintext, output, output_len) } })
+    export(|| unsafe { sm4_export(true, mode, key_hex, iv_hex, plaintext, output, output_len) })
 }
 
 /// SM4 decryption, the reverse of `mi_sm4_encrypt_hex`: `ciphertext_hex` in either
@@ -554,9 +536,7 @@ pub unsafe extern "system" fn mi_sm4_decrypt_hex(
     output_len: *mut i32,
 ) -> i32 {
     // SAFETY: this function's pointer contract is sm4_export's.
-    ffi_guard!(MI_E_INTERNAL, {
-        unsafe { sm4_export(false, mode, key_hex, iv_hex, ciphertext_hex, output, output_len) }
-    })
+    export(|| unsafe { sm4_export(false, mode, key_hex, iv_hex, ciphertext_hex, output, output_len) })
 }
 
 /// The body of both SM4 exports.
@@ -571,9 +551,9 @@ unsafe fn sm4_export(
     text: *const c_char,
     output: *mut c_char,
     output_len: *mut i32,
-) -> i32 {
+) -> Result<Code> {
     use crate::crypto::sm;
-    code_of((|| {
+    {
         let cs = charset();
         // SAFETY: pointer contract of this function.
         let out = unsafe { OutBuf::new(output, output_len) }?;
@@ -590,7 +570,7 @@ unsafe fn sm4_export(
             let text = String::from_utf8(plain).map_err(|_| Error::invalid("the plaintext is not UTF-8 text"))?;
             out.text(&text, cs)
         }
-    })())
+    }
 }
 
 /// The most text the crypto helpers take: their inputs are messages, not files.
@@ -632,22 +612,31 @@ unsafe fn sm4_args(
 /// The library version, e.g. "1.0.0". Static: never free it.
 #[no_mangle]
 pub extern "system" fn mi_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guard(c"".as_ptr(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
 }
 
 /// The C ABI version: 1.
 #[no_mangle]
 pub extern "system" fn mi_abi_version() -> i32 {
-    crate::ABI_VERSION
+    guard(MI_E_INTERNAL, || crate::ABI_VERSION)
+}
+
+/// The name of a code, e.g. "MI_E_UNCERTAIN" for -9, for logs and messages;
+/// "MI_UNKNOWN" for a value that is no code. Static: never free it. Needs no
+/// `mi_init`.
+#[no_mangle]
+pub extern "system" fn mi_code_name(code: i32) -> *const c_char {
+    guard(c"MI_UNKNOWN".as_ptr(), || Code::of(code).map_or(c"MI_UNKNOWN", Code::c_name).as_ptr())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Each `MI_*` constant of the header is its code's value; every code has one.
     #[test]
     fn constants_match_the_rust_codes() {
-        for (c, v) in [
+        let table = [
             (Code::Ok, MI_OK),
             (Code::Pending, MI_PENDING),
             (Code::InvalidArgument, MI_E_INVALID_ARGUMENT),
@@ -664,7 +653,9 @@ mod tests {
             (Code::Busy, MI_E_BUSY),
             (Code::Shutdown, MI_E_SHUTDOWN),
             (Code::Internal, MI_E_INTERNAL),
-        ] {
+        ];
+        assert_eq!(table.map(|(c, _)| c), Code::ALL);
+        for (c, v) in table {
             assert_eq!(c.as_i32(), v, "{}", c.name());
         }
     }
@@ -676,23 +667,35 @@ mod tests {
         assert_eq!(v.to_str().unwrap(), crate::VERSION);
         assert_eq!(mi_abi_version(), 1);
     }
-}
 
-#[cfg(test)]
-mod guard_tests {
-    use super::*;
-
-    fn panicking_export() -> i32 {
-        ffi_guard!(MI_E_INTERNAL, {
-            let v: Vec<i32> = Vec::new();
-            v[3]
-        })
+    #[test]
+    fn code_names_are_static_and_unknown_codes_say_so() {
+        for c in Code::ALL {
+            // SAFETY: mi_code_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(mi_code_name(c.as_i32())) };
+            assert_eq!(name.to_str().unwrap(), c.name());
+        }
+        for v in [2, -14, 42, i32::MIN, i32::MAX] {
+            // SAFETY: as above.
+            assert_eq!(unsafe { CStr::from_ptr(mi_code_name(v)) }.to_str().unwrap(), "MI_UNKNOWN");
+        }
     }
 
     #[test]
     fn a_panic_becomes_internal_with_a_message() {
-        assert_eq!(panicking_export(), MI_E_INTERNAL);
+        let code = export(|| {
+            let v: Vec<i32> = Vec::new();
+            Ok(Code::from_i32(v[3]))
+        });
+        assert_eq!(code, MI_E_INTERNAL);
         let msg = LAST_ERROR.with(|e| e.borrow().clone());
         assert!(msg.starts_with("internal error:") && msg.contains("index out of bounds"), "{msg}");
+        assert_eq!(guard(-1i64, || panic!("boom")), -1);
+    }
+
+    #[test]
+    fn an_error_keeps_its_message_for_mi_last_error() {
+        assert_eq!(export(|| Err(Error::invalid("infno is NULL"))), MI_E_INVALID_ARGUMENT);
+        assert_eq!(LAST_ERROR.with(|e| e.borrow().clone()), "infno is NULL");
     }
 }

@@ -1,33 +1,48 @@
 //! mi_sdk: a client for China's national medical-insurance platform
 //! (医疗保障信息平台) with a stable C ABI for hospital information systems.
 //!
-//! The C ABI (`ffi`, `include/mi_sdk.h`) is an adapter over the Rust API in
-//! [`sdk::Sdk`]; see `docs/api_reference.md` for the contract.
+//! The C ABI ([`ffi`], `include/mi_sdk.h`, docs/api_reference.md) is an adapter over
+//! the Rust API: [`Sdk`], configured by a [`Config`], answering each call with an
+//! [`Outcome`] and each question with a [`RequestRecord`] or a [`Status`]. The
+//! operators' command `mi-sdk` is an adapter over [`ops`]. docs/architecture.md
+//! walks through the modules below.
 
-pub mod call;
-pub mod catalog;
-pub mod charset;
+mod call;
+mod charset;
+mod clock;
 pub mod config;
 pub mod crypto;
-pub mod dropbox;
-pub mod engine;
-pub mod error;
+mod engine;
+mod error;
 pub mod ffi;
-pub mod files;
-pub mod handle;
-pub mod journal;
-pub mod logging;
-pub mod protocol;
-pub mod sdk;
-pub mod stats;
-pub mod transport;
+mod files;
+mod handle;
+mod journal;
+mod logging;
+pub mod ops;
+mod protocol;
+mod sdk;
+mod stats;
+mod transport;
 
 pub use call::Outcome;
+pub use charset::Charset;
+pub use clock::Clock;
 pub use config::Config;
 pub use error::{Code, Error, Result};
-pub use sdk::Sdk;
+pub use journal::{Filter, State};
+pub use sdk::record::AttemptRecord;
+pub use sdk::status;
+pub use sdk::{RequestRecord, Sdk, Status, ABI_VERSION, VERSION};
 
-/// The library version, as `mi_version()` returns it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The C ABI version, as `mi_abi_version()` returns it.
-pub const ABI_VERSION: i32 = 1;
+/// What the fuzz targets, the benchmarks and the tests reach inside the crate.
+/// Not an API: it changes whenever the inside does.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::files::unpack::{safe_relative, unpack, Limits};
+    pub use crate::journal::{CallMode, Journal, NewRequest, Options};
+    pub use crate::logging::for_log;
+    pub use crate::protocol::envelope::{build as build_envelope, CallInput};
+    pub use crate::protocol::response::parse as parse_response;
+    pub use crate::transport::channel::open_output;
+}

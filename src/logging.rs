@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use log::LevelFilter;
 use log4rs::append::rolling_file::policy::compound::{
     roll::fixed_window::FixedWindowRoller, trigger::size::SizeTrigger, CompoundPolicy,
 };
@@ -25,14 +24,7 @@ pub fn init(cfg: &Config) -> Result<()> {
             raw
         }
         None => {
-            let level = match cfg.log.level.as_str() {
-                "off" => LevelFilter::Off,
-                "error" => LevelFilter::Error,
-                "warn" => LevelFilter::Warn,
-                "debug" => LevelFilter::Debug,
-                "trace" => LevelFilter::Trace,
-                _ => LevelFilter::Info,
-            };
+            let level = cfg.log.level.filter();
             let dir = cfg.log_dir();
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::config(format!("config key `log.dir`: cannot create {}: {e}", dir.display())))?;

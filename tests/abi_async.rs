@@ -68,32 +68,35 @@ fn pending_busy_and_shutdown_leave_queued_requests_for_the_next_start() {
     let _g = serial();
     let env = Env::plain();
     assert_eq!(env.init(json!({"workers": 1, "queue_capacity": 3})), MI_OK);
-    // Sign in first so the slow requests below are the only thing in flight.
+    // Sign in first so the held request below is the only thing in flight.
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
-    let mut slow = q1101(ZHANG_CERTNO);
-    slow["_sim"] = json!({"delay_ms": 400});
-    let (rc, first) = call_async("1101", slow.clone(), 0);
+    let mut held = q1101(ZHANG_CERTNO);
+    held["_sim"] = json!({"gate": "first"});
+    let (rc, first) = call_async("1101", held, 0);
     assert_eq!(rc, MI_OK);
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let in_flight = std::time::Duration::from_secs(10);
+    assert!(env.sim.wait_at_gate("first", 1, in_flight), "the one worker is sending the first request");
     let (rc, out) = get_result(first);
     assert_eq!(rc, MI_PENDING, "{out}");
     let out: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((out["err_msg"].as_str(), out["mi_code"].as_i64()), (Some("pending"), Some(1)));
     let queued: Vec<i64> = (0..3)
-        .map(|_| call_async("1101", slow.clone(), 0))
+        .map(|_| call_async("1101", q1101(ZHANG_CERTNO), 0))
         .map(|(rc, id)| {
             assert_eq!(rc, MI_OK);
             id
         })
         .collect();
-    assert_eq!(call_async("1101", slow.clone(), 0).0, MI_E_BUSY);
+    assert_eq!(call_async("1101", q1101(ZHANG_CERTNO), 0).0, MI_E_BUSY);
     assert!(last_error().contains("full"));
-    // Shut down while the first is in flight: it finishes, the queued ones stay queued.
-    assert_eq!(mi_shutdown(3000), MI_OK);
+    // Shut down while the first is in flight, past shutdown's deadline: its worker
+    // finishes it once the platform answers, and the queued ones stay queued.
+    assert_eq!(mi_shutdown(200), MI_OK);
+    env.sim.open_gate("first");
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
     let state =
         |id: i64| -> String { db.query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| r.get(0)).unwrap() };
-    assert_eq!(state(first), "succeeded");
+    assert!(wait_until(|| state(first) == "succeeded"), "the first finished: {}", state(first));
     let left: Vec<String> = queued.iter().map(|id| state(*id)).collect();
     assert!(left.iter().all(|s| s == "queued"), "{left:?}");
     // The next start sends them; results are read across the restart.

@@ -153,7 +153,7 @@ fn outcome_codes_for_each_failure_class() {
     let (rc2, again) = get_result(id);
     assert_eq!(rc2, MI_E_UNCERTAIN);
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), out);
-    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(env.sim.wait_idle(std::time::Duration::from_secs(10)), "the late answer is done");
     assert_eq!(env.ledger()["by_infno"]["2207"].as_u64().unwrap(), before + 1, "never resent");
     mi_shutdown(1000);
     // A dead gateway: the request never left. (A fresh journal, so no sign-in of today is known.)

@@ -9,17 +9,6 @@ use mi_sdk::ffi::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
-fn cli(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let exe = target_dir().join("mi-sdk");
-    assert!(exe.is_file(), "{} missing: cargo build first (scripts/test.sh does)", exe.display());
-    let out = Command::new(exe).arg("--config").arg(config).args(args).env_remove("MI_SDK_CONFIG").output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn status_requests_show_and_reverse_from_the_command_line() {
     let _g = serial();
@@ -48,7 +37,11 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     assert_eq!(st["counts"]["uncertain"], 1);
     assert_eq!(st["counts"]["business_error"], 1);
     assert_eq!(st["sign_in"]["signed_in"], true);
-    assert_eq!(st["last_error"]["infno"], "2207");
+    // The same document as mi_get_status, read from the journal.
+    assert_eq!(st["last_failure"]["infno"], "2207");
+    assert!(st["last_error"].as_str().unwrap().starts_with("2207: "), "{st}");
+    assert_eq!(st["queue_depth"], 0);
+    assert!(st.get("workers").is_none(), "no running SDK, no workers: {st}");
     assert!(st["journal_bytes"].as_u64().unwrap() > 0 && st["latency_ms"]["p50"].is_number());
     let (code, out, _) = cli(&file, &["status"]);
     assert_eq!(code, 0);

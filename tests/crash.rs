@@ -182,31 +182,25 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
     assert_eq!(init_text(&config.to_string()), MI_OK);
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
     mi_shutdown(1000);
+    use mi_sdk::internals::{build_envelope, CallInput, CallMode, Journal, NewRequest, Options};
     let cfg = mi_sdk::Config::from_json(&config.to_string(), env.dir.path()).unwrap();
-    let journal = mi_sdk::journal::Journal::open(&cfg.journal_path(), "full").unwrap();
-    let calls: Vec<mi_sdk::protocol::envelope::CallInput> = (0..300)
+    let journal = Journal::open(&cfg.journal_path(), Options::of(&cfg, mi_sdk::Clock::system())).unwrap();
+    let rows: Vec<(NewRequest, String)> = (0..300)
         .map(|i| {
             let input = json!({"input": {"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": format!("TP{i}")}}, "insuplc_admdvs": "440300"});
-            mi_sdk::protocol::envelope::CallInput::parse(&input.to_string()).unwrap()
-        })
-        .collect();
-    let rows: Vec<_> = calls
-        .iter()
-        .map(|c| {
-            let req = mi_sdk::journal::NewRequest {
-                infno: "2201",
-                mode: "async",
+            let call = CallInput::parse(&input.to_string()).unwrap();
+            let req = NewRequest {
+                infno: "2201".into(),
+                mode: CallMode::Async,
                 priority: 0,
                 caller_msgid: None,
-                fixmedins_code: "H44030000001",
-                node_id: 7,
                 reversal_of: None,
                 source: None,
             };
-            (req, serde_json::to_string(&mi_sdk::protocol::envelope::build(&cfg, "2201", "", c).unwrap()).unwrap())
+            (req, serde_json::to_string(&build_envelope(&cfg, "2201", "", &call).unwrap()).unwrap())
         })
         .collect();
-    let results = journal.batch_synced(|b| b.insert(&rows)).unwrap();
+    let results = journal.write(|tx| tx.insert_queued(&rows)).unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
     drop(journal);
     let (mut a, _) = spawn_child("drain", &config, None);

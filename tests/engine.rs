@@ -1,4 +1,4 @@
-//! The delivery guarantees (ABI.md §4) through the C ABI against the simulator:
+//! The delivery guarantees (docs/delivery.md) through the C ABI against the simulator:
 //! the fault matrix, priority order, reversal, and what the journal records.
 
 mod common;
@@ -24,6 +24,11 @@ fn with_fault(mut input: Value, fault: &Value) -> Value {
 
 fn attempts(id: i64) -> i64 {
     get_request(id).1["attempts"].as_i64().unwrap()
+}
+
+/// Attempts the journal records as refused before they left.
+fn never_sent(env: &Env) -> i64 {
+    journal_count(env, "SELECT count(*) FROM mi_attempt WHERE outcome = 'never_sent'")
 }
 
 fn settled(env: &Env, mdtrt: &str) -> usize {
@@ -53,7 +58,7 @@ fn fault_matrix_query_and_settlement() {
         assert_eq!(rc, qc, "{name}: query {out}");
         let id = mi_last_request_id();
         assert_eq!(attempts(id), qa, "{name}: query attempts");
-        std::thread::sleep(Duration::from_millis(700));
+        assert!(env.sim.wait_idle(Duration::from_secs(10)), "{name}: the late answers are done");
         assert_eq!(
             env.ledger()["by_infno"]["1101"].as_u64().unwrap(),
             before + qa as u64,
@@ -66,7 +71,7 @@ fn fault_matrix_query_and_settlement() {
         let id = mi_last_request_id();
         assert_eq!(attempts(id), sa, "{name}: settlement attempts");
         assert_eq!(get_request(id).1["state"], "uncertain");
-        std::thread::sleep(Duration::from_millis(700));
+        assert!(env.sim.wait_idle(Duration::from_secs(10)), "{name}: the late answer is done");
         assert_eq!(settled(&env, &mdtrt), usize::from(booked), "{name}: booked once, never twice");
     }
     // Resent queries carry fresh msgids, each on its attempt row.
@@ -89,29 +94,32 @@ fn refused_connections_are_resent_for_every_class_and_a_refused_sign_no_once() {
     assert_eq!(env.init(policy), MI_OK);
     let settle = visit("MR1");
     let mdtrt = settle["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    // Down for a moment: both classes are resent (the failure proves they never left) and succeed.
+    // Down for a moment: both classes are resent (the failure proves they never left)
+    // and succeed. The network comes back once the journal shows a refused attempt.
     for (infno, input) in
         [("1101", json!({"input": q1101(ZHANG_CERTNO)})), ("2207", with_fault(settle.clone(), &Value::Null))]
     {
-        env.sim.refuse_for(Duration::from_millis(250));
-        let (rc, out) = call(infno, input);
+        let refused_before = never_sent(&env);
+        env.sim.refuse();
+        let ((rc, out), id) = std::thread::scope(|s| {
+            let sent = s.spawn(|| (call(infno, input), mi_last_request_id()));
+            assert!(wait_until(|| never_sent(&env) > refused_before), "{infno}: no refused attempt recorded");
+            env.sim.accept_again();
+            sent.join().unwrap()
+        });
         assert_eq!(rc, MI_OK, "{infno}: {out}");
-        assert!(attempts(mi_last_request_id()) >= 2, "{infno} was refused first");
+        assert!(attempts(id) >= 2, "{infno} was refused first");
     }
     assert_eq!(settled(&env, &mdtrt), 1);
     // Down for longer than all attempts: MI_E_NETWORK after max_attempts, nothing booked.
     let settle = visit("MR2");
     let mdtrt = settle["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    let sim = &env.sim;
-    std::thread::scope(|s| {
-        s.spawn(|| sim.refuse_for(Duration::from_secs(3)));
-        std::thread::sleep(Duration::from_millis(300));
-        let (rc, out) = call("2207", with_fault(settle, &Value::Null));
-        assert_eq!(rc, MI_E_NETWORK, "{out}");
-        assert_eq!(attempts(mi_last_request_id()), 4);
-        assert_eq!(get_request(mi_last_request_id()).1["state"], "failed");
-    });
-    std::thread::sleep(Duration::from_millis(3000));
+    env.sim.refuse();
+    let (rc, out) = call("2207", with_fault(settle, &Value::Null));
+    env.sim.accept_again();
+    assert_eq!(rc, MI_E_NETWORK, "{out}");
+    assert_eq!(attempts(mi_last_request_id()), 4);
+    assert_eq!(get_request(mi_last_request_id()).1["state"], "failed");
     assert_eq!(settled(&env, &mdtrt), 0);
     // The platform refuses the sign_no once: a new sign-in, one resend, one booking.
     let settle = visit("MR3");
@@ -162,19 +170,15 @@ fn reversal_by_hand_and_by_policy() {
     let (rc, _) = call("2207", with_fault(visit("RV3"), &json!({"drop": true})));
     assert_eq!(rc, MI_E_UNCERTAIN);
     let id3 = mi_last_request_id();
-    let sim = &env.sim;
-    std::thread::scope(|s| {
-        s.spawn(|| sim.refuse_for(Duration::from_millis(1500)));
-        std::thread::sleep(Duration::from_millis(300));
-        let mut len = buf.len() as i32;
-        // SAFETY: as above.
-        assert_eq!(unsafe { mi_reverse(id3, buf.as_mut_ptr().cast(), &mut len) }, MI_E_NETWORK);
-    });
+    env.sim.refuse();
+    let mut len = buf.len() as i32;
+    // SAFETY: as above.
+    assert_eq!(unsafe { mi_reverse(id3, buf.as_mut_ptr().cast(), &mut len) }, MI_E_NETWORK);
+    env.sim.accept_again();
     let failed_rev = mi_last_request_id();
     let (_, orig3) = get_request(id3);
     assert_eq!((orig3["state"].as_str(), orig3["reversed_by"].as_i64()), (Some("uncertain"), Some(failed_rev)));
     assert_eq!(get_request(failed_rev).1["state"], "failed");
-    std::thread::sleep(Duration::from_millis(1500));
     let mut len = buf.len() as i32;
     // SAFETY: as above.
     assert_eq!(unsafe { mi_reverse(id3, buf.as_mut_ptr().cast(), &mut len) }, MI_OK);
@@ -222,17 +226,18 @@ fn higher_priority_goes_first_fifo_within_a_priority() {
     let env = Env::plain();
     assert_eq!(env.init(json!({"workers": 1})), MI_OK);
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
-    // Keep the one worker busy while the queue fills.
-    let mut slow = q1101(ZHANG_CERTNO);
-    slow["_sim"] = json!({"delay_ms": 400});
-    let (_, blocker) = call_async("1101", slow, 0);
-    std::thread::sleep(Duration::from_millis(100));
+    // Hold the one worker at a gate while the queue fills.
+    let mut held = q1101(ZHANG_CERTNO);
+    held["_sim"] = json!({"gate": "blocker"});
+    let (_, blocker) = call_async("1101", held, 0);
+    assert!(env.sim.wait_at_gate("blocker", 1, Duration::from_secs(10)), "the worker is sending the blocker");
     let mut ids = Vec::new();
     for (i, prio) in [0, 5, 0, 9, 5, 0, 9].into_iter().enumerate() {
         let (rc, id) = call_async("1101", q1101(ZHANG_CERTNO), prio);
         assert_eq!(rc, MI_OK);
         ids.push((prio, i, id));
     }
+    env.sim.open_gate("blocker");
     for (_, _, id) in &ids {
         assert_eq!(wait_result(*id, 10).0, MI_OK);
     }

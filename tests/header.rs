@@ -27,6 +27,7 @@ fn header_declares_every_export_with_mi_call() {
         "mi_shutdown(",
         "mi_version(",
         "mi_abi_version(",
+        "mi_code_name(",
         "mi_sm3_hex(",
         "mi_sm4_encrypt_hex(",
         "mi_sm4_decrypt_hex(",

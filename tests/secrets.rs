@@ -126,7 +126,7 @@ fn no_secret_anywhere_and_no_personal_data_in_logs() {
             contains(&log, "张*".as_bytes()) && contains(&log, b"4403**********1234"),
             "the masked forms are there"
         );
-        // The journal keeps the full text: it is the audit record (CONFIG.md).
+        // The journal keeps the full text: it is the audit record (docs/configuration.md).
         let journal: Vec<u8> = files
             .iter()
             .filter(|(p, _)| p.to_string_lossy().contains("mi_journal.db"))

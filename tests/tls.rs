@@ -109,6 +109,17 @@ fn untrusted_certificates_are_refused_and_a_configured_ca_is_trusted() {
     let (rc, out) = register();
     assert_eq!(rc, MI_OK, "{out}");
     mi_shutdown(1000);
+    // The installation check goes through the same transport, so it trusts the
+    // bureau's CA too, and refuses what the SDK refuses.
+    let (code, out, err) = cli(&cfg_file, &["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("OK   gateway"), "{out}");
+    let other_file = env.dir.path().join("other.json");
+    let other_cfg = env.config(json!({"gateway": {"ca_file": other_ca.to_string_lossy()}}));
+    std::fs::write(&other_file, other_cfg.to_string()).unwrap();
+    let (code, out, _) = cli(&other_file, &["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL gateway") && out.contains("TLS certificate was refused"), "{out}");
     let ledger = env.ledger();
     assert_eq!((ledger["by_infno"]["1101"].as_u64(), ledger["by_infno"]["2201"].as_u64()), (Some(1), Some(1)));
     let sent = ledger["requests"].clone();

@@ -15,7 +15,7 @@ fn root() -> &'static Path {
 }
 
 /// The exports and their __stdcall argument bytes on i686.
-const EXPORTS: [(&str, u32); 17] = [
+const EXPORTS: [(&str, u32); 18] = [
     ("mi_init", 4),
     ("mi_call_sync", 16),
     ("mi_call_async", 16),
@@ -30,6 +30,7 @@ const EXPORTS: [(&str, u32); 17] = [
     ("mi_shutdown", 4),
     ("mi_version", 0),
     ("mi_abi_version", 0),
+    ("mi_code_name", 4),
     ("mi_sm3_hex", 12),
     ("mi_sm4_encrypt_hex", 24),
     ("mi_sm4_decrypt_hex", 24),

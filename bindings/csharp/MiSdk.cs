@@ -39,6 +39,7 @@ namespace MiSdk
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_shutdown(int waitMs);
         [DllImport(Lib, CallingConvention = Cc)] public static extern IntPtr mi_version();
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_abi_version();
+        [DllImport(Lib, CallingConvention = Cc)] public static extern IntPtr mi_code_name(int code);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_sm3_hex(byte[] data, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_sm4_encrypt_hex(byte[] mode, byte[] keyHex, byte[] ivHex, byte[] plaintext, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_sm4_decrypt_hex(byte[] mode, byte[] keyHex, byte[] ivHex, byte[] ciphertextHex, byte[] output, ref int outputLen);
@@ -185,5 +186,8 @@ namespace MiSdk
         public int Shutdown(int waitMs) { return Native.mi_shutdown(waitMs); }
 
         public static string Version() { return Marshal.PtrToStringAnsi(Native.mi_version()); }
+
+        /// <summary>The name of a code, e.g. "MI_E_UNCERTAIN" for -9; "MI_UNKNOWN" for no code.</summary>
+        public static string CodeName(int code) { return Marshal.PtrToStringAnsi(Native.mi_code_name(code)); }
     }
 }

@@ -29,6 +29,7 @@ static class MiSdkTest
         string url = args[0], work = args[1];
         Check(Native.mi_abi_version() == 1, "abi version");
         Check(MiClient.Version().Length >= 5, "version");
+        Check(MiClient.CodeName(-9) == "MI_E_UNCERTAIN" && MiClient.CodeName(42) == "MI_UNKNOWN", "code names");
         foreach (var charset in new[] { "utf-8", "gbk" })
         {
             var c = new MiClient(charset == "gbk");

@@ -48,6 +48,7 @@ function mi_last_request_id: Int64; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF
 function mi_shutdown(waitMs: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_version: PAnsiChar; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_abi_version: Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
+function mi_code_name(code: Integer): PAnsiChar; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_sm3_hex(data: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_sm4_encrypt_hex(mode, keyHex, ivHex, plaintext: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_sm4_decrypt_hex(mode, keyHex, ivHex, ciphertextHex: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;

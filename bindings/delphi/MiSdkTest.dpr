@@ -28,6 +28,7 @@ begin
   Passed := 0;
   Failed := 0;
   Check(mi_abi_version = 1, 'abi version');
+  Check(StrComp(mi_code_name(MI_E_UNCERTAIN), 'MI_E_UNCERTAIN') = 0, 'code name');
   Check(StrLen(mi_version) >= 5, 'version');
   Rc := MiCallSync('1101', Q1101, Output, Id);
   Check(Rc = MI_E_NOT_INITIALIZED, 'call before init');

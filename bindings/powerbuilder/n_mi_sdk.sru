@@ -26,13 +26,14 @@ FUNCTION longlong mi_last_request_id() LIBRARY "mi_sdk.dll"
 FUNCTION long mi_shutdown(long wait_ms) LIBRARY "mi_sdk.dll"
 FUNCTION string mi_version() LIBRARY "mi_sdk.dll" ALIAS FOR "mi_version;Ansi"
 FUNCTION long mi_abi_version() LIBRARY "mi_sdk.dll"
+FUNCTION string mi_code_name(long code) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_code_name;Ansi"
 FUNCTION long mi_sm3_hex(string data, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_sm3_hex;Ansi"
 FUNCTION long mi_sm4_encrypt_hex(string mode, string key_hex, string iv_hex, string plaintext, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_sm4_encrypt_hex;Ansi"
 FUNCTION long mi_sm4_decrypt_hex(string mode, string key_hex, string iv_hex, string ciphertext_hex, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_sm4_decrypt_hex;Ansi"
 end prototypes
 
 type variables
-// The codes of the C ABI (ABI.md section 2).
+// The codes of the C ABI (docs/api_reference.md, "Codes"); mi_code_name gives their names.
 constant long MI_OK = 0
 constant long MI_PENDING = 1
 constant long MI_E_INVALID_ARGUMENT = -1

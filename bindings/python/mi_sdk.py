@@ -90,6 +90,7 @@ class MiSdk:
         L.mi_shutdown.argtypes, L.mi_shutdown.restype = [c.c_int32], c.c_int32
         L.mi_version.argtypes, L.mi_version.restype = [], c.c_char_p
         L.mi_abi_version.argtypes, L.mi_abi_version.restype = [], c.c_int32
+        L.mi_code_name.argtypes, L.mi_code_name.restype = [c.c_int32], c.c_char_p
 
     # -- text at the boundary ------------------------------------------------------
     def _enc(self, text):
@@ -200,3 +201,7 @@ class MiSdk:
 
     def abi_version(self):
         return self._lib.mi_abi_version()
+
+    def code_name(self, code):
+        """The name of a code, e.g. "MI_E_UNCERTAIN" for -9; "MI_UNKNOWN" for no code."""
+        return self._lib.mi_code_name(code).decode("ascii")

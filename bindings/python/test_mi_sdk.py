@@ -38,6 +38,7 @@ class BindingTest(unittest.TestCase):
 
     def test_versions_and_not_initialized(self):
         self.assertEqual(self.sdk.abi_version(), 1)
+        self.assertEqual((self.sdk.code_name(-9), self.sdk.code_name(42)), ("MI_E_UNCERTAIN", "MI_UNKNOWN"))
         self.assertRegex(self.sdk.version(), r"^\d+\.\d+\.\d+$")
         r = self.sdk.call_sync("1101", Q1101)
         self.assertEqual(r.code, mi_sdk.MI_E_NOT_INITIALIZED)

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mi_sdk::charset::Charset;
+use mi_sdk::Charset;
 
 fuzz_target!(|data: &[u8]| {
     for cs in [Charset::Utf8, Charset::Gbk] {

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     match mi_sdk::Config::from_json(text, std::path::Path::new("/nonexistent/his")) {
         Ok(cfg) => {
             // A config that loads is usable: its derived values do not panic.
-            let _ = (cfg.journal_path(), cfg.log_dir(), cfg.charset(), cfg.ca_path());
+            let _ = (cfg.journal_path(), cfg.log_dir(), cfg.charset, cfg.ca_path());
         }
         Err(e) => assert_eq!(e.code, mi_sdk::Code::Config, "{e}"),
     }

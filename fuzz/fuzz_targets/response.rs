@@ -19,15 +19,15 @@ fn keys() -> &'static Keys {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = std::str::from_utf8(data) else { return };
-    if let Ok((v, verdict)) = mi_sdk::protocol::response::parse(body) {
+    if let Ok((v, verdict)) = mi_sdk::internals::parse_response(body) {
         assert!(v.is_object());
         let _ = verdict.err_msg.len();
     }
-    if let Ok(opened) = mi_sdk::transport::channel::open_output(keys().data_key(), body) {
+    if let Ok(opened) = mi_sdk::internals::open_output(keys().data_key(), body) {
         // Either the body as it came, or valid JSON with the output decrypted.
         assert!(opened == body || serde_json::from_str::<serde_json::Value>(&opened).is_ok());
     }
     let _ = keys().open(body);
-    let logged = mi_sdk::logging::for_log(body, true);
+    let logged = mi_sdk::internals::for_log(body, true);
     assert!(!logged.is_empty() || body.is_empty() || serde_json::from_str::<serde_json::Value>(body).is_ok());
 });

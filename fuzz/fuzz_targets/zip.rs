@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mi_sdk::files::unpack::{safe_relative, unpack, Limits};
+use mi_sdk::internals::{safe_relative, unpack, Limits};
 use std::path::Component;
 
 fuzz_target!(|data: &[u8]| {

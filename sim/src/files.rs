@@ -1,4 +1,4 @@
-//! Files (PROTOCOL.md §5): 9101 stores an upload under a new `file_qury_no`, 9102
+//! Files (docs/protocol.md, "Files"): 9101 stores an upload under a new `file_qury_no`, 9102
 //! answers with a zip stream, and the catalogue queries (1301–1319) point at a zip
 //! of a realistic catalogue file: tab-separated rows, no header, as the platform
 //! publishes them.

@@ -117,11 +117,17 @@ impl Control {
     /// Closes the port and every open connection for `d`: connections are refused
     /// (RST), as when the gateway or the network is down.
     pub fn refuse_for(&self, addr: SocketAddr, d: Duration) {
-        self.refuse_until_ms.store(unix_ms() + d.as_millis() as i64, Ordering::Release);
+        let until = unix_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.refuse_until_ms.store(until, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
         // Give the acceptor and the connections (which poll every 50 ms) time to close.
         std::thread::sleep(Duration::from_millis(150));
+    }
+
+    /// Opens the port again at once (ends a refusal early).
+    pub fn accept_again(&self) {
+        self.refuse_until_ms.store(0, Ordering::Release);
     }
 }
 

@@ -14,11 +14,18 @@
 //! `POST /sim/faults` (or [`Sim::refuse_for`], [`Sim::reject_sign_no_once`]) closes
 //! the port for a while or refuses the next sign_no once.
 //!
+//! `{"_sim": {"gate": "g"}}` holds a request, before the platform looks at it, until
+//! the test opens gate `g` ([`Sim::open_gate`], or `{"open_gate": "g"}` to
+//! `/sim/faults`); [`Sim::wait_at_gate`] waits until requests stand there and
+//! [`Sim::wait_idle`] until nothing is being handled (`GET /sim/gates` tells both),
+//! so that no test has to guess with a sleep.
+//!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
 pub mod checks;
 pub mod files;
+pub mod gates;
 pub mod http;
 pub mod ledger;
 pub mod mobile;
@@ -119,6 +126,7 @@ struct Shared {
     reject_sign_no_once: std::sync::atomic::AtomicBool,
     /// Cut the next 9102 zip stream after this many bytes (0: no), once.
     cut_download_once: std::sync::atomic::AtomicU64,
+    gates: gates::Gates,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -144,6 +152,7 @@ impl Sim {
             reject_sign_no_once: Default::default(),
             cut_download_once: Default::default(),
             orders: Mutex::new(mobile::Orders::default()),
+            gates: Default::default(),
         });
         let sh = shared.clone();
         let server =
@@ -162,7 +171,7 @@ impl Sim {
         format!("{scheme}://{}", self.addr())
     }
 
-    /// Where 9101 uploads go (PROTOCOL.md §5).
+    /// Where 9101 uploads go (docs/protocol.md, "Files").
     pub fn upload_url(&self) -> String {
         format!("{}{}", self.base_url(), files::UPLOAD_PATH)
     }
@@ -191,18 +200,54 @@ impl Sim {
         self.shared.control.refuse_for(self.addr(), d);
     }
 
+    /// Closes the port until [`Sim::accept_again`]: for a test that decides when the
+    /// network comes back by what it has seen, not by a guess of time. Returns once
+    /// connections are refused.
+    pub fn refuse(&self) {
+        self.refuse_for(Duration::MAX);
+    }
+
+    /// Opens the port again (after [`Sim::refuse`] or during [`Sim::refuse_for`]).
+    pub fn accept_again(&self) {
+        self.shared.control.accept_again();
+    }
+
     /// The next business call is refused for its sign_no, which is revoked.
     pub fn reject_sign_no_once(&self) {
         self.shared.reject_sign_no_once.store(true, std::sync::atomic::Ordering::Release);
     }
 
+    /// Lets the requests held at gate `name` (and later ones) through.
+    pub fn open_gate(&self, name: &str) {
+        self.shared.gates.open(name);
+    }
+
+    /// Holds later requests at gate `name` again.
+    pub fn close_gate(&self, name: &str) {
+        self.shared.gates.close(name);
+    }
+
+    /// Waits until at least `n` requests stand at gate `name`; false on timeout.
+    pub fn wait_at_gate(&self, name: &str, n: usize, timeout: Duration) -> bool {
+        self.shared.gates.wait_waiting(name, n, timeout)
+    }
+
+    /// Waits until no request is being handled (late answers and gates included);
+    /// false on timeout.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.shared.gates.wait_idle(timeout)
+    }
+
     pub fn stop(mut self) {
+        self.shared.gates.open_all();
         self.server.stop();
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        // Nothing stays held once the test is done with the simulator.
+        self.shared.gates.open_all();
         self.server.stop();
     }
 }
@@ -226,6 +271,14 @@ fn answer(status: u16, body: String) -> Reply {
 fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method == "GET" && rq.path == "/sim/ledger" {
         return answer(200, books(sh).to_string());
+    }
+    if rq.method == "GET" && rq.path == "/sim/gates" {
+        let (waiting, busy) = sh.gates.snapshot();
+        return answer(200, json!({"waiting": waiting, "busy": busy}).to_string());
+    }
+    let _busy = sh.gates.enter();
+    if let Some(gate) = gates::of(&rq.body) {
+        sh.gates.pass(&gate);
     }
     if let Some(service) = rq.path.strip_prefix(MOBILE_PAY_PREFIX) {
         let c = &sh.cfg;
@@ -303,11 +356,15 @@ fn take_zip(sh: &Shared, body: &[u8]) -> Option<std::sync::Arc<Vec<u8>>> {
 
 /// `POST /sim/faults`: `{"refuse_ms": 3000}` closes the port for that long;
 /// `{"reject_sign_no_once": true}` refuses the next business call's sign_no;
-/// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes.
+/// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes;
+/// `{"open_gate": "g"}` lets the requests held at gate `g` through.
 fn faults(sh: &Shared, body: &[u8]) -> Reply {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return answer(400, json!({"error": "body must be JSON"}).to_string());
     };
+    if let Some(g) = v.get("open_gate").and_then(Value::as_str) {
+        sh.gates.open(g);
+    }
     if let Some(n) = v.get("cut_download_once_after").and_then(Value::as_u64) {
         sh.cut_download_once.store(n, std::sync::atomic::Ordering::Release);
     }

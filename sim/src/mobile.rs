@@ -1,7 +1,7 @@
 //! The mobile-payment platform (医保移动支付, 6201–6401): it decrypts `encData` with
 //! the data key of the app, verifies `signData` with the app's public key (user id =
 //! appSecret), runs the order, and answers encrypted and signed with its own key.
-//! Written from PROTOCOL.md §4 independently of mi_sdk, so a shared mistake is unlikely.
+//! Written from docs/protocol.md ("Mobile payment") independently of mi_sdk, so a shared mistake is unlikely.
 
 use base64::Engine;
 use ecb::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyInit};
@@ -58,7 +58,7 @@ fn sorted(v: &Value) -> Value {
     }
 }
 
-/// The signed text of PROTOCOL.md §4.
+/// The signed text (docs/protocol.md, "Mobile payment").
 pub fn sign_text(fields: &Map<String, Value>, data: &Value, secret: &str) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (k, v) in fields {

@@ -1,4 +1,4 @@
-//! Gateway request signatures (PROTOCOL.md §3).
+//! Gateway request signatures (docs/protocol.md, "Gateway profiles").
 
 use base64::Engine;
 use hmac::{Hmac, Mac};

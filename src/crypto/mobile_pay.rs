@@ -1,6 +1,7 @@
-//! The mobile-payment message format (医保移动支付, PROTOCOL.md §4): the data key
-//! derived from appId and appSecret, `encData` (SM4-ECB, upper-case hex), and
-//! `signData` (SM3withSM2 over the sorted fields, user id = appSecret, raw r‖s).
+//! The mobile-payment message format (医保移动支付, docs/protocol.md, "Mobile
+//! payment"): the data key derived from appId and appSecret, `encData` (SM4-ECB,
+//! upper-case hex), and `signData` (SM3withSM2 over the sorted fields, user id =
+//! appSecret, raw r‖s).
 
 use crate::crypto::sm::{self, Mode};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ impl Keys {
         &self.data_key
     }
 
-    /// The wire request for `data` (PROTOCOL.md §4).
+    /// The wire request for `data` (docs/protocol.md, "Mobile payment").
     pub fn seal(&self, data: &Value, version: &str, timestamp_ms: u64) -> Value {
         let mut m = Map::new();
         m.insert("appId".into(), Value::String(self.app_id.clone()));

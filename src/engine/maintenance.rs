@@ -1,13 +1,14 @@
 //! The background chores of a process using the journal: its heartbeat, taking
-//! over what dead processes left claimed, the queue-depth count, and retention.
+//! over what dead processes left claimed, and retention.
 
 use crate::call::{uncertain_final, Core};
-use crate::journal::{self, Recovery};
-use crate::protocol::transactions;
+use crate::clock::STAMP_FORMAT;
+use crate::journal::{Recovery, RequestRow, Whose};
+use crate::protocol::retry::{self, Decision};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often this process says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_millis(1000);
@@ -31,16 +32,20 @@ impl Maintenance {
         let thread = std::thread::Builder::new()
             .name("mi-maintenance".into())
             .spawn(move || {
-                let mut last_purge: Option<Instant> = None;
+                let mut last_purge = None;
                 while !s.load(Ordering::Acquire) {
                     beat(&core);
                     recover(&core);
-                    if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    let now = core.clock.mono();
+                    if last_purge.is_none_or(|t| now.since(t) >= PURGE_EVERY) {
                         purge(&core);
-                        last_purge = Some(Instant::now());
+                        last_purge = Some(now);
                     }
-                    let until = Instant::now() + HEARTBEAT;
-                    while !s.load(Ordering::Acquire) && Instant::now() < until {
+                    // Sleeps in short steps, so that a stop is noticed at once.
+                    for _ in 0..HEARTBEAT.as_millis() / 20 {
+                        if s.load(Ordering::Acquire) {
+                            break;
+                        }
                         std::thread::sleep(Duration::from_millis(20));
                     }
                 }
@@ -56,33 +61,38 @@ impl Maintenance {
 }
 
 fn beat(core: &Core) {
-    if let Err(e) = core.journal.heartbeat(&core.owner, crate::transport::gateway::unix_ms() as i64) {
+    if let Err(e) = core.journal.write(|tx| tx.heartbeat(&core.owner, core.clock.unix_ms())) {
         log::error!("heartbeat not written: {e}");
     }
-    if let Ok(n) = core.journal.waiting() {
-        core.queued.store(n as i64, Ordering::Release);
+}
+
+/// What becomes of a request whose sender stopped mid-send (the retry rule's
+/// [`retry::after_interruption`]): sent again if that is safe, else uncertain.
+fn decide(core: &Core, row: &RequestRow) -> Recovery {
+    match retry::after_interruption(core.resendable(&row.infno)) {
+        Decision::Uncertain => {
+            Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
+        }
+        _ => Recovery::Requeue,
     }
 }
 
-/// Requests a dead process claimed: sent again if that is safe, `uncertain` if
-/// they may have been processed, back to the queue if they were never sent.
+/// Takes over what dead processes claimed.
 pub fn recover(core: &Core) {
-    let cutoff = crate::transport::gateway::unix_ms() as i64 - DEAD_AFTER.as_millis() as i64;
-    report(core, core.journal.recover(&core.owner, cutoff, |row| decide(core, row)));
+    let cutoff_ms = core.clock.unix_ms() - DEAD_AFTER.as_millis() as i64;
+    let whose = Whose::Dead { me: &core.owner, cutoff_ms };
+    report(core, core.journal.write(|tx| tx.take_over(whose, |row| decide(core, row))));
 }
 
-/// What becomes of a request whose sender stopped mid-send: a query (or a
-/// reversal) is sent again; anything else may have been processed and is uncertain.
-pub fn decide(core: &Core, row: &journal::RequestRow) -> Recovery {
-    if transactions::matches_any(&row.infno, &core.cfg.retry.safe_infnos) || row.infno == transactions::REVERSAL {
-        Recovery::Requeue
-    } else {
-        Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
-    }
+/// Gives up a request this process claimed but can no longer drive (its worker
+/// failed mid-send): the same rules as for a dead process's requests.
+pub fn give_up(core: &Core, id: i64) {
+    let whose = Whose::Mine { id, owner: &core.owner };
+    report(core, core.journal.write(|tx| tx.take_over(whose, |row| decide(core, row))));
 }
 
 /// Logs what recovery did, queues automatic reversals, and wakes the workers.
-pub fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
+fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
     match done {
         Ok(done) if !done.is_empty() => {
             for (id, what) in &done {
@@ -105,10 +115,9 @@ pub fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
 
 fn purge(core: &Core) {
     let days = i64::from(core.cfg.journal.retain_days);
-    let before =
-        (crate::protocol::now_local() - chrono::Duration::days(days)).format("%Y-%m-%d %H:%M:%S%.3f").to_string();
-    let owners_before = crate::transport::gateway::unix_ms() as i64 - 86_400_000;
-    match core.journal.purge(&before, owners_before) {
+    let before = (core.clock.local() - chrono::Duration::days(days)).format(STAMP_FORMAT).to_string();
+    let owners_before = core.clock.unix_ms() - 86_400_000;
+    match core.journal.write(|tx| tx.purge(&before, owners_before)) {
         Ok(0) => {}
         Ok(n) => log::info!("retention: purged {n} finished requests older than {days} days"),
         Err(e) => log::error!("retention purge failed: {e}"),

@@ -1,53 +1,20 @@
-//! The delivery engine: durable async submission with group commit, workers that
-//! claim requests from the journal in priority order, retries by transaction class,
-//! recovery of what dead processes left, and retention.
-//!
-//! The journal is the queue. A worker claims the next request (highest priority,
-//! then oldest; waiting retries once due) with one atomic UPDATE, so several
-//! processes sharing one journal never send the same request, and whatever a
-//! crash leaves behind is found again by the same query.
+//! The delivery engine: workers that take requests from the journal's queue in
+//! priority order and send them, and the maintenance thread (heartbeat, recovery
+//! of what dead processes left, retention). The journal is the queue: whatever a
+//! crash leaves behind is found again by the same claim.
 
 pub mod maintenance;
-pub mod retry;
-pub mod writer;
 
-use crate::call::{Claimed, Core};
+use crate::call::queue::Claimed;
+use crate::call::Core;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long an idle worker waits before looking at the journal again, for retries
 /// coming due and work queued by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(100);
-
-/// Wakes idle workers: new work is queued.
-#[derive(Default)]
-pub struct Wake {
-    seq: Mutex<u64>,
-    cv: Condvar,
-}
-
-impl Wake {
-    pub fn notify(&self) {
-        *self.seq.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.cv.notify_all();
-    }
-
-    /// Waits for a notification newer than `seen`, or the timeout; returns the latest.
-    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
-        let g = self.seq.lock().unwrap_or_else(|p| p.into_inner());
-        if *g != seen {
-            return *g;
-        }
-        let (g, _) = self.cv.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner());
-        *g
-    }
-
-    fn current(&self) -> u64 {
-        *self.seq.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 pub struct Engine {
     core: Arc<Core>,
@@ -126,7 +93,6 @@ fn work(core: &Core, busy: &AtomicUsize) {
                 }
             },
         };
-        core.queued.fetch_sub(1, Ordering::AcqRel);
         let id = claimed.id();
         let want_next = !stop.load(Ordering::Acquire);
         busy.fetch_add(1, Ordering::AcqRel);
@@ -136,7 +102,7 @@ fn work(core: &Core, busy: &AtomicUsize) {
         busy.fetch_sub(1, Ordering::AcqRel);
         if done.is_err() {
             log::error!("worker panicked while sending request {id}; applying the recovery rules to it");
-            maintenance::report(core, core.journal.abandon(id, &core.owner, |row| maintenance::decide(core, row)));
+            maintenance::give_up(core, id);
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn unpack(zip: &Path, dest: &Path, limits: &Limits) -> Result<Vec<Unpacked>,
             limits.max_entries
         ));
     }
-    let staging = dest.join(format!(".mi_unpack_{}", crate::transport::gateway::nonce()));
+    let staging = dest.join(format!(".mi_unpack_{}", crate::crypto::nonce()));
     let done = unpack_into(&mut archive, &staging, limits).and_then(|files| publish(files, &staging, dest));
     let _ = std::fs::remove_dir_all(&staging);
     done

@@ -1,4 +1,4 @@
-//! The request envelope (PROTOCOL.md §1): the HIS gives the business `input` and,
+//! The request envelope (docs/protocol.md, "Request envelope"): the HIS gives the business `input` and,
 //! optionally, per-call overrides; everything else comes from config and state.
 
 use crate::config::Config;
@@ -35,7 +35,7 @@ impl CallInput {
         CallInput { business, overrides: Map::new() }
     }
 
-    /// Parses the caller's JSON text (ABI.md §3, `mi_call_sync`).
+    /// Parses the caller's JSON text (docs/api_reference.md, `mi_call_sync`).
     pub fn parse(text: &str) -> Result<CallInput> {
         let v: Value =
             serde_json::from_str(text).map_err(|e| Error::invalid(format!("input is not valid JSON: {e}")))?;

@@ -1,4 +1,4 @@
-//! Reading the platform's response envelope (PROTOCOL.md §2).
+//! Reading the platform's response envelope (docs/protocol.md, "Response envelope").
 
 use serde_json::Value;
 

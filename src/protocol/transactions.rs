@@ -1,5 +1,6 @@
 //! Transaction codes: what a valid `infno` is and which class each belongs to
-//! (PROTOCOL.md §6). The class decides whether a failed send may be repeated.
+//! (docs/protocol.md, "Transaction classes"). The class decides whether a failed
+//! send may be repeated (see [`super::retry`]).
 
 /// `1101`, `2207`, `2203A`: four digits and an optional capital letter.
 pub fn is_valid_infno(infno: &str) -> bool {
@@ -32,12 +33,20 @@ pub const SIGN_IN: &str = "9001";
 pub const SIGN_OUT: &str = "9002";
 /// Reversal (冲正) of a state-changing transaction by its msgid.
 pub const REVERSAL: &str = "2601";
+/// File upload and download: they travel on the file channel, with their own URLs.
+pub const FILE_UPLOAD: &str = "9101";
+pub const FILE_DOWNLOAD: &str = "9102";
+
+pub fn is_file_transfer(infno: &str) -> bool {
+    infno == FILE_UPLOAD || infno == FILE_DOWNLOAD
+}
 
 pub fn needs_sign_no(infno: &str) -> bool {
     infno != SIGN_IN && mobile_pay_path(infno).is_none()
 }
 
-/// The path of a mobile-payment transaction on `mobile_pay.url` (PROTOCOL.md §4);
+/// The path of a mobile-payment transaction on `mobile_pay.url` (docs/protocol.md,
+/// "Mobile payment");
 /// these go to their own platform, encrypted and signed, without a sign-in.
 pub fn mobile_pay_path(infno: &str) -> Option<&'static str> {
     Some(match infno {

@@ -1,39 +1,31 @@
 //! How an envelope becomes what goes on the wire, and an answer what the HIS gets:
-//! the 两定 gateway (optionally with the Fujian-style SM4 `input`), or the mobile-
-//! payment platform (encrypted and signed, PROTOCOL.md §4). The journal always keeps
-//! the plaintext on both sides.
+//! the 两定 gateway (optionally with the Fujian-style SM4 `input`), the mobile-
+//! payment platform (encrypted and signed, docs/protocol.md, "Mobile payment"), or
+//! the file channel. The journal always keeps the plaintext on both sides.
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::mobile_pay::{self, Keys};
 use crate::crypto::sm::{self, Mode};
 use crate::error::{Error, Result};
 use crate::protocol::transactions;
-use crate::transport::{gateway, Failure, Reply, Transport};
+use crate::transport::files::FileChannel;
+use crate::transport::{Exchange, Reply, Transport};
 use serde_json::Value;
 
-/// The outcome of one exchange.
-pub enum Exchange {
-    /// An HTTP answer; for encrypted channels, already verified and decrypted.
-    Answer(Reply),
-    /// No answer.
-    Failed(Failure),
-    /// An answer that failed verification or decryption.
-    Unverified { status: u16, body: String, why: String },
-    /// An answer this side refuses to take whatever is sent (a zip that would
-    /// escape its folder or explode): final, never resent.
-    Refused { status: u16, body: String, why: String },
-}
-
 pub struct Channels {
+    transport: Transport,
     mobile: Option<(Keys, String, String)>,
     /// `gateway.encrypt_input`: the appId and the SM4 data key for `input`.
     encrypt_input: Option<(String, [u8; 16])>,
     /// 9101 and 9102, to their own URLs.
-    files: crate::files::FileChannel,
+    files: FileChannel,
+    clock: Clock,
 }
 
 impl Channels {
-    pub fn new(cfg: &Config) -> Result<Channels> {
+    pub fn new(cfg: &Config, clock: Clock) -> Result<Channels> {
+        let transport = Transport::new(&cfg.gateway, cfg.ca_path().as_deref(), clock.clone())?;
         let m = &cfg.mobile_pay;
         let mobile = if m.url.is_empty() {
             None
@@ -46,12 +38,12 @@ impl Channels {
         } else {
             None
         };
-        Ok(Channels { mobile, encrypt_input, files: crate::files::FileChannel::new(cfg) })
+        Ok(Channels { transport, mobile, encrypt_input, files: FileChannel::new(cfg), clock })
     }
 
     /// Refuses, before anything is journaled, a transaction whose channel is not set up.
     pub fn check(&self, infno: &str) -> Result<()> {
-        if infno == crate::files::UPLOAD || infno == crate::files::DOWNLOAD {
+        if transactions::is_file_transfer(infno) {
             return Err(Error::invalid(format!(
                 "{infno} moves a file: call mi_upload_file (9101) or mi_download_file (9102), not mi_call_sync"
             )));
@@ -65,15 +57,16 @@ impl Channels {
     }
 
     /// Sends a plaintext envelope over its channel.
-    pub fn exchange(&self, transport: &Transport, infno: &str, envelope: &str) -> Exchange {
-        if infno == crate::files::UPLOAD || infno == crate::files::DOWNLOAD {
+    pub fn exchange(&self, infno: &str, envelope: &str) -> Exchange {
+        let transport = &self.transport;
+        if transactions::is_file_transfer(infno) {
             return self.files.exchange(transport, infno, envelope);
         }
         if let (Some(path), Some((keys, url, version))) = (transactions::mobile_pay_path(infno), &self.mobile) {
             let env: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
             let input = &env["input"];
             let data = input.get("data").unwrap_or(input);
-            let wire = keys.seal(data, version, gateway::unix_ms());
+            let wire = keys.seal(data, version, self.clock.unix_ms() as u64);
             return match transport.post_to(&format!("{url}{path}"), &[], &wire.to_string()) {
                 Err(f) => Exchange::Failed(f),
                 Ok(r) if !(200..300).contains(&r.status) => Exchange::Answer(r),
@@ -84,10 +77,7 @@ impl Channels {
             };
         }
         let Some((app_id, key)) = &self.encrypt_input else {
-            return match transport.post(infno, envelope) {
-                Ok(r) => Exchange::Answer(r),
-                Err(f) => Exchange::Failed(f),
-            };
+            return transport.post(infno, envelope).into();
         };
         let mut env: serde_json::Map<String, Value> = serde_json::from_str(envelope).unwrap_or_default();
         let input = env.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into());

@@ -1,28 +1,13 @@
-//! Gateway profiles (PROTOCOL.md §3): the extra headers each kind of gateway wants.
+//! Gateway profiles (docs/protocol.md, "Gateway profiles"): the extra headers each
+//! kind of gateway wants.
 
-use crate::config::Gateway;
+use crate::config::{Gateway, Profile};
 use crate::crypto::gateway_sign::{csb_signature, tif_signature};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Plain,
-    Tif,
-    Csb,
-}
-
-impl Profile {
-    pub fn of(g: &Gateway) -> Profile {
-        match g.profile.as_str() {
-            "tif" => Profile::Tif,
-            "csb" => Profile::Csb,
-            _ => Profile::Plain,
-        }
-    }
-}
+use crate::crypto::nonce;
 
 /// The signed headers for one request at Unix time `now_ms`.
-pub fn headers(g: &Gateway, now_ms: u64) -> Vec<(&'static str, String)> {
-    match Profile::of(g) {
+pub fn headers(g: &Gateway, now_ms: i64) -> Vec<(&'static str, String)> {
+    match g.profile {
         Profile::Plain => Vec::new(),
         Profile::Tif => {
             let ts = (now_ms / 1000).to_string();
@@ -57,24 +42,6 @@ pub fn headers(g: &Gateway, now_ms: u64) -> Vec<(&'static str, String)> {
     }
 }
 
-/// A fresh random nonce: 32 hex characters from the OS generator.
-pub fn nonce() -> String {
-    let mut b = [0u8; 16];
-    // A failing OS generator is not worth a failed payment: fall back to time + counter.
-    if getrandom::fill(&mut b).is_err() {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let t =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
-        b[..8].copy_from_slice(&t.to_le_bytes());
-        b[8..].copy_from_slice(&N.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
-    }
-    hex::encode(b)
-}
-
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +49,7 @@ mod tests {
     #[test]
     fn tif_headers_carry_id_seconds_and_signature() {
         let g = Gateway {
-            profile: "tif".into(),
+            profile: Profile::Tif,
             paas_id: "pid".into(),
             paas_token: serde_json::from_str("\"tok\"").unwrap(),
             ..Gateway::default()
@@ -98,7 +65,7 @@ mod tests {
     #[test]
     fn csb_headers_use_milliseconds() {
         let g = Gateway {
-            profile: "csb".into(),
+            profile: Profile::Csb,
             api_name: "n".into(),
             access_key: "ak".into(),
             secret_key: serde_json::from_str("\"sk\"").unwrap(),
@@ -107,6 +74,5 @@ mod tests {
         let h = headers(&g, 1_700_000_000_123);
         assert!(h.contains(&("_api_timestamp", "1700000000123".to_string())));
         assert_eq!(h.len(), 5);
-        assert_ne!(nonce(), nonce());
     }
 }

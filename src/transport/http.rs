@@ -1,9 +1,10 @@
 //! The HTTP exchange with the gateway (ureq, keep-alive) and the classification of
 //! failures into "never left this machine" and "may have been processed".
 
+use crate::clock::Clock;
 use crate::config::Gateway;
 use crate::error::Error;
-use crate::transport::gateway;
+use crate::transport::{gateway, Failure, Reply};
 use std::io::ErrorKind;
 use std::path::Path;
 use std::time::Duration;
@@ -11,31 +12,25 @@ use std::time::Duration;
 /// The largest response body accepted (catalogue queries can be large).
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// An HTTP answer: any status, with its body as text.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-}
-
-/// Why no HTTP answer came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Provably not sent: refused, DNS, connect timeout, TLS handshake. Safe to resend.
-    NeverSent(String),
-    /// The request may have reached the platform (timeout or reset after sending).
-    MaybeProcessed(String),
-}
-
 pub struct Transport {
     agent: ureq::Agent,
     gateway: Gateway,
+    /// The signatures' timestamps.
+    clock: Clock,
+}
+
+/// What a plain GET of the gateway's URL found (`mi-sdk check`).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub status: u16,
+    /// The gateway's `Date` header, to compare clocks with.
+    pub date: Option<String>,
 }
 
 impl Transport {
     /// A transport for the gateway; `ca` is the PEM file of the CAs to trust instead
     /// of the Mozilla roots (`gateway.ca_file`).
-    pub fn new(g: &Gateway, ca: Option<&Path>) -> crate::error::Result<Transport> {
+    pub fn new(g: &Gateway, ca: Option<&Path>, clock: Clock) -> crate::error::Result<Transport> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(!g.tls_verify);
         if let Some(path) = ca {
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&ca_certs(path)?));
@@ -55,9 +50,9 @@ impl Transport {
         let agent = ureq::Agent::with_parts(
             config,
             ureq::unversioned::transport::DefaultConnector::new(),
-            super::resolve::CachingResolver::default(),
+            super::resolve::CachingResolver::new(clock.clone()),
         );
-        Ok(Transport { agent, gateway: g.clone() })
+        Ok(Transport { agent, gateway: g.clone(), clock })
     }
 
     /// The URL for a transaction.
@@ -71,13 +66,21 @@ impl Transport {
 
     /// POSTs an envelope to the gateway (signed per its profile) and reads the answer.
     pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
-        let headers = gateway::headers(&self.gateway, gateway::unix_ms());
-        self.post_to(&self.url(infno), &headers, body)
+        self.post_to(&self.url(infno), &self.headers(), body)
     }
 
-    /// The gateway this transport talks to.
-    pub fn gateway(&self) -> &Gateway {
-        &self.gateway
+    /// The signed headers of the gateway's profile for a request sent now.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        gateway::headers(&self.gateway, self.clock.unix_ms())
+    }
+
+    /// A plain GET of the gateway's URL with this transport's TLS settings, to see
+    /// whether it answers at all, and what time it thinks it is.
+    pub fn probe(&self, timeout: Duration) -> Result<Probe, Failure> {
+        let resp = self.agent.get(&self.gateway.url).config().timeout_global(Some(timeout)).build().call();
+        let resp = resp.map_err(classify)?;
+        let date = resp.headers().get("date").and_then(|d| d.to_str().ok()).map(str::to_owned);
+        Ok(Probe { status: resp.status().as_u16(), date })
     }
 
     /// POSTs JSON to a URL with extra headers and reads the whole answer.
@@ -270,7 +273,7 @@ mod tests {
             timeout_ms: 1000,
             ..Gateway::default()
         };
-        let t = Transport::new(&g, None).unwrap();
+        let t = Transport::new(&g, None, Clock::system()).unwrap();
         assert!(matches!(t.post("1101", "{}"), Err(Failure::NeverSent(_))));
     }
 
@@ -289,13 +292,16 @@ mod tests {
             timeout_ms: 300,
             ..Gateway::default()
         };
-        assert!(matches!(Transport::new(&g, None).unwrap().post("2207", "{}"), Err(Failure::MaybeProcessed(_))));
+        assert!(matches!(
+            Transport::new(&g, None, Clock::system()).unwrap().post("2207", "{}"),
+            Err(Failure::MaybeProcessed(_))
+        ));
         h.join().unwrap();
     }
 
     #[test]
     fn append_infno() {
         let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
-        assert_eq!(Transport::new(&g, None).unwrap().url("1101"), "http://h/x/1101");
+        assert_eq!(Transport::new(&g, None, Clock::system()).unwrap().url("1101"), "http://h/x/1101");
     }
 }

@@ -8,9 +8,10 @@
 //! (up to an hour old) is used instead, because a hospital's gateway address
 //! changes far more rarely than its DNS server fails.
 
+use crate::clock::{Clock, Mono};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -24,13 +25,15 @@ const FALLBACK: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct CachingResolver {
     inner: Box<dyn Resolver>,
+    /// Ages are monotonic: a wall clock stepped back must not make an answer young.
+    clock: Clock,
     /// scheme://authority -> (when resolved, addresses)
-    answers: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    answers: Mutex<HashMap<String, (Mono, ResolvedSocketAddrs)>>,
 }
 
-impl Default for CachingResolver {
-    fn default() -> Self {
-        CachingResolver { inner: Box::new(DefaultResolver::default()), answers: Mutex::default() }
+impl CachingResolver {
+    pub fn new(clock: Clock) -> CachingResolver {
+        CachingResolver { inner: Box::new(DefaultResolver::default()), clock, answers: Mutex::default() }
     }
 }
 
@@ -38,19 +41,21 @@ impl Resolver for CachingResolver {
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let key = format!("{}://{}", uri.scheme_str().unwrap_or(""), uri.authority().map(|a| a.as_str()).unwrap_or(""));
         let known = self.answers.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let age = |at: Mono| self.clock.mono().since(at);
         if let Some((at, addrs)) = &known {
-            if at.elapsed() < FRESH {
+            if age(*at) < FRESH {
                 return Ok(addrs.clone());
             }
         }
         match self.inner.resolve(uri, config, timeout) {
             Ok(addrs) => {
-                self.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (Instant::now(), addrs.clone()));
+                let now = self.clock.mono();
+                self.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (now, addrs.clone()));
                 Ok(addrs)
             }
             Err(e) => match known {
-                Some((at, addrs)) if at.elapsed() < FALLBACK => {
-                    log::warn!("cannot resolve {key} ({e}); using its address from {} s ago", at.elapsed().as_secs());
+                Some((at, addrs)) if age(at) < FALLBACK => {
+                    log::warn!("cannot resolve {key} ({e}); using its address from {} s ago", age(at).as_secs());
                     Ok(addrs)
                 }
                 _ => Err(e),
@@ -95,7 +100,10 @@ mod tests {
     fn an_answer_is_reused_and_stands_in_for_a_failed_lookup() {
         let flaky = Flaky::default();
         let (down, lookups) = (flaky.down.clone(), flaky.lookups.clone());
-        let r = CachingResolver { inner: Box::new(flaky), answers: Mutex::default() };
+        // The test drives the clock: no arithmetic on the machine's uptime, which a
+        // machine booted minutes ago cannot go back an hour on.
+        let clock = Clock::manual(1_764_460_800_000);
+        let r = CachingResolver { inner: Box::new(flaky), clock: clock.clone(), answers: Mutex::default() };
         let config = Config::default();
         let uri: Uri = "http://127.0.0.1:8080/x".parse().unwrap();
         let first = r.resolve(&uri, &config, no_timeout()).unwrap();
@@ -103,7 +111,7 @@ mod tests {
         r.resolve(&uri, &config, no_timeout()).unwrap();
         assert_eq!(lookups.load(Ordering::SeqCst), 1, "a fresh answer is reused");
         // The answer ages and DNS goes down: the last good answer stands in.
-        r.answers.lock().unwrap().values_mut().for_each(|v| v.0 = Instant::now() - FRESH - Duration::from_secs(1));
+        clock.advance(FRESH + Duration::from_secs(1));
         down.store(true, Ordering::SeqCst);
         assert_eq!(r.resolve(&uri, &config, no_timeout()).unwrap()[0], first[0]);
         assert_eq!(lookups.load(Ordering::SeqCst), 2, "a stale answer is asked again");
@@ -111,7 +119,7 @@ mod tests {
         let other: Uri = "http://127.0.0.2:1/x".parse().unwrap();
         assert!(r.resolve(&other, &config, no_timeout()).is_err());
         // Too old to stand in.
-        r.answers.lock().unwrap().values_mut().for_each(|v| v.0 = Instant::now() - FALLBACK - Duration::from_secs(1));
+        clock.advance(FALLBACK);
         assert!(r.resolve(&uri, &config, no_timeout()).is_err());
     }
 }

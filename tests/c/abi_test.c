@@ -1,5 +1,5 @@
 /*
- * A HIS-style C99 client written only from include/mi_sdk.h and ABI.md.
+ * A HIS-style C99 client written only from include/mi_sdk.h and docs/api_reference.md.
  * usage: abi_test <gateway-url> <work-dir> <paas-id> <paas-token>
  * Runs a sync and an async 1101 against mi-sim (tif profile) and checks every
  * bad-input code the ABI promises. Prints "N passed, M failed" and exits non-zero
@@ -55,6 +55,9 @@ int main(int argc, char **argv) {
     }
     CHECK(mi_abi_version() == MI_ABI_VERSION, "abi version matches the header");
     CHECK(strcmp(mi_version(), MI_SDK_VERSION) == 0, "version matches the header");
+    CHECK(strcmp(mi_code_name(MI_E_UNCERTAIN), "MI_E_UNCERTAIN") == 0 && strcmp(mi_code_name(MI_OK), "MI_OK") == 0,
+          "code names");
+    CHECK(strcmp(mi_code_name(42), "MI_UNKNOWN") == 0, "a value that is no code");
 
     /* The crypto helpers need no init. */
     len = (int32_t)sizeof out;

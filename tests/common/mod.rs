@@ -154,6 +154,27 @@ pub fn get_request(id: i64) -> (i32, Value) {
     (rc, serde_json::from_str(&s).unwrap_or(Value::Null))
 }
 
+/// Waits until `cond` holds (a condition, never a guess of time), up to 20 s;
+/// returns whether it did.
+pub fn wait_until(cond: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+/// A count read from the journal file by a connection of its own (`sql` selects one
+/// integer).
+pub fn journal_count(env: &Env, sql: &str) -> i64 {
+    let db = rusqlite::Connection::open(env.journal_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
 /// Waits until a request is finished; returns its code and output.
 pub fn wait_result(id: i64, secs: u64) -> (i32, Value) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -247,6 +268,25 @@ pub fn require_tool(tool: &str, args: &[&str]) -> bool {
     let old = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::write(&log, format!("{old}{msg}\n"));
     false
+}
+
+/// Runs the operators' command `mi-sdk --config CONFIG ARGS...`: (exit code,
+/// stdout, stderr).
+pub fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let exe = target_dir().join("mi-sdk");
+    assert!(exe.is_file(), "{} missing: cargo build first (scripts/test.sh does)", exe.display());
+    let out = std::process::Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("MI_SDK_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `target/<profile>`, where cargo put the shared library and mi-sim.

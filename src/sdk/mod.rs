@@ -1,15 +1,28 @@
-//! `Sdk`: the one object behind the C ABI, and the Rust API it adapts.
+//! `Sdk`: the one object behind the C ABI, and the Rust API it adapts. Its answers
+//! are typed: an [`Outcome`] per call, a [`RequestRecord`] per request, a
+//! [`Status`]; the C ABI and the operators' tools serialise the same structs.
+
+pub mod record;
+pub mod status;
 
 use crate::call::{sdk_output, Core, Outcome};
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::writer::Writer;
 use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
-use crate::journal::{state, Journal};
-use serde_json::{json, Map, Value};
+use crate::journal::writer::Writer;
+use crate::journal::{Journal, Options};
+use crate::protocol::envelope::CallInput;
+pub use record::RequestRecord;
+pub use status::Status;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The library version, as `mi_version()` returns it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The C ABI version, as `mi_abi_version()` returns it.
+pub const ABI_VERSION: i32 = 1;
 
 pub struct Sdk {
     core: Arc<Core>,
@@ -31,23 +44,27 @@ impl Sdk {
     /// Opens the journal, starts logging, takes over what dead processes left, and
     /// starts the journal writer and the workers (which drive whatever is queued).
     pub fn start(cfg: Config) -> Result<Sdk> {
+        Sdk::start_with_clock(cfg, Clock::system())
+    }
+
+    /// [`Sdk::start`] on a clock of the caller's (a test's, which it drives).
+    pub fn start_with_clock(cfg: Config, clock: Clock) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
-        let journal =
-            Journal::open_waiting(&cfg.journal_path(), &cfg.journal.synchronous, cfg.journal.busy_timeout_ms)?;
+        let journal = Journal::open(&cfg.journal_path(), Options::of(&cfg, clock))?;
         journal.start_checkpointer()?;
-        let owner = format!("{}-{}", std::process::id(), &crate::transport::gateway::nonce()[..8]);
-        let workers = cfg.workers;
+        let owner = format!("{}-{}", std::process::id(), &crate::crypto::nonce()[..8]);
+        let (workers, capacity) = (cfg.workers, cfg.queue_capacity);
         let core = Arc::new(Core::new(cfg, journal, owner)?);
         // A new core: the cell is empty, so this always takes.
-        let _ = core.writer.set(Writer::start(core.clone()));
+        let _ = core.writer.set(Writer::start(core.clone(), capacity));
         let engine = Engine::start(core.clone(), workers);
         log::info!(
             "mi_sdk {} started as {}: journal {}, {} workers, {} requests waiting",
-            crate::VERSION,
+            VERSION,
             core.owner,
             core.journal.path().display(),
             workers,
-            core.queued.load(Ordering::Acquire)
+            core.journal.waiting().unwrap_or(0)
         );
         Ok(Sdk { core, engine: Mutex::new(engine), closing: AtomicBool::new(false), in_flight: AtomicUsize::new(0) })
     }
@@ -82,7 +99,7 @@ impl Sdk {
     pub fn upload_file(&self, path: &std::path::Path) -> Result<Outcome> {
         let _in = self.enter()?;
         let input = crate::files::upload_input(&self.core.cfg, path)?;
-        self.core.call_sync(crate::files::UPLOAD, &crate::protocol::envelope::CallInput::of(input))
+        self.core.call_sync(crate::protocol::transactions::FILE_UPLOAD, &CallInput::of(input))
     }
 
     /// 9102: downloads a file (a zip stream) into `dest_dir` and unpacks it; the
@@ -90,7 +107,7 @@ impl Sdk {
     pub fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &std::path::Path) -> Result<Outcome> {
         let _in = self.enter()?;
         let input = crate::files::download_input(&self.core.cfg, file_qury_no, filename, dest_dir)?;
-        self.core.call_sync(crate::files::DOWNLOAD, &crate::protocol::envelope::CallInput::of(input))
+        self.core.call_sync(crate::protocol::transactions::FILE_DOWNLOAD, &CallInput::of(input))
     }
 
     /// Commits a request (group commit) and queues it; returns its id.
@@ -115,8 +132,14 @@ impl Sdk {
         self.core.result_of(id)
     }
 
-    pub fn get_request(&self, id: i64) -> Result<String> {
-        self.core.record_of(id)
+    /// The journal record of a request.
+    pub fn get_request(&self, id: i64) -> Result<RequestRecord> {
+        let row = self
+            .core
+            .journal
+            .request(id)?
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        Ok(RequestRecord::of(&row))
     }
 
     /// Sends 2601 for an uncertain or succeeded reversible request.
@@ -125,48 +148,19 @@ impl Sdk {
         self.core.reverse(id)
     }
 
-    /// The status document of `mi_get_status`. It names no secret.
-    pub fn status(&self) -> Result<String> {
-        let cfg = &self.core.cfg;
-        let mut counts = Map::new();
-        for s in state::ALL {
-            counts.insert(s.to_string(), json!(0));
-        }
-        for (s, n) in self.core.journal.counts_by_state()? {
-            counts.insert(s, json!(n));
-        }
-        let (p50, p99, samples) = self.core.stats.percentiles();
-        let opter = &cfg.institution.opter;
-        let date = crate::protocol::signin::today();
-        let signed_in = self.core.journal.signin_get(&cfg.institution.fixmedins_code, opter, &date)?.is_some();
+    /// The status of `mi_get_status`: the journal's, with this process's workers,
+    /// latencies and last success and failure.
+    pub fn status(&self) -> Result<Status> {
+        let mut st = Status::read(&self.core.cfg, &self.core.journal)?;
         let engine = self.engine();
-        let health = self.core.journal.health()?;
-        let oldest_age_s = health.oldest_unfinished.as_deref().and_then(age_seconds);
-        Ok(json!({
-            "version": crate::VERSION,
-            "abi_version": crate::ABI_VERSION,
-            "fixmedins_code": cfg.institution.fixmedins_code,
-            "node_id": cfg.node_id,
-            "charset": cfg.charset,
-            "gateway": {"url": strip_userinfo(&cfg.gateway.url), "profile": cfg.gateway.profile},
-            "journal": cfg.journal_path().display().to_string(),
-            "journal_bytes": health.bytes,
-            "oldest_unfinished_at": health.oldest_unfinished,
-            "oldest_unfinished_age_s": oldest_age_s,
-            "last_error_at": health.last_error.as_ref().map(|e| e.0.clone()),
-            "workers": engine.workers(),
-            "workers_busy": engine.busy(),
-            "queue_depth": self.core.queued.load(Ordering::Acquire).max(0),
-            "queue_capacity": cfg.queue_capacity,
-            "counts": Value::Object(counts),
-            "last_success_at": self.core.stats.last_success_at(),
-            "last_error": self.core.stats.last_error(),
-            "sign_in": {"opter": opter, "opter_name": cfg.institution.opter_name, "sign_date": date, "signed_in": signed_in},
-            "latency_ms": {"p50": p50, "p99": p99, "samples": samples},
-            "uncertain_policy": cfg.retry.uncertain_policy,
-            "shutting_down": self.closing.load(Ordering::Acquire),
-        })
-        .to_string())
+        let (p50, p99, samples) = self.core.stats.percentiles();
+        st.workers = Some(engine.workers());
+        st.workers_busy = Some(engine.busy());
+        st.last_success_at = self.core.stats.last_success_at();
+        st.last_error = self.core.stats.last_error();
+        st.latency_ms = status::Latency { p50, p99, samples: Some(samples) };
+        st.shutting_down = Some(self.closing.load(Ordering::Acquire));
+        Ok(st)
     }
 
     /// Stops taking calls, waits up to `wait` for calls in flight, commits what was
@@ -188,33 +182,5 @@ impl Sdk {
     /// The output for an error that left nothing in the journal.
     pub fn error_output(e: &Error) -> String {
         sdk_output(e.code, &e.message, "")
-    }
-}
-
-/// Seconds since a journal timestamp (local time).
-pub fn age_seconds(ts: &str) -> Option<i64> {
-    let t = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
-    Some((crate::protocol::now_local() - t).num_seconds().max(0))
-}
-
-/// `http://user:pw@host/x` -> `http://host/x`: a URL may carry credentials.
-pub fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-            let path = path.split('?').next().unwrap_or("");
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn userinfo_and_query_are_stripped() {
-        assert_eq!(super::strip_userinfo("https://u:p@gw:8443/fsi/api?token=x"), "https://gw:8443/fsi/api");
-        assert_eq!(super::strip_userinfo("http://gw/x"), "http://gw/x");
     }
 }

@@ -8,21 +8,36 @@
 //! `<name>.done.json`; one that cannot be submitted, `<name>.rejected.json` (with a
 //! `.res.json` saying why).
 
-use crate::error::{Code, Result};
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
 use crate::sdk::Sdk;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const REQ: &str = ".req.json";
 const ACCEPTED: &str = ".accepted.json";
 
+/// `mi-sdk serve --watch DIR`: starts the SDK and runs the service until Ctrl-C or
+/// SIGTERM; what is still running then is finished by the next start.
+pub fn serve(cfg: Config, dir: &Path) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::Release))
+        .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
+    let sdk = Sdk::start(cfg)?;
+    let r = run(&sdk, dir, &stop);
+    sdk.shutdown(Duration::from_secs(10));
+    r
+}
+
 /// Watches `dir` until `stop` is set.
 pub fn run(sdk: &Sdk, dir: &Path, stop: &AtomicBool) -> Result<()> {
-    let dir = std::fs::canonicalize(dir)
-        .map_err(|e| crate::Error::config(format!("drop-box folder {}: {e}", dir.display())))?;
+    let dir =
+        std::fs::canonicalize(dir).map_err(|e| Error::config(format!("drop-box folder {}: {e}", dir.display())))?;
     let mut pending: BTreeMap<String, i64> = BTreeMap::new();
     log::info!("drop-box service watching {}", dir.display());
     while !stop.load(Ordering::Acquire) {
@@ -42,7 +57,7 @@ fn source(dir: &Path, stem: &str) -> String {
 
 fn scan(sdk: &Sdk, dir: &Path, pending: &mut BTreeMap<String, i64>) -> Result<()> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| crate::Error::config(format!("{}: {e}", dir.display())))?
+        .map_err(|e| Error::config(format!("{}: {e}", dir.display())))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     names.sort();
@@ -77,7 +92,7 @@ fn pick_up(sdk: &Sdk, dir: &Path, stem: &str, pending: &mut BTreeMap<String, i64
                 Ok((infno, input, priority))
             })();
             let submitted = parsed
-                .map_err(|why| crate::Error::invalid(format!("{stem}{REQ}: {why}")))
+                .map_err(|why| Error::invalid(format!("{stem}{REQ}: {why}")))
                 .and_then(|(infno, input, priority)| sdk.call_async_from(&infno, &input, priority, Some(&key)));
             match submitted {
                 Ok(id) => id,
@@ -100,7 +115,7 @@ fn pick_up(sdk: &Sdk, dir: &Path, stem: &str, pending: &mut BTreeMap<String, i64
         }
     };
     std::fs::rename(&path, dir.join(format!("{stem}{ACCEPTED}")))
-        .map_err(|e| crate::Error::config(format!("cannot rename {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(format!("cannot rename {}: {e}", path.display())))?;
     pending.insert(stem.to_string(), id);
     Ok(())
 }

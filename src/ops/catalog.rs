@@ -4,6 +4,8 @@
 //! header; it is turned into UTF-8 CSV with a header row, and the version reached
 //! is written beside it, so the next run starts from there (resumable by version).
 
+use super::report::csv_field;
+use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::sdk::Sdk;
 use serde_json::{json, Value};
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// simulator). Others get `col1`, `col2`, ….
 fn columns(infno: &str) -> Vec<&'static str> {
     let text = match infno {
-        "1301" => include_str!("../data/catalogues/1301.columns"),
+        "1301" => include_str!("../../data/catalogues/1301.columns"),
         _ => "",
     };
     text.lines().filter(|l| !l.trim().is_empty()).collect()
@@ -27,6 +29,31 @@ pub struct Fetched {
     pub version: String,
     pub csv: PathBuf,
     pub rows: u64,
+}
+
+/// `mi-sdk catalog`: starts the SDK, fetches, and says what was written.
+pub fn run(cfg: Config, infno: &str, since: Option<&str>, out: &Path, as_json: bool) -> Result<String> {
+    let sdk = Sdk::start(cfg)?;
+    let r = fetch(&sdk, infno, since, out);
+    sdk.shutdown(std::time::Duration::from_secs(10));
+    let fetched = r?;
+    if as_json {
+        let list: Vec<Value> = fetched
+            .iter()
+            .map(|f| json!({"version": f.version, "csv": f.csv.to_string_lossy(), "rows": f.rows}))
+            .collect();
+        return Ok(Value::Array(list).to_string());
+    }
+    if fetched.is_empty() {
+        let at = std::fs::read_to_string(version_file(out, infno)).unwrap_or_default();
+        let version = since.map(str::to_owned).unwrap_or_else(|| at.trim().to_string());
+        return Ok(format!("{infno}: up to date (version {version})"));
+    }
+    let lines: Vec<String> = fetched
+        .iter()
+        .map(|f| format!("{infno} version {}: {} rows -> {}", f.version, f.rows, f.csv.display()))
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 /// The file holding the version reached for `infno` in `out`.
@@ -133,15 +160,6 @@ fn to_csv(path: &Path, infno: &str, w: &mut impl Write, header_written: &mut boo
         let cells: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         writeln!(w, "{}", cells.join(","))?;
         rows += 1;
-    }
-}
-
-/// A CSV field (RFC 4180), quoted when it must be.
-pub fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_string()
     }
 }
 

@@ -1,0 +1,309 @@
+//! The attempt loop: begin an attempt (journaled before anything leaves), send it,
+//! judge the answer, and let the retry rule say what follows. A sync call runs
+//! it to the end on the caller's thread, sleeping through backoffs; a worker runs
+//! one attempt and hands a retry back to the queue.
+
+use super::classify::{self, Judged};
+use super::queue::{Begun, Claimed, NextClaim};
+use super::{sdk_output, Core, Outcome};
+use crate::error::{Code, Error, Result};
+use crate::journal::{Attempt, CallMode, Final, Inserted, NewRequest, Next, RequestRow, Start, State};
+use crate::logging;
+use crate::protocol::envelope::{self, CallInput};
+use crate::protocol::retry::{self, Decision};
+use serde_json::Value;
+
+/// Who runs the attempts of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// The calling thread, to the end, sleeping through backoffs (sync calls).
+    Inline,
+    /// A worker, one attempt at a time; a retry goes back to the queue.
+    Worker,
+}
+
+/// The row of a request just inserted, as the journal now holds it.
+fn inserted_row(req: &NewRequest, ins: Inserted, attempts: i64) -> RequestRow {
+    RequestRow {
+        id: ins.id,
+        msgid: ins.msgid,
+        infno: req.infno.clone(),
+        mode: req.mode,
+        priority: req.priority,
+        state: State::Sending,
+        envelope: ins.envelope,
+        attempts,
+        mi_code: None,
+        result: None,
+        last_error: None,
+        reversal_of: req.reversal_of,
+        reversed_by: None,
+        created_at: ins.created_at.clone(),
+        updated_at: ins.created_at,
+    }
+}
+
+impl Core {
+    /// A sync call from its parsed input to its outcome. The request row and its
+    /// first attempt are committed together, with the envelope exactly as it goes
+    /// out, so the common case costs two journal commits: one before the send and
+    /// one after. `Err` means nothing was journaled.
+    pub fn call_sync(&self, infno: &str, call: &CallInput) -> Result<Outcome> {
+        let opter = call.opter(&self.cfg).to_string();
+        let sign_no = match self.sign_no_if_needed(infno, &opter) {
+            Ok(s) => s,
+            Err(e) => {
+                // Journaled all the same, as failed and never sent: the HIS asked.
+                let row = self.journal_claimed(infno, call, None)?;
+                return self.finish_unsent(&row, e);
+            }
+        };
+        let req = Core::new_request(infno, call, CallMode::Sync, 0);
+        let inf_time = envelope::format_inf_time(self.clock.local());
+        let ins = self.journal.write(|tx| {
+            tx.insert(&req, Start::Sending(&self.owner), |m| {
+                let mut e = envelope::build(&self.cfg, infno, m, call)?;
+                e.insert("inf_time".into(), Value::String(inf_time.clone()));
+                e.insert("sign_no".into(), Value::String(sign_no.clone()));
+                Ok(serde_json::to_string(&e).expect("a JSON map always serialises"))
+            })
+        })?;
+        let begun = Begun { no: 1, msgid: ins.msgid.clone(), envelope: ins.envelope.clone() };
+        let row = inserted_row(&req, ins, 1);
+        let id = row.id;
+        Ok(self.run(&row, Runner::Inline, &opter, sign_no, Some(begun), None).unwrap_or_else(|e| self.failed(id, e)))
+    }
+
+    /// Commits a new request claimed by this process, no attempt begun yet (a
+    /// sign-in, a reversal): from here on it is never lost. A reversal is linked to
+    /// its original in the same commit.
+    pub(super) fn journal_claimed(
+        &self,
+        infno: &str,
+        call: &CallInput,
+        reversal_of: Option<i64>,
+    ) -> Result<RequestRow> {
+        let req = NewRequest { reversal_of, ..Core::new_request(infno, call, CallMode::Sync, 0) };
+        let ins = self.journal.write(|tx| {
+            let ins = tx.insert(&req, Start::Claimed(&self.owner), |m| self.envelope_text(infno, m, call))?;
+            if let Some(original) = reversal_of {
+                tx.link_reversal(original, ins.id)?;
+            }
+            Ok(ins)
+        })?;
+        Ok(inserted_row(&req, ins, 0))
+    }
+
+    /// Sends a claimed request once (a worker's turn). With `next`, the worker's next
+    /// request is claimed in the commit that records this one's outcome.
+    pub fn execute_claimed(&self, c: Claimed, next: NextClaim<'_>) -> Outcome {
+        let id = c.row.id;
+        let done = match c.begun {
+            Some((begun, opter, sign_no)) => self.run(&c.row, Runner::Worker, &opter, sign_no, Some(begun), next),
+            None => self.execute_row(c.row, Runner::Worker, next),
+        };
+        done.unwrap_or_else(|e| self.failed(id, e))
+    }
+
+    /// Runs a request this process claimed to its end, on the calling thread.
+    pub(super) fn execute(&self, row: RequestRow) -> Outcome {
+        let id = row.id;
+        self.execute_row(row, Runner::Inline, None).unwrap_or_else(|e| self.failed(id, e))
+    }
+
+    /// The outcome of a request the journal could not follow through.
+    pub(super) fn failed(&self, id: i64, e: Error) -> Outcome {
+        log::error!("request {id}: {e}");
+        self.stats.failure(e.message.clone());
+        Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
+    }
+
+    /// Signs in if needed, then runs the attempts of a journaled request.
+    pub(super) fn execute_row(&self, row: RequestRow, runner: Runner, next: NextClaim<'_>) -> Result<Outcome> {
+        let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+        let sign_no = match self.sign_no_if_needed(&row.infno, &opter) {
+            Ok(s) => s,
+            Err(e) => return self.finish_unsent(&row, e),
+        };
+        self.run(&row, runner, &opter, sign_no, None, next)
+    }
+
+    /// The attempts of a request: to the end (`Inline`) or one (`Worker`).
+    /// `begun` is a first attempt already committed with the row or its claim.
+    pub(super) fn run(
+        &self,
+        row: &RequestRow,
+        runner: Runner,
+        opter: &str,
+        mut sign_no: String,
+        mut begun: Option<Begun>,
+        next: NextClaim<'_>,
+    ) -> Result<Outcome> {
+        let id = row.id;
+        let resendable = self.resendable(&row.infno);
+        // A resent query gets a fresh msgid; a state-changing request is resent
+        // only when it never left, under the msgid it already has.
+        let mut fresh = row.attempts > 0 && begun.is_none() && resendable;
+        let mut msgid = row.msgid.clone();
+        let mut renewed_sign_in = false;
+        loop {
+            let b = match begun.take() {
+                Some(b) => b,
+                None => self.begin(row, fresh, &msgid, &sign_no)?,
+            };
+            msgid.clone_from(&b.msgid);
+            let judged = self.send(row, &b, resendable);
+            fresh = resendable;
+            // The platform refusing the sign_no (it restarted, or another terminal
+            // signed the operator in again) proves the request was not processed:
+            // sign in anew and resend once, under a fresh msgid.
+            if !renewed_sign_in && classify::is_sign_no_refusal(&row.infno, &judged.fin) {
+                renewed_sign_in = true;
+                log::warn!("request {id}: the platform refused the sign_no of {opter}; signing in again and resending");
+                let last_error = judged.fin.last_error.clone().unwrap_or_default();
+                let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
+                self.journal.write(|tx| {
+                    tx.advance(id, Some(&judged.attempt), &waiting)?;
+                    self.forget_sign_in(tx, opter)
+                })?;
+                sign_no = match self.sign_no_for(opter) {
+                    Ok(s) => s,
+                    Err(e) => return self.finish_unsent(row, e),
+                };
+                fresh = true;
+                continue;
+            }
+            match retry::decide(judged.outcome(), resendable, b.no as u32, &self.cfg.retry) {
+                Decision::Retry(delay) => {
+                    let at_ms = self.clock.unix_ms() + delay.as_millis() as i64;
+                    let last_error = judged.fin.last_error.clone().unwrap_or_default();
+                    log::info!(
+                        "request {id} ({}) attempt {} failed, resending in {} ms: {last_error}",
+                        row.infno,
+                        b.no,
+                        delay.as_millis()
+                    );
+                    match runner {
+                        Runner::Inline => {
+                            let waiting = Next::Retry { at_ms, last_error, keep_owner: Some(self.owner.clone()) };
+                            self.record(runner, id, Some(&judged.attempt), &waiting, None)?;
+                            std::thread::sleep(delay);
+                            self.journal.write(|tx| tx.reclaim(id, &self.owner))?;
+                        }
+                        Runner::Worker => {
+                            let waiting = Next::Retry { at_ms, last_error, keep_owner: None };
+                            self.record(runner, id, Some(&judged.attempt), &waiting, next)?;
+                            let output = super::pending_output(&msgid, State::RetryWait);
+                            return Ok(Outcome { request_id: id, code: Code::Pending, output });
+                        }
+                    }
+                }
+                Decision::Final | Decision::Uncertain => {
+                    if let Err(e) =
+                        self.record(runner, id, Some(&judged.attempt), &Next::Final(judged.fin.clone()), next)
+                    {
+                        // The request left and the platform answered: that answer is
+                        // the truth the cashier must see, never "not sent". The row
+                        // stays `sending` with this attempt open, which the next start
+                        // marks uncertain (a query: resent), so it is never lost.
+                        log::error!(
+                            "request {id} ({}) ended {} but the journal could not record it: {e}",
+                            row.infno,
+                            judged.fin.code.name()
+                        );
+                        self.stats.failure(e.message.clone());
+                    }
+                    // One line per call for the operators: what, which msgid, how it ended.
+                    log::info!(
+                        "call infno={} msgid={} request={} attempt={} outcome={} latency_ms={}",
+                        row.infno,
+                        msgid,
+                        id,
+                        b.no,
+                        judged.fin.code.name(),
+                        judged.attempt.latency_ms.unwrap_or(0)
+                    );
+                    self.after(row, opter, &judged.fin);
+                    return Ok(Outcome { request_id: id, code: judged.fin.code, output: judged.fin.result });
+                }
+            }
+        }
+    }
+
+    /// Commits the start of an attempt: the envelope refreshed for this send, under
+    /// `msgid` or (`fresh`) a new one.
+    fn begin(&self, row: &RequestRow, fresh: bool, msgid: &str, sign_no: &str) -> Result<Begun> {
+        let inf_time = envelope::format_inf_time(self.clock.local());
+        self.journal.write(|tx| {
+            let msgid = if fresh { tx.next_msgid()? } else { msgid.to_string() };
+            let envelope = envelope::refresh(&row.envelope, &msgid, &inf_time, sign_no)?;
+            let no = tx.begin_attempt(row.id, &msgid, &envelope)?;
+            Ok(Begun { no, msgid, envelope })
+        })
+    }
+
+    /// One send of a begun attempt, judged (not yet recorded).
+    fn send(&self, row: &RequestRow, b: &Begun, resendable: bool) -> Judged {
+        log::debug!("send {} request={} msgid={} attempt={}", row.infno, row.id, b.msgid, b.no);
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("request {} envelope: {}", row.id, logging::for_log(&b.envelope, self.cfg.log.mask_pii));
+        }
+        let t0 = self.clock.mono();
+        let sent = self.channels.exchange(&row.infno, &b.envelope);
+        let latency_ms = self.clock.mono().since(t0).as_millis() as u64;
+        let judged = classify::classify(&row.infno, &b.msgid, b.no, sent, latency_ms, resendable);
+        if judged.answered() {
+            self.stats.answered(latency_ms);
+        }
+        judged
+    }
+
+    /// Records how a request moved on: a worker's through the writer (with its next
+    /// claim), a sync call's directly.
+    fn record(
+        &self,
+        runner: Runner,
+        id: i64,
+        attempt: Option<&Attempt>,
+        next: &Next,
+        claim: NextClaim<'_>,
+    ) -> Result<()> {
+        match runner {
+            Runner::Worker => self.record_shared(id, attempt, next, claim),
+            Runner::Inline => self.journal.write(|tx| tx.advance(id, attempt, next)),
+        }
+    }
+
+    /// Ends a request that was never sent (its sign-in failed).
+    pub(super) fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
+        let result = sdk_output(e.code, &e.message, &row.msgid);
+        let fin =
+            Final { state: State::Failed, code: e.code, result: result.clone(), last_error: Some(e.message.clone()) };
+        self.journal.write(|tx| tx.advance(row.id, None, &Next::Final(fin)))?;
+        log::warn!("request {} ({}) not sent: {}", row.id, row.infno, e.message);
+        self.stats.failure(e.message);
+        Ok(Outcome { request_id: row.id, code: e.code, output: result })
+    }
+
+    /// Logging, statistics and the state a finished call changes: sign-ins,
+    /// reversal links, and the automatic reversal of `uncertain_policy: "reverse"`.
+    fn after(&self, row: &RequestRow, opter: &str, fin: &Final) {
+        let (infno, id) = (row.infno.as_str(), row.id);
+        match fin.code {
+            Code::Ok => {
+                log::debug!("done {infno} request={id} -> MI_OK");
+                self.stats.success(self.clock.stamp());
+            }
+            code => {
+                let msg = fin.last_error.clone().unwrap_or_default();
+                log::warn!("done {infno} request={id} -> {} {}", code.name(), msg);
+                self.stats.failure(format!("{infno}: {msg}"));
+            }
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("request {id} result: {}", logging::for_log(&fin.result, self.cfg.log.mask_pii));
+        }
+        self.after_sign_in(row, opter, fin);
+        self.after_reversal(row, fin);
+    }
+}

@@ -1,0 +1,216 @@
+//! What one exchange means: how its attempt ended (what the journal records and
+//! the retry rule decides on), and the final state and output should the request
+//! not be sent again. Pure: no journal, no clock, no network.
+
+use super::{sdk_output, uncertain_final};
+use crate::error::Code;
+use crate::journal::{Attempt, Final, State};
+use crate::protocol::retry::AttemptOutcome;
+use crate::protocol::transactions;
+use crate::transport::{Exchange, Failure};
+
+/// An exchange, judged.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// How the attempt ended, ready for the journal.
+    pub attempt: Attempt,
+    /// The request's final state if it is not sent again.
+    pub fin: Final,
+}
+
+impl Judged {
+    pub fn outcome(&self) -> AttemptOutcome {
+        self.attempt.outcome.expect("a judged attempt has an outcome")
+    }
+
+    /// Whether an HTTP answer came (for the latency figures).
+    pub fn answered(&self) -> bool {
+        self.attempt.http_status.is_some()
+    }
+}
+
+/// Judges attempt `no` of `infno` under `msgid`; `resendable` says whether the
+/// request may be sent again after it may have been processed.
+pub fn classify(infno: &str, msgid: &str, no: i64, sent: Exchange, latency_ms: u64, resendable: bool) -> Judged {
+    let mut a = Attempt { no, msgid: msgid.to_string(), latency_ms: Some(latency_ms as i64), ..Default::default() };
+    let failed = |code: Code, msg: String| Final {
+        state: State::Failed,
+        code,
+        result: sdk_output(code, &msg, msgid),
+        last_error: Some(msg),
+    };
+    let mut end = |outcome, status: Option<u16>, body: Option<String>, err: Option<String>, fin: Final| {
+        a.outcome = Some(outcome);
+        a.http_status = status;
+        a.response = body;
+        a.err_msg = err;
+        Judged { attempt: a.clone(), fin }
+    };
+    match sent {
+        Exchange::Refused { status, body, why } => {
+            // Sending again would bring the same answer back.
+            let fin = failed(Code::Protocol, format!("the answer was refused: {why}"));
+            end(AttemptOutcome::Refused, Some(status), Some(body), Some(why), fin)
+        }
+        Exchange::Unverified { status, body, why } => {
+            let msg = format!("the platform's answer failed verification, so it cannot be trusted: {why}");
+            let fin = if resendable {
+                failed(Code::Protocol, msg)
+            } else {
+                // Not resent, and reversible if it may have moved money; the code
+                // says what happened (a bad signature is MI_E_PROTOCOL).
+                Final {
+                    code: Code::Protocol,
+                    result: sdk_output(Code::Protocol, &msg, msgid),
+                    last_error: Some(msg),
+                    ..uncertain_final(infno, msgid, &why)
+                }
+            };
+            end(AttemptOutcome::Unverified, Some(status), Some(body), Some(why), fin)
+        }
+        Exchange::Answer(reply) => {
+            let status = reply.status;
+            let snippet: String = reply.body.chars().take(200).collect();
+            if (400..500).contains(&status) {
+                let fin = failed(Code::Protocol, format!("gateway refused the request with HTTP {status}: {snippet}"));
+                return end(AttemptOutcome::GatewayRefused, Some(status), Some(reply.body), None, fin);
+            }
+            let parsed = if (200..300).contains(&status) {
+                crate::protocol::response::parse(&reply.body)
+            } else {
+                Err(format!("gateway answered HTTP {status}: {snippet}"))
+            };
+            match parsed {
+                Ok((_, verdict)) => {
+                    let ok = verdict.infcode == 0;
+                    let fin = Final {
+                        state: if ok { State::Succeeded } else { State::BusinessError },
+                        code: if ok { Code::Ok } else { Code::Business },
+                        result: reply.body.clone(),
+                        last_error: (!ok).then(|| verdict.err_msg.clone()),
+                    };
+                    let outcome = if ok { AttemptOutcome::Ok } else { AttemptOutcome::BusinessError };
+                    let err = Some(verdict.err_msg).filter(|s| !s.is_empty());
+                    let j = end(outcome, Some(status), Some(reply.body), err, fin);
+                    Judged { attempt: Attempt { infcode: Some(verdict.infcode), ..j.attempt }, fin: j.fin }
+                }
+                Err(why) => {
+                    let fin = if resendable {
+                        failed(Code::Protocol, format!("gateway answered, but not as the platform: {why}"))
+                    } else {
+                        uncertain_final(infno, msgid, &why)
+                    };
+                    end(AttemptOutcome::GatewayFault, Some(status), Some(reply.body), Some(why), fin)
+                }
+            }
+        }
+        Exchange::Failed(Failure::NeverSent(why)) => {
+            let fin = failed(Code::Network, format!("gateway not reached, request not sent: {why}"));
+            end(AttemptOutcome::NeverSent, None, None, Some(why), fin)
+        }
+        Exchange::Failed(Failure::MaybeProcessed(why)) => {
+            let fin = if resendable {
+                failed(Code::Timeout, format!("no answer from the gateway: {why}"))
+            } else {
+                uncertain_final(infno, msgid, &why)
+            };
+            end(AttemptOutcome::MaybeProcessed, None, None, Some(why), fin)
+        }
+    }
+}
+
+/// Whether the platform refused a request for its sign_no: proof that it was not
+/// processed, so it may be resent once after a new sign-in. Not for sign-in and
+/// sign-out themselves, whose inputs carry their own sign-in data.
+pub fn is_sign_no_refusal(infno: &str, fin: &Final) -> bool {
+    fin.code == Code::Business
+        && infno != transactions::SIGN_OUT
+        && transactions::needs_sign_no(infno)
+        && fin.last_error.as_deref().is_some_and(|m| m.contains("sign_no") || m.contains("签到"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Reply;
+
+    fn answer(status: u16, body: &str) -> Exchange {
+        Exchange::Answer(Reply { status, body: body.into() })
+    }
+
+    /// Every way an exchange can end, for a query (resendable) and a settlement:
+    /// the attempt's outcome, the code and state the caller gets if it is not
+    /// resent, and whether an answer came.
+    #[test]
+    fn every_exchange_judged() {
+        use AttemptOutcome as O;
+        let unverified = || Exchange::Unverified { status: 200, body: "x".into(), why: "bad signature".into() };
+        let refused = || Exchange::Refused { status: 200, body: "{}".into(), why: "zip escapes".into() };
+        let never = || Exchange::Failed(Failure::NeverSent("refused".into()));
+        let maybe = || Exchange::Failed(Failure::MaybeProcessed("timed out".into()));
+        #[rustfmt::skip]
+        let table: Vec<(&str, Exchange, bool, O, Code, State, bool)> = vec![
+            ("ok",            answer(200, r#"{"infcode":0}"#),            true,  O::Ok,             Code::Ok,        State::Succeeded,     true),
+            ("ok, string",    answer(200, r#"{"infcode":"0"}"#),          false, O::Ok,             Code::Ok,        State::Succeeded,     true),
+            ("business",      answer(200, r#"{"infcode":-1,"err_msg":"x"}"#), false, O::BusinessError, Code::Business, State::BusinessError, true),
+            ("4xx",           answer(403, "forbidden"),                   false, O::GatewayRefused, Code::Protocol,  State::Failed,        true),
+            ("5xx query",     answer(502, "<html>"),                      true,  O::GatewayFault,   Code::Protocol,  State::Failed,        true),
+            ("5xx settle",    answer(502, "<html>"),                      false, O::GatewayFault,   Code::Uncertain, State::Uncertain,     true),
+            ("not JSON",      answer(200, "<html>"),                      false, O::GatewayFault,   Code::Uncertain, State::Uncertain,     true),
+            ("no infcode",    answer(200, r#"{"code":0}"#),               true,  O::GatewayFault,   Code::Protocol,  State::Failed,        true),
+            ("unverified q",  unverified(),                               true,  O::Unverified,     Code::Protocol,  State::Failed,        true),
+            ("unverified s",  unverified(),                               false, O::Unverified,     Code::Protocol,  State::Uncertain,     true),
+            ("refused",       refused(),                                  false, O::Refused,        Code::Protocol,  State::Failed,        true),
+            ("never sent",    never(),                                    false, O::NeverSent,      Code::Network,   State::Failed,        false),
+            ("maybe query",   maybe(),                                    true,  O::MaybeProcessed, Code::Timeout,   State::Failed,        false),
+            ("maybe settle",  maybe(),                                    false, O::MaybeProcessed, Code::Uncertain, State::Uncertain,     false),
+        ];
+        for (name, ex, resendable, outcome, code, state, answered) in table {
+            let infno = if resendable { "1101" } else { "2207" };
+            let j = classify(infno, "M", 2, ex, 7, resendable);
+            assert_eq!(
+                (j.outcome(), j.fin.code, j.fin.state, j.answered()),
+                (outcome, code, state, answered),
+                "{name}"
+            );
+            assert_eq!((j.attempt.no, j.attempt.latency_ms, j.attempt.msgid.as_str()), (2, Some(7), "M"), "{name}");
+            let out: serde_json::Value = serde_json::from_str(&j.fin.result).unwrap_or_default();
+            if code != Code::Ok && code != Code::Business {
+                assert_eq!(
+                    (out["mi_code"].as_i64(), out["msgid"].as_str()),
+                    (Some(code.as_i32() as i64), Some("M")),
+                    "{name}"
+                );
+                assert!(j.fin.last_error.is_some(), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_platform_answer_is_kept_as_it_came() {
+        let body = r#"{"infcode":-1,"err_msg":"未查询到人员","output":null}"#;
+        let j = classify("1101", "M", 1, answer(200, body), 3, true);
+        assert_eq!(j.fin.result, body);
+        assert_eq!(j.fin.last_error.as_deref(), Some("未查询到人员"));
+        assert_eq!((j.attempt.infcode, j.attempt.err_msg.as_deref()), (Some(-1), Some("未查询到人员")));
+        assert_eq!(j.attempt.response.as_deref(), Some(body));
+    }
+
+    #[test]
+    fn a_sign_no_refusal_is_recognised_for_business_calls_only() {
+        let refusal = |msg: &str| Final {
+            state: State::BusinessError,
+            code: Code::Business,
+            result: String::new(),
+            last_error: Some(msg.into()),
+        };
+        assert!(is_sign_no_refusal("2207", &refusal("sign_no 无效")));
+        assert!(is_sign_no_refusal("1101", &refusal("操作员未签到")));
+        assert!(!is_sign_no_refusal("9001", &refusal("未签到")));
+        assert!(!is_sign_no_refusal("9002", &refusal("未签到")));
+        assert!(!is_sign_no_refusal("2207", &refusal("余额不足")));
+        let mut other = refusal("sign_no");
+        other.code = Code::Protocol;
+        assert!(!is_sign_no_refusal("2207", &other));
+    }
+}

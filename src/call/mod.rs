@@ -1,0 +1,189 @@
+//! One call, start to finish: check it, journal it, sign in when needed, send it,
+//! judge the answer, decide whether it may be sent again, record it.
+//!
+//! - this file: [`Core`], what every call shares, and what a call gives its caller;
+//! - [`attempt`]: the attempt loop, for a sync call (to the end, sleeping through
+//!   backoffs) and for a worker (one attempt at a time);
+//! - [`classify`]: what one exchange means (pure);
+//! - [`signin`]: the day's sign_no of each operator;
+//! - [`reversal`]: 2601, by hand and by `uncertain_policy`;
+//! - [`queue`]: async submissions and the workers' claims, through the journal's
+//!   group-commit writer.
+
+pub mod attempt;
+pub mod classify;
+pub mod queue;
+pub mod reversal;
+pub mod signin;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
+use crate::journal::writer::Writer;
+use crate::journal::{CallMode, Final, Journal, NewRequest, State};
+use crate::protocol::envelope::{self, CallInput};
+use crate::protocol::transactions;
+use crate::stats::Stats;
+use crate::transport::channel::Channels;
+use serde_json::json;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+/// What a call gives its caller: the code and the output text
+/// (docs/api_reference.md, `mi_call_sync`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub request_id: i64,
+    pub code: Code,
+    pub output: String,
+}
+
+/// The output the SDK writes when the platform did not answer.
+pub fn sdk_output(code: Code, err_msg: &str, msgid: &str) -> String {
+    json!({"infcode": -1, "err_msg": err_msg, "mi_code": code.as_i32(), "msgid": msgid}).to_string()
+}
+
+/// The pending output of an unfinished request.
+pub fn pending_output(msgid: &str, state: State) -> String {
+    json!({"infcode": -1, "err_msg": "pending", "mi_code": Code::Pending.as_i32(), "msgid": msgid, "state": state.as_str()})
+        .to_string()
+}
+
+/// The final state of a request that may have been processed and was not resent.
+pub fn uncertain_final(infno: &str, msgid: &str, why: &str) -> Final {
+    let msg = format!(
+        "no valid answer after sending {infno}: it may have been processed and was not resent; reverse it (2601) or query: {why}"
+    );
+    Final {
+        state: State::Uncertain,
+        code: Code::Uncertain,
+        result: sdk_output(Code::Uncertain, &msg, msgid),
+        last_error: Some(msg),
+    }
+}
+
+/// Wakes idle workers: new work is queued.
+#[derive(Default)]
+pub struct Wake {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits for a notification newer than `seen`, or the timeout; returns the latest.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        if *g != seen {
+            return *g;
+        }
+        let (g, _) = self.cv.wait_timeout(g, timeout).unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+
+    pub fn current(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Everything a call needs, shared by the sync path and the workers.
+pub struct Core {
+    pub cfg: Config,
+    pub clock: Clock,
+    pub journal: Journal,
+    /// The gateway, mobile-payment and file channels, with their keys.
+    channels: Channels,
+    pub stats: Stats,
+    /// This process's name in the journal's claims (`mi_owner`).
+    pub owner: String,
+    /// Wakes idle workers when new work is queued.
+    pub wake: Wake,
+    signins: signin::SignIns,
+    /// Group commit for async submissions and the workers' claims and outcomes;
+    /// set once the core is shared (`Sdk::start`). Without it (a tool that only
+    /// reverses, say) everything is written directly.
+    pub writer: OnceLock<Writer<Core>>,
+    /// Set when the workers are told to stop: they claim nothing more, neither on
+    /// their own nor along with an outcome, so what is queued stays queued.
+    pub stopping: AtomicBool,
+}
+
+impl Core {
+    /// A core over an open journal; its clock is the journal's.
+    pub fn new(cfg: Config, journal: Journal, owner: String) -> Result<Core> {
+        let clock = journal.clock().clone();
+        let channels = Channels::new(&cfg, clock.clone())?;
+        Ok(Core {
+            channels,
+            cfg,
+            clock,
+            journal,
+            stats: Stats::default(),
+            owner,
+            wake: Wake::default(),
+            signins: Default::default(),
+            writer: OnceLock::new(),
+            stopping: Default::default(),
+        })
+    }
+
+    /// Checks `infno` and `input` and builds nothing yet: errors here mean nothing was
+    /// journaled.
+    pub fn parse(&self, infno: &str, input: &str) -> Result<CallInput> {
+        if !transactions::is_valid_infno(infno) {
+            return Err(Error::invalid(format!(
+                "infno \"{}\" is not a transaction code (4 digits and an optional capital letter, e.g. 1101 or 2203A)",
+                infno.chars().take(16).collect::<String>()
+            )));
+        }
+        if input.len() as u64 > self.cfg.max_input_bytes {
+            return Err(Error::invalid(format!(
+                "input is {} bytes, more than max_input_bytes ({})",
+                input.len(),
+                self.cfg.max_input_bytes
+            )));
+        }
+        self.channels.check(infno)?;
+        let call = CallInput::parse(input)?;
+        envelope::check(&self.cfg, &call)?;
+        Ok(call)
+    }
+
+    /// The identity columns of a new request.
+    pub fn new_request(infno: &str, call: &CallInput, mode: CallMode, priority: i32) -> NewRequest {
+        NewRequest {
+            infno: infno.to_string(),
+            mode,
+            priority,
+            caller_msgid: call.msgid().map(str::to_owned),
+            reversal_of: None,
+            source: None,
+        }
+    }
+
+    /// The envelope JSON of a call under a msgid.
+    pub fn envelope_text(&self, infno: &str, msgid: &str, call: &CallInput) -> Result<String> {
+        let env = envelope::build(&self.cfg, infno, msgid, call)?;
+        Ok(serde_json::to_string(&env).expect("a JSON map always serialises"))
+    }
+
+    /// Whether failures of a transaction may be resent (see [`crate::protocol::retry`]).
+    pub fn resendable(&self, infno: &str) -> bool {
+        crate::protocol::retry::resendable(infno, &self.cfg.retry)
+    }
+
+    /// The code and output a finished or pending request gives.
+    pub fn result_of(&self, id: i64) -> Result<Outcome> {
+        let row =
+            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        match (row.mi_code, row.result) {
+            (Some(code), Some(result)) => Ok(Outcome { request_id: id, code: Code::from_i32(code), output: result }),
+            _ => Ok(Outcome { request_id: id, code: Code::Pending, output: pending_output(&row.msgid, row.state) }),
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The journal as the queue: claiming the next request, who owns what (heartbeats,
+//! taking over from a process that died), how a request moves on after an attempt
+//! (to its final state, or back to wait for a retry), and retention.
+//!
+//! A claim is one atomic `UPDATE ... RETURNING`, so several processes sharing one
+//! journal never claim the same request, and whatever a crash leaves behind is
+//! found again by the same rules.
+
+use super::{exec, records, row, Attempt, Final, Journal, RequestRow, State, Tx};
+use crate::error::Result;
+use crate::protocol::retry::AttemptOutcome;
+use rusqlite::{params, OptionalExtension};
+
+/// Claims the next request: two index probes, each a LIMIT 1: the head of the
+/// queue (mi_request_ready) and the most urgent retry that is due (mi_request_due).
+/// Finished rows and retries not yet due are never visited, however many there are.
+pub(super) const CLAIM: &str = "UPDATE mi_request SET state = 'sending', owner = ?1, updated_at = ?3
+             WHERE id = (SELECT id FROM (
+                           SELECT id, priority FROM (SELECT id, priority FROM mi_request
+                                                      WHERE state = 'queued' AND owner IS NULL
+                                                      ORDER BY priority DESC, id LIMIT 1)
+                           UNION ALL
+                           SELECT id, priority FROM (SELECT id, priority FROM mi_request
+                                                      WHERE state = 'retry_wait' AND next_at <= ?2 AND owner IS NULL
+                                                      ORDER BY priority DESC, id LIMIT 1))
+                         ORDER BY priority DESC, id LIMIT 1)
+             RETURNING id";
+
+/// Claimed requests with whether an attempt is in flight, for recovery (through
+/// the partial index on owner: claimed rows only, however many are waiting).
+pub(super) const ORPHANS: &str = "SELECT r.id, r.state,
+        EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
+   FROM mi_request r
+  WHERE r.state IN ('sending', 'retry_wait')";
+
+/// Requests waiting to be sent: queued, or waiting to retry (kept by triggers).
+pub(super) const WAITING: &str = "SELECT sum(n) FROM mi_state_count WHERE state IN ('queued', 'retry_wait')";
+
+/// What follows an attempt (or a request ended without one).
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// The request is finished.
+    Final(Final),
+    /// It waits in `retry_wait` until `at_ms` (Unix time). With `keep_owner` the
+    /// claimer (a sync call sleeping through its backoff) keeps it; otherwise any
+    /// worker may take it when due.
+    Retry { at_ms: i64, last_error: String, keep_owner: Option<String> },
+}
+
+/// Whose claimed requests to take over.
+#[derive(Debug, Clone, Copy)]
+pub enum Whose<'a> {
+    /// Those of processes other than `me` with no heartbeat since `cutoff_ms`.
+    Dead { me: &'a str, cutoff_ms: i64 },
+    /// One request this owner claimed but can no longer drive.
+    Mine { id: i64, owner: &'a str },
+}
+
+/// What recovery does with a request whose sender stopped mid-send.
+#[derive(Debug, Clone)]
+pub enum Recovery {
+    /// Send it (again): it was not sent, or it is safe to resend.
+    Requeue,
+    /// It may have been processed and must not be resent.
+    Uncertain(Final),
+}
+
+impl Journal {
+    /// Requests waiting to be sent (queued or waiting to retry), by any process.
+    pub fn waiting(&self) -> Result<u64> {
+        let c = self.lock();
+        Ok(row(&c, WAITING, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0).max(0) as u64)
+    }
+}
+
+impl Tx<'_> {
+    /// Claims the next request to send (highest priority, then oldest; `retry_wait`
+    /// ones once due at `now_ms`) for `owner`. Returns the row as it now is.
+    pub fn claim(&self, owner: &str, now_ms: i64) -> Result<Option<RequestRow>> {
+        let id: Option<i64> = row(self, CLAIM, params![owner, now_ms, self.now()], |r| r.get(0)).optional()?;
+        id.map(|id| records::existing_row(self, id)).transpose()
+    }
+
+    /// Requests waiting to be sent, as this transaction sees them.
+    pub fn waiting(&self) -> Result<u64> {
+        Ok(row(self, WAITING, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Moves a request on: ends its attempt (if one was begun) with how it ended,
+    /// and gives the request its final state or sends it back to wait for a retry.
+    pub fn advance(&self, id: i64, attempt: Option<&Attempt>, next: &Next) -> Result<()> {
+        let now = self.now();
+        if let Some(a) = attempt {
+            exec(
+                self,
+                "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
+                        err_msg = ?7, response = ?8, latency_ms = ?9
+                  WHERE request_id = ?1 AND attempt_no = ?2",
+                params![id, a.no, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
+            )?;
+        }
+        match next {
+            Next::Final(fin) => exec(
+                self,
+                "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
+                        owner = NULL, next_at = NULL
+                  WHERE id = ?1",
+                params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+            )?,
+            Next::Retry { at_ms, last_error, keep_owner } => exec(
+                self,
+                "UPDATE mi_request SET state = 'retry_wait', last_error = ?2, next_at = ?3, owner = ?4,
+                        updated_at = ?5
+                  WHERE id = ?1",
+                params![id, last_error, at_ms, keep_owner, now],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Takes back a request this owner left in `retry_wait` while it slept through
+    /// the backoff (sync calls).
+    pub fn reclaim(&self, id: i64, owner: &str) -> Result<()> {
+        exec(
+            self,
+            "UPDATE mi_request SET state = 'sending', updated_at = ?3 WHERE id = ?1 AND owner = ?2",
+            params![id, owner, self.now()],
+        )?;
+        Ok(())
+    }
+
+    /// Registers or refreshes a process's heartbeat.
+    pub fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<()> {
+        exec(
+            self,
+            "INSERT INTO mi_owner(owner, pid, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            params![owner, std::process::id(), self.now(), now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Takes over claimed requests (see [`Whose`]). Requests waiting to retry, or
+    /// claimed with no attempt begun, provably did not leave and go back to the
+    /// queue; for one whose attempt was begun and never ended, `decide` says. In one
+    /// transaction, so two recovering processes never both take the same request.
+    pub fn take_over(
+        &self,
+        whose: Whose<'_>,
+        decide: impl Fn(&RequestRow) -> Recovery,
+    ) -> Result<Vec<(i64, Recovery)>> {
+        let orphans: Vec<(i64, State, bool)> = {
+            // ?1 is an owner, ?2 a number: a cutoff, or a request id.
+            let (condition, who, n) = match whose {
+                Whose::Dead { me, cutoff_ms } => (
+                    "r.owner IS NOT NULL AND r.owner != ?1
+                     AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
+                    me,
+                    cutoff_ms,
+                ),
+                Whose::Mine { id, owner } => ("r.id = ?2 AND r.owner = ?1", owner, id),
+            };
+            let mut st = self.prepare_cached(&format!("{ORPHANS} AND {condition}"))?;
+            let rows = st.query_map(params![who, n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let now = self.now();
+        let mut done = Vec::new();
+        for (id, st, in_flight) in orphans {
+            let what = if st == State::RetryWait || !in_flight {
+                Recovery::Requeue
+            } else {
+                decide(&records::existing_row(self, id)?)
+            };
+            exec(
+                self,
+                "UPDATE mi_attempt SET finished_at = ?2, outcome = ?3,
+                        err_msg = 'the process sending it stopped before an answer came'
+                  WHERE request_id = ?1 AND finished_at IS NULL",
+                params![id, now, AttemptOutcome::Interrupted],
+            )?;
+            match &what {
+                Recovery::Requeue => exec(
+                    self,
+                    "UPDATE mi_request SET owner = NULL, updated_at = ?2,
+                            state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
+                            next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
+                      WHERE id = ?1",
+                    params![id, now],
+                )?,
+                Recovery::Uncertain(fin) => exec(
+                    self,
+                    "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
+                            next_at = NULL, updated_at = ?6
+                      WHERE id = ?1",
+                    params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+                )?,
+            };
+            done.push((id, what));
+        }
+        Ok(done)
+    }
+
+    /// Deletes finished requests created before `before` (journal time text),
+    /// never unfinished or uncertain ones, and owners silent since `owners_before_ms`.
+    pub fn purge(&self, before: &str, owners_before_ms: i64) -> Result<usize> {
+        let n = exec(
+            self,
+            "DELETE FROM mi_request
+              WHERE state IN ('succeeded', 'business_error', 'failed', 'reversed') AND created_at < ?1",
+            [before],
+        )?;
+        exec(self, "DELETE FROM mi_owner WHERE heartbeat_at < ?1", [owners_before_ms])?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::tests::{new_req, queued};
+    use super::super::records::Start;
+    use super::super::tests::open;
+    use super::*;
+    use crate::error::Code;
+
+    fn claim(j: &Journal, owner: &str) -> Option<i64> {
+        j.write(|tx| tx.claim(owner, 0)).unwrap().map(|r| r.id)
+    }
+
+    fn state(j: &Journal, id: i64) -> State {
+        j.request(id).unwrap().unwrap().state
+    }
+
+    #[test]
+    fn attempts_and_final_state_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let id = queued(&j, 0);
+        let m = j.request(id).unwrap().unwrap().msgid;
+        assert_eq!(j.write(|tx| tx.begin_attempt(id, &m, "{}")).unwrap(), 1);
+        assert_eq!(state(&j, id), State::Sending);
+        let a = Attempt {
+            no: 1,
+            outcome: Some(AttemptOutcome::Ok),
+            http_status: Some(200),
+            infcode: Some(0),
+            latency_ms: Some(5),
+            ..Default::default()
+        };
+        let fin = Final { state: State::Succeeded, code: Code::Ok, result: "{\"infcode\":0}".into(), last_error: None };
+        j.write(|tx| tx.advance(id, Some(&a), &Next::Final(fin))).unwrap();
+        let r = j.request(id).unwrap().unwrap();
+        assert_eq!((r.state, r.attempts, r.mi_code), (State::Succeeded, 1, Some(0)));
+        assert_eq!(j.counts_by_state().unwrap(), vec![(State::Succeeded, 1)]);
+        let (infcode, lat): (i64, i64) = j
+            .lock()
+            .query_row("SELECT infcode, latency_ms FROM v_mi_result WHERE request_id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((infcode, lat), (0, 5));
+        let read = &j.attempts(id).unwrap()[0];
+        assert_eq!((read.outcome, read.http_status, read.msgid.as_str()), (Some(AttemptOutcome::Ok), Some(200), &*m));
+    }
+
+    #[test]
+    fn claims_follow_priority_and_dead_owners_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let ids: Vec<i64> = [0, 5, 5, 1].into_iter().map(|p| queued(&j, p)).collect();
+        let order: Vec<i64> = (0..4).map(|_| claim(&j, "A").unwrap()).collect();
+        assert_eq!(order, vec![ids[1], ids[2], ids[3], ids[0]]);
+        assert_eq!(claim(&j, "B"), None, "nothing claimed twice");
+        // A's heartbeat is old: B takes over. One was sent (an attempt begun), three not.
+        j.write(|tx| tx.heartbeat("A", 1000)).unwrap();
+        j.write(|tx| tx.heartbeat("B", 10_000)).unwrap();
+        let row = j.request(ids[1]).unwrap().unwrap();
+        j.write(|tx| tx.begin_attempt(ids[1], &row.msgid, "{}")).unwrap();
+        let uncertain = Final { state: State::Uncertain, code: Code::Uncertain, result: "{}".into(), last_error: None };
+        let dead = Whose::Dead { me: "B", cutoff_ms: 5000 };
+        let done = j.write(|tx| tx.take_over(dead, |_| Recovery::Uncertain(uncertain.clone()))).unwrap();
+        assert_eq!(done.len(), 4);
+        assert_eq!(state(&j, ids[1]), State::Uncertain);
+        assert_eq!(j.attempts(ids[1]).unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
+        for id in [ids[0], ids[2], ids[3]] {
+            assert_eq!(state(&j, id), State::Queued);
+        }
+        assert!(j.write(|tx| tx.take_over(dead, |_| Recovery::Requeue)).unwrap().is_empty(), "taken over once");
+        // One's own request given up: back to the queue when no attempt began.
+        let mine = claim(&j, "B").unwrap();
+        let back = j.write(|tx| tx.take_over(Whose::Mine { id: mine, owner: "B" }, |_| Recovery::Requeue)).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(state(&j, mine), State::Queued);
+    }
+
+    #[test]
+    fn a_retry_waits_until_due_and_a_kept_one_is_not_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let (a, b) = (queued(&j, 0), queued(&j, 0));
+        for id in [a, b] {
+            assert_eq!(claim(&j, "W"), Some(id));
+            let m = j.request(id).unwrap().unwrap().msgid;
+            j.write(|tx| tx.begin_attempt(id, &m, "{}")).unwrap();
+        }
+        let never = Attempt { no: 1, outcome: Some(AttemptOutcome::NeverSent), ..Default::default() };
+        let later = |keep: Option<&str>| Next::Retry {
+            at_ms: 100,
+            last_error: "down".into(),
+            keep_owner: keep.map(str::to_owned),
+        };
+        j.write(|tx| tx.advance(a, Some(&never), &later(None))).unwrap();
+        j.write(|tx| tx.advance(b, Some(&never), &later(Some("S")))).unwrap();
+        assert_eq!(j.waiting().unwrap(), 2);
+        assert_eq!(j.write(|tx| tx.claim("W", 99)).unwrap().map(|r| r.id), None, "not due yet");
+        assert_eq!(j.write(|tx| tx.claim("W", 100)).unwrap().map(|r| r.id), Some(a));
+        assert_eq!(j.write(|tx| tx.claim("W", 1000)).unwrap().map(|r| r.id), None, "b is kept by S");
+        j.write(|tx| tx.reclaim(b, "S")).unwrap();
+        assert_eq!(state(&j, b), State::Sending);
+    }
+
+    #[test]
+    fn retention_purges_only_old_finished_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let mut ids = Vec::new();
+        for st in [State::Succeeded, State::Failed, State::Uncertain, State::Queued, State::Succeeded] {
+            let id = queued(&j, 0);
+            j.lock().execute("UPDATE mi_request SET state = ?2 WHERE id = ?1", params![id, st]).unwrap();
+            ids.push(id);
+        }
+        // The first four are old; the last is new.
+        j.lock()
+            .execute("UPDATE mi_request SET created_at = '2020-01-01 00:00:00.000' WHERE id <= ?1", [ids[3]])
+            .unwrap();
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
+        let left: Vec<State> = ids.iter().filter_map(|id| j.request(*id).unwrap()).map(|r| r.state).collect();
+        assert_eq!(left, vec![State::Uncertain, State::Queued, State::Succeeded]);
+    }
+
+    /// The counts the triggers keep equal a full count after every kind of change:
+    /// inserts, claims, retries, finishes, recovery and purge.
+    #[test]
+    fn state_counts_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let scan = |j: &Journal| -> Vec<(State, i64)> {
+            let c = j.lock();
+            let mut st = c.prepare("SELECT state, count(*) FROM mi_request GROUP BY state ORDER BY state").unwrap();
+            let mut v: Vec<(State, i64)> =
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+            v.sort();
+            v
+        };
+        let counts = |j: &Journal| {
+            let mut v = j.counts_by_state().unwrap();
+            v.sort();
+            v
+        };
+        for _ in 0..6 {
+            queued(&j, 0);
+        }
+        let sid = j.write(|tx| tx.insert(&new_req(None), Start::Sending("A"), |_| Ok("{}".into()))).unwrap().id;
+        assert_eq!(counts(&j), scan(&j));
+        let a = claim(&j, "A").unwrap();
+        let b = claim(&j, "A").unwrap();
+        let m = j.request(a).unwrap().unwrap().msgid;
+        j.write(|tx| tx.begin_attempt(a, &m, "{}")).unwrap();
+        let rec = Attempt { no: 1, outcome: Some(AttemptOutcome::NeverSent), ..Default::default() };
+        let retry = Next::Retry { at_ms: i64::MAX, last_error: "down".into(), keep_owner: None };
+        j.write(|tx| tx.advance(a, Some(&rec), &retry)).unwrap();
+        let ok = Final { state: State::Succeeded, code: Code::Ok, result: "{}".into(), last_error: None };
+        j.write(|tx| tx.advance(sid, Some(&rec), &Next::Final(ok))).unwrap();
+        let bad =
+            Final { state: State::Failed, code: Code::Network, result: "{}".into(), last_error: Some("x".into()) };
+        j.write(|tx| tx.advance(b, None, &Next::Final(bad))).unwrap();
+        assert_eq!(counts(&j), scan(&j));
+        assert_eq!(j.waiting().unwrap(), 5, "four queued and one waiting to retry");
+        let h = j.health().unwrap();
+        assert!(h.last_success_at.is_some());
+        assert_eq!(h.last_error.map(|e| e.message), Some("x".to_string()));
+        j.write(|tx| tx.heartbeat("A", 0)).unwrap();
+        j.write(|tx| tx.take_over(Whose::Dead { me: "B", cutoff_ms: 10 }, |_| Recovery::Requeue)).unwrap();
+        j.lock().execute("UPDATE mi_request SET created_at = '2020-01-01 00:00:00.000'", []).unwrap();
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
+        assert_eq!(counts(&j), scan(&j));
+        assert_eq!(j.waiting().unwrap(), 5);
+    }
+}

@@ -1,0 +1,195 @@
+//! What operators ask of the journal: counts by state, how healthy it is, requests
+//! by filter or date, one request's attempts. Reads only, of any process's work;
+//! index lookups wherever a status is asked often, so they stay as fast with a
+//! million requests as with a thousand.
+
+use super::{records, row, Attempt, Journal, RequestRow, State};
+use crate::error::Result;
+use rusqlite::{params, OptionalExtension};
+use std::path::Path;
+
+/// The creation time of the oldest unfinished request (mi_request_unfinished).
+pub(super) const OLDEST_UNFINISHED: &str =
+    "SELECT created_at FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait') ORDER BY id LIMIT 1";
+
+/// When, which transaction and why the latest request failed (mi_state_count).
+pub(super) const LAST_FAILURE: &str = "SELECT s.last_at, coalesce(r.infno, ''), coalesce(r.last_error, '')
+               FROM mi_state_count s LEFT JOIN mi_request r ON r.id = s.last_id
+              WHERE s.state IN ('failed', 'business_error', 'uncertain') AND s.last_at IS NOT NULL
+              ORDER BY s.last_at DESC LIMIT 1";
+
+/// The journal's answer to "is it healthy?" (see [`Journal::health`]).
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub oldest_unfinished: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<LastFailure>,
+    /// The journal file and its WAL, in bytes.
+    pub bytes: u64,
+}
+
+/// The latest request that ended failed, with a business error, or uncertain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastFailure {
+    pub at: String,
+    pub infno: String,
+    pub message: String,
+}
+
+/// An operator's filter over requests.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<State>,
+    pub infno: Option<String>,
+    /// `yyyy-MM-dd` of creation.
+    pub date: Option<String>,
+    pub msgid: Option<String>,
+    pub limit: i64,
+}
+
+impl Journal {
+    /// Requests per state, of the states that have any. Kept by triggers
+    /// (migration 0003): no scan of the requests.
+    pub fn counts_by_state(&self) -> Result<Vec<(State, i64)>> {
+        let c = self.lock();
+        let mut st = c.prepare_cached("SELECT state, n FROM mi_state_count WHERE n > 0 ORDER BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// What an operator asks first: the oldest unfinished request, the last success
+    /// and failure, the size on disk.
+    pub fn health(&self) -> Result<Health> {
+        let c = self.lock();
+        let oldest_unfinished: Option<String> = row(&c, OLDEST_UNFINISHED, [], |r| r.get(0)).optional()?;
+        let last_success_at: Option<String> =
+            row(&c, "SELECT last_at FROM mi_state_count WHERE state = 'succeeded'", [], |r| r.get(0))
+                .optional()?
+                .flatten();
+        let last_error =
+            row(&c, LAST_FAILURE, [], |r| Ok(LastFailure { at: r.get(0)?, infno: r.get(1)?, message: r.get(2)? }))
+                .optional()?;
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        Ok(Health { oldest_unfinished, last_success_at, last_error, bytes: size(&self.path) + size(&self.wal_path()) })
+    }
+
+    /// (p50, p99) in ms of the last 1,000 answered attempts of any process. It reads
+    /// those attempt rows, so it is for operators' tools, not for `mi_get_status`
+    /// (which has the process's own figures in memory).
+    pub fn recent_latency(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let c = self.lock();
+        let mut lat: Vec<i64> = c
+            .prepare("SELECT latency_ms FROM mi_attempt WHERE latency_ms IS NOT NULL ORDER BY id DESC LIMIT 1000")?
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        lat.sort_unstable();
+        Ok((crate::stats::nearest_rank(&lat, 0.5), crate::stats::nearest_rank(&lat, 0.99)))
+    }
+
+    /// Ids of requests in a state, oldest first.
+    pub fn ids_in_state(&self, state: State) -> Result<Vec<i64>> {
+        let c = self.lock();
+        let mut st = c.prepare("SELECT id FROM mi_request WHERE state = ?1 ORDER BY id")?;
+        let ids = st.query_map([state], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    /// The request submitted from a source (a drop-box file), if any.
+    pub fn by_source(&self, source: &str) -> Result<Option<i64>> {
+        let c = self.lock();
+        Ok(row(&c, "SELECT id FROM mi_request WHERE source = ?1", [source], |r| r.get(0)).optional()?)
+    }
+
+    /// Requests matching an operator's filter, newest first.
+    pub fn find(&self, f: &Filter) -> Result<Vec<RequestRow>> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT id FROM mi_request
+              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR infno = ?2)
+                AND (?3 IS NULL OR (created_at >= ?3 AND created_at < date(?3, '+1 day'))) AND (?4 IS NULL OR msgid = ?4)
+              ORDER BY id DESC LIMIT ?5",
+        )?;
+        let ids: Vec<i64> = st
+            .query_map(params![f.state, f.infno, f.date, f.msgid, f.limit], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        ids.into_iter().filter_map(|id| records::read_row(&c, id).transpose()).collect()
+    }
+
+    /// Requests created on the days `from` to `to` (`yyyy-MM-dd`, inclusive), oldest first.
+    pub fn between(&self, from: &str, to: &str) -> Result<Vec<RequestRow>> {
+        let c = self.lock();
+        let ids: Vec<i64> = c
+            .prepare(
+                "SELECT id FROM mi_request WHERE created_at >= ?1 AND created_at < date(?2, '+1 day') ORDER BY id",
+            )?
+            .query_map(params![from, to], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        ids.into_iter().filter_map(|id| records::read_row(&c, id).transpose()).collect()
+    }
+
+    /// The attempts of a request, oldest first.
+    pub fn attempts(&self, id: i64) -> Result<Vec<Attempt>> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT attempt_no, msgid, started_at, outcome, http_status, infcode, err_msg, response, latency_ms
+               FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no",
+        )?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok(Attempt {
+                    no: r.get(0)?,
+                    msgid: r.get(1)?,
+                    started_at: r.get(2)?,
+                    outcome: r.get(3)?,
+                    http_status: r.get(4)?,
+                    infcode: r.get(5)?,
+                    err_msg: r.get(6)?,
+                    response: r.get(7)?,
+                    latency_ms: r.get(8)?,
+                })
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::queue::{CLAIM, ORPHANS, WAITING};
+    use super::super::tests::open;
+    use super::*;
+
+    /// The statements a status, a claim and a retention pass run never scan the
+    /// requests table: they stay as fast with a million rows as with a thousand.
+    #[test]
+    fn lookups_use_indexes_not_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let c = j.lock();
+        for sql in &[
+            CLAIM,
+            &format!("{ORPHANS} AND r.owner IS NOT NULL AND r.owner != ?1"),
+            OLDEST_UNFINISHED,
+            LAST_FAILURE,
+            WAITING,
+            "DELETE FROM mi_request WHERE state IN ('succeeded', 'business_error', 'failed', 'reversed') AND created_at < ?1",
+            "SELECT id, msgid, result FROM mi_request WHERE id = ?1",
+        ] {
+            let n = sql.matches('?').count();
+            let args: Vec<i64> = vec![0; n.min(3)];
+            let plan: Vec<String> = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            for line in &plan {
+                assert!(
+                    !(line.contains("mi_request") && line.starts_with("SCAN") && !line.contains("USING")),
+                    "{sql}\nscans the table: {plan:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Requests and attempts as rows: a new request (its msgid allocated in the same
+//! transaction), the start of an attempt, reversal links, reading a row back, the
+//! msgid counter, and the day's sign-ins.
+
+use super::{exec, row, Journal, RequestRow, State, Tx};
+use crate::error::{Error, Result};
+use crate::protocol::msgid::{self, SeqState};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// How a request came in: a sync call waits for it, an async one is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMode {
+    Sync,
+    Async,
+}
+
+impl CallMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallMode::Sync => "sync",
+            CallMode::Async => "async",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallMode> {
+        [CallMode::Sync, CallMode::Async].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// What a new request row needs besides its envelope.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub infno: String,
+    pub mode: CallMode,
+    pub priority: i32,
+    /// A msgid the caller chose; otherwise the journal allocates one.
+    pub caller_msgid: Option<String>,
+    /// The request this one reverses (a 2601).
+    pub reversal_of: Option<i64>,
+    /// A unique name of where it came from outside the ABI (a drop-box file).
+    pub source: Option<String>,
+}
+
+/// How a new row starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// Waiting for a worker.
+    Queued,
+    /// Claimed by `owner` from the start (a sync call), no attempt begun yet.
+    Claimed(&'a str),
+    /// Claimed by `owner` with its first attempt begun in the same commit (a sync
+    /// call about to send): one commit instead of two.
+    Sending(&'a str),
+}
+
+/// A row just inserted.
+#[derive(Debug, Clone)]
+pub struct Inserted {
+    pub id: i64,
+    pub msgid: String,
+    pub envelope: String,
+    pub created_at: String,
+}
+
+/// The columns of a request row, in [`read_row`]'s order.
+const ROW: &str = "SELECT id, msgid, infno, mode, priority, state, envelope, attempts, mi_code, result, last_error,
+                          reversal_of, reversed_by, created_at, updated_at
+                     FROM mi_request WHERE id = ?1";
+
+/// Reads a request row.
+pub(super) fn read_row(c: &Connection, id: i64) -> Result<Option<RequestRow>> {
+    Ok(row(c, ROW, [id], |r| {
+        Ok(RequestRow {
+            id: r.get(0)?,
+            msgid: r.get(1)?,
+            infno: r.get(2)?,
+            mode: r.get(3)?,
+            priority: r.get(4)?,
+            state: r.get(5)?,
+            envelope: r.get(6)?,
+            attempts: r.get(7)?,
+            mi_code: r.get(8)?,
+            result: r.get(9)?,
+            last_error: r.get(10)?,
+            reversal_of: r.get(11)?,
+            reversed_by: r.get(12)?,
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+        })
+    })
+    .optional()?)
+}
+
+/// A request row that must exist (it was just claimed or written).
+pub(super) fn existing_row(c: &Connection, id: i64) -> Result<RequestRow> {
+    read_row(c, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))
+}
+
+impl Journal {
+    pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
+        read_row(&self.lock(), id)
+    }
+
+    /// Today's sign_no of an operator, if the journal knows one.
+    pub fn signin_get(&self, code: &str, opter: &str, date: &str) -> Result<Option<String>> {
+        let c = self.lock();
+        Ok(row(
+            &c,
+            "SELECT sign_no FROM mi_signin WHERE fixmedins_code = ?1 AND opter = ?2 AND sign_date = ?3",
+            params![code, opter, date],
+            |r| r.get(0),
+        )
+        .optional()?)
+    }
+}
+
+impl Tx<'_> {
+    /// A new request under the caller's msgid or a freshly allocated one, so the
+    /// counter and the row can never disagree, even across processes sharing the
+    /// file. `build` makes the envelope for the msgid.
+    pub fn insert(
+        &self,
+        req: &NewRequest,
+        start: Start<'_>,
+        build: impl FnOnce(&str) -> Result<String>,
+    ) -> Result<Inserted> {
+        let msgid = match &req.caller_msgid {
+            Some(m) => m.clone(),
+            None => self.next_msgid()?,
+        };
+        let envelope = build(&msgid)?;
+        let now = self.now();
+        let id = insert_row(self, req, start, &msgid, &envelope, &now)?;
+        if let Start::Sending(_) = start {
+            exec(
+                self,
+                "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, 1, ?2, ?3)",
+                params![id, msgid, now],
+            )?;
+        }
+        Ok(Inserted { id, msgid, envelope, created_at: now })
+    }
+
+    /// New `queued` requests for built envelopes (their msgid is set at send time),
+    /// msgids allocated together with one read and one write of the counter. Each
+    /// item with a caller-given msgid succeeds or fails on its own (a duplicate
+    /// fails only its item).
+    pub fn insert_queued(&self, items: &[(NewRequest, String)]) -> Result<Vec<Result<(i64, String)>>> {
+        let need = items.iter().filter(|(r, _)| r.caller_msgid.is_none()).count();
+        let mut fresh = self.next_msgids(need)?.into_iter();
+        let now = self.now();
+        let mut out = Vec::with_capacity(items.len());
+        for (req, envelope) in items {
+            match &req.caller_msgid {
+                None => {
+                    let msgid = fresh.next().expect("one msgid allocated per item without one");
+                    let id = insert_row(self, req, Start::Queued, &msgid, envelope, &now)?;
+                    out.push(Ok((id, msgid)));
+                }
+                Some(m) => {
+                    // A caller's msgid may repeat one already used: keep that failure to its item.
+                    let id = self.isolated(|tx| insert_row(tx, req, Start::Queued, m, envelope, &now))?;
+                    out.push(id.map(|id| (id, m.clone())));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a request `sending` under `msgid` with `envelope` as it goes out, and
+    /// adds its attempt row; returns the attempt's number. A msgid other than the
+    /// row's (a resend that needs a fresh one) becomes the row's.
+    pub fn begin_attempt(&self, id: i64, msgid: &str, envelope: &str) -> Result<i64> {
+        let now = self.now();
+        // msgid is set only when it changes: setting it rewrites its index entry.
+        let n: i64 = row(
+            self,
+            "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, envelope = ?3, updated_at = ?4,
+                    next_at = NULL
+              WHERE id = ?1 AND msgid = ?2 RETURNING attempts",
+            params![id, msgid, envelope, now],
+            |r| r.get(0),
+        )
+        .optional()?
+        .map_or_else(
+            || {
+                row(
+                    self,
+                    "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3,
+                            updated_at = ?4, next_at = NULL
+                      WHERE id = ?1 RETURNING attempts",
+                    params![id, msgid, envelope, now],
+                    |r| r.get(0),
+                )
+            },
+            Ok,
+        )?;
+        exec(
+            self,
+            "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, n, msgid, now],
+        )?;
+        Ok(n)
+    }
+
+    /// The next msgid of this journal's institution code and node. Inside the
+    /// transaction, so two processes sharing the file never hand out the same one.
+    pub fn next_msgid(&self) -> Result<String> {
+        Ok(self.next_msgids(1)?.remove(0))
+    }
+
+    /// `n` consecutive msgids, with one read and one write of the counter.
+    fn next_msgids(&self, n: usize) -> Result<Vec<String>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let (code, node) = (&self.opts().fixmedins_code, self.opts().node_id);
+        let prefix = format!("{code}{node:02}");
+        let prev: Option<(String, u32)> =
+            row(self, "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let mut state =
+            prev.and_then(|(s, counter)| msgid::parse_second(&s).map(|second| SeqState { second, counter }));
+        let now = self.opts().clock.local();
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let next = msgid::next(state, now);
+            out.push(msgid::format(code, node, next));
+            state = Some(next);
+        }
+        if let Some(last) = state {
+            exec(
+                self,
+                "INSERT INTO mi_msgid_seq(prefix, second, counter) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(prefix) DO UPDATE SET second = excluded.second, counter = excluded.counter",
+                params![prefix, msgid::format_second(last.second), last.counter],
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Links a reversal to its original, both ways.
+    pub fn link_reversal(&self, original: i64, reversal: i64) -> Result<()> {
+        exec(
+            self,
+            "UPDATE mi_request SET reversed_by = ?2, updated_at = ?3 WHERE id = ?1",
+            params![original, reversal, self.now()],
+        )?;
+        exec(self, "UPDATE mi_request SET reversal_of = ?1 WHERE id = ?2", params![original, reversal])?;
+        Ok(())
+    }
+
+    /// The platform confirmed a reversal: the original is `reversed`, its result kept.
+    pub fn mark_reversed(&self, original: i64) -> Result<()> {
+        exec(
+            self,
+            "UPDATE mi_request SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![original, State::Reversed, self.now()],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps an operator's sign_no of a day.
+    pub fn signin_put(&self, code: &str, opter: &str, date: &str, sign_no: &str, request_id: i64) -> Result<()> {
+        exec(
+            self,
+            "INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(fixmedins_code, opter, sign_date) DO UPDATE
+               SET sign_no = excluded.sign_no, sign_time = excluded.sign_time, request_id = excluded.request_id",
+            params![code, opter, date, sign_no, self.now(), request_id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an operator's sign-in of a day (after 9002 or a rejected sign_no).
+    pub fn signin_forget(&self, code: &str, opter: &str, date: &str) -> Result<()> {
+        exec(
+            self,
+            "DELETE FROM mi_signin WHERE fixmedins_code = ?1 AND opter = ?2 AND sign_date = ?3",
+            params![code, opter, date],
+        )?;
+        Ok(())
+    }
+}
+
+fn insert_row(
+    c: &Connection,
+    req: &NewRequest,
+    start: Start<'_>,
+    msgid: &str,
+    envelope: &str,
+    now: &str,
+) -> Result<i64> {
+    let (state, owner, attempts) = match start {
+        Start::Queued => (State::Queued, None, 0),
+        Start::Claimed(owner) => (State::Sending, Some(owner), 0),
+        Start::Sending(owner) => (State::Sending, Some(owner), 1),
+    };
+    let mut st = c.prepare_cached(
+        "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, source,
+                                created_at, updated_at, attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+    )?;
+    let inserted = st.execute(params![
+        msgid,
+        req.infno,
+        req.mode,
+        req.priority,
+        state,
+        envelope,
+        owner,
+        req.reversal_of,
+        req.source,
+        now,
+        attempts
+    ]);
+    if let Err(rusqlite::Error::SqliteFailure(f, msg)) = &inserted {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation {
+            if msg.as_deref().is_some_and(|m| m.contains("source")) {
+                return Err(Error::invalid(format!("{} was already submitted", req.source.as_deref().unwrap_or(""))));
+            }
+            return Err(Error::invalid(format!("msgid {msgid} was already used: a msgid must never repeat")));
+        }
+    }
+    inserted?;
+    Ok(c.last_insert_rowid())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::tests::{open, opts};
+    use super::*;
+    use crate::config::Synchronous;
+    use crate::error::Code;
+
+    pub(crate) fn new_req(msgid: Option<&str>) -> NewRequest {
+        NewRequest {
+            infno: "1101".into(),
+            mode: CallMode::Sync,
+            priority: 0,
+            caller_msgid: msgid.map(str::to_owned),
+            reversal_of: None,
+            source: None,
+        }
+    }
+
+    /// A queued request with envelope `{}`.
+    pub(crate) fn queued(j: &Journal, priority: i32) -> i64 {
+        let mut r = new_req(None);
+        r.priority = priority;
+        j.write(|tx| tx.insert(&r, Start::Queued, |_| Ok("{}".into()))).unwrap().id
+    }
+
+    #[test]
+    fn msgids_never_repeat_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/j.db");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2 {
+            let j = Journal::open(&p, opts(Synchronous::Full)).unwrap();
+            assert_eq!(j.schema_version().unwrap(), super::super::MIGRATIONS.len() as i64);
+            for _ in 0..150 {
+                let ins = j
+                    .write(|tx| tx.insert(&new_req(None), Start::Queued, |m| Ok(format!("{{\"msgid\":\"{m}\"}}"))))
+                    .unwrap();
+                let m = ins.msgid;
+                assert_eq!(m.len(), 30);
+                assert_eq!(&m[26..28], "03");
+                assert!(ins.envelope.contains(&m));
+                assert!(seen.insert(m));
+            }
+            let many: Vec<(NewRequest, String)> = (0..50).map(|_| (new_req(None), "{}".to_string())).collect();
+            for r in j.write(|tx| tx.insert_queued(&many)).unwrap() {
+                assert!(seen.insert(r.unwrap().1));
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_caller_msgid_is_invalid_argument_and_fails_only_its_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), opts(Synchronous::Full)).unwrap();
+        let m = "H44030000001202611271015309999";
+        j.write(|tx| tx.insert(&new_req(Some(m)), Start::Queued, |_| Ok("{}".into()))).unwrap();
+        let e = j.write(|tx| tx.insert(&new_req(Some(m)), Start::Queued, |_| Ok("{}".into()))).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        let items = vec![(new_req(None), "{}".to_string()), (new_req(Some(m)), "{}".to_string())];
+        let r = j.write(|tx| tx.insert_queued(&items)).unwrap();
+        assert!(r[0].is_ok());
+        assert_eq!(r[1].as_ref().unwrap_err().code, Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_sending_insert_begins_its_first_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let ins = j.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok("{}".into()))).unwrap();
+        let r = j.request(ins.id).unwrap().unwrap();
+        assert_eq!((r.state, r.attempts, r.created_at), (State::Sending, 1, ins.created_at));
+        let a = j.attempts(ins.id).unwrap();
+        assert_eq!((a.len(), a[0].no, a[0].outcome), (1, 1, None));
+        // A second attempt under a fresh msgid makes it the row's.
+        let fresh = j.write(|tx| tx.next_msgid()).unwrap();
+        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, &fresh, "{\"x\":1}")).unwrap(), 2);
+        let r = j.request(ins.id).unwrap().unwrap();
+        assert_eq!((r.msgid.as_str(), r.envelope.as_str()), (fresh.as_str(), "{\"x\":1}"));
+        assert_eq!(j.attempts(ins.id).unwrap()[0].msgid, ins.msgid, "the first attempt keeps its msgid");
+    }
+}

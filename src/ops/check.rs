@@ -1,0 +1,94 @@
+//! `mi-sdk check`: what an installation needs, one line each: the config, the
+//! journal, the gateway (reached through the SDK's own transport, so a bureau's CA
+//! in `gateway.ca_file` and `tls_verify` apply as they do to calls), the clock
+//! against the gateway's, and optionally a sign-in.
+
+use super::Printed;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Code;
+use crate::journal::{Journal, Options};
+use crate::sdk::status::strip_userinfo;
+use crate::sdk::Sdk;
+use crate::transport::{Failure, Transport};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long the gateway may take to answer the check's GET.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Gateways refuse signatures whose timestamp is minutes off.
+const MAX_SKEW_S: i64 = 60;
+
+/// Runs every check; fails if any check fails.
+pub fn run(cfg: Config, sign_in: bool) -> Printed {
+    let clock = Clock::system();
+    let mut lines = Vec::new();
+    let mut failed = 0;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        lines.push(format!("{} {what:<8} {detail}", if ok { "OK  " } else { "FAIL" }));
+        failed += usize::from(!ok);
+    };
+    line(
+        true,
+        "config",
+        format!("institution {}, gateway profile {}", cfg.institution.fixmedins_code, cfg.gateway.profile.as_str()),
+    );
+    let jp = cfg.journal_path();
+    if jp.is_file() {
+        match Journal::open(&jp, Options::of(&cfg, clock.clone())).and_then(|j| j.check_writable()) {
+            Ok(()) => line(true, "journal", format!("{} is writable", jp.display())),
+            Err(e) => line(false, "journal", format!("{}: {}", jp.display(), e.message)),
+        }
+    } else {
+        // Not there yet: mi_init will create it; prove the folder takes a file.
+        let dir = jp.parent().map(Path::to_path_buf).unwrap_or_default();
+        let probe = dir.join(".mi_sdk_check");
+        let ok = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&probe, b""))
+            .and_then(|_| std::fs::remove_file(&probe));
+        match ok {
+            Ok(()) => line(true, "journal", format!("{} will be created by mi_init", jp.display())),
+            Err(e) => line(false, "journal", format!("{} cannot be created: {e}", dir.display())),
+        }
+    }
+    let url = strip_userinfo(&cfg.gateway.url);
+    let t0 = clock.mono();
+    let probe =
+        Transport::new(&cfg.gateway, cfg.ca_path().as_deref(), clock.clone()).map_err(|e| e.message).and_then(|t| {
+            t.probe(PROBE_TIMEOUT).map_err(|f| match f {
+                Failure::NeverSent(why) | Failure::MaybeProcessed(why) => why,
+            })
+        });
+    match probe {
+        Ok(p) => {
+            let ms = clock.mono().since(t0).as_millis();
+            line(true, "gateway", format!("answered HTTP {} in {ms} ms", p.status));
+            match p.date.as_deref().and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()) {
+                Some(theirs) => {
+                    let skew = (clock.unix_ms() - theirs.timestamp_millis()) / 1000;
+                    line(skew.abs() <= MAX_SKEW_S, "clock", format!("{skew:+} s against the gateway's Date header"));
+                }
+                None => line(true, "clock", "the gateway sends no Date header; not compared".into()),
+            }
+        }
+        Err(why) => line(false, "gateway", format!("{url}: {why}")),
+    }
+    if sign_in {
+        let i = cfg.institution.clone();
+        match Sdk::start(cfg) {
+            Ok(sdk) => {
+                let input = json!({"signIn": {"opter_no": i.opter, "mac": i.mac, "ip": i.ip}}).to_string();
+                match sdk.call_sync("9001", &input) {
+                    Ok(o) if o.code == Code::Ok => line(true, "sign-in", format!("operator {} signed in", i.opter)),
+                    Ok(o) => line(false, "sign-in", format!("{}: {}", o.code.name(), o.output)),
+                    Err(e) => line(false, "sign-in", e.to_string()),
+                }
+                sdk.shutdown(Duration::from_secs(5));
+            }
+            Err(e) => line(false, "sign-in", e.to_string()),
+        }
+    }
+    let failure = (failed > 0).then(|| format!("{failed} check(s) failed"));
+    Printed { text: lines.join("\n"), failure }
+}
