@@ -615,7 +615,7 @@ impl Config {
             return bad("retry.base_delay_ms", "must be at least 1 and not above retry.max_delay_ms");
         }
         for (key, list) in [("retry.safe_infnos", &r.safe_infnos), ("retry.reversible_infnos", &r.reversible_infnos)] {
-            if let Some(p) = list.iter().find(|p| !crate::protocol::transactions::is_valid_pattern(p)) {
+            if let Some(p) = list.iter().find(|p| !crate::infno::is_valid_pattern(p)) {
                 return Err(Error::config(format!(
                     "config key `{key}`: \"{p}\" is not a transaction code or a prefix ending in *"
                 )));

@@ -17,6 +17,7 @@ mod error;
 pub mod ffi;
 mod files;
 mod handle;
+mod infno;
 mod journal;
 mod logging;
 pub mod ops;

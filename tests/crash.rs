@@ -197,7 +197,7 @@ fn two_processes_drain_one_journal_and_never_send_a_request_twice() {
                 reversal_of: None,
                 source: None,
             };
-            (req, serde_json::to_string(&build_envelope(&cfg, "2201", "", &call).unwrap()).unwrap())
+            (req, serde_json::to_string(&build_envelope(&cfg, "2201", &call, &Default::default()).unwrap()).unwrap())
         })
         .collect();
     let results = journal.write(|tx| tx.insert_queued(&rows)).unwrap();

@@ -35,7 +35,7 @@ enum Stop {
 
 impl From<Error> for Stop {
     fn from(e: Error) -> Stop {
-        Stop::Failed(e.message)
+        Stop::Failed(e.to_string())
     }
 }
 
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         "export" => export(&cfg, rest),
         "catalog" => catalog(cfg, rest, json),
         "serve" => serve(cfg, rest),
-        "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"))),
+        "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| println!("{l}"))),
         other => return usage(&format!("unknown command {other}")),
     };
     match result {
@@ -174,8 +174,7 @@ fn catalog(cfg: Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
 
 fn serve(cfg: Config, rest: &[String]) -> Result<Printed, Stop> {
     let dir = opt(rest, "--watch")?.ok_or_else(|| Stop::Usage("serve needs --watch DIR".into()))?;
-    eprintln!("mi-sdk: watching {dir} (Ctrl-C to stop)");
-    ops::dropbox::serve(cfg, Path::new(&dir))?;
+    ops::dropbox::serve(cfg, Path::new(&dir), || eprintln!("mi-sdk: watching {dir} (Ctrl-C to stop)"))?;
     eprintln!("mi-sdk: stopped");
     Ok(printed(String::new()))
 }

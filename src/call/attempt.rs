@@ -9,9 +9,8 @@ use super::{sdk_output, Core, Outcome};
 use crate::error::{Code, Error, Result};
 use crate::journal::{Attempt, CallMode, Final, Inserted, NewRequest, Next, RequestRow, Start, State};
 use crate::logging;
-use crate::protocol::envelope::{self, CallInput};
+use crate::protocol::envelope::{self, CallInput, SendTime};
 use crate::protocol::retry::{self, Decision};
-use serde_json::Value;
 
 /// Who runs the attempts of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +60,8 @@ impl Core {
         let req = Core::new_request(infno, call, CallMode::Sync, 0);
         let inf_time = envelope::format_inf_time(self.clock.local());
         let ins = self.journal.write(|tx| {
-            tx.insert(&req, Start::Sending(&self.owner), |m| {
-                let mut e = envelope::build(&self.cfg, infno, m, call)?;
-                e.insert("inf_time".into(), Value::String(inf_time.clone()));
-                e.insert("sign_no".into(), Value::String(sign_no.clone()));
-                Ok(serde_json::to_string(&e).expect("a JSON map always serialises"))
+            tx.insert(&req, Start::Sending(&self.owner), |msgid| {
+                envelope::text(&self.cfg, infno, call, &SendTime { msgid, inf_time: &inf_time, sign_no: &sign_no })
             })
         })?;
         let begun = Begun { no: 1, msgid: ins.msgid.clone(), envelope: ins.envelope.clone() };
@@ -120,7 +116,7 @@ impl Core {
 
     /// Signs in if needed, then runs the attempts of a journaled request.
     pub(super) fn execute_row(&self, row: RequestRow, runner: Runner, next: NextClaim<'_>) -> Result<Outcome> {
-        let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+        let opter = self.opter_of(&row);
         let sign_no = match self.sign_no_if_needed(&row.infno, &opter) {
             Ok(s) => s,
             Err(e) => return self.finish_unsent(&row, e),
@@ -233,12 +229,9 @@ impl Core {
     /// Commits the start of an attempt: the envelope refreshed for this send, under
     /// `msgid` or (`fresh`) a new one.
     fn begin(&self, row: &RequestRow, fresh: bool, msgid: &str, sign_no: &str) -> Result<Begun> {
-        let inf_time = envelope::format_inf_time(self.clock.local());
         self.journal.write(|tx| {
-            let msgid = if fresh { tx.next_msgid()? } else { msgid.to_string() };
-            let envelope = envelope::refresh(&row.envelope, &msgid, &inf_time, sign_no)?;
-            let no = tx.begin_attempt(row.id, &msgid, &envelope)?;
-            Ok(Begun { no, msgid, envelope })
+            self.begin_in(tx, row, fresh, msgid, sign_no)?
+                .ok_or_else(|| Error::journal(format!("the journaled envelope of request {} is damaged", row.id)))
         })
     }
 

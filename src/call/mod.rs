@@ -20,9 +20,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::journal::writer::Writer;
-use crate::journal::{CallMode, Final, Journal, NewRequest, State};
-use crate::protocol::envelope::{self, CallInput};
-use crate::protocol::transactions;
+use crate::journal::{CallMode, Final, Journal, NewRequest, RequestRow, State};
+use crate::protocol::envelope::{self, CallInput, SendTime};
 use crate::stats::Stats;
 use crate::transport::channel::Channels;
 use serde_json::json;
@@ -135,7 +134,7 @@ impl Core {
     /// Checks `infno` and `input` and builds nothing yet: errors here mean nothing was
     /// journaled.
     pub fn parse(&self, infno: &str, input: &str) -> Result<CallInput> {
-        if !transactions::is_valid_infno(infno) {
+        if !crate::infno::is_valid(infno) {
             return Err(Error::invalid(format!(
                 "infno \"{}\" is not a transaction code (4 digits and an optional capital letter, e.g. 1101 or 2203A)",
                 infno.chars().take(16).collect::<String>()
@@ -166,10 +165,21 @@ impl Core {
         }
     }
 
-    /// The envelope JSON of a call under a msgid.
+    /// The envelope JSON of a call under a msgid, to be sent later (its send-time
+    /// fields are set then).
     pub fn envelope_text(&self, infno: &str, msgid: &str, call: &CallInput) -> Result<String> {
-        let env = envelope::build(&self.cfg, infno, msgid, call)?;
-        Ok(serde_json::to_string(&env).expect("a JSON map always serialises"))
+        envelope::text(&self.cfg, infno, call, &SendTime { msgid, ..Default::default() })
+    }
+
+    /// The operator a journaled request is sent as: its envelope's, else the
+    /// configured one.
+    pub fn opter_of(&self, row: &RequestRow) -> String {
+        envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone())
+    }
+
+    /// The row of a request, or `MI_E_NOT_FOUND`.
+    pub fn request(&self, id: i64) -> Result<RequestRow> {
+        self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))
     }
 
     /// Whether failures of a transaction may be resent (see [`crate::protocol::retry`]).
@@ -179,8 +189,7 @@ impl Core {
 
     /// The code and output a finished or pending request gives.
     pub fn result_of(&self, id: i64) -> Result<Outcome> {
-        let row =
-            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
+        let row = self.request(id)?;
         match (row.mi_code, row.result) {
             (Some(code), Some(result)) => Ok(Outcome { request_id: id, code: Code::from_i32(code), output: result }),
             _ => Ok(Outcome { request_id: id, code: Code::Pending, output: pending_output(&row.msgid, row.state) }),

@@ -7,7 +7,7 @@ use super::Core;
 use crate::error::{Code, Error, Result};
 use crate::journal::writer::{Claims, Submission};
 use crate::journal::{Attempt, CallMode, Journal, Next, Recovery, RequestRow, Tx, Whose};
-use crate::protocol::envelope::{self, CallInput};
+use crate::protocol::envelope::{self, CallInput, SendTime};
 use crate::protocol::retry::AttemptOutcome;
 use crate::protocol::transactions;
 use std::sync::atomic::Ordering;
@@ -53,7 +53,7 @@ impl Claims for Core {
             return Ok(None);
         }
         let Some(mut row) = tx.claim(&self.owner, self.clock.unix_ms())? else { return Ok(None) };
-        let opter = envelope::opter_of(&row.envelope).unwrap_or_else(|| self.cfg.institution.opter.clone());
+        let opter = self.opter_of(&row);
         let sign_no = if transactions::needs_sign_no(&row.infno) {
             match self.signins.get(&opter, &self.clock.today()) {
                 Some(s) => s,
@@ -62,18 +62,16 @@ impl Claims for Core {
         } else {
             String::new()
         };
-        let msgid = if row.attempts > 0 && self.resendable(&row.infno) { tx.next_msgid()? } else { row.msgid.clone() };
-        let inf_time = envelope::format_inf_time(self.clock.local());
+        let fresh = row.attempts > 0 && self.resendable(&row.infno);
         // An envelope that cannot be refreshed leaves the request only claimed: the
         // worker's own attempt then fails it with the journal's error.
-        let Ok(envelope) = envelope::refresh(&row.envelope, &msgid, &inf_time, &sign_no) else {
+        let Some(b) = self.begin_in(tx, &row, fresh, &row.msgid, &sign_no)? else {
             return Ok(Some(Claimed { row, begun: None }));
         };
-        let no = tx.begin_attempt(row.id, &msgid, &envelope)?;
-        row.msgid.clone_from(&msgid);
-        row.attempts = no;
-        row.envelope.clone_from(&envelope);
-        Ok(Some(Claimed { row, begun: Some((Begun { no, msgid, envelope }, opter, sign_no)) }))
+        row.msgid.clone_from(&b.msgid);
+        row.attempts = b.no;
+        row.envelope.clone_from(&b.envelope);
+        Ok(Some(Claimed { row, begun: Some((b, opter, sign_no)) }))
     }
 
     /// Puts back a request whose claim was committed but could not be flushed to
@@ -112,6 +110,25 @@ impl Claims for Core {
 }
 
 impl Core {
+    /// Begins an attempt of `row` inside `tx`: its envelope with the send-time
+    /// fields set now, under `msgid` or (`fresh`, a resent query) a new one.
+    /// `None` when the journaled envelope cannot be read back (damaged).
+    pub(super) fn begin_in(
+        &self,
+        tx: &Tx<'_>,
+        row: &RequestRow,
+        fresh: bool,
+        msgid: &str,
+        sign_no: &str,
+    ) -> Result<Option<Begun>> {
+        let msgid = if fresh { tx.next_msgid()? } else { msgid.to_string() };
+        let inf_time = envelope::format_inf_time(self.clock.local());
+        let at = SendTime { msgid: &msgid, inf_time: &inf_time, sign_no };
+        let Ok(envelope) = envelope::refresh(&row.envelope, &at) else { return Ok(None) };
+        let no = tx.begin_attempt(row.id, &msgid, &envelope)?;
+        Ok(Some(Begun { no, msgid, envelope }))
+    }
+
     /// Commits a new async request (group commit) and returns its id, or
     /// `MI_E_BUSY` past `queue_capacity`.
     pub fn submit(&self, infno: &str, call: CallInput, priority: i32, source: Option<&str>) -> Result<i64> {

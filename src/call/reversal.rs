@@ -13,9 +13,8 @@ use serde_json::{json, Map, Value};
 impl Core {
     /// `mi_reverse`: sends 2601 for an uncertain or succeeded reversible request.
     pub fn reverse(&self, id: i64) -> Result<Outcome> {
-        let row =
-            self.journal.request(id)?.ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
-        if !transactions::matches_any(&row.infno, &self.cfg.retry.reversible_infnos) {
+        let row = self.request(id)?;
+        if !crate::infno::matches_any(&row.infno, &self.cfg.retry.reversible_infnos) {
             return Err(Error::invalid(format!(
                 "request {id} is a {}, which 2601 does not reverse (retry.reversible_infnos); undo it with its counter-transaction",
                 row.infno
@@ -61,7 +60,7 @@ impl Core {
     /// reversible request; the workers send it (and retry it) like any request.
     pub fn reverse_if_policy(&self, row: &RequestRow) {
         if self.cfg.retry.uncertain_policy != UncertainPolicy::Reverse
-            || !transactions::matches_any(&row.infno, &self.cfg.retry.reversible_infnos)
+            || !crate::infno::matches_any(&row.infno, &self.cfg.retry.reversible_infnos)
         {
             return;
         }

@@ -65,11 +65,15 @@ pub enum Recovery {
     Uncertain(Final),
 }
 
+/// Requests waiting to be sent (queued or waiting to retry), by any process.
+fn waiting(c: &rusqlite::Connection) -> Result<u64> {
+    Ok(row(c, WAITING, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0).max(0) as u64)
+}
+
 impl Journal {
     /// Requests waiting to be sent (queued or waiting to retry), by any process.
     pub fn waiting(&self) -> Result<u64> {
-        let c = self.lock();
-        Ok(row(&c, WAITING, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0).max(0) as u64)
+        waiting(&self.lock())
     }
 }
 
@@ -83,7 +87,7 @@ impl Tx<'_> {
 
     /// Requests waiting to be sent, as this transaction sees them.
     pub fn waiting(&self) -> Result<u64> {
-        Ok(row(self, WAITING, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0).max(0) as u64)
+        waiting(self)
     }
 
     /// Moves a request on: ends its attempt (if one was begun) with how it ended,

@@ -29,8 +29,9 @@ pub trait Claims: Send + Sync + 'static {
     /// Claims the next request inside the writer's transaction (in a savepoint of
     /// its own); `None` when nothing is due or the workers are stopping.
     fn claim(&self, tx: &Tx<'_>) -> Result<Option<Self::Claimed>>;
-    /// A claim was committed but its commit could not be flushed to disk: put the
-    /// request back unsent. Called on the flusher thread.
+    /// A claim was committed but the commit could not be flushed to disk: put the
+    /// request back unsent. Called on the flusher thread (never for a claim whose
+    /// batch was rolled back: that claim never happened).
     fn put_back(&self, claimed: &Self::Claimed, why: &Error);
     /// `n` requests were queued and are on disk: wake the workers.
     fn queued(&self, n: usize);
@@ -56,8 +57,28 @@ enum Op<C> {
     Claim(Sender<Result<Option<C>>>),
 }
 
-/// Tells one thread how its operation ended, given how the flush ended.
-type Answer = Box<dyn FnOnce(Result<()>) + Send>;
+/// How a batch ended, as each of its operations is told.
+#[derive(Clone)]
+enum Fate {
+    /// Committed and on disk.
+    Kept,
+    /// Committed, but the flush failed: it may not survive a power cut.
+    NotFlushed(Error),
+    /// Rolled back: nothing of it was written.
+    RolledBack(Error),
+}
+
+impl Fate {
+    fn result(self) -> Result<()> {
+        match self {
+            Fate::Kept => Ok(()),
+            Fate::NotFlushed(e) | Fate::RolledBack(e) => Err(e),
+        }
+    }
+}
+
+/// Tells one thread how its operation ended, given how its batch ended.
+type Answer = Box<dyn FnOnce(Fate) + Send>;
 
 pub struct Writer<W: Claims> {
     tx: Mutex<Option<Sender<Op<W::Claimed>>>>,
@@ -129,24 +150,26 @@ impl<W: Claims> Writer<W> {
 }
 
 fn reply_with<T: Send + 'static>(reply: Sender<Result<T>>, r: Result<T>) -> Answer {
-    Box::new(move |flushed: Result<()>| {
-        let _ = reply.send(flushed.and(r));
+    Box::new(move |fate: Fate| {
+        let _ = reply.send(fate.result().and(r));
     })
 }
 
-/// `reply_with` for an operation that claimed a request: when the flush fails, the
-/// worker is told so and the claimed request is put back unsent.
+/// `reply_with` for an operation that claimed a request: when its commit could not
+/// be flushed, the worker is told so and the claimed request is put back unsent.
+/// (A claim rolled back with its batch never happened: there is nothing to put
+/// back, and the row may meanwhile be another process's.)
 fn reply_claimed<W: Claims>(
     served: &Arc<W>,
     reply: Sender<Result<Option<W::Claimed>>>,
     r: Result<Option<W::Claimed>>,
 ) -> Answer {
     let served = served.clone();
-    Box::new(move |flushed: Result<()>| {
-        if let (Err(e), Ok(Some(c))) = (&flushed, &r) {
+    Box::new(move |fate: Fate| {
+        if let (Fate::NotFlushed(e), Ok(Some(c))) = (&fate, &r) {
             served.put_back(c, e);
         }
-        let _ = reply.send(flushed.and(r));
+        let _ = reply.send(fate.result().and(r));
     })
 }
 
@@ -183,8 +206,17 @@ fn write<W: Claims>(served: &Arc<W>, capacity: u64, rx: Receiver<Op<W::Claimed>>
                 return Ok(());
             }
             // The queue's capacity, counted by the journal itself: exact whatever
-            // other processes sharing it have queued.
-            let room = capacity.saturating_sub(tx.waiting()?) as usize;
+            // other processes sharing it have queued. A count that cannot be read
+            // fails the submissions, not the outcomes and claims beside them.
+            let room = match tx.waiting() {
+                Ok(waiting) => capacity.saturating_sub(waiting) as usize,
+                Err(e) => {
+                    for (_, reply) in submits {
+                        answers.push(reply_with(reply, Err(e.clone())));
+                    }
+                    return Ok(());
+                }
+            };
             if submits.len() > room {
                 let full =
                     Error::new(Code::Busy, format!("the async queue is full ({capacity} requests waiting); try later"));
@@ -221,8 +253,8 @@ fn write<W: Claims>(served: &Arc<W>, capacity: u64, rx: Receiver<Op<W::Claimed>>
             if accepted > 0 {
                 // The workers are woken only once the requests are kept.
                 let served = served.clone();
-                answers.push(Box::new(move |flushed: Result<()>| {
-                    if flushed.is_ok() {
+                answers.push(Box::new(move |fate: Fate| {
+                    if let Fate::Kept = fate {
                         served.queued(accepted);
                     }
                 }));
@@ -233,10 +265,10 @@ fn write<W: Claims>(served: &Arc<W>, capacity: u64, rx: Receiver<Op<W::Claimed>>
             Ok(((), true)) => {
                 let _ = flusher.send(answers);
             }
-            Ok(((), false)) => answers.into_iter().for_each(|a| a(Ok(()))),
+            Ok(((), false)) => answers.into_iter().for_each(|a| a(Fate::Kept)),
             Err(e) => {
                 log::error!("journal commit of {count} operations failed: {e}");
-                answers.into_iter().for_each(|a| a(Err(e.clone())));
+                answers.into_iter().for_each(|a| a(Fate::RolledBack(e.clone())));
                 pending.into_iter().flatten().for_each(|op| refuse(op, e.clone()));
             }
         }
@@ -273,10 +305,13 @@ fn flush(journal: &Journal, rx: Receiver<Vec<Answer>>) {
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         batches.extend(rx.try_iter());
-        let flushed = journal.flush();
-        if let Err(e) = &flushed {
-            log::error!("{e}");
-        }
-        batches.into_iter().flatten().for_each(|a| a(flushed.clone()));
+        let fate = match journal.flush() {
+            Ok(()) => Fate::Kept,
+            Err(e) => {
+                log::error!("{e}");
+                Fate::NotFlushed(e)
+            }
+        };
+        batches.into_iter().flatten().for_each(|a| a(fate.clone()));
     }
 }

@@ -20,13 +20,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Gateways refuse signatures whose timestamp is minutes off.
 const MAX_SKEW_S: i64 = 60;
 
-/// Runs every check; fails if any check fails.
-pub fn run(cfg: Config, sign_in: bool) -> Printed {
+/// Runs every check, handing each line to `print` as soon as it is known (the
+/// gateway may take its time); fails if any check fails.
+pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     let clock = Clock::system();
-    let mut lines = Vec::new();
     let mut failed = 0;
     let mut line = |ok: bool, what: &str, detail: String| {
-        lines.push(format!("{} {what:<8} {detail}", if ok { "OK  " } else { "FAIL" }));
+        print(&format!("{} {what:<8} {detail}", if ok { "OK  " } else { "FAIL" }));
         failed += usize::from(!ok);
     };
     line(
@@ -90,5 +90,5 @@ pub fn run(cfg: Config, sign_in: bool) -> Printed {
         }
     }
     let failure = (failed > 0).then(|| format!("{failed} check(s) failed"));
-    Printed { text: lines.join("\n"), failure }
+    Printed { text: String::new(), failure }
 }

@@ -22,13 +22,15 @@ const REQ: &str = ".req.json";
 const ACCEPTED: &str = ".accepted.json";
 
 /// `mi-sdk serve --watch DIR`: starts the SDK and runs the service until Ctrl-C or
-/// SIGTERM; what is still running then is finished by the next start.
-pub fn serve(cfg: Config, dir: &Path) -> Result<()> {
+/// SIGTERM (`started` is told once it runs); what is still running then is finished
+/// by the next start.
+pub fn serve(cfg: Config, dir: &Path, started: impl FnOnce()) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Release))
         .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
     let sdk = Sdk::start(cfg)?;
+    started();
     let r = run(&sdk, dir, &stop);
     sdk.shutdown(Duration::from_secs(10));
     r

@@ -100,8 +100,6 @@ fn names_psn_no(v: &Value) -> bool {
     }
 }
 
-/// Builds the envelope in the platform's field order. `sign_no` and `inf_time` are
-/// refreshed at each send (see [`refresh`]).
 /// What makes an envelope impossible to build, checked before anything is
 /// journaled or sent (a sign-in included).
 pub fn check(cfg: &Config, call: &CallInput) -> Result<()> {
@@ -114,14 +112,25 @@ pub fn check(cfg: &Config, call: &CallInput) -> Result<()> {
     Ok(())
 }
 
-pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result<Map<String, Value>> {
+/// The fields of an envelope that are set when it is sent: `msgid` (a resend of a
+/// query carries a fresh one), `inf_time` (now) and `sign_no` (today's). Empty in
+/// an envelope journaled to be sent later.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendTime<'a> {
+    pub msgid: &'a str,
+    pub inf_time: &'a str,
+    pub sign_no: &'a str,
+}
+
+/// Builds the envelope in the platform's field order.
+pub fn build(cfg: &Config, infno: &str, call: &CallInput, at: &SendTime<'_>) -> Result<Map<String, Value>> {
     check(cfg, call)?;
     let i = &cfg.institution;
     let insuplc = call.field("insuplc_admdvs", &i.insuplc_admdvs);
     let s = |v: &str| Value::String(v.to_string());
     let mut m = Map::new();
     m.insert("infno".into(), s(infno));
-    m.insert("msgid".into(), s(msgid));
+    m.insert("msgid".into(), s(at.msgid));
     m.insert("mdtrtarea_admvs".into(), s(call.field("mdtrtarea_admvs", &i.mdtrtarea_admvs)));
     m.insert("insuplc_admdvs".into(), s(insuplc));
     m.insert("recer_sys_code".into(), s(call.field("recer_sys_code", &i.recer_sys_code)));
@@ -133,22 +142,27 @@ pub fn build(cfg: &Config, infno: &str, msgid: &str, call: &CallInput) -> Result
     m.insert("opter_type".into(), s(call.field("opter_type", &i.opter_type)));
     m.insert("opter".into(), s(call.field("opter", &i.opter)));
     m.insert("opter_name".into(), s(call.field("opter_name", &i.opter_name)));
-    m.insert("inf_time".into(), s(""));
+    m.insert("inf_time".into(), s(at.inf_time));
     m.insert("fixmedins_code".into(), s(&i.fixmedins_code));
     m.insert("fixmedins_name".into(), s(&i.fixmedins_name));
-    m.insert("sign_no".into(), s(""));
+    m.insert("sign_no".into(), s(at.sign_no));
     m.insert("input".into(), call.business.clone());
     Ok(m)
 }
 
-/// Sets the send-time fields of a journaled envelope: `inf_time` (now), `sign_no`
-/// and `msgid` (a resend may carry a fresh one).
-pub fn refresh(envelope: &str, msgid: &str, inf_time: &str, sign_no: &str) -> Result<String> {
+/// The envelope as JSON text.
+pub fn text(cfg: &Config, infno: &str, call: &CallInput, at: &SendTime<'_>) -> Result<String> {
+    Ok(serde_json::to_string(&build(cfg, infno, call, at)?).expect("a JSON map always serialises"))
+}
+
+/// Sets the send-time fields of a journaled envelope, in place (the field order
+/// stays the platform's).
+pub fn refresh(envelope: &str, at: &SendTime<'_>) -> Result<String> {
     let mut v: Map<String, Value> =
         serde_json::from_str(envelope).map_err(|e| Error::journal(format!("journaled envelope is damaged: {e}")))?;
-    v.insert("msgid".into(), Value::String(msgid.into()));
-    v.insert("inf_time".into(), Value::String(inf_time.into()));
-    v.insert("sign_no".into(), Value::String(sign_no.into()));
+    for (k, value) in [("msgid", at.msgid), ("inf_time", at.inf_time), ("sign_no", at.sign_no)] {
+        v.insert(k.into(), Value::String(value.into()));
+    }
     Ok(serde_json::to_string(&v).expect("a JSON map always serialises"))
 }
 
@@ -165,7 +179,10 @@ pub fn format_inf_time(t: chrono::NaiveDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::path::Path;
+
+    const M: SendTime = SendTime { msgid: "M", inf_time: "", sign_no: "" };
 
     fn cfg() -> Config {
         Config::from_json(r#"{"institution":{"fixmedins_code":"H44030000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440300","opter":"0001","opter_name":"收费员"}}"#, Path::new(".")).unwrap()
@@ -174,20 +191,30 @@ mod tests {
     #[test]
     fn plain_business_input() {
         let c = CallInput::parse(r#"{"data":{"certno":"1"}}"#).unwrap();
-        let e = build(&cfg(), "1101", "M", &c).unwrap();
+        let e = build(&cfg(), "1101", &c, &M).unwrap();
         assert_eq!(e["input"]["data"]["certno"], "1");
         assert_eq!(e["opter"], "0001");
         assert_eq!(e["recer_sys_code"], "YBXT");
         let keys: Vec<_> = e.keys().cloned().collect();
         assert_eq!(keys.first().unwrap(), "infno");
         assert_eq!(keys.last().unwrap(), "input");
+        // Sent later: the send-time fields change in place, the order stays.
+        let at = SendTime { msgid: "N", inf_time: "2026-11-30 09:00:00", sign_no: "S1" };
+        let sent: Map<String, Value> =
+            serde_json::from_str(&refresh(&serde_json::to_string(&e).unwrap(), &at).unwrap()).unwrap();
+        assert_eq!(sent.keys().cloned().collect::<Vec<_>>(), keys);
+        assert_eq!(
+            (&sent["msgid"], &sent["inf_time"], &sent["sign_no"]),
+            (&json!("N"), &json!("2026-11-30 09:00:00"), &json!("S1"))
+        );
+        assert_eq!(text(&cfg(), "1101", &c, &at).unwrap(), serde_json::to_string(&sent).unwrap());
     }
 
     #[test]
     fn overrides_apply_and_unknown_is_rejected() {
         let c =
             CallInput::parse(r#"{"input":{"data":{"psn_no":"P1"}},"insuplc_admdvs":"440100","opter":"0009"}"#).unwrap();
-        let e = build(&cfg(), "2201", "M", &c).unwrap();
+        let e = build(&cfg(), "2201", &c, &M).unwrap();
         assert_eq!(e["insuplc_admdvs"], "440100");
         assert_eq!(e["opter"], "0009");
         assert!(CallInput::parse(r#"{"input":{},"fixmedins_code":"X"}"#)
@@ -201,9 +228,9 @@ mod tests {
     #[test]
     fn psn_no_needs_insuplc() {
         let c = CallInput::parse(r#"{"data":{"psn_no":"P1"}}"#).unwrap();
-        assert!(build(&cfg(), "2201", "M", &c).unwrap_err().message.contains("insuplc_admdvs"));
+        assert!(build(&cfg(), "2201", &c, &M).unwrap_err().message.contains("insuplc_admdvs"));
         let c = CallInput::parse(r#"{"feedetail":[{"psn_no":"P1"}]}"#).unwrap();
-        assert!(build(&cfg(), "2204", "M", &c).is_err());
+        assert!(build(&cfg(), "2204", &c, &M).is_err());
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl AttemptOutcome {
     }
 
     pub fn parse(s: &str) -> Option<AttemptOutcome> {
-        AttemptOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+        match s {
+            // The first builds wrote a gateway's non-answer as "protocol".
+            "protocol" => Some(AttemptOutcome::GatewayFault),
+            _ => AttemptOutcome::ALL.into_iter().find(|o| o.as_str() == s),
+        }
     }
 }
 
@@ -82,7 +86,7 @@ pub enum Decision {
 /// (`retry.safe_infnos`), and reversals (2601 names its original by msgid, so a
 /// second one reverses nothing twice).
 pub fn resendable(infno: &str, policy: &Retry) -> bool {
-    transactions::matches_any(infno, &policy.safe_infnos) || infno == transactions::REVERSAL
+    crate::infno::matches_any(infno, &policy.safe_infnos) || infno == transactions::REVERSAL
 }
 
 /// Decides after attempt number `attempt` (1-based) of a request that is
@@ -179,6 +183,7 @@ mod tests {
             assert_eq!(AttemptOutcome::parse(o.as_str()), Some(o));
         }
         assert_eq!(AttemptOutcome::parse("in flight"), None);
+        assert_eq!(AttemptOutcome::parse("protocol"), Some(GatewayFault), "an early journal reads back");
     }
 
     #[test]

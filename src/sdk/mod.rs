@@ -134,12 +134,7 @@ impl Sdk {
 
     /// The journal record of a request.
     pub fn get_request(&self, id: i64) -> Result<RequestRecord> {
-        let row = self
-            .core
-            .journal
-            .request(id)?
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no request with id {id}")))?;
-        Ok(RequestRecord::of(&row))
+        Ok(RequestRecord::of(&self.core.request(id)?))
     }
 
     /// Sends 2601 for an uncertain or succeeded reversible request.
