@@ -86,14 +86,6 @@ impl Journal {
         Ok((crate::stats::nearest_rank(&lat, 0.5), crate::stats::nearest_rank(&lat, 0.99)))
     }
 
-    /// Ids of requests in a state, oldest first.
-    pub fn ids_in_state(&self, state: State) -> Result<Vec<i64>> {
-        let c = self.lock();
-        let mut st = c.prepare("SELECT id FROM mi_request WHERE state = ?1 ORDER BY id")?;
-        let ids = st.query_map([state], |r| r.get(0))?.collect::<std::result::Result<Vec<i64>, _>>()?;
-        Ok(ids)
-    }
-
     /// The request submitted from a source (a drop-box file), if any.
     pub fn by_source(&self, source: &str) -> Result<Option<i64>> {
         let c = self.lock();
