@@ -32,19 +32,17 @@ impl Judged {
 /// Judges attempt `no` of `infno` under `msgid`; `resendable` says whether the
 /// request may be sent again after it may have been processed.
 pub fn classify(infno: &str, msgid: &str, no: i64, sent: Exchange, latency_ms: u64, resendable: bool) -> Judged {
-    let mut a = Attempt { no, msgid: msgid.to_string(), latency_ms: Some(latency_ms as i64), ..Default::default() };
+    let a = Attempt { no, msgid: msgid.to_string(), latency_ms: Some(latency_ms as i64), ..Default::default() };
     let failed = |code: Code, msg: String| Final {
         state: State::Failed,
         code,
         result: sdk_output(code, &msg, msgid),
         last_error: Some(msg),
     };
-    let mut end = |outcome, status: Option<u16>, body: Option<String>, err: Option<String>, fin: Final| {
-        a.outcome = Some(outcome);
-        a.http_status = status;
-        a.response = body;
-        a.err_msg = err;
-        Judged { attempt: a.clone(), fin }
+    // Each way of ending completes the attempt once: it moves in, the answer is not copied.
+    let end = move |outcome, status: Option<u16>, body: Option<String>, err: Option<String>, fin: Final| {
+        let attempt = Attempt { outcome: Some(outcome), http_status: status, response: body, err_msg: err, ..a };
+        Judged { attempt, fin }
     };
     match sent {
         Exchange::Refused { status, body, why } => {

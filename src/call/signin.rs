@@ -90,7 +90,7 @@ impl Core {
 
     /// What a finished 9001 or 9002 changes: the sign_no kept, or forgotten.
     pub(super) fn after_sign_in(&self, row: &RequestRow, opter: &str, fin: &Final) {
-        if fin.code != Code::Ok {
+        if fin.code != Code::Ok || (row.infno != transactions::SIGN_IN && row.infno != transactions::SIGN_OUT) {
             return;
         }
         let code = &self.cfg.institution.fixmedins_code;
