@@ -19,6 +19,8 @@ pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 #[derive(Clone, Default)]
 pub struct Clock {
     manual: Option<Arc<Mutex<Manual>>>,
+    /// Added to the system's wall time: a machine whose clock is wrong.
+    wall_offset_ms: i64,
 }
 
 struct Manual {
@@ -50,9 +52,15 @@ impl Clock {
         Clock::default()
     }
 
+    /// The machine's clocks with the wall clock `ms` off (ahead when positive), as
+    /// on a machine whose clock is wrong; monotonic time is the system's.
+    pub fn system_off_by(ms: i64) -> Clock {
+        Clock { manual: None, wall_offset_ms: ms }
+    }
+
     /// A clock that stands still at Unix time `unix_ms` until a test moves it.
     pub fn manual(unix_ms: i64) -> Clock {
-        Clock { manual: Some(Arc::new(Mutex::new(Manual { unix_ms, mono: Duration::ZERO }))) }
+        Clock { manual: Some(Arc::new(Mutex::new(Manual { unix_ms, mono: Duration::ZERO }))), wall_offset_ms: 0 }
     }
 
     fn with_manual<T>(&self, f: impl FnOnce(&mut Manual) -> T) -> Option<T> {
@@ -61,15 +69,16 @@ impl Clock {
 
     /// Wall time: milliseconds since the Unix epoch.
     pub fn unix_ms(&self) -> i64 {
-        self.with_manual(|m| m.unix_ms)
-            .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64)
+        self.with_manual(|m| m.unix_ms).unwrap_or_else(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64 + self.wall_offset_ms
+        })
     }
 
     /// Wall time in the machine's time zone, as the platform's times are written.
     pub fn local(&self) -> NaiveDateTime {
         match self.with_manual(|m| m.unix_ms) {
-            Some(ms) => Local.timestamp_millis_opt(ms).single().map(|t| t.naive_local()).unwrap_or_default(),
-            None => Local::now().naive_local(),
+            None if self.wall_offset_ms == 0 => Local::now().naive_local(),
+            _ => Local.timestamp_millis_opt(self.unix_ms()).single().map(|t| t.naive_local()).unwrap_or_default(),
         }
     }
 
@@ -105,7 +114,11 @@ impl Clock {
 
 impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.manual.is_some() { "Clock(manual)" } else { "Clock(system)" })
+        match (&self.manual, self.wall_offset_ms) {
+            (Some(_), _) => f.write_str("Clock(manual)"),
+            (None, 0) => f.write_str("Clock(system)"),
+            (None, ms) => write!(f, "Clock(system, wall {ms:+} ms)"),
+        }
     }
 }
 
@@ -138,5 +151,8 @@ mod tests {
         assert_eq!(Mono::default().since(b), Duration::ZERO);
         assert_eq!(c.stamp().len(), 23);
         assert_eq!(c.today().len(), 10);
+        let ahead = Clock::system_off_by(10_000);
+        assert!((ahead.unix_ms() - c.unix_ms() - 10_000).abs() < 5_000);
+        assert!(ahead.local() > c.local());
     }
 }

@@ -97,11 +97,24 @@ impl Code {
 pub struct Error {
     pub code: Code,
     pub message: String,
+    /// The request was no longer this process's to move on (see [`Error::lost_claim`]).
+    lost_claim: bool,
 }
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), lost_claim: false }
+    }
+    /// A change to request `id` refused because this process no longer owns it:
+    /// another took it over (it judged this one gone). Whoever gets this must
+    /// neither send the request nor record anything over the new owner's outcome;
+    /// the request's outcome is what the journal now says.
+    pub fn lost_claim(id: i64) -> Error {
+        let message = format!("request {id} was taken over by another process; this one no longer drives it");
+        Error { lost_claim: true, ..Error::journal(message) }
+    }
+    pub fn is_lost_claim(&self) -> bool {
+        self.lost_claim
     }
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::new(Code::InvalidArgument, message)

@@ -108,7 +108,14 @@ impl Core {
     }
 
     /// The outcome of a request the journal could not follow through.
+    /// One another process took over has the outcome that process gave it.
     pub(super) fn failed(&self, id: i64, e: Error) -> Outcome {
+        if e.is_lost_claim() {
+            log::error!("request {id}: {}; its outcome is the one the journal holds", e.message);
+            if let Ok(theirs) = self.result_of(id) {
+                return theirs;
+            }
+        }
         log::error!("request {id}: {e}");
         self.stats.failure(e.message.clone());
         Outcome { request_id: id, code: e.code, output: sdk_output(e.code, &e.message, "") }
@@ -159,7 +166,7 @@ impl Core {
                 let last_error = judged.fin.last_error.clone().unwrap_or_default();
                 let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
                 self.journal.write(|tx| {
-                    tx.advance(id, Some(&judged.attempt), &waiting)?;
+                    tx.advance(id, &self.owner, Some(&judged.attempt), &waiting)?;
                     self.forget_sign_in(tx, opter)
                 })?;
                 sign_no = match self.sign_no_for(opter) {
@@ -198,6 +205,18 @@ impl Core {
                     if let Err(e) =
                         self.record(runner, id, Some(&judged.attempt), &Next::Final(judged.fin.clone()), next)
                     {
+                        if e.is_lost_claim() {
+                            // Another process judged this one gone and decided the
+                            // request's fate (uncertain, perhaps reversed): that
+                            // stands. What the platform said is kept here.
+                            log::error!(
+                                "request {id} ({}) ended {} after another process took it over: {}",
+                                row.infno,
+                                judged.fin.code.name(),
+                                logging::for_log(&judged.fin.result, self.cfg.log.mask_pii)
+                            );
+                            return Err(e);
+                        }
                         // The request left and the platform answered: that answer is
                         // the truth the cashier must see, never "not sent". The row
                         // stays `sending` with this attempt open, which the next start
@@ -263,7 +282,7 @@ impl Core {
     ) -> Result<()> {
         match runner {
             Runner::Worker => self.record_shared(id, attempt, next, claim),
-            Runner::Inline => self.journal.write(|tx| tx.advance(id, attempt, next)),
+            Runner::Inline => self.journal.write(|tx| tx.advance(id, &self.owner, attempt, next)),
         }
     }
 
@@ -272,7 +291,7 @@ impl Core {
         let result = sdk_output(e.code, &e.message, &row.msgid);
         let fin =
             Final { state: State::Failed, code: e.code, result: result.clone(), last_error: Some(e.message.clone()) };
-        self.journal.write(|tx| tx.advance(row.id, None, &Next::Final(fin)))?;
+        self.journal.write(|tx| tx.advance(row.id, &self.owner, None, &Next::Final(fin)))?;
         log::warn!("request {} ({}) not sent: {}", row.id, row.infno, e.message);
         self.stats.failure(e.message);
         Ok(Outcome { request_id: row.id, code: e.code, output: result })

@@ -19,6 +19,7 @@ pub mod signin;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
+use crate::journal::owners::OwnerLock;
 use crate::journal::writer::Writer;
 use crate::journal::{CallMode, Final, Journal, NewRequest, RequestRow, State};
 use crate::protocol::envelope::{self, CallInput, SendTime};
@@ -110,6 +111,9 @@ pub struct Core {
     /// Set when the workers are told to stop: they claim nothing more, neither on
     /// their own nor along with an outcome, so what is queued stays queued.
     pub stopping: AtomicBool,
+    /// Held while the core lives: tells other processes its owner is alive. The
+    /// last field, so it is released after everything else is dropped.
+    _alive: OwnerLock,
 }
 
 impl Core {
@@ -117,6 +121,7 @@ impl Core {
     pub fn new(cfg: Config, journal: Journal, owner: String) -> Result<Core> {
         let clock = journal.clock().clone();
         let channels = Channels::new(&cfg, clock.clone())?;
+        let alive = OwnerLock::take(journal.path(), &owner)?;
         Ok(Core {
             channels,
             cfg,
@@ -128,7 +133,14 @@ impl Core {
             signins: Default::default(),
             writer: OnceLock::new(),
             stopping: Default::default(),
+            _alive: alive,
         })
+    }
+
+    /// Breaks off the exchanges in flight (shutdown's deadline has passed): their
+    /// senders record them as they would a connection that broke off.
+    pub fn interrupt_sends(&self) {
+        self.channels.interrupt();
     }
 
     /// Checks `infno` and `input` and builds nothing yet: errors here mean nothing was

@@ -45,6 +45,10 @@ impl Claims for Core {
         &self.journal
     }
 
+    fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// Claims the next request. When the operator's sign_no is at hand the attempt
     /// is begun in the same commit (the envelope refreshed, a fresh msgid for a
     /// resent query); otherwise [`Core::execute_claimed`] signs in first.
@@ -91,9 +95,9 @@ impl Claims for Core {
                     ..Default::default()
                 };
                 let at_ms = self.clock.unix_ms() + 1000;
-                tx.advance(id, Some(&a), &Next::Retry { at_ms, last_error: msg.clone(), keep_owner: None })
+                tx.advance(id, &self.owner, Some(&a), &Next::Retry { at_ms, last_error: msg.clone(), keep_owner: None })
             }
-            None => tx.take_over(Whose::Mine { id, owner: &self.owner }, |_| Recovery::Requeue).map(drop),
+            None => tx.take_over(Whose::Mine { id, owner: &self.owner }, |_, _| Recovery::Requeue).map(drop),
         });
         match r {
             Ok(()) => log::warn!("request {id} ({}) {msg}; it will be sent later", c.row.infno),
@@ -125,7 +129,7 @@ impl Core {
         let inf_time = envelope::format_inf_time(self.clock.local());
         let at = SendTime { msgid: &msgid, inf_time: &inf_time, sign_no };
         let Ok(envelope) = envelope::refresh(&row.envelope, &at) else { return Ok(None) };
-        let no = tx.begin_attempt(row.id, &msgid, &envelope)?;
+        let no = tx.begin_attempt(row.id, &self.owner, &msgid, &envelope)?;
         Ok(Some(Begun { no, msgid, envelope }))
     }
 
@@ -162,7 +166,7 @@ impl Core {
                 }
                 Ok(())
             },
-            || self.journal.write(|tx| tx.advance(id, attempt, next)),
+            || self.journal.write(|tx| tx.advance(id, &self.owner, attempt, next)),
         )
     }
 

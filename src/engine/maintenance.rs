@@ -1,63 +1,93 @@
-//! The background chores of a process using the journal: its heartbeat, taking
-//! over what dead processes left claimed, and retention.
+//! The background chores of a process using the journal: its heartbeat (on a
+//! thread of its own, so that no slow chore delays it), taking over what processes
+//! that are gone left claimed, and retention.
+//!
+//! Whether another process is gone is judged by its lock file
+//! ([`crate::journal::owners`]): a held lock is a live process, whatever any clock
+//! says. Only an owner with no lock file (an older library) is judged by its
+//! heartbeat, and then by watching its counter stand still on this process's
+//! monotonic clock: wall clocks of different processes are never compared.
 
 use crate::call::{uncertain_final, Core};
-use crate::clock::STAMP_FORMAT;
-use crate::journal::{Recovery, RequestRow, Whose};
+use crate::clock::{Mono, STAMP_FORMAT};
+use crate::error::Code;
+use crate::journal::owners::{self, Liveness};
+use crate::journal::{CallMode, Final, Recovery, RequestRow, State, Whose};
 use crate::protocol::retry::{self, Decision};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How often this process says it is alive.
+/// How often this process says it is alive, and looks for what others left.
 pub const HEARTBEAT: Duration = Duration::from_millis(1000);
-/// After how long without a heartbeat a process counts as dead.
+/// After how long a heartbeat counter that stood still means its process is gone
+/// (owners without a lock file only).
 pub const DEAD_AFTER: Duration = Duration::from_millis(5000);
 /// How often finished requests past `retain_days` are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Maintenance {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Maintenance {
-    /// Registers this process, recovers what dead ones left, and starts the chores.
+    /// Registers this process, recovers what processes that are gone left, and
+    /// starts the heartbeat and the chores.
     pub fn start(core: Arc<Core>) -> Maintenance {
         beat(&core);
-        recover(&core);
+        let mut watch = Watch::default();
+        recover(&core, &mut watch);
         let stop = Arc::new(AtomicBool::new(false));
+        let heart = {
+            let (core, stop) = (core.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("mi-heartbeat".into())
+                .spawn(move || {
+                    while pause(&stop, HEARTBEAT) {
+                        beat(&core);
+                    }
+                })
+                .expect("the OS refused the heartbeat thread")
+        };
         let s = stop.clone();
-        let thread = std::thread::Builder::new()
+        let chores = std::thread::Builder::new()
             .name("mi-maintenance".into())
             .spawn(move || {
-                let mut last_purge = None;
-                while !s.load(Ordering::Acquire) {
-                    beat(&core);
-                    recover(&core);
+                let mut last_purge: Option<Mono> = None;
+                while pause(&s, HEARTBEAT) {
+                    recover(&core, &mut watch);
                     let now = core.clock.mono();
                     if last_purge.is_none_or(|t| now.since(t) >= PURGE_EVERY) {
                         purge(&core);
                         last_purge = Some(now);
                     }
-                    // Sleeps in short steps, so that a stop is noticed at once.
-                    for _ in 0..HEARTBEAT.as_millis() / 20 {
-                        if s.load(Ordering::Acquire) {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
                 }
             })
             .expect("the OS refused the maintenance thread");
-        Maintenance { stop, thread }
+        Maintenance { stop, threads: vec![heart, chores] }
     }
 
+    /// Stops both threads and waits for them.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Release);
-        let _ = self.thread.join();
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
+}
+
+/// Waits `d` in short steps, so that a stop is noticed at once; false once stopped.
+fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    for _ in 0..d.as_millis() / 20 {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !stop.load(Ordering::Acquire)
 }
 
 fn beat(core: &Core) {
@@ -66,29 +96,74 @@ fn beat(core: &Core) {
     }
 }
 
-/// What becomes of a request whose sender stopped mid-send (the retry rule's
-/// [`retry::after_interruption`]): sent again if that is safe, else uncertain.
-fn decide(core: &Core, row: &RequestRow) -> Recovery {
-    match retry::after_interruption(core.resendable(&row.infno)) {
-        Decision::Uncertain => {
-            Recovery::Uncertain(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
+/// The heartbeat counters of owners without a lock file, as this process last saw
+/// them change: the counter, and when (monotonic) it was first seen at that value.
+#[derive(Default)]
+pub struct Watch {
+    seen: HashMap<String, (Option<i64>, Mono)>,
+}
+
+impl Watch {
+    /// How long `owner`'s counter has stood at `beat`, as far as this process saw.
+    fn still_for(&mut self, owner: &str, beat: Option<i64>, now: Mono) -> Duration {
+        match self.seen.get(owner) {
+            Some((b, since)) if *b == beat => now.since(*since),
+            _ => {
+                self.seen.insert(owner.to_string(), (beat, now));
+                Duration::ZERO
+            }
         }
-        _ => Recovery::Requeue,
     }
 }
 
-/// Takes over what dead processes claimed.
-pub fn recover(core: &Core) {
-    let cutoff_ms = core.clock.unix_ms() - DEAD_AFTER.as_millis() as i64;
-    let whose = Whose::Dead { me: &core.owner, cutoff_ms };
-    report(core, core.journal.write(|tx| tx.take_over(whose, |row| decide(core, row))));
+/// What becomes of a request whose sender is gone (the retry rule's
+/// [`retry::after_interruption`]).
+fn decide(core: &Core, row: &RequestRow, in_flight: bool) -> Recovery {
+    let sync = row.mode == CallMode::Sync;
+    match retry::after_interruption(core.resendable(&row.infno), in_flight, sync) {
+        Decision::Uncertain => {
+            Recovery::End(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
+        }
+        Decision::Final => {
+            let why = if in_flight {
+                "its calling program stopped before an answer came; not resent"
+            } else {
+                "its calling program stopped before it was sent; never sent"
+            };
+            let result = crate::call::sdk_output(Code::Shutdown, why, &row.msgid);
+            Recovery::End(Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(why.into()) })
+        }
+        Decision::Retry(_) => Recovery::Requeue,
+    }
+}
+
+/// Takes over what processes that are gone left claimed.
+pub fn recover(core: &Core, watch: &mut Watch) {
+    let claimants = match core.journal.claimants(&core.owner) {
+        Ok(c) => c,
+        Err(e) => return log::error!("recovery cannot read the journal: {e}"),
+    };
+    let now = core.clock.mono();
+    watch.seen.retain(|o, _| claimants.iter().any(|(c, _)| c == o));
+    for (owner, beat) in claimants {
+        // Held until the takeover is committed, so no other process acts on it too.
+        let _gone = match owners::liveness(core.journal.path(), &owner) {
+            Liveness::Alive => continue,
+            Liveness::Gone(lock) => Some(lock),
+            Liveness::Unknown if watch.still_for(&owner, beat, now) >= DEAD_AFTER => None,
+            Liveness::Unknown => continue,
+        };
+        log::warn!("process {owner} is gone; taking over the requests it had claimed");
+        let whose = Whose::Dead { owner: &owner };
+        report(core, core.journal.write(|tx| tx.take_over(whose, |row, f| decide(core, row, f))));
+    }
 }
 
 /// Gives up a request this process claimed but can no longer drive (its worker
 /// failed mid-send): the same rules as for a dead process's requests.
 pub fn give_up(core: &Core, id: i64) {
     let whose = Whose::Mine { id, owner: &core.owner };
-    report(core, core.journal.write(|tx| tx.take_over(whose, |row| decide(core, row))));
+    report(core, core.journal.write(|tx| tx.take_over(whose, |row, f| decide(core, row, f))));
 }
 
 /// Logs what recovery did, queues automatic reversals, and wakes the workers.
@@ -98,11 +173,14 @@ fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
             for (id, what) in &done {
                 match what {
                     Recovery::Requeue => log::warn!("request {id}: its sender stopped; queued to be sent again"),
-                    Recovery::Uncertain(_) => {
+                    Recovery::End(fin) if fin.state == State::Uncertain => {
                         log::warn!("request {id}: its sender stopped mid-send; it is uncertain and was not resent");
                         if let Ok(Some(row)) = core.journal.request(*id) {
                             core.reverse_if_policy(&row);
                         }
+                    }
+                    Recovery::End(fin) => {
+                        log::warn!("request {id}: {}", fin.last_error.as_deref().unwrap_or("ended"))
                     }
                 }
             }
@@ -122,4 +200,5 @@ fn purge(core: &Core) {
         Ok(n) => log::info!("retention: purged {n} finished requests older than {days} days"),
         Err(e) => log::error!("retention purge failed: {e}"),
     }
+    owners::sweep(core.journal.path(), &core.owner);
 }

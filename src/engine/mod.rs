@@ -48,20 +48,23 @@ impl Engine {
         self.busy.load(Ordering::Acquire)
     }
 
-    /// Stops claiming, waits until `deadline` for sends in flight, stops the
-    /// maintenance thread. Queued requests stay in the journal.
+    /// Stops claiming, waits until `deadline` for sends in flight, then breaks off
+    /// those still waiting for the gateway (their workers record them as they would
+    /// a connection that broke off: a settlement becomes uncertain, never resent),
+    /// and joins every thread: when this returns, no thread of the engine runs, so
+    /// the library may be unloaded. Queued requests stay in the journal.
     pub fn stop(&mut self, deadline: Instant) {
         self.core.stopping.store(true, Ordering::Release);
         self.core.wake.notify();
+        while self.workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if self.workers.iter().any(|w| !w.is_finished()) {
+            log::warn!("shutdown: the deadline passed with sends in flight; breaking them off");
+            self.core.interrupt_sends();
+        }
         for w in std::mem::take(&mut self.workers) {
-            while !w.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if w.is_finished() {
-                let _ = w.join();
-            }
-            // A worker still inside a send finishes it and records the outcome on
-            // its own; it holds its own reference to the journal.
+            let _ = w.join();
         }
         if let Some(m) = self.maintenance.take() {
             m.stop();

@@ -9,6 +9,7 @@
 //!   and how a request moves on after an attempt;
 //! - [`reads`]: what operators ask of it;
 //! - [`writer`]: group commit, the write path of async submissions and workers;
+//! - [`owners`]: each process's lock file, which says whether it is alive;
 //! - `checkpoint`: WAL checkpoints on a thread of their own.
 //!
 //! Every write is a method of [`Tx`], a write transaction: a caller picks the
@@ -16,6 +17,7 @@
 //! [`Journal::batch`]) and calls the verb inside it.
 
 mod checkpoint;
+pub mod owners;
 pub mod queue;
 pub mod reads;
 pub mod records;
@@ -41,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_source.sql"),
     include_str!("migrations/0003_flat_lookups.sql"),
+    include_str!("migrations/0004_owner_beat.sql"),
 ];
 
 /// The states of a request (docs/api_reference.md, `mi_get_request`), stored as
@@ -366,6 +369,14 @@ impl Journal {
         Ok(())
     }
 
+    /// Stops the checkpoint thread and waits for it (shutdown); dropping the
+    /// journal does the same.
+    pub fn stop_checkpointer(&self) {
+        if let Some(c) = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            c.stop();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll
         // back on drop), so the connection stays usable.
@@ -463,9 +474,7 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        if let Some(c) = self.checkpointer.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
-            c.stop();
-        }
+        self.stop_checkpointer();
     }
 }
 

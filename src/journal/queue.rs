@@ -6,8 +6,8 @@
 //! journal never claim the same request, and whatever a crash leaves behind is
 //! found again by the same rules.
 
-use super::{exec, records, row, Attempt, Final, Journal, RequestRow, State, Tx};
-use crate::error::Result;
+use super::{exec, records, row, Attempt, Final, Journal, RequestRow, Tx};
+use crate::error::{Error, Result};
 use crate::protocol::retry::AttemptOutcome;
 use rusqlite::{params, OptionalExtension};
 
@@ -28,10 +28,16 @@ pub(super) const CLAIM: &str = "UPDATE mi_request SET state = 'sending', owner =
 
 /// Claimed requests with whether an attempt is in flight, for recovery (through
 /// the partial index on owner: claimed rows only, however many are waiting).
-pub(super) const ORPHANS: &str = "SELECT r.id, r.state,
+pub(super) const ORPHANS: &str = "SELECT r.id, r.owner,
         EXISTS (SELECT 1 FROM mi_attempt a WHERE a.request_id = r.id AND a.finished_at IS NULL)
    FROM mi_request r
-  WHERE r.state IN ('sending', 'retry_wait')";
+  WHERE r.state IN ('sending', 'retry_wait') AND r.owner IS NOT NULL";
+
+/// The other processes holding claims, with their heartbeat counts (NULL: never
+/// registered).
+const CLAIMANTS: &str = "SELECT c.owner, o.beat
+   FROM (SELECT DISTINCT owner FROM mi_request WHERE owner IS NOT NULL AND owner != ?1) c
+   LEFT JOIN mi_owner o ON o.owner = c.owner";
 
 /// Requests waiting to be sent: queued, or waiting to retry (kept by triggers).
 pub(super) const WAITING: &str = "SELECT sum(n) FROM mi_state_count WHERE state IN ('queued', 'retry_wait')";
@@ -50,8 +56,8 @@ pub enum Next {
 /// Whose claimed requests to take over.
 #[derive(Debug, Clone, Copy)]
 pub enum Whose<'a> {
-    /// Those of processes other than `me` with no heartbeat since `cutoff_ms`.
-    Dead { me: &'a str, cutoff_ms: i64 },
+    /// All those of a process judged gone (see the maintenance thread).
+    Dead { owner: &'a str },
     /// One request this owner claimed but can no longer drive.
     Mine { id: i64, owner: &'a str },
 }
@@ -61,8 +67,9 @@ pub enum Whose<'a> {
 pub enum Recovery {
     /// Send it (again): it was not sent, or it is safe to resend.
     Requeue,
-    /// It may have been processed and must not be resent.
-    Uncertain(Final),
+    /// End it: uncertain (it may have been processed and must not be resent), or
+    /// failed (nobody waits for it any more and it never left).
+    End(Final),
 }
 
 /// Requests waiting to be sent (queued or waiting to retry), by any process.
@@ -74,6 +81,15 @@ impl Journal {
     /// Requests waiting to be sent (queued or waiting to retry), by any process.
     pub fn waiting(&self) -> Result<u64> {
         waiting(&self.lock())
+    }
+
+    /// The processes other than `me` that hold claimed requests, each with its
+    /// heartbeat count (`None`: it never registered one).
+    pub fn claimants(&self, me: &str) -> Result<Vec<(String, Option<i64>)>> {
+        let c = self.lock();
+        let mut st = c.prepare_cached(CLAIMANTS)?;
+        let rows = st.query_map([me], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }
 
@@ -92,8 +108,29 @@ impl Tx<'_> {
 
     /// Moves a request on: ends its attempt (if one was begun) with how it ended,
     /// and gives the request its final state or sends it back to wait for a retry.
-    pub fn advance(&self, id: i64, attempt: Option<&Attempt>, next: &Next) -> Result<()> {
+    /// Only `owner`, who claimed it, may: for anyone else (it was taken over) this
+    /// changes nothing and fails with [`Error::lost_claim`].
+    pub fn advance(&self, id: i64, owner: &str, attempt: Option<&Attempt>, next: &Next) -> Result<()> {
         let now = self.now();
+        let n = match next {
+            Next::Final(fin) => exec(
+                self,
+                "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, updated_at = ?7,
+                        owner = NULL, next_at = NULL
+                  WHERE id = ?1 AND owner = ?2",
+                params![id, owner, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+            )?,
+            Next::Retry { at_ms, last_error, keep_owner } => exec(
+                self,
+                "UPDATE mi_request SET state = 'retry_wait', last_error = ?3, next_at = ?4, owner = ?5,
+                        updated_at = ?6
+                  WHERE id = ?1 AND owner = ?2",
+                params![id, owner, last_error, at_ms, keep_owner, now],
+            )?,
+        };
+        if n != 1 {
+            return Err(Error::lost_claim(id));
+        }
         if let Some(a) = attempt {
             exec(
                 self,
@@ -103,79 +140,54 @@ impl Tx<'_> {
                 params![id, a.no, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
             )?;
         }
-        match next {
-            Next::Final(fin) => exec(
-                self,
-                "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
-                        owner = NULL, next_at = NULL
-                  WHERE id = ?1",
-                params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
-            )?,
-            Next::Retry { at_ms, last_error, keep_owner } => exec(
-                self,
-                "UPDATE mi_request SET state = 'retry_wait', last_error = ?2, next_at = ?3, owner = ?4,
-                        updated_at = ?5
-                  WHERE id = ?1",
-                params![id, last_error, at_ms, keep_owner, now],
-            )?,
-        };
         Ok(())
     }
 
     /// Takes back a request this owner left in `retry_wait` while it slept through
-    /// the backoff (sync calls).
+    /// the backoff (sync calls); [`Error::lost_claim`] if it is no longer its own.
     pub fn reclaim(&self, id: i64, owner: &str) -> Result<()> {
-        exec(
+        let n = exec(
             self,
-            "UPDATE mi_request SET state = 'sending', updated_at = ?3 WHERE id = ?1 AND owner = ?2",
+            "UPDATE mi_request SET state = 'sending', updated_at = ?3
+              WHERE id = ?1 AND owner = ?2 AND state = 'retry_wait'",
             params![id, owner, self.now()],
         )?;
+        if n != 1 {
+            return Err(Error::lost_claim(id));
+        }
         Ok(())
     }
 
-    /// Registers or refreshes a process's heartbeat.
+    /// Registers a process, or counts one more heartbeat of it. The counter is
+    /// what others watch; the wall time is for people reading the table.
     pub fn heartbeat(&self, owner: &str, now_ms: i64) -> Result<()> {
         exec(
             self,
-            "INSERT INTO mi_owner(owner, pid, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            "INSERT INTO mi_owner(owner, pid, started_at, heartbeat_at, beat) VALUES (?1, ?2, ?3, ?4, 1)
+             ON CONFLICT(owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, beat = beat + 1",
             params![owner, std::process::id(), self.now(), now_ms],
         )?;
         Ok(())
     }
 
     /// Takes over claimed requests (see [`Whose`]). Requests waiting to retry, or
-    /// claimed with no attempt begun, provably did not leave and go back to the
-    /// queue; for one whose attempt was begun and never ended, `decide` says. In one
-    /// transaction, so two recovering processes never both take the same request.
+    /// claimed with no attempt begun, provably did not leave; `decide` says what
+    /// becomes of each (given whether an attempt was in flight). In one
+    /// transaction, and each change names the owner it takes from, so two
+    /// recovering processes never both take the same request.
     pub fn take_over(
         &self,
         whose: Whose<'_>,
-        decide: impl Fn(&RequestRow) -> Recovery,
+        decide: impl Fn(&RequestRow, bool) -> Recovery,
     ) -> Result<Vec<(i64, Recovery)>> {
-        let orphans: Vec<(i64, State, bool)> = {
-            // ?1 is an owner, ?2 a number: a cutoff, or a request id.
-            let (condition, who, n) = match whose {
-                Whose::Dead { me, cutoff_ms } => (
-                    "r.owner IS NOT NULL AND r.owner != ?1
-                     AND NOT EXISTS (SELECT 1 FROM mi_owner o WHERE o.owner = r.owner AND o.heartbeat_at >= ?2)",
-                    me,
-                    cutoff_ms,
-                ),
-                Whose::Mine { id, owner } => ("r.id = ?2 AND r.owner = ?1", owner, id),
-            };
-            let mut st = self.prepare_cached(&format!("{ORPHANS} AND {condition}"))?;
-            let rows = st.query_map(params![who, n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<std::result::Result<_, _>>()?
+        let orphans: Vec<(i64, String, bool)> = match whose {
+            Whose::Dead { owner } => self.orphans("r.owner = ?1", params![owner])?,
+            Whose::Mine { id, owner } => self.orphans("r.id = ?2 AND r.owner = ?1", params![owner, id])?,
         };
         let now = self.now();
         let mut done = Vec::new();
-        for (id, st, in_flight) in orphans {
-            let what = if st == State::RetryWait || !in_flight {
-                Recovery::Requeue
-            } else {
-                decide(&records::existing_row(self, id)?)
-            };
+        for (id, owner, in_flight) in orphans {
+            let what = decide(&records::existing_row(self, id)?, in_flight);
             exec(
                 self,
                 "UPDATE mi_attempt SET finished_at = ?2, outcome = ?3,
@@ -183,26 +195,36 @@ impl Tx<'_> {
                   WHERE request_id = ?1 AND finished_at IS NULL",
                 params![id, now, AttemptOutcome::Interrupted],
             )?;
-            match &what {
+            let n = match &what {
                 Recovery::Requeue => exec(
                     self,
-                    "UPDATE mi_request SET owner = NULL, updated_at = ?2,
+                    "UPDATE mi_request SET owner = NULL, updated_at = ?3,
                             state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
                             next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
-                      WHERE id = ?1",
-                    params![id, now],
+                      WHERE id = ?1 AND owner = ?2",
+                    params![id, owner, now],
                 )?,
-                Recovery::Uncertain(fin) => exec(
+                Recovery::End(fin) => exec(
                     self,
-                    "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
-                            next_at = NULL, updated_at = ?6
-                      WHERE id = ?1",
-                    params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
+                    "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, owner = NULL,
+                            next_at = NULL, updated_at = ?7
+                      WHERE id = ?1 AND owner = ?2",
+                    params![id, owner, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
                 )?,
             };
+            if n != 1 {
+                return Err(Error::lost_claim(id));
+            }
             done.push((id, what));
         }
         Ok(done)
+    }
+
+    /// Claimed requests matching `condition`: id, owner, whether an attempt is in flight.
+    fn orphans(&self, condition: &str, p: impl rusqlite::Params) -> Result<Vec<(i64, String, bool)>> {
+        let mut st = self.prepare_cached(&format!("{ORPHANS} AND {condition}"))?;
+        let rows = st.query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// Deletes finished requests created before `before` (journal time text),
@@ -224,6 +246,7 @@ mod tests {
     use super::super::records::tests::{new_req, queued};
     use super::super::records::Start;
     use super::super::tests::open;
+    use super::super::State;
     use super::*;
     use crate::error::Code;
 
@@ -241,7 +264,9 @@ mod tests {
         let j = open(dir.path());
         let id = queued(&j, 0);
         let m = j.request(id).unwrap().unwrap().msgid;
-        assert_eq!(j.write(|tx| tx.begin_attempt(id, &m, "{}")).unwrap(), 1);
+        assert!(j.write(|tx| tx.begin_attempt(id, "W", &m, "{}")).unwrap_err().is_lost_claim(), "unclaimed");
+        assert_eq!(claim(&j, "W"), Some(id));
+        assert_eq!(j.write(|tx| tx.begin_attempt(id, "W", &m, "{}")).unwrap(), 1);
         assert_eq!(state(&j, id), State::Sending);
         let a = Attempt {
             no: 1,
@@ -252,7 +277,12 @@ mod tests {
             ..Default::default()
         };
         let fin = Final { state: State::Succeeded, code: Code::Ok, result: "{\"infcode\":0}".into(), last_error: None };
-        j.write(|tx| tx.advance(id, Some(&a), &Next::Final(fin))).unwrap();
+        // Only the owner moves it on; anyone else changes nothing.
+        let e = j.write(|tx| tx.advance(id, "X", Some(&a), &Next::Final(fin.clone()))).unwrap_err();
+        assert!(e.is_lost_claim(), "{e}");
+        assert_eq!((state(&j, id), j.attempts(id).unwrap()[0].outcome), (State::Sending, None));
+        j.write(|tx| tx.advance(id, "W", Some(&a), &Next::Final(fin.clone()))).unwrap();
+        assert!(j.write(|tx| tx.advance(id, "W", Some(&a), &Next::Final(fin))).unwrap_err().is_lost_claim(), "once");
         let r = j.request(id).unwrap().unwrap();
         assert_eq!((r.state, r.attempts, r.mi_code), (State::Succeeded, 1, Some(0)));
         assert_eq!(j.counts_by_state().unwrap(), vec![(State::Succeeded, 1)]);
@@ -275,24 +305,39 @@ mod tests {
         let order: Vec<i64> = (0..4).map(|_| claim(&j, "A").unwrap()).collect();
         assert_eq!(order, vec![ids[1], ids[2], ids[3], ids[0]]);
         assert_eq!(claim(&j, "B"), None, "nothing claimed twice");
-        // A's heartbeat is old: B takes over. One was sent (an attempt begun), three not.
+        // A is gone: B takes over. One was sent (an attempt begun), three not.
         j.write(|tx| tx.heartbeat("A", 1000)).unwrap();
         j.write(|tx| tx.heartbeat("B", 10_000)).unwrap();
+        assert_eq!(j.claimants("B").unwrap(), vec![("A".to_string(), Some(1))]);
+        assert!(j.claimants("A").unwrap().is_empty());
         let row = j.request(ids[1]).unwrap().unwrap();
-        j.write(|tx| tx.begin_attempt(ids[1], &row.msgid, "{}")).unwrap();
+        j.write(|tx| tx.begin_attempt(ids[1], "A", &row.msgid, "{}")).unwrap();
         let uncertain = Final { state: State::Uncertain, code: Code::Uncertain, result: "{}".into(), last_error: None };
-        let dead = Whose::Dead { me: "B", cutoff_ms: 5000 };
-        let done = j.write(|tx| tx.take_over(dead, |_| Recovery::Uncertain(uncertain.clone()))).unwrap();
+        let dead = Whose::Dead { owner: "A" };
+        let done = j
+            .write(|tx| {
+                tx.take_over(dead, |_, in_flight| match in_flight {
+                    true => Recovery::End(uncertain.clone()),
+                    false => Recovery::Requeue,
+                })
+            })
+            .unwrap();
         assert_eq!(done.len(), 4);
         assert_eq!(state(&j, ids[1]), State::Uncertain);
         assert_eq!(j.attempts(ids[1]).unwrap()[0].outcome, Some(AttemptOutcome::Interrupted));
         for id in [ids[0], ids[2], ids[3]] {
             assert_eq!(state(&j, id), State::Queued);
         }
-        assert!(j.write(|tx| tx.take_over(dead, |_| Recovery::Requeue)).unwrap().is_empty(), "taken over once");
+        assert!(j.write(|tx| tx.take_over(dead, |_, _| Recovery::Requeue)).unwrap().is_empty(), "taken over once");
+        // The old owner can no longer move on what it lost.
+        let a = Attempt { no: 1, outcome: Some(AttemptOutcome::Ok), ..Default::default() };
+        let ok = Final { state: State::Succeeded, code: Code::Ok, result: "{}".into(), last_error: None };
+        let e = j.write(|tx| tx.advance(ids[1], "A", Some(&a), &Next::Final(ok))).unwrap_err();
+        assert!(e.is_lost_claim());
+        assert_eq!(state(&j, ids[1]), State::Uncertain, "the new owner's outcome stands");
         // One's own request given up: back to the queue when no attempt began.
         let mine = claim(&j, "B").unwrap();
-        let back = j.write(|tx| tx.take_over(Whose::Mine { id: mine, owner: "B" }, |_| Recovery::Requeue)).unwrap();
+        let back = j.write(|tx| tx.take_over(Whose::Mine { id: mine, owner: "B" }, |_, _| Recovery::Requeue)).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(state(&j, mine), State::Queued);
     }
@@ -305,7 +350,7 @@ mod tests {
         for id in [a, b] {
             assert_eq!(claim(&j, "W"), Some(id));
             let m = j.request(id).unwrap().unwrap().msgid;
-            j.write(|tx| tx.begin_attempt(id, &m, "{}")).unwrap();
+            j.write(|tx| tx.begin_attempt(id, "W", &m, "{}")).unwrap();
         }
         let never = Attempt { no: 1, outcome: Some(AttemptOutcome::NeverSent), ..Default::default() };
         let later = |keep: Option<&str>| Next::Retry {
@@ -313,14 +358,16 @@ mod tests {
             last_error: "down".into(),
             keep_owner: keep.map(str::to_owned),
         };
-        j.write(|tx| tx.advance(a, Some(&never), &later(None))).unwrap();
-        j.write(|tx| tx.advance(b, Some(&never), &later(Some("S")))).unwrap();
+        j.write(|tx| tx.advance(a, "W", Some(&never), &later(None))).unwrap();
+        j.write(|tx| tx.advance(b, "W", Some(&never), &later(Some("S")))).unwrap();
         assert_eq!(j.waiting().unwrap(), 2);
         assert_eq!(j.write(|tx| tx.claim("W", 99)).unwrap().map(|r| r.id), None, "not due yet");
         assert_eq!(j.write(|tx| tx.claim("W", 100)).unwrap().map(|r| r.id), Some(a));
         assert_eq!(j.write(|tx| tx.claim("W", 1000)).unwrap().map(|r| r.id), None, "b is kept by S");
+        assert!(j.write(|tx| tx.reclaim(b, "W")).unwrap_err().is_lost_claim(), "only by its keeper");
         j.write(|tx| tx.reclaim(b, "S")).unwrap();
         assert_eq!(state(&j, b), State::Sending);
+        assert!(j.write(|tx| tx.reclaim(b, "S")).unwrap_err().is_lost_claim(), "not waiting any more");
     }
 
     #[test]
@@ -369,22 +416,22 @@ mod tests {
         let a = claim(&j, "A").unwrap();
         let b = claim(&j, "A").unwrap();
         let m = j.request(a).unwrap().unwrap().msgid;
-        j.write(|tx| tx.begin_attempt(a, &m, "{}")).unwrap();
+        j.write(|tx| tx.begin_attempt(a, "A", &m, "{}")).unwrap();
         let rec = Attempt { no: 1, outcome: Some(AttemptOutcome::NeverSent), ..Default::default() };
         let retry = Next::Retry { at_ms: i64::MAX, last_error: "down".into(), keep_owner: None };
-        j.write(|tx| tx.advance(a, Some(&rec), &retry)).unwrap();
+        j.write(|tx| tx.advance(a, "A", Some(&rec), &retry)).unwrap();
         let ok = Final { state: State::Succeeded, code: Code::Ok, result: "{}".into(), last_error: None };
-        j.write(|tx| tx.advance(sid, Some(&rec), &Next::Final(ok))).unwrap();
+        j.write(|tx| tx.advance(sid, "A", Some(&rec), &Next::Final(ok))).unwrap();
         let bad =
             Final { state: State::Failed, code: Code::Network, result: "{}".into(), last_error: Some("x".into()) };
-        j.write(|tx| tx.advance(b, None, &Next::Final(bad))).unwrap();
+        j.write(|tx| tx.advance(b, "A", None, &Next::Final(bad))).unwrap();
         assert_eq!(counts(&j), scan(&j));
         assert_eq!(j.waiting().unwrap(), 5, "four queued and one waiting to retry");
         let h = j.health().unwrap();
         assert!(h.last_success_at.is_some());
         assert_eq!(h.last_error.map(|e| e.message), Some("x".to_string()));
         j.write(|tx| tx.heartbeat("A", 0)).unwrap();
-        j.write(|tx| tx.take_over(Whose::Dead { me: "B", cutoff_ms: 10 }, |_| Recovery::Requeue)).unwrap();
+        j.write(|tx| tx.take_over(Whose::Dead { owner: "A" }, |_, _| Recovery::Requeue)).unwrap();
         j.lock().execute("UPDATE mi_request SET created_at = '2020-01-01 00:00:00.000'", []).unwrap();
         assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
         assert_eq!(counts(&j), scan(&j));

@@ -169,16 +169,18 @@ impl Tx<'_> {
 
     /// Marks a request `sending` under `msgid` with `envelope` as it goes out, and
     /// adds its attempt row; returns the attempt's number. A msgid other than the
-    /// row's (a resend that needs a fresh one) becomes the row's.
-    pub fn begin_attempt(&self, id: i64, msgid: &str, envelope: &str) -> Result<i64> {
+    /// row's (a resend that needs a fresh one) becomes the row's. Only `owner`,
+    /// who claimed it, may: otherwise nothing changes, nothing may be sent, and this
+    /// fails with [`Error::lost_claim`].
+    pub fn begin_attempt(&self, id: i64, owner: &str, msgid: &str, envelope: &str) -> Result<i64> {
         let now = self.now();
         // msgid is set only when it changes: setting it rewrites its index entry.
         let n: i64 = row(
             self,
             "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, envelope = ?3, updated_at = ?4,
                     next_at = NULL
-              WHERE id = ?1 AND msgid = ?2 RETURNING attempts",
-            params![id, msgid, envelope, now],
+              WHERE id = ?1 AND msgid = ?2 AND owner = ?5 RETURNING attempts",
+            params![id, msgid, envelope, now, owner],
             |r| r.get(0),
         )
         .optional()?
@@ -188,13 +190,15 @@ impl Tx<'_> {
                     self,
                     "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3,
                             updated_at = ?4, next_at = NULL
-                      WHERE id = ?1 RETURNING attempts",
-                    params![id, msgid, envelope, now],
+                      WHERE id = ?1 AND owner = ?5 RETURNING attempts",
+                    params![id, msgid, envelope, now, owner],
                     |r| r.get(0),
                 )
+                .optional()
             },
-            Ok,
-        )?;
+            |n| Ok(Some(n)),
+        )?
+        .ok_or_else(|| Error::lost_claim(id))?;
         exec(
             self,
             "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
@@ -404,7 +408,7 @@ pub(crate) mod tests {
         assert_eq!((a.len(), a[0].no, a[0].outcome), (1, 1, None));
         // A second attempt under a fresh msgid makes it the row's.
         let fresh = j.write(|tx| tx.next_msgid()).unwrap();
-        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, &fresh, "{\"x\":1}")).unwrap(), 2);
+        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, "me", &fresh, "{\"x\":1}")).unwrap(), 2);
         let r = j.request(ins.id).unwrap().unwrap();
         assert_eq!((r.msgid.as_str(), r.envelope.as_str()), (fresh.as_str(), "{\"x\":1}"));
         assert_eq!(j.attempts(ins.id).unwrap()[0].msgid, ins.msgid, "the first attempt keeps its msgid");

@@ -26,6 +26,8 @@ pub trait Claims: Send + Sync + 'static {
     type Claimed: Send + 'static;
     /// The journal written to.
     fn journal(&self) -> &Journal;
+    /// The owner whose claims the outcomes handed in move on.
+    fn owner(&self) -> &str;
     /// Claims the next request inside the writer's transaction (in a savepoint of
     /// its own); `None` when nothing is due or the workers are stopping.
     fn claim(&self, tx: &Tx<'_>) -> Result<Option<Self::Claimed>>;
@@ -192,7 +194,8 @@ fn write<W: Claims>(served: &Arc<W>, capacity: u64, rx: Receiver<Op<W::Claimed>>
                 match op {
                     Op::Submit(s, reply) => submits.push((s, reply)),
                     Op::Advance { id, attempt, next, then_claim, reply } => {
-                        let r = tx.isolated(|tx| tx.advance(id, attempt.as_ref(), &next)).and_then(|r| r);
+                        let r =
+                            tx.isolated(|tx| tx.advance(id, served.owner(), attempt.as_ref(), &next)).and_then(|r| r);
                         let r = r.map(|()| then_claim.then(|| claim_along(served.as_ref(), tx)).flatten());
                         answers.push(reply_claimed(served, reply, r));
                     }

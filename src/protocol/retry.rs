@@ -109,14 +109,19 @@ pub fn decide(outcome: AttemptOutcome, resendable: bool, attempt: u32, policy: &
     }
 }
 
-/// What becomes of a request whose sender stopped after its attempt began: sent
-/// again at once if that is safe, else uncertain. (Requests claimed but never begun,
-/// or waiting to retry, provably did not leave and simply go back to the queue.)
-pub fn after_interruption(resendable: bool) -> Decision {
-    if resendable {
-        Decision::Retry(Duration::ZERO)
-    } else {
+/// What becomes of a request whose sender stopped (its process died, or a worker
+/// failed) before it ended. One whose attempt was in flight and that may not be
+/// resent is uncertain. Otherwise it provably did not leave, or may be resent; then
+/// an async request is sent (again) at once, and a sync one ends (`Final`, failed):
+/// its caller is gone, perhaps took cash instead, and nobody waits for it, so it is
+/// never sent on its own later.
+pub fn after_interruption(resendable: bool, in_flight: bool, sync: bool) -> Decision {
+    if in_flight && !resendable {
         Decision::Uncertain
+    } else if sync {
+        Decision::Final
+    } else {
+        Decision::Retry(Duration::ZERO)
     }
 }
 
@@ -173,8 +178,13 @@ mod tests {
         for infno in ["2207", "2203A", "2201", "9001", "9101", "6202"] {
             assert!(!resendable(infno, &p), "{infno}");
         }
-        assert_eq!(after_interruption(true), Decision::Retry(Duration::ZERO));
-        assert_eq!(after_interruption(false), Decision::Uncertain);
+        assert_eq!(after_interruption(true, true, false), Decision::Retry(Duration::ZERO));
+        assert_eq!(after_interruption(false, true, false), Decision::Uncertain);
+        assert_eq!(after_interruption(false, false, false), Decision::Retry(Duration::ZERO), "never left");
+        // A sync call's caller is gone: never sent on its own, unless it may be out.
+        assert_eq!(after_interruption(false, true, true), Decision::Uncertain);
+        assert_eq!(after_interruption(false, false, true), Decision::Final);
+        assert_eq!(after_interruption(true, true, true), Decision::Final);
     }
 
     #[test]

@@ -166,11 +166,18 @@ impl Sdk {
         while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        // Workers first: their last outcomes go through the writer.
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Calls on the HIS's threads still waiting for the gateway: break them
+            // off as well (the cashier's program is closing).
+            self.core.interrupt_sends();
+        }
+        // Workers first: their last outcomes go through the writer. Every thread
+        // of the library is joined before this returns (the HIS may unload it).
         self.engine().stop(deadline);
         if let Some(w) = self.core.writer.get() {
             w.stop();
         }
+        self.core.journal.stop_checkpointer();
         log::info!("mi_sdk shut down");
     }
 

@@ -41,6 +41,11 @@ impl Channels {
         Ok(Channels { transport, mobile, encrypt_input, files: FileChannel::new(cfg), clock })
     }
 
+    /// Breaks off every exchange in flight (see [`Transport::interrupt`]).
+    pub fn interrupt(&self) {
+        self.transport.interrupt();
+    }
+
     /// Refuses, before anything is journaled, a transaction whose channel is not set up.
     pub fn check(&self, infno: &str) -> Result<()> {
         if transactions::is_file_transfer(infno) {

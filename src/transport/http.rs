@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::transport::{gateway, Failure, Reply};
 use std::io::ErrorKind;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The largest response body accepted (catalogue queries can be large).
@@ -17,6 +18,8 @@ pub struct Transport {
     gateway: Gateway,
     /// The signatures' timestamps.
     clock: Clock,
+    /// Set by [`Transport::interrupt`].
+    interrupted: AtomicBool,
 }
 
 /// What a plain GET of the gateway's URL found (`mi-sdk check`).
@@ -52,7 +55,17 @@ impl Transport {
             ureq::unversioned::transport::DefaultConnector::new(),
             super::resolve::CachingResolver::new(clock.clone()),
         );
-        Ok(Transport { agent, gateway: g.clone(), clock })
+        Ok(Transport { agent, gateway: g.clone(), clock, interrupted: AtomicBool::new(false) })
+    }
+
+    /// Breaks off every exchange in flight: a send blocked on the gateway fails at
+    /// once (as an answer that broke off: it may have been processed) instead of
+    /// waiting out its timeout, and later sends fail as never sent. For shutdown's
+    /// deadline. A TCP connect in progress is not interrupted: it is bounded by
+    /// `connect_timeout_ms`.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.agent.clone().shutdown();
     }
 
     /// The URL for a transaction.
@@ -168,7 +181,18 @@ impl Transport {
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        req.send(body).map_err(classify)
+        req.send(body).map_err(|e| match e {
+            // A send begun after `interrupt`: ureq refuses it before any connection
+            // is used, so it never left.
+            ureq::Error::Io(io)
+                if io.kind() == ErrorKind::NotConnected
+                    && self.interrupted.load(Ordering::Acquire)
+                    && io.to_string().contains("shut down") =>
+            {
+                Failure::NeverSent("not sent: the SDK is shutting down".into())
+            }
+            e => classify(e),
+        })
     }
 }
 
