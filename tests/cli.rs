@@ -223,3 +223,34 @@ fn catalog_downloads_as_csv_and_resumes_by_version() {
     assert_eq!(cli(&file, &["catalog", "--out", out.to_str().unwrap()]).0, 2);
     assert_eq!(cli(&file, &["catalog", "1301"]).0, 2);
 }
+
+/// `mi-sdk catalog` names its files after the platform's `ver`: a `ver` that is
+/// not a plain name (`../../x`, or one that would pass the "newer" test) is
+/// refused before anything is downloaded or written, inside the folder or out.
+#[test]
+fn catalog_refuses_a_hostile_version() {
+    let sim = SimProcess::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = json!({
+        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "catalogue", "mdtrtarea_admvs": "440300",
+                        "opter": "0001", "opter_name": "cashier"},
+        "gateway": {"url": sim.url},
+        "journal": {"path": "mi_journal.db"}
+    });
+    let file = work.path().join("mi_sdk.json");
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    let out = work.path().join("a/b/catalogues");
+    for ver in ["../../x", "9/../../../x", "9\\..\\..\\x", "2026 1101", "版本2"] {
+        sim.fault(json!({"catalogue_ver": ver}));
+        let (code, stdout, stderr) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{ver}: {stdout}\n{stderr}");
+        assert!(stderr.contains("ver") && stderr.contains("A-Z"), "{ver}: {stderr}");
+        let written: Vec<String> = files_under(work.path())
+            .into_iter()
+            .map(|(p, _)| p.to_string_lossy().into_owned())
+            .filter(|p| !p.contains("mi_journal.db") && !p.ends_with("mi_sdk.json") && !p.contains("/logs/"))
+            .collect();
+        assert!(written.is_empty(), "{ver}: written {written:?}");
+    }
+    assert_eq!(sim.ledger()["by_infno"]["9102"].as_u64(), None, "nothing downloaded");
+}

@@ -25,6 +25,9 @@ pub struct Files {
     /// file_qury_no -> (filename, bytes)
     stored: HashMap<String, (String, Arc<Vec<u8>>)>,
     serial: u64,
+    /// The version the catalogue query answers with instead of the real one, set
+    /// by `{"catalogue_ver": ..}` to `/sim/faults`: a hostile platform's `ver`.
+    pub catalogue_ver: Option<String>,
 }
 
 impl Files {
@@ -68,11 +71,15 @@ impl Files {
     }
 }
 
-/// 1301: the newest catalogue version after `data.ver`, as a file to download.
-pub fn catalogue_query(input: &Value) -> Result<Value, String> {
+/// 1301: the newest catalogue version after `data.ver` as a file to download;
+/// `ver`, when given, is answered whatever `data.ver` is.
+pub fn catalogue_query(input: &Value, ver: Option<&str>) -> Result<Value, String> {
     let since = input.pointer("/data/ver").and_then(Value::as_str).unwrap_or("");
-    let ver = "20261101001";
-    if since >= ver {
+    let (ver, forced) = match ver {
+        Some(v) => (v, true),
+        None => ("20261101001", false),
+    };
+    if since >= ver && !forced {
         // Up to date: nothing newer to download.
         return Ok(json!({"file_qury_no": "", "filename": "", "ver": since, "data_cnt": 0}));
     }

@@ -162,7 +162,7 @@ impl Ledger {
             "2208" => self.cancel_settlement(&input, &msgid),
             "2601" => self.reverse(&input, &msgid),
             "5203" => self.settlement_info(&input),
-            "1301" => crate::files::catalogue_query(&input),
+            "1301" => crate::files::catalogue_query(&input, self.files.catalogue_ver.as_deref()),
             "9101" => {
                 let code = env["fixmedins_code"].as_str().unwrap_or_default();
                 let now = crate::checks::now_local().format("%Y%m%d%H%M%S").to_string();

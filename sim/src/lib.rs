@@ -357,13 +357,17 @@ fn take_zip(sh: &Shared, body: &[u8]) -> Option<std::sync::Arc<Vec<u8>>> {
 /// `POST /sim/faults`: `{"refuse_ms": 3000}` closes the port for that long;
 /// `{"reject_sign_no_once": true}` refuses the next business call's sign_no;
 /// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes;
-/// `{"open_gate": "g"}` lets the requests held at gate `g` through.
+/// `{"open_gate": "g"}` lets the requests held at gate `g` through;
+/// `{"catalogue_ver": "v"}` makes the catalogue query answer with version `v`.
 fn faults(sh: &Shared, body: &[u8]) -> Reply {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return answer(400, json!({"error": "body must be JSON"}).to_string());
     };
     if let Some(g) = v.get("open_gate").and_then(Value::as_str) {
         sh.gates.open(g);
+    }
+    if let Some(ver) = v.get("catalogue_ver").and_then(Value::as_str) {
+        sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).files.catalogue_ver = Some(ver.to_string());
     }
     if let Some(n) = v.get("cut_download_once_after").and_then(Value::as_u64) {
         sh.cut_download_once.store(n, std::sync::atomic::Ordering::Release);

@@ -75,6 +75,18 @@ pub fn fetch(sdk: &Sdk, infno: &str, since: Option<&str>, out: &Path) -> Result<
         let o = &answer["output"];
         let no = o["file_qury_no"].as_str().unwrap_or_default();
         let next = o["ver"].as_str().unwrap_or_default().to_string();
+        if !no.is_empty() && !next.is_empty() && !is_plain_version(&next) {
+            // The version names the files written: `../` or a drive would put them
+            // anywhere (Windows resolves `..` in `1301_a\..\..\x` without `1301_a`).
+            return Err(Error::new(
+                Code::Protocol,
+                format!(
+                    "{infno}: the platform answered \"ver\": {}, which cannot name a file (only A-Z, a-z, 0-9, \
+                     _ and - are allowed); nothing was downloaded or written",
+                    Value::String(next)
+                ),
+            ));
+        }
         if no.is_empty() || next.is_empty() || next <= version {
             return Ok(fetched);
         }
@@ -108,6 +120,11 @@ pub fn fetch(sdk: &Sdk, infno: &str, since: Option<&str>, out: &Path) -> Result<
         fetched.push(Fetched { version: next.clone(), csv, rows });
         version = next;
     }
+}
+
+/// Whether a catalogue version can be part of a file name as it is: `[A-Za-z0-9_-]+`.
+fn is_plain_version(ver: &str) -> bool {
+    !ver.is_empty() && ver.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The answer of a call that must have succeeded.
@@ -180,5 +197,13 @@ mod tests {
         let mut header = false;
         assert_eq!(to_csv(&txt, "1399", &mut out, &mut header).unwrap(), 2);
         assert_eq!(String::from_utf8(out).unwrap(), "col1,col2,col3\na,\"b,c\",\"d\"\"e\"\n张三,x,y\n");
+    }
+
+    #[test]
+    fn only_plain_versions_name_files() {
+        assert!(is_plain_version("20261101001") && is_plain_version("v2_a-b"));
+        for bad in ["", "..", "../x", "a/b", "a\\b", "C:x", "a b", "版本", "a.b"] {
+            assert!(!is_plain_version(bad), "{bad}");
+        }
     }
 }
