@@ -720,14 +720,22 @@ mod tests {
     fn safe_infnos_that_would_resend_money_are_refused() {
         // A wildcard, a prefix or a code that covers a settlement or another
         // transaction that moves money or state would let a timeout resend it.
-        for (pattern, covered) in
-            [("*", "2102"), ("2*", "2102"), ("22*", "2201"), ("2207", "2207"), ("2207A", "2207"), ("62*", "6201"), ("9*", "9101")]
-        {
+        for (pattern, covered) in [
+            ("*", "2102"),
+            ("2*", "2102"),
+            ("22*", "2201"),
+            ("2207", "2207"),
+            ("2207A", "2207"),
+            ("62*", "6201"),
+            ("9*", "9101"),
+        ] {
             let t = minimal().replacen('{', &format!("{{\"retry\":{{\"safe_infnos\":[\"1101\",\"{pattern}\"]}},"), 1);
             let e = Config::from_json(&t, Path::new(".")).unwrap_err();
             assert_eq!(e.code, crate::error::Code::Config, "{pattern}");
             assert!(
-                e.message.contains("retry.safe_infnos") && e.message.contains(&format!("\"{pattern}\"")) && e.message.contains(covered),
+                e.message.contains("retry.safe_infnos")
+                    && e.message.contains(&format!("\"{pattern}\""))
+                    && e.message.contains(covered),
                 "{pattern}: {}",
                 e.message
             );

@@ -17,8 +17,30 @@ pub const FILE_DOWNLOAD: &str = "9102";
 /// pharmacy sales, reconciliation adjustments, mobile payments and file uploads.
 /// `retry.safe_infnos` may not cover any of them.
 pub const NEVER_RESENT: &[&str] = &[
-    "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2301", "2302", "2304", "2305", "2401",
-    "2402", "2404", "2405", "3203", "3204", "6201", "6202", "6203", "6401", FILE_UPLOAD,
+    "2102",
+    "2103",
+    "2201",
+    "2202",
+    "2203",
+    "2204",
+    "2205",
+    "2207",
+    "2208",
+    "2301",
+    "2302",
+    "2304",
+    "2305",
+    "2401",
+    "2402",
+    "2404",
+    "2405",
+    "3203",
+    "3204",
+    "6201",
+    "6202",
+    "6203",
+    "6401",
+    FILE_UPLOAD,
 ];
 
 pub fn is_file_transfer(infno: &str) -> bool {
