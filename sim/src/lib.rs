@@ -458,7 +458,8 @@ fn process(
     } else if infno != "9001" && !ledger.sign_no_valid(&sign_no, &opter) {
         Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
     } else {
-        None
+        // A refusal with the message the test chose, as a platform might word one.
+        fault.get("err_msg").and_then(Value::as_str).map(str::to_owned)
     };
     if let Some(why) = refused {
         ledger.reject(&why);
