@@ -236,8 +236,8 @@ MI_CALL int32_t mi_get_status(char *output, int32_t *output_len);
 MI_CALL int32_t mi_last_error(char *output, int32_t *output_len);
 
 /**
- * The id of the last request made by a call on the calling thread; 0 if none (or if
- * the last call was refused before it was journaled).
+ * The id of the last request made by a call on the calling thread; 0 if none, or if
+ * the last call failed in any way (`MI_E_INTERNAL` included) before it was journaled.
  */
 MI_CALL int64_t mi_last_request_id(void);
 

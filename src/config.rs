@@ -621,6 +621,16 @@ impl Config {
                 )));
             }
         }
+        if let Some((p, infno)) = r
+            .safe_infnos
+            .iter()
+            .find_map(|p| crate::protocol::retry::never_resent_covered_by(p).map(|infno| (p, infno)))
+        {
+            return Err(Error::config(format!(
+                "config key `retry.safe_infnos`: \"{p}\" covers {infno}, which moves money or state and must never be \
+                 resent after it may have left; list queries and calculations only"
+            )));
+        }
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
         }
@@ -703,6 +713,37 @@ mod tests {
             let t = minimal().replacen('{', &format!("{{{patch}"), 1);
             let e = Config::from_json(&t, Path::new(".")).unwrap_err();
             assert!(e.message.contains(key), "{patch}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn safe_infnos_that_would_resend_money_are_refused() {
+        // A wildcard, a prefix or a code that covers a settlement or another
+        // transaction that moves money or state would let a timeout resend it.
+        for (pattern, covered) in [
+            ("*", "2102"),
+            ("2*", "2102"),
+            ("22*", "2201"),
+            ("2207", "2207"),
+            ("2207A", "2207"),
+            ("62*", "6201"),
+            ("9*", "9101"),
+        ] {
+            let t = minimal().replacen('{', &format!("{{\"retry\":{{\"safe_infnos\":[\"1101\",\"{pattern}\"]}},"), 1);
+            let e = Config::from_json(&t, Path::new(".")).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::Config, "{pattern}");
+            assert!(
+                e.message.contains("retry.safe_infnos")
+                    && e.message.contains(&format!("\"{pattern}\""))
+                    && e.message.contains(covered),
+                "{pattern}: {}",
+                e.message
+            );
+        }
+        // The defaults, and narrower prefixes of queries, are accepted.
+        for ok in ["13*", "52*", "1*", "5*", "2206", "3202"] {
+            let t = minimal().replacen('{', &format!("{{\"retry\":{{\"safe_infnos\":[\"{ok}\"]}},"), 1);
+            assert!(Config::from_json(&t, Path::new(".")).is_ok(), "{ok}");
         }
     }
 

@@ -93,6 +93,17 @@ fn export(body: impl FnOnce() -> Result<Code>) -> i32 {
     })
 }
 
+/// [`export`] for the functions that make a request (`mi_call_sync`,
+/// `mi_call_async`, `mi_reverse`, the file transfers): `mi_last_request_id` is
+/// cleared before anything else, so a call that fails before it journals a request
+/// (a bad argument, an unknown id, a caught panic: `MI_E_INTERNAL`) leaves 0 rather
+/// than the id of an earlier request the HIS might then fetch or reverse.
+fn call_export(body: impl FnOnce() -> Result<Code>) -> i32 {
+    // Outside the guard: clearing a thread-local Cell cannot panic.
+    LAST_REQUEST_ID.with(|c| c.set(0));
+    export(body)
+}
+
 fn set_last_error(msg: &str) {
     LAST_ERROR.with(|e| *e.borrow_mut() = msg.to_string());
 }
@@ -273,7 +284,7 @@ pub unsafe extern "system" fn mi_call_sync(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
-    export(|| {
+    call_export(|| {
         let sdk = handle::get()?;
         let cs = sdk.config().charset;
         // SAFETY: pointer contract of this function, checked for NULL inside.
@@ -303,7 +314,7 @@ pub unsafe extern "system" fn mi_call_async(
     priority: i32,
     request_id: *mut i64,
 ) -> i32 {
-    export(|| {
+    call_export(|| {
         let sdk = handle::get()?;
         let cs = sdk.config().charset;
         if request_id.is_null() {
@@ -314,7 +325,6 @@ pub unsafe extern "system" fn mi_call_async(
         let infno = unsafe { text_arg(infno, "infno", INFNO_LIMIT, cs) }?;
         // SAFETY: as above.
         let input = unsafe { text_arg(input, "input", (max, "max_input_bytes"), cs) }?;
-        LAST_REQUEST_ID.with(|c| c.set(0));
         let id = sdk.call_async(&infno, &input, priority)?;
         LAST_REQUEST_ID.with(|c| c.set(id));
         // SAFETY: not NULL (checked above) and writable by the caller's contract.
@@ -363,7 +373,7 @@ pub unsafe extern "system" fn mi_get_request(request_id: i64, output: *mut c_cha
 /// As `mi_get_result`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, output_len: *mut i32) -> i32 {
-    export(|| {
+    call_export(|| {
         // SAFETY: pointer contract of this function.
         let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
         deliver_about(&out, sdk.config().charset, sdk.reverse(request_id), true)
@@ -382,7 +392,7 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
 /// as in `mi_call_sync`.
 #[no_mangle]
 pub unsafe extern "system" fn mi_upload_file(path: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
-    export(|| {
+    call_export(|| {
         // SAFETY: pointer contract of this function.
         let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
         let cs = sdk.config().charset;
@@ -414,7 +424,7 @@ pub unsafe extern "system" fn mi_download_file(
     output: *mut c_char,
     output_len: *mut i32,
 ) -> i32 {
-    export(|| {
+    call_export(|| {
         // SAFETY: pointer contract of this function.
         let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
         let cs = sdk.config().charset;
@@ -463,8 +473,8 @@ pub unsafe extern "system" fn mi_last_error(output: *mut c_char, output_len: *mu
     })
 }
 
-/// The id of the last request made by a call on the calling thread; 0 if none (or if
-/// the last call was refused before it was journaled).
+/// The id of the last request made by a call on the calling thread; 0 if none, or if
+/// the last call failed in any way (`MI_E_INTERNAL` included) before it was journaled.
 #[no_mangle]
 pub extern "system" fn mi_last_request_id() -> i64 {
     guard(0, || LAST_REQUEST_ID.with(|c| c.get()))

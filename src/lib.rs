@@ -42,7 +42,7 @@ pub use sdk::{RequestRecord, Sdk, Status, ABI_VERSION, VERSION};
 pub mod internals {
     pub use crate::files::unpack::{safe_relative, unpack, Limits};
     pub use crate::journal::{CallMode, Journal, NewRequest, Options};
-    pub use crate::logging::for_log;
+    pub use crate::logging::{for_log, safe_line};
     pub use crate::protocol::envelope::{build as build_envelope, CallInput};
     pub use crate::protocol::response::parse as parse_response;
     pub use crate::transport::channel::open_output;

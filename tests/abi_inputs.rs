@@ -231,3 +231,71 @@ fn config_sources_and_errors() {
     assert_eq!(unsafe { mi_init(null()) }, MI_OK, "{}", last_error());
     mi_shutdown(1000);
 }
+
+/// `mi_last_request_id` belongs to the last call on the thread: a call that fails
+/// before it journals anything (whatever the reason, a caught panic included) leaves 0,
+/// never the id of an earlier request the HIS might then fetch, reverse or bill.
+#[test]
+fn last_request_id_is_reset_by_every_call_that_fails_before_journaling() {
+    let _g = serial();
+    let env = Env::plain();
+    assert_eq!(env.init(json!({})), MI_OK);
+    let infno = CString::new("1101").unwrap();
+    let input = CString::new(q1101(ZHANG_CERTNO).to_string()).unwrap();
+    let path = CString::new("/nonexistent/file.zip").unwrap();
+    let mut buf = vec![0u8; 4096];
+    let out = buf.as_mut_ptr() as *mut c_char;
+    let ok_call = || {
+        assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+        let id = mi_last_request_id();
+        assert!(id > 0);
+        id
+    };
+    type Failing<'a> = (&'a str, Box<dyn Fn() -> i32 + 'a>, i32);
+    let failing: Vec<Failing> = vec![
+        // SAFETY (all below): pointers are valid or deliberately NULL.
+        (
+            "sync, no length",
+            Box::new(|| unsafe { mi_call_sync(infno.as_ptr(), input.as_ptr(), out, null_mut()) }),
+            MI_E_INVALID_ARGUMENT,
+        ),
+        (
+            "async, NULL input",
+            Box::new(|| {
+                let mut id = 0;
+                unsafe { mi_call_async(infno.as_ptr(), null(), 0, &mut id) }
+            }),
+            MI_E_INVALID_ARGUMENT,
+        ),
+        (
+            "async, no id pointer",
+            Box::new(|| unsafe { mi_call_async(infno.as_ptr(), input.as_ptr(), 0, null_mut()) }),
+            MI_E_INVALID_ARGUMENT,
+        ),
+        (
+            "reverse, unknown id",
+            Box::new(|| {
+                let mut len = 4096;
+                unsafe { mi_reverse(987_654_321, out, &mut len) }
+            }),
+            MI_E_NOT_FOUND,
+        ),
+        (
+            "upload, no length",
+            Box::new(|| unsafe { mi_upload_file(path.as_ptr(), out, null_mut()) }),
+            MI_E_INVALID_ARGUMENT,
+        ),
+    ];
+    for (what, f, code) in failing {
+        let before = ok_call();
+        assert_eq!(f(), code, "{what}: {}", last_error());
+        assert_eq!(mi_last_request_id(), 0, "{what}: still says {before}");
+    }
+    // A successful async call sets it; a failing sync call then clears it.
+    let (rc, id) = call_async("1101", q1101(ZHANG_CERTNO), 0);
+    assert_eq!((rc, mi_last_request_id()), (MI_OK, id));
+    assert_eq!(wait_result(id, 30).0, MI_OK);
+    assert_eq!(call_bytes(b"1101", b"[]", 4096).0, MI_E_INVALID_ARGUMENT);
+    assert_eq!(mi_last_request_id(), 0);
+    mi_shutdown(1000);
+}

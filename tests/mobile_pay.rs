@@ -58,7 +58,7 @@ fn order_upload_pay_and_query_round_trip() {
 }
 
 #[test]
-fn tampered_answers_are_protocol_errors_and_a_wrong_secret_is_refused_by_the_platform() {
+fn tampered_answers_are_protocol_errors_or_uncertain_and_a_wrong_secret_is_refused_by_the_platform() {
     let _g = serial();
     let env = Env::plain();
     assert_eq!(env.init(mobile_config(&env, mobile::TEST_APP_SECRET)), MI_OK);
@@ -69,13 +69,14 @@ fn tampered_answers_are_protocol_errors_and_a_wrong_secret_is_refused_by_the_pla
     assert_eq!(rc, MI_E_PROTOCOL, "{out}");
     assert!(out["err_msg"].as_str().unwrap().contains("验签失败"), "{out}");
     assert_eq!(get_request(mi_last_request_id()).1["attempts"], 2);
-    // A payment whose answer fails verification: MI_E_PROTOCOL, never resent, and held
-    // as uncertain: the money may have moved.
+    // A payment whose answer fails verification: never resent, and held as uncertain:
+    // the money may have moved. The code says so (MI_E_UNCERTAIN), like the state.
     let (rc, out) = call(
         "6202",
         json!({"data": {"payOrdId": ord, "payToken": up["output"]["payToken"], "_sim": {"tamper_signature": true}}}),
     );
-    assert_eq!(rc, MI_E_PROTOCOL, "{out}");
+    assert_eq!((rc, out["mi_code"].as_i64()), (MI_E_UNCERTAIN, Some(MI_E_UNCERTAIN as i64)), "{out}");
+    assert!(out["err_msg"].as_str().unwrap().contains("验签失败"), "{out}");
     let (_, rec) = get_request(mi_last_request_id());
     assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("uncertain"), Some(1)));
     let orders = env.ledger()["mobile_pay"]["orders"].clone();
@@ -111,4 +112,32 @@ fn sm4_encrypted_gateway_input_round_trip() {
     let bad = env.config(json!({"gateway": {"encrypt_input": true}}));
     assert_eq!(init_text(&bad.to_string()), MI_E_CONFIG);
     assert!(last_error().contains("mobile_pay.app_id"), "{}", last_error());
+}
+
+#[test]
+fn an_encrypted_settlement_answer_that_cannot_be_decrypted_is_uncertain() {
+    let _g = serial();
+    let env = Env::plain();
+    let s = env.sim.config();
+    let cfg = json!({"gateway": {"encrypt_input": true}, "mobile_pay": {"app_id": s.mp_app_id, "app_secret": s.mp_app_secret},
+                     "retry": {"max_attempts": 3, "base_delay_ms": 20, "max_delay_ms": 50}});
+    assert_eq!(env.init(cfg), MI_OK, "{}", last_error());
+    let mut settle = visit("44030000000000100001", "MZ-ENC-1", 25.0);
+    settle["_sim"] = json!({"garble_output": true});
+    let (rc, out) = call("2207", json!({"input": settle, "insuplc_admdvs": "440300"}));
+    // The platform settled it; the answer cannot be read. Uncertain: state and code agree.
+    assert_eq!((rc, out["mi_code"].as_i64()), (MI_E_UNCERTAIN, Some(MI_E_UNCERTAIN as i64)), "{out}");
+    assert!(out["err_msg"].as_str().unwrap().contains("cannot be decrypted"), "{out}");
+    let id = mi_last_request_id();
+    let (_, rec) = get_request(id);
+    assert_eq!((rec["state"].as_str(), rec["attempts"].as_i64()), (Some("uncertain"), Some(1)), "{rec}");
+    assert_eq!(get_result(id).0, MI_E_UNCERTAIN);
+    assert_eq!(env.ledger()["by_infno"]["2207"].as_u64(), Some(1), "sent once, never resent");
+    // A query whose answer cannot be decrypted stays a protocol error, after its resends.
+    let mut q = q1101(ZHANG_CERTNO);
+    q["_sim"] = json!({"garble_output": true});
+    let (rc, out) = call("1101", q);
+    assert_eq!(rc, MI_E_PROTOCOL, "{out}");
+    assert_eq!(get_request(mi_last_request_id()).1["attempts"], 3);
+    mi_shutdown(1000);
 }

@@ -136,3 +136,62 @@ fn no_secret_anywhere_and_no_personal_data_in_logs() {
         let _: Value = json!(null);
     }
 }
+
+/// The platform's `err_msg` is outside text: it may quote a patient's ID number, name
+/// and phone, and carry a line break followed by a copy of a real log line. At the
+/// default level (`info`, where a refused call is logged with its message) the log
+/// holds none of the personal data, and every line in it is one the SDK wrote.
+#[test]
+fn a_platform_message_cannot_put_personal_data_or_forged_lines_in_the_log() {
+    let _g = serial();
+    let env = Env::plain();
+    let forged = "2020-01-01 00:00:00.000 DEBUG [mi-worker-0] mi_sdk::call::attempt - done 2207 request=1 -> MI_OK";
+    let err_msg = format!(
+        "人员信息不符: 姓名:赵六, psn_name=钱七, 证件号码[11010519491231002X], 联系电话 13912345678\n{forged}\r\n{forged}\u{1b}[2K"
+    );
+    for mask_pii in [true, false] {
+        let logs = env.dir.path().join(format!("logs-{mask_pii}"));
+        let cfg = json!({"log": {"dir": logs.to_string_lossy(), "level": "info", "mask_pii": mask_pii}});
+        assert_eq!(env.init(cfg), MI_OK, "{}", last_error());
+        let input = json!({"data": {"psn_no": "44030000000000100001", "mdtrt_id": "M1"}, "_sim": {"err_msg": err_msg}});
+        let (rc, out) = call("2207", json!({"input": input, "insuplc_admdvs": "440300"}));
+        assert_eq!((rc, out["err_msg"].as_str()), (MI_E_BUSINESS, Some(err_msg.as_str())), "the HIS gets it as sent");
+        mi_shutdown(1000);
+
+        let log: String = files_under(&logs)
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("mi_sdk"))
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(log.contains("MI_E_BUSINESS"), "the refusal is logged: {log}");
+        // Every line starts as the SDK's lines do, and none is the forged one.
+        for line in log.lines() {
+            let stamp = line.get(..24).unwrap_or(line);
+            let shaped = stamp.len() == 24
+                && stamp.bytes().enumerate().all(|(i, b)| match i {
+                    4 | 7 => b == b'-',
+                    10 | 23 => b == b' ',
+                    13 | 16 => b == b':',
+                    19 => b == b'.',
+                    _ => b.is_ascii_digit(),
+                });
+            assert!(
+                shaped && !line.starts_with("2020-01-01"),
+                "mask_pii {mask_pii}: a line the SDK did not write: {line:?}"
+            );
+        }
+        assert!(!log.contains('\r') && !log.contains('\u{1b}'), "control characters are escaped");
+        assert!(log.contains(r"\n2020-01-01 00:00:00.000 DEBUG"), "the message is there, escaped: {log}");
+        let raw = ["11010519491231002X", "13912345678", "赵六", "钱七"];
+        if mask_pii {
+            for pii in raw {
+                assert!(!log.contains(pii), "{pii} unmasked in the log: {log}");
+            }
+            for masked in ["1101**********002X", "139****5678", "赵*", "钱*"] {
+                assert!(log.contains(masked), "{masked} missing: {log}");
+            }
+        } else {
+            assert!(raw.iter().all(|pii| log.contains(pii)), "mask_pii off logs the text as it came: {log}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! What the gateway answers: the platform envelope parser, the SM4-encrypted
 //! `output` of `enc_type: SM4`, the mobile-payment wrapper (`encData`, `signData`)
-//! and the masking of whatever is logged of it. Any input: an error, never a panic.
+//! and the masking and escaping of whatever is logged of it. Any input: an error, never a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,4 +30,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = keys().open(body);
     let logged = mi_sdk::internals::for_log(body, true);
     assert!(!logged.is_empty() || body.is_empty() || serde_json::from_str::<serde_json::Value>(body).is_ok());
+    // Whatever an answer holds, the line it is logged in stays one line.
+    for mask_pii in [true, false] {
+        let line = mi_sdk::internals::safe_line(body, mask_pii);
+        assert!(!line.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}'), "{line:?}");
+    }
 });

@@ -9,7 +9,10 @@
 //! Faults for tests are chosen per request by an `_sim` object in the business input:
 //! `{"_sim": {"delay_ms": 3000}}` (process, then answer late), `{"http_status": 502}`,
 //! `{"garbage": true}` (a non-JSON body), `{"drop": true}` (process, then close the
-//! connection without answering), `{"infcode_as_string": true}`.
+//! connection without answering), `{"infcode_as_string": true}`, `{"garble_output": true}`
+//! (process an `enc_type: "SM4"` request, then answer an `output` that cannot be
+//! decrypted), `{"err_msg": "..."}` (refuse with `infcode` -1 and exactly that message,
+//! unprocessed).
 //!
 //! `POST /sim/faults` (or [`Sim::refuse_for`], [`Sim::reject_sign_no_once`]) closes
 //! the port for a while or refuses the next sign_no once.
@@ -459,7 +462,8 @@ fn process(
     } else if infno != "9001" && !ledger.sign_no_valid(&sign_no, &opter) {
         Some("签到编号[sign_no]无效或已过期, 请重新签到".to_string())
     } else {
-        None
+        // A refusal with the message the test chose, as a platform might word one.
+        fault.get("err_msg").and_then(Value::as_str).map(str::to_owned)
     };
     if let Some(why) = refused {
         ledger.reject(&why);
@@ -472,7 +476,12 @@ fn process(
             // An encrypted request gets its output encrypted the same way.
             let output = if env.get("enc_type").and_then(Value::as_str) == Some("SM4") {
                 let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
-                Value::String(mobile::encrypt_hex(&key, output.to_string().as_bytes()))
+                if fault.get("garble_output").and_then(Value::as_bool) == Some(true) {
+                    // Processed, but answered with hex no key opens (8 bytes: not one SM4 block).
+                    Value::String("0123456789ABCDEF".into())
+                } else {
+                    Value::String(mobile::encrypt_hex(&key, output.to_string().as_bytes()))
+                }
             } else {
                 output
             };

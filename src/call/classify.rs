@@ -55,14 +55,10 @@ pub fn classify(infno: &str, msgid: &str, no: i64, sent: Exchange, latency_ms: u
             let fin = if resendable {
                 failed(Code::Protocol, msg)
             } else {
-                // Not resent, and reversible if it may have moved money; the code
-                // says what happened (a bad signature is MI_E_PROTOCOL).
-                Final {
-                    code: Code::Protocol,
-                    result: sdk_output(Code::Protocol, &msg, msgid),
-                    last_error: Some(msg),
-                    ..uncertain_final(infno, msgid, &why)
-                }
+                // The platform answered, so it may have processed it: not resent, and
+                // the code is the state's (MI_E_UNCERTAIN), so that a HIS that acts on
+                // the code reverses or queries it rather than treating it as refused.
+                uncertain_final(infno, msgid, &msg)
             };
             end(AttemptOutcome::Unverified, Some(status), Some(body), Some(why), fin)
         }
@@ -157,7 +153,7 @@ mod tests {
             ("not JSON",      answer(200, "<html>"),                      false, O::GatewayFault,   Code::Uncertain, State::Uncertain,     true),
             ("no infcode",    answer(200, r#"{"code":0}"#),               true,  O::GatewayFault,   Code::Protocol,  State::Failed,        true),
             ("unverified q",  unverified(),                               true,  O::Unverified,     Code::Protocol,  State::Failed,        true),
-            ("unverified s",  unverified(),                               false, O::Unverified,     Code::Protocol,  State::Uncertain,     true),
+            ("unverified s",  unverified(),                               false, O::Unverified,     Code::Uncertain, State::Uncertain,     true),
             ("refused",       refused(),                                  false, O::Refused,        Code::Protocol,  State::Failed,        true),
             ("never sent",    never(),                                    false, O::NeverSent,      Code::Network,   State::Failed,        false),
             ("maybe query",   maybe(),                                    true,  O::MaybeProcessed, Code::Timeout,   State::Failed,        false),

@@ -11,6 +11,38 @@ pub const REVERSAL: &str = "2601";
 pub const FILE_UPLOAD: &str = "9101";
 pub const FILE_DOWNLOAD: &str = "9102";
 
+/// Transactions that move money or change state at the platform, which must never
+/// be sent again once they may have left (docs/delivery.md): settlements and their
+/// cancellations, registrations, fee uploads, admissions and discharges, the
+/// pharmacy sales, reconciliation adjustments, mobile payments and file uploads.
+/// `retry.safe_infnos` may not cover any of them.
+pub const NEVER_RESENT: &[&str] = &[
+    "2102",
+    "2103",
+    "2201",
+    "2202",
+    "2203",
+    "2204",
+    "2205",
+    "2207",
+    "2208",
+    "2301",
+    "2302",
+    "2304",
+    "2305",
+    "2401",
+    "2402",
+    "2404",
+    "2405",
+    "3203",
+    "3204",
+    "6201",
+    "6202",
+    "6203",
+    "6401",
+    FILE_UPLOAD,
+];
+
 pub fn is_file_transfer(infno: &str) -> bool {
     infno == FILE_UPLOAD || infno == FILE_DOWNLOAD
 }

@@ -52,7 +52,7 @@ impl Transport {
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::new(),
+            MarkConnectFailures(ureq::unversioned::transport::DefaultConnector::new()),
             super::resolve::CachingResolver::new(clock.clone()),
         );
         Ok(Transport { agent, gateway: g.clone(), clock, interrupted: AtomicBool::new(false) })
@@ -205,9 +205,58 @@ pub struct Streamed {
     pub is_zip: bool,
 }
 
+/// The connector chain of [`ureq::unversioned::transport::DefaultConnector`] (TCP
+/// connect, proxy, TLS handshake), with its I/O errors marked as [`ConnectFailed`]:
+/// ureq reports an EHOSTUNREACH from `connect` and one from writing on a kept-alive
+/// connection alike, and only the first proves that nothing of the request left.
+#[derive(Debug)]
+struct MarkConnectFailures(ureq::unversioned::transport::DefaultConnector);
+
+impl ureq::unversioned::transport::Connector for MarkConnectFailures {
+    type Out = Box<dyn ureq::unversioned::transport::Transport>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        self.0.connect(details, chained).map_err(|e| match e {
+            ureq::Error::Io(io) => ureq::Error::Io(connect_failed(io)),
+            other => other,
+        })
+    }
+}
+
+/// An I/O error met while opening a connection, before any byte of the request.
+#[derive(Debug)]
+struct ConnectFailed(std::io::Error);
+
+impl std::fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// `e`, same kind and message, marked as met while connecting.
+fn connect_failed(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), ConnectFailed(e))
+}
+
+/// Whether an I/O error came from opening a connection ([`MarkConnectFailures`]).
+fn while_connecting(io: &std::io::Error) -> bool {
+    io.get_ref().is_some_and(|inner| inner.is::<ConnectFailed>())
+}
+
 /// Sorts a ureq error by whether the request may have reached the platform. Only
-/// failures before a connection existed count as "never sent": after that, a reset
-/// or a timeout can come after the platform acted.
+/// failures before a connection existed count as "never sent": after that, a reset,
+/// a lost route (host or network unreachable on a kept-alive connection) or a
+/// timeout can come after the platform acted.
 pub fn classify(e: ureq::Error) -> Failure {
     use ureq::Error as E;
     use ureq::Timeout as T;
@@ -215,15 +264,12 @@ pub fn classify(e: ureq::Error) -> Failure {
     let never = match &e {
         E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::InvalidProxyUrl => true,
         E::Timeout(T::Connect | T::Resolve) => true,
+        // The request is written only once the connector has returned a connection.
+        E::Io(io) if while_connecting(io) => true,
         E::Io(io) => {
-            matches!(
-                io.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::AddrNotAvailable
-                    | ErrorKind::NotFound
-                    | ErrorKind::HostUnreachable
-                    | ErrorKind::NetworkUnreachable
-            ) || tls_error(io).is_some_and(refused_in_handshake)
+            // Kinds only `connect` gives, whatever the connector chain reports them through.
+            matches!(io.kind(), ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable | ErrorKind::NotFound)
+                || tls_error(io).is_some_and(refused_in_handshake)
         }
         E::Rustls(r) => refused_in_handshake(r),
         _ => false,
@@ -254,7 +300,11 @@ fn ca_certs(path: &Path) -> crate::error::Result<Vec<ureq::tls::Certificate<'sta
 
 /// The TLS error inside an I/O error (rustls reports through the stream).
 fn tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
-    io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    let inner = io.get_ref()?;
+    match inner.downcast_ref::<ConnectFailed>() {
+        Some(ConnectFailed(io)) => tls_error(io),
+        None => inner.downcast_ref::<rustls::Error>(),
+    }
 }
 
 /// Errors that only a handshake gives, before any request byte is sent: the
@@ -321,6 +371,41 @@ mod tests {
             Err(Failure::MaybeProcessed(_))
         ));
         h.join().unwrap();
+    }
+
+    /// EHOSTUNREACH / ENETUNREACH while connecting: nothing left. The same on a
+    /// kept-alive connection (a write or read of a request under way): part or all of
+    /// it may have reached the gateway, so it is a reset. (A real socket that loses its
+    /// route mid-request needs a router to drop it; the kinds are built here.)
+    #[test]
+    fn unreachable_is_never_sent_only_while_connecting() {
+        use std::io::{Error as IoError, ErrorKind as K};
+        for kind in [K::HostUnreachable, K::NetworkUnreachable] {
+            let on_open_connection = ureq::Error::Io(IoError::from(kind));
+            assert!(
+                matches!(classify(on_open_connection), Failure::MaybeProcessed(_)),
+                "{kind:?} on a reused connection"
+            );
+            let connecting = ureq::Error::Io(connect_failed(IoError::from(kind)));
+            assert!(matches!(classify(connecting), Failure::NeverSent(_)), "{kind:?} while connecting");
+        }
+        // A reset is a reset wherever it comes from; refused can only come from connect.
+        let reset = ureq::Error::Io(IoError::from(K::ConnectionReset));
+        assert!(matches!(classify(reset), Failure::MaybeProcessed(_)));
+        assert!(matches!(classify(ureq::Error::Io(IoError::from(K::ConnectionRefused))), Failure::NeverSent(_)));
+    }
+
+    /// A real failed connect passes through the connector that marks it, and keeps its
+    /// kind and its message.
+    #[test]
+    fn a_real_connect_failure_is_marked_as_one() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let g = Gateway { url: format!("http://127.0.0.1:{port}/x"), connect_timeout_ms: 500, ..Gateway::default() };
+        let t = Transport::new(&g, None, Clock::system()).unwrap();
+        let e = t.agent.post(&g.url).send("{}").unwrap_err();
+        let ureq::Error::Io(io) = &e else { panic!("{e:?}") };
+        assert!(while_connecting(io) && io.kind() == ErrorKind::ConnectionRefused, "{io:?}");
+        assert!(describe(&e).contains("ConnectionRefused"), "{}", describe(&e));
     }
 
     #[test]
