@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_source.sql"),
     include_str!("migrations/0003_flat_lookups.sql"),
+    include_str!("migrations/0004_signin_set_null.sql"),
 ];
 
 /// The states of a request (docs/api_reference.md, `mi_get_request`), stored as

@@ -410,3 +410,68 @@ pub(crate) mod tests {
         assert_eq!(j.attempts(ins.id).unwrap()[0].msgid, ins.msgid, "the first attempt keeps its msgid");
     }
 }
+
+#[cfg(test)]
+mod retention_tests {
+    use super::super::tests::{open, opts};
+    use super::super::MIGRATIONS;
+    use super::tests::new_req;
+    use super::*;
+    use crate::config::Synchronous;
+
+    /// A finished 9001 whose sign-in is kept for `date`; returns the request id.
+    fn signed_in(j: &Journal, opter: &str, date: &str, sign_no: &str) -> i64 {
+        let mut req = new_req(None);
+        req.infno = "9001".into();
+        let id = j.write(|tx| tx.insert(&req, Start::Queued, |_| Ok("{}".into()))).unwrap().id;
+        j.write(|tx| tx.signin_put("H44030000001", opter, date, sign_no, id)).unwrap();
+        j.lock().execute("UPDATE mi_request SET state = 'succeeded' WHERE id = ?1", [id]).unwrap();
+        id
+    }
+
+    /// Retention deletes a sign-in's old 9001 request (it used to fail: the
+    /// sign-in referred to it), keeps the sign-in of a day still current even
+    /// when its request is purged, and forgets sign-ins of days before the cutoff.
+    #[test]
+    fn retention_purges_sign_in_requests_and_keeps_the_current_sign_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let old = signed_in(&j, "001", "2020-01-01", "OLD");
+        let current = signed_in(&j, "002", "2026-11-27", "TODAY");
+        j.lock().execute("UPDATE mi_request SET created_at = '2020-01-01 08:00:00.000'", []).unwrap();
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
+        assert!(j.request(old).unwrap().is_none() && j.request(current).unwrap().is_none());
+        assert_eq!(j.signin_get("H44030000001", "001", "2020-01-01").unwrap(), None);
+        assert_eq!(j.signin_get("H44030000001", "002", "2026-11-27").unwrap().as_deref(), Some("TODAY"));
+    }
+
+    /// A journal written by the schema before the sign-in fix is upgraded in place:
+    /// its rows are kept, and retention works on it afterwards.
+    #[test]
+    fn an_old_journal_is_upgraded_in_place_and_keeps_its_sign_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+            }
+            c.execute_batch(
+                "INSERT INTO mi_request(msgid, infno, mode, state, envelope, created_at, updated_at)
+                 VALUES ('M1', '9001', 'sync', 'succeeded', '{}', '2020-01-01 08:00:00.000', '2020-01-01 08:00:00.000');
+                 INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
+                 VALUES ('H44030000001', '001', '2026-11-27', 'KEPT', '2020-01-01 08:00:00.000', 1);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&p, opts(Synchronous::Full)).unwrap();
+        assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(j.signin_get("H44030000001", "001", "2026-11-27").unwrap().as_deref(), Some("KEPT"));
+        assert_eq!(j.request(1).unwrap().unwrap().msgid, "M1");
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 1);
+        assert_eq!(j.signin_get("H44030000001", "001", "2026-11-27").unwrap().as_deref(), Some("KEPT"));
+        let fk: i64 = j.lock().query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0);
+    }
+}
