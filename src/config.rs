@@ -39,8 +39,11 @@ pub struct Config {
     pub mobile_pay: MobilePay,
     #[serde(default)]
     pub sign_in: SignIn,
+    /// The workstation's msgid node (0-99). Absent: the journal's own, chosen at
+    /// random when it is created and kept in it, so a config copied to every
+    /// workstation does not give them all the same msgids.
     #[serde(default)]
-    pub node_id: u32,
+    pub node_id: Option<u32>,
     #[serde(default)]
     pub charset: Charset,
     #[serde(default)]
@@ -573,7 +576,7 @@ impl Config {
         if g.timeout_ms == 0 || g.timeout_ms > 3_600_000 {
             return bad("gateway.timeout_ms", "must be 1 to 3600000");
         }
-        if self.node_id > 99 {
+        if self.node_id.is_some_and(|n| n > 99) {
             return bad("node_id", "must be 0 to 99 (the first two digits of every msgid sequence)");
         }
         if !self.gateway.ca_file.trim().is_empty() && !self.gateway.tls_verify {

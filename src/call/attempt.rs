@@ -176,6 +176,21 @@ impl Core {
                 fresh = true;
                 continue;
             }
+            // "Duplicate msgid" to the first send of one of our msgids: another
+            // workstation sent the same msgid (same node, same second), so this request
+            // was not processed. Resent at once under a fresh msgid, within
+            // max_attempts; to a resend the answer stands (classify::is_duplicate_msgid).
+            if b.no < i64::from(self.cfg.retry.max_attempts)
+                && classify::is_duplicate_msgid(&judged.fin)
+                && self.journal.first_send_of_own_msgid(id, &b.msgid, b.no)?
+            {
+                log::warn!("request {id}: msgid {} was already used by another workstation; resending", b.msgid);
+                let last_error = judged.fin.last_error.clone().unwrap_or_default();
+                let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
+                self.journal.write(|tx| tx.advance(id, Some(&judged.attempt), &waiting))?;
+                fresh = true;
+                continue;
+            }
             match retry::decide(judged.outcome(), resendable, b.no as u32, &self.cfg.retry) {
                 Decision::Retry(delay) => {
                     let at_ms = self.clock.unix_ms() + delay.as_millis() as i64;

@@ -123,6 +123,18 @@ pub fn is_sign_no_refusal(infno: &str, fin: &Final) -> bool {
         && fin.last_error.as_deref().is_some_and(|m| m.contains("sign_no") || m.contains("签到"))
 }
 
+/// Whether the platform refused an attempt because its msgid was already used
+/// ("报文ID[…]重复"). What that proves depends on the msgid: to its first send, that
+/// another workstation sent the same msgid (two on one node in the same second) and
+/// this request was not processed, so it may be resent under a fresh msgid; to a
+/// resend of a msgid (or one the caller chose), that an earlier send of it may have
+/// been processed, and the answer stands. The attempt loop asks the journal which.
+pub fn is_duplicate_msgid(fin: &Final) -> bool {
+    let Some(m) = fin.last_error.as_deref().filter(|_| fin.code == Code::Business) else { return false };
+    let lower = m.to_ascii_lowercase();
+    (m.contains("报文ID") || lower.contains("msgid")) && (m.contains("重复") || lower.contains("duplicate"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +218,20 @@ mod tests {
         let mut other = refusal("sign_no");
         other.code = Code::Protocol;
         assert!(!is_sign_no_refusal("2207", &other));
+    }
+
+    #[test]
+    fn a_duplicate_msgid_answer_is_recognised_and_nothing_else() {
+        let j = |body: &str| classify("2207", "M", 1, answer(200, body), 1, false).fin;
+        assert!(is_duplicate_msgid(&j(r#"{"infcode":-1,"err_msg":"报文ID[H44030000001202611271015300700]重复"}"#)));
+        assert!(is_duplicate_msgid(&j(r#"{"infcode":-1,"err_msg":"duplicate msgid"}"#)));
+        for other in ["就诊ID[1]已结算, 不能重复结算", "明细流水号[1]重复上传", "报文ID[msgid]格式不正确", "余额不足"]
+        {
+            assert!(!is_duplicate_msgid(&j(&format!(r#"{{"infcode":-1,"err_msg":"{other}"}}"#))), "{other}");
+        }
+        assert!(!is_duplicate_msgid(&j(r#"{"infcode":0,"err_msg":"报文ID重复"}"#)), "a success is a success");
+        // Today's meaning of the answer is kept: a final business error, as any refusal.
+        let fin = j(r#"{"infcode":-1,"err_msg":"报文ID[M]重复"}"#);
+        assert_eq!((fin.state, fin.code), (State::BusinessError, Code::Business));
     }
 }

@@ -36,14 +36,16 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use queue::{Next, Recovery, Whose};
 pub use reads::{Filter, LastFailure};
-pub use records::{CallMode, Inserted, NewRequest, Start};
+pub use records::{CallMode, Inserted, NewRequest, Node, NodeSource, Start};
 
 /// Schema versions, in order; entry N brings the file to `user_version` N+1.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_source.sql"),
     include_str!("migrations/0003_flat_lookups.sql"),
-    include_str!("migrations/0004_owner_beat.sql"),
+    include_str!("migrations/0004_signin_set_null.sql"),
+    include_str!("migrations/0005_meta.sql"),
+    include_str!("migrations/0006_owner_beat.sql"),
 ];
 
 /// The states of a request (docs/api_reference.md, `mi_get_request`), stored as
@@ -182,7 +184,8 @@ pub struct Options {
     /// How long a write waits for another program holding the lock.
     pub busy_timeout_ms: u32,
     pub fixmedins_code: String,
-    pub node_id: u32,
+    /// The config's node; `None`: the journal's own ([`Journal::node`]).
+    pub node_id: Option<u32>,
     pub clock: Clock,
 }
 
@@ -202,6 +205,8 @@ pub struct Journal {
     conn: Mutex<Connection>,
     path: PathBuf,
     opts: Options,
+    /// The msgid node in use, and where it came from.
+    node: Node,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// The `PRAGMA synchronous` statement that restores the configured setting.
     restore_sync: String,
@@ -329,17 +334,20 @@ impl Journal {
         // connection itself checkpoints only if the WAL grows past ~40 MB, in case
         // that thread cannot keep up.
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", checkpoint::BACKSTOP_PAGES))?;
-        let j = Journal {
+        let mut j = Journal {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             restore_sync: format!("PRAGMA synchronous = {sync}"),
             opts,
+            node: Node { id: 0, source: NodeSource::Config },
             checkpointer: Mutex::new(None),
             wal: Mutex::new(None),
             #[cfg(test)]
             fail_flushes: Default::default(),
         };
         j.migrate()?;
+        let node = j.write(|tx| tx.node(j.opts.node_id))?;
+        j.node = node;
         Ok(j)
     }
 
@@ -349,6 +357,11 @@ impl Journal {
 
     pub fn clock(&self) -> &Clock {
         &self.opts.clock
+    }
+
+    /// The msgid node this journal's msgids carry, and where it came from.
+    pub fn node(&self) -> Node {
+        self.node
     }
 
     /// The WAL beside the journal file (SQLite names it `<file>-wal`).
@@ -498,7 +511,7 @@ pub(crate) mod tests {
             synchronous,
             busy_timeout_ms: 10_000,
             fixmedins_code: "H44030000001".into(),
-            node_id: 3,
+            node_id: Some(3),
             clock: Clock::system(),
         }
     }

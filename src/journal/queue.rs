@@ -228,7 +228,8 @@ impl Tx<'_> {
     }
 
     /// Deletes finished requests created before `before` (journal time text),
-    /// never unfinished or uncertain ones, and owners silent since `owners_before_ms`.
+    /// never unfinished or uncertain ones, owners silent since `owners_before_ms`,
+    /// and sign-ins of days before `before`'s.
     pub fn purge(&self, before: &str, owners_before_ms: i64) -> Result<usize> {
         let n = exec(
             self,
@@ -237,6 +238,9 @@ impl Tx<'_> {
             [before],
         )?;
         exec(self, "DELETE FROM mi_owner WHERE heartbeat_at < ?1", [owners_before_ms])?;
+        // A sign-in outlives its 9001 row (the link is cleared), and is kept by its
+        // own day: one of a day before the cutoff's is no one's sign_no any more.
+        exec(self, "DELETE FROM mi_signin WHERE sign_date < substr(?1, 1, 10)", [before])?;
         Ok(n)
     }
 }

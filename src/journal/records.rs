@@ -27,6 +27,30 @@ impl CallMode {
     }
 }
 
+/// The msgid node of a journal's msgids (docs/configuration.md, `node_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    pub id: u32,
+    pub source: NodeSource,
+}
+
+/// Where the node in use came from: the config names it, or the journal chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeSource {
+    Config,
+    Journal,
+}
+
+impl NodeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeSource::Config => "config",
+            NodeSource::Journal => "journal",
+        }
+    }
+}
+
 /// What a new request row needs besides its envelope.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -99,6 +123,26 @@ pub(super) fn existing_row(c: &Connection, id: i64) -> Result<RequestRow> {
 impl Journal {
     pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
         read_row(&self.lock(), id)
+    }
+
+    /// Whether attempt `no` of request `id` is the first send of `msgid` and the
+    /// msgid is of this journal's making (its institution code and node): then a
+    /// "duplicate msgid" answer can only mean another workstation used it. A msgid
+    /// the caller chose in this journal's own shape cannot be told apart.
+    pub fn first_send_of_own_msgid(&self, id: i64, msgid: &str, no: i64) -> Result<bool> {
+        let ours = msgid.len() == msgid::MSGID_LEN
+            && msgid.starts_with(self.opts.fixmedins_code.as_str())
+            && msgid.get(26..28) == Some(format!("{:02}", self.node.id).as_str());
+        if !ours {
+            return Ok(false);
+        }
+        let sent_before: bool = row(
+            &self.lock(),
+            "SELECT EXISTS (SELECT 1 FROM mi_attempt WHERE request_id = ?1 AND msgid = ?2 AND attempt_no < ?3)",
+            params![id, msgid, no],
+            |r| r.get(0),
+        )?;
+        Ok(!sent_before)
     }
 
     /// Today's sign_no of an operator, if the journal knows one.
@@ -207,6 +251,28 @@ impl Tx<'_> {
         Ok(n)
     }
 
+    /// The node of this journal's msgids: the config's, or else the journal's own,
+    /// chosen at random the first time (in this transaction, so two processes
+    /// opening a new journal together agree on it) and kept.
+    pub(super) fn node(&self, configured: Option<u32>) -> Result<Node> {
+        if let Some(id) = configured {
+            return Ok(Node { id, source: NodeSource::Config });
+        }
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b).map_err(|e| Error::journal(format!("cannot choose a msgid node: {e}")))?;
+        let chosen = u32::from_le_bytes(b) % (msgid::MAX_NODE + 1);
+        exec(
+            self,
+            "INSERT INTO mi_meta(key, value) VALUES ('node_id', ?1) ON CONFLICT(key) DO NOTHING",
+            [chosen.to_string()],
+        )?;
+        let kept: String = row(self, "SELECT value FROM mi_meta WHERE key = 'node_id'", [], |r| r.get(0))?;
+        match kept.parse::<u32>() {
+            Ok(id) if id <= msgid::MAX_NODE => Ok(Node { id, source: NodeSource::Journal }),
+            _ => Err(Error::journal(format!("its msgid node (mi_meta node_id) is damaged: \"{kept}\""))),
+        }
+    }
+
     /// The next msgid of this journal's institution code and node. Inside the
     /// transaction, so two processes sharing the file never hand out the same one.
     pub fn next_msgid(&self) -> Result<String> {
@@ -218,7 +284,7 @@ impl Tx<'_> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (code, node) = (&self.opts().fixmedins_code, self.opts().node_id);
+        let (code, node) = (&self.opts().fixmedins_code, self.journal.node.id);
         let prefix = format!("{code}{node:02}");
         let prev: Option<(String, u32)> =
             row(self, "SELECT second, counter FROM mi_msgid_seq WHERE prefix = ?1", [&prefix], |r| {
@@ -412,5 +478,117 @@ pub(crate) mod tests {
         let r = j.request(ins.id).unwrap().unwrap();
         assert_eq!((r.msgid.as_str(), r.envelope.as_str()), (fresh.as_str(), "{\"x\":1}"));
         assert_eq!(j.attempts(ins.id).unwrap()[0].msgid, ins.msgid, "the first attempt keeps its msgid");
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::super::tests::{open, opts};
+    use super::super::MIGRATIONS;
+    use super::tests::new_req;
+    use super::*;
+    use crate::config::Synchronous;
+
+    /// A finished 9001 whose sign-in is kept for `date`; returns the request id.
+    fn signed_in(j: &Journal, opter: &str, date: &str, sign_no: &str) -> i64 {
+        let mut req = new_req(None);
+        req.infno = "9001".into();
+        let id = j.write(|tx| tx.insert(&req, Start::Queued, |_| Ok("{}".into()))).unwrap().id;
+        j.write(|tx| tx.signin_put("H44030000001", opter, date, sign_no, id)).unwrap();
+        j.lock().execute("UPDATE mi_request SET state = 'succeeded' WHERE id = ?1", [id]).unwrap();
+        id
+    }
+
+    /// Retention deletes a sign-in's old 9001 request (it used to fail: the
+    /// sign-in referred to it), keeps the sign-in of a day still current even
+    /// when its request is purged, and forgets sign-ins of days before the cutoff.
+    #[test]
+    fn retention_purges_sign_in_requests_and_keeps_the_current_sign_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let old = signed_in(&j, "001", "2020-01-01", "OLD");
+        let current = signed_in(&j, "002", "2026-11-27", "TODAY");
+        j.lock().execute("UPDATE mi_request SET created_at = '2020-01-01 08:00:00.000'", []).unwrap();
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
+        assert!(j.request(old).unwrap().is_none() && j.request(current).unwrap().is_none());
+        assert_eq!(j.signin_get("H44030000001", "001", "2020-01-01").unwrap(), None);
+        assert_eq!(j.signin_get("H44030000001", "002", "2026-11-27").unwrap().as_deref(), Some("TODAY"));
+    }
+
+    /// A journal written by the schema before the sign-in fix is upgraded in place:
+    /// its rows are kept, and retention works on it afterwards.
+    #[test]
+    fn an_old_journal_is_upgraded_in_place_and_keeps_its_sign_ins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+            }
+            c.execute_batch(
+                "INSERT INTO mi_request(msgid, infno, mode, state, envelope, created_at, updated_at)
+                 VALUES ('M1', '9001', 'sync', 'succeeded', '{}', '2020-01-01 08:00:00.000', '2020-01-01 08:00:00.000');
+                 INSERT INTO mi_signin(fixmedins_code, opter, sign_date, sign_no, sign_time, request_id)
+                 VALUES ('H44030000001', '001', '2026-11-27', 'KEPT', '2020-01-01 08:00:00.000', 1);",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&p, opts(Synchronous::Full)).unwrap();
+        assert_eq!(j.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(j.signin_get("H44030000001", "001", "2026-11-27").unwrap().as_deref(), Some("KEPT"));
+        assert_eq!(j.request(1).unwrap().unwrap().msgid, "M1");
+        assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 1);
+        assert_eq!(j.signin_get("H44030000001", "001", "2026-11-27").unwrap().as_deref(), Some("KEPT"));
+        let fk: i64 = j.lock().query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0);
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::super::tests::opts;
+    use super::tests::new_req;
+    use super::*;
+    use crate::config::Synchronous;
+
+    fn unnamed() -> super::super::Options {
+        super::super::Options { node_id: None, ..opts(Synchronous::Normal) }
+    }
+
+    #[test]
+    fn a_journal_keeps_the_node_it_chose_and_the_config_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let chosen = Journal::open(&p, unnamed()).unwrap().node();
+        assert_eq!(chosen.source, NodeSource::Journal);
+        assert!(chosen.id <= msgid::MAX_NODE);
+        assert_eq!(Journal::open(&p, unnamed()).unwrap().node(), chosen, "kept across a reopen");
+        assert_eq!(
+            Journal::open(&p, opts(Synchronous::Normal)).unwrap().node(),
+            Node { id: 3, source: NodeSource::Config }
+        );
+        let j = Journal::open(&p, unnamed()).unwrap();
+        assert_eq!(j.node(), chosen);
+        let m = j.write(|tx| tx.next_msgid()).unwrap();
+        assert_eq!(m[26..28], format!("{:02}", chosen.id));
+    }
+
+    #[test]
+    fn only_the_first_send_of_an_own_msgid_counts_as_taken_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.db"), opts(Synchronous::Normal)).unwrap();
+        let ins = j.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok("{}".into()))).unwrap();
+        assert!(j.first_send_of_own_msgid(ins.id, &ins.msgid, 1).unwrap());
+        // Resent under the same msgid: not a first send any more.
+        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, &ins.msgid, "{}")).unwrap(), 2);
+        assert!(!j.first_send_of_own_msgid(ins.id, &ins.msgid, 2).unwrap());
+        // A fresh msgid for the third send is a first send again.
+        let fresh = j.write(|tx| tx.next_msgid()).unwrap();
+        assert!(j.first_send_of_own_msgid(ins.id, &fresh, 3).unwrap());
+        // Another node's (or institution's) msgid is a caller's: never.
+        assert!(!j.first_send_of_own_msgid(ins.id, "H44030000001202611271015309999", 1).unwrap());
+        assert!(!j.first_send_of_own_msgid(ins.id, "H44030000002202611271015300300", 1).unwrap());
     }
 }

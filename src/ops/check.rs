@@ -36,8 +36,11 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     );
     let jp = cfg.journal_path();
     if jp.is_file() {
-        match Journal::open(&jp, Options::of(&cfg, clock.clone())).and_then(|j| j.check_writable()) {
-            Ok(()) => line(true, "journal", format!("{} is writable", jp.display())),
+        match Journal::open(&jp, Options::of(&cfg, clock.clone())).and_then(|j| j.check_writable().map(|()| j.node())) {
+            Ok(node) => {
+                line(true, "journal", format!("{} is writable", jp.display()));
+                line(true, "node", format!("msgid node {:02} (from the {})", node.id, node.source.as_str()));
+            }
             Err(e) => line(false, "journal", format!("{}: {}", jp.display(), e.message)),
         }
     } else {
@@ -51,6 +54,11 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
             Ok(()) => line(true, "journal", format!("{} will be created by mi_init", jp.display())),
             Err(e) => line(false, "journal", format!("{} cannot be created: {e}", dir.display())),
         }
+        let node = match cfg.node_id {
+            Some(n) => format!("msgid node {n:02} (from the config)"),
+            None => "msgid node chosen by the journal when mi_init creates it".to_string(),
+        };
+        line(true, "node", node);
     }
     let url = strip_userinfo(&cfg.gateway.url);
     let t0 = clock.mono();

@@ -10,6 +10,8 @@ use chrono::{Duration, NaiveDateTime};
 pub const MSGID_LEN: usize = 30;
 const TIME_FMT: &str = "%Y%m%d%H%M%S";
 const PER_SECOND: u32 = 100;
+/// The largest node: two digits.
+pub const MAX_NODE: u32 = 99;
 
 /// The last allocated (second, counter) of one institution code + node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

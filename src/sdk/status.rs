@@ -8,7 +8,7 @@ use crate::charset::Charset;
 use crate::clock::{Clock, STAMP_FORMAT};
 use crate::config::{Config, Profile, UncertainPolicy};
 use crate::error::Result;
-use crate::journal::{Journal, LastFailure, State};
+use crate::journal::{Journal, LastFailure, NodeSource, State};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -16,7 +16,9 @@ pub struct Status {
     pub version: &'static str,
     pub abi_version: i32,
     pub fixmedins_code: String,
+    /// The msgid node in use, and where it came from (`config` or `journal`).
     pub node_id: u32,
+    pub node_id_source: NodeSource,
     pub charset: Charset,
     pub gateway: GatewayStatus,
     /// The journal file.
@@ -125,7 +127,8 @@ impl Status {
             version: super::VERSION,
             abi_version: super::ABI_VERSION,
             fixmedins_code: i.fixmedins_code.clone(),
-            node_id: cfg.node_id,
+            node_id: journal.node().id,
+            node_id_source: journal.node().source,
             charset: cfg.charset,
             gateway: GatewayStatus { url: strip_userinfo(&cfg.gateway.url), profile: cfg.gateway.profile },
             journal: cfg.journal_path().display().to_string(),
