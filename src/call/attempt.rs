@@ -187,7 +187,7 @@ impl Core {
                 log::warn!("request {id}: msgid {} was already used by another workstation; resending", b.msgid);
                 let last_error = judged.fin.last_error.clone().unwrap_or_default();
                 let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
-                self.journal.write(|tx| tx.advance(id, Some(&judged.attempt), &waiting))?;
+                self.journal.write(|tx| tx.advance(id, &self.owner, Some(&judged.attempt), &waiting))?;
                 fresh = true;
                 continue;
             }

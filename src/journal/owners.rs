@@ -38,7 +38,7 @@ impl OwnerLock {
             |e: std::io::Error| Error::journal(format!("cannot hold this process's lock file {}: {e}", path.display()));
         std::fs::create_dir_all(folder(journal)).map_err(fail)?;
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
-        file.try_lock().map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+        fs4::FileExt::try_lock(&file).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
         Ok(OwnerLock { file: Some(file), path })
     }
 }
@@ -67,7 +67,9 @@ pub enum Liveness {
 pub fn liveness(journal: &Path, owner: &str) -> Liveness {
     let path = lock_path(journal, owner);
     let Ok(file) = OpenOptions::new().write(true).open(&path) else { return Liveness::Unknown };
-    match file.try_lock() {
+    // fs4's lock, named in full: std's inherent `File::try_lock` is newer than
+    // rust-version. Both are flock on Unix and LockFileEx on Windows.
+    match fs4::FileExt::try_lock(&file) {
         Ok(()) => Liveness::Gone(OwnerLock { file: Some(file), path }),
         // Held, or a lock that cannot be judged: alive is the safe answer.
         Err(_) => Liveness::Alive,
@@ -104,7 +106,7 @@ mod tests {
         let lock = OwnerLock::take(&j, "3-cccc").unwrap();
         let (file, path) = (lock.file.as_ref().unwrap().try_clone().unwrap(), lock.path.clone());
         std::mem::forget(lock);
-        file.unlock().unwrap();
+        fs4::FileExt::unlock(&file).unwrap();
         assert!(path.exists());
         match liveness(&j, "3-cccc") {
             Liveness::Gone(held) => {

@@ -582,7 +582,7 @@ mod node_tests {
         let ins = j.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok("{}".into()))).unwrap();
         assert!(j.first_send_of_own_msgid(ins.id, &ins.msgid, 1).unwrap());
         // Resent under the same msgid: not a first send any more.
-        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, &ins.msgid, "{}")).unwrap(), 2);
+        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, "me", &ins.msgid, "{}")).unwrap(), 2);
         assert!(!j.first_send_of_own_msgid(ins.id, &ins.msgid, 2).unwrap());
         // A fresh msgid for the third send is a first send again.
         let fresh = j.write(|tx| tx.next_msgid()).unwrap();
