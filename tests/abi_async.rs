@@ -89,23 +89,28 @@ fn pending_busy_and_shutdown_leave_queued_requests_for_the_next_start() {
         .collect();
     assert_eq!(call_async("1101", q1101(ZHANG_CERTNO), 0).0, MI_E_BUSY);
     assert!(last_error().contains("full"));
-    // Shut down while the first is in flight, past shutdown's deadline: its worker
-    // finishes it once the platform answers, and the queued ones stay queued.
+    // Shut down while the first is in flight, past shutdown's deadline: the send is
+    // broken off and recorded by its worker before mi_shutdown returns (a query:
+    // back to wait for a resend), and the queued ones stay queued.
     assert_eq!(mi_shutdown(200), MI_OK);
-    env.sim.open_gate("first");
     let db = rusqlite::Connection::open(env.journal_path()).unwrap();
     let state =
         |id: i64| -> String { db.query_row("SELECT state FROM mi_request WHERE id = ?1", [id], |r| r.get(0)).unwrap() };
-    assert!(wait_until(|| state(first) == "succeeded"), "the first finished: {}", state(first));
+    assert_eq!(state(first), "retry_wait");
     let left: Vec<String> = queued.iter().map(|id| state(*id)).collect();
     assert!(left.iter().all(|s| s == "queued"), "{left:?}");
-    // The next start sends them; results are read across the restart.
+    // The platform answers the broken-off send to nobody.
+    env.sim.open_gate("first");
+    assert!(env.sim.wait_idle(in_flight));
+    // The next start sends them all; results are read across the restart.
     assert_eq!(env.init(json!({"workers": 2})), MI_OK);
-    for id in queued {
+    for id in queued.iter().copied().chain([first]) {
         let (rc, out) = wait_result(id, 10);
         assert_eq!(rc, MI_OK, "{out}");
     }
-    assert_eq!(get_result(first).0, MI_OK);
-    assert_eq!(env.ledger()["by_infno"]["1101"], 5);
+    let (_, first_row) = get_request(first);
+    assert_eq!(first_row["attempts"], 2, "resent once: {first_row}");
+    // The sign-in's 1101, the broken-off one, its resend and the three queued.
+    assert_eq!(env.ledger()["by_infno"]["1101"], 6);
     mi_shutdown(1000);
 }

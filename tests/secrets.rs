@@ -156,6 +156,17 @@ fn a_platform_message_cannot_put_personal_data_or_forged_lines_in_the_log() {
         let input = json!({"data": {"psn_no": "44030000000000100001", "mdtrt_id": "M1"}, "_sim": {"err_msg": err_msg}});
         let (rc, out) = call("2207", json!({"input": input, "insuplc_admdvs": "440300"}));
         assert_eq!((rc, out["err_msg"].as_str()), (MI_E_BUSINESS, Some(err_msg.as_str())), "the HIS gets it as sent");
+        // The status shows the last failure on monitoring screens: the same rule.
+        let (_, st) = status();
+        let shown = format!(
+            "{} {}",
+            st["last_error"].as_str().unwrap_or_default(),
+            st["last_failure"]["message"].as_str().unwrap_or_default()
+        );
+        assert!(shown.contains("人员信息不符") && !shown.contains(['\r', '\n']), "{shown}");
+        if mask_pii {
+            assert!(!shown.contains("11010519491231002X") && !shown.contains("13912345678"), "{shown}");
+        }
         mi_shutdown(1000);
 
         let log: String = files_under(&logs)

@@ -141,15 +141,25 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
     // Wine maps the Linux root to Z:.
     let win_path = format!("Z:{}", work.path().join("mi_sdk.json").display()).replace('/', "\\");
     let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wineprefix");
-    let run = Command::new(wine)
-        .arg(&exe)
-        .arg(&win_path)
-        .arg(std::process::id().to_string())
-        .current_dir(work.path())
-        .env("WINEPREFIX", &prefix)
-        .env("WINEDEBUG", "-all")
-        .output()
-        .unwrap();
+    // The program holds its last request at the gate "win" across mi_shutdown and
+    // FreeLibrary; the platform answers once the library is unloaded.
+    let freed = work.path().join("freed.txt");
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            if common::wait_until(|| freed.exists()) {
+                sim.open_gate("win");
+            }
+        });
+        Command::new(wine)
+            .arg(&exe)
+            .arg(&win_path)
+            .arg(std::process::id().to_string())
+            .current_dir(work.path())
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all")
+            .output()
+            .unwrap()
+    });
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success() && stdout.contains(" passed, 0 failed"),

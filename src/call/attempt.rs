@@ -202,6 +202,17 @@ impl Core {
                         delay.as_millis()
                     );
                     match runner {
+                        Runner::Inline if self.interrupted.load(std::sync::atomic::Ordering::Acquire) => {
+                            // mi_shutdown broke the call off: the caller is told so at
+                            // once instead of sleeping through resends that cannot go.
+                            let msg = format!("not resent: mi_shutdown broke the call off ({last_error})");
+                            let result = sdk_output(Code::Shutdown, &msg, &msgid);
+                            let fin = Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(msg) };
+                            self.record(runner, id, Some(&judged.attempt), &Next::Final(fin.clone()), None)?;
+                            log::warn!("request {id} ({}) ended by mi_shutdown: {last_error}", row.infno);
+                            self.stats.failure(fin.last_error.clone().unwrap_or_default());
+                            return Ok(Outcome { request_id: id, code: fin.code, output: fin.result });
+                        }
                         Runner::Inline => {
                             let waiting = Next::Retry { at_ms, last_error, keep_owner: Some(self.owner.clone()) };
                             self.record(runner, id, Some(&judged.attempt), &waiting, None)?;

@@ -111,6 +111,8 @@ pub struct Core {
     /// Set when the workers are told to stop: they claim nothing more, neither on
     /// their own nor along with an outcome, so what is queued stays queued.
     pub stopping: AtomicBool,
+    /// Set when shutdown broke off the sends in flight: nothing more is sent.
+    interrupted: AtomicBool,
     /// Held while the core lives: tells other processes its owner is alive. The
     /// last field, so it is released after everything else is dropped.
     _alive: OwnerLock,
@@ -133,6 +135,7 @@ impl Core {
             signins: Default::default(),
             writer: OnceLock::new(),
             stopping: Default::default(),
+            interrupted: Default::default(),
             _alive: alive,
         })
     }
@@ -140,6 +143,7 @@ impl Core {
     /// Breaks off the exchanges in flight (shutdown's deadline has passed): their
     /// senders record them as they would a connection that broke off.
     pub fn interrupt_sends(&self) {
+        self.interrupted.store(true, std::sync::atomic::Ordering::Release);
         self.channels.interrupt();
     }
 

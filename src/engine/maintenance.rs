@@ -202,3 +202,92 @@ fn purge(core: &Core) {
     }
     owners::sweep(core.journal.path(), &core.owner);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::journal::owners::OwnerLock;
+    use crate::journal::records::tests::new_req;
+    use crate::journal::{Journal, Options, Start};
+    use std::path::PathBuf;
+
+    fn core(dir: &std::path::Path, clock: Clock) -> Core {
+        let cfg = serde_json::json!({
+            "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "t", "mdtrtarea_admvs": "440300",
+                            "opter": "0001", "opter_name": "t"},
+            "gateway": {"url": "http://127.0.0.1:9/fsi"},
+            "journal": {"path": "j.db"},
+            "log": {"dir": "logs"}
+        });
+        let cfg = Config::from_json(&cfg.to_string(), dir).unwrap();
+        let journal = Journal::open(&cfg.journal_path(), Options::of(&cfg, clock)).unwrap();
+        Core::new(cfg, journal, "9-me".into()).unwrap()
+    }
+
+    /// A request claimed by `owner`, no attempt begun.
+    fn claimed_by(core: &Core, owner: &str, mode: CallMode) -> i64 {
+        let req = crate::journal::NewRequest { mode, ..new_req(None) };
+        core.journal.write(|tx| tx.insert(&req, Start::Claimed(owner), |_| Ok("{}".into()))).unwrap().id
+    }
+
+    fn state(core: &Core, id: i64) -> State {
+        core.journal.request(id).unwrap().unwrap().state
+    }
+
+    /// Owners are judged by their lock; one without a lock file by its heartbeat
+    /// counter standing still for `DEAD_AFTER` of this process's monotonic time.
+    /// Wall-clock steps change nothing.
+    #[test]
+    fn a_held_lock_is_alive_and_a_silent_heartbeat_is_timed_on_the_monotonic_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(1_764_460_800_000);
+        let core = core(dir.path(), clock.clone());
+        let _alive = OwnerLock::take(core.journal.path(), "1-live").unwrap();
+        let live = claimed_by(&core, "1-live", CallMode::Async);
+        let legacy = claimed_by(&core, "2-legacy", CallMode::Async);
+        let legacy_sync = claimed_by(&core, "2-legacy", CallMode::Sync);
+        core.journal.write(|tx| tx.heartbeat("2-legacy", 0)).unwrap();
+        let mut watch = Watch::default();
+        recover(&core, &mut watch);
+        // A wall clock stepped an hour ahead: nobody looks dead.
+        clock.step_wall(3_600_000);
+        recover(&core, &mut watch);
+        // Its heartbeat moved 4 s in: the silence starts again.
+        clock.advance(Duration::from_secs(4));
+        core.journal.write(|tx| tx.heartbeat("2-legacy", 0)).unwrap();
+        recover(&core, &mut watch);
+        clock.advance(Duration::from_secs(4));
+        recover(&core, &mut watch);
+        assert_eq!((state(&core, legacy), state(&core, legacy_sync)), (State::Sending, State::Sending));
+        // 5 s of silence: gone. Its async request is queued again; its sync one,
+        // never sent and with nobody waiting, ends failed.
+        clock.advance(Duration::from_secs(1));
+        recover(&core, &mut watch);
+        assert_eq!(state(&core, legacy), State::Queued);
+        let r = core.journal.request(legacy_sync).unwrap().unwrap();
+        assert_eq!((r.state, r.mi_code), (State::Failed, Some(Code::Shutdown.as_i32())));
+        assert!(r.last_error.unwrap().contains("never sent"));
+        // The live owner's request, however long: untouched.
+        clock.advance(Duration::from_secs(3600));
+        recover(&core, &mut watch);
+        recover(&core, &mut watch);
+        assert_eq!(state(&core, live), State::Sending);
+    }
+
+    /// An owner whose lock is free (its process died) is taken over at once, and
+    /// its lock file is removed.
+    #[test]
+    fn a_released_lock_is_taken_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path(), Clock::manual(1_764_460_800_000));
+        let id = claimed_by(&core, "3-gone", CallMode::Async);
+        // What a killed process leaves: its file, no lock on it.
+        let path = PathBuf::from(format!("{}-owners", core.journal.path().display())).join("3-gone.lock");
+        std::fs::write(&path, b"").unwrap();
+        recover(&core, &mut Watch::default());
+        assert_eq!(state(&core, id), State::Queued);
+        assert!(!path.exists(), "its lock file is removed");
+    }
+}

@@ -103,11 +103,8 @@ mod tests {
         drop(mine);
         assert!(matches!(liveness(&j, "1-aaaa"), Liveness::Unknown), "a clean end removes the file");
         // A process that died leaves its file, unlocked.
-        let lock = OwnerLock::take(&j, "3-cccc").unwrap();
-        let (file, path) = (lock.file.as_ref().unwrap().try_clone().unwrap(), lock.path.clone());
-        std::mem::forget(lock);
-        fs4::FileExt::unlock(&file).unwrap();
-        assert!(path.exists());
+        let path = lock_path(&j, "3-cccc");
+        std::fs::write(&path, b"").unwrap();
         match liveness(&j, "3-cccc") {
             Liveness::Gone(held) => {
                 assert!(matches!(liveness(&j, "3-cccc"), Liveness::Alive), "the watcher holds it meanwhile");

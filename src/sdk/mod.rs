@@ -152,7 +152,8 @@ impl Sdk {
         st.workers = Some(engine.workers());
         st.workers_busy = Some(engine.busy());
         st.last_success_at = self.core.stats.last_success_at();
-        st.last_error = self.core.stats.last_error();
+        let mask = self.core.cfg.log.mask_pii;
+        st.last_error = self.core.stats.last_error().map(|e| crate::logging::safe_line(&e, mask));
         st.latency_ms = status::Latency { p50, p99, samples: Some(samples) };
         st.shutting_down = Some(self.closing.load(Ordering::Acquire));
         Ok(st)

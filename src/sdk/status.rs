@@ -122,7 +122,12 @@ impl Status {
         let i = &cfg.institution;
         let date = clock.today();
         let signed_in = journal.signin_get(&i.fixmedins_code, &i.opter, &date)?.is_some();
-        let health = journal.health()?;
+        let mut health = journal.health()?;
+        // The platform's words reach operators' screens and monitoring: masked and
+        // on one line, as in the log.
+        if let Some(e) = health.last_error.as_mut() {
+            e.message = crate::logging::safe_line(&e.message, cfg.log.mask_pii);
+        }
         Ok(Status {
             version: super::VERSION,
             abi_version: super::ABI_VERSION,

@@ -3,7 +3,8 @@
  * library, calls through MI_CALL (__stdcall on 32-bit) function pointers.
  * usage: win_loader <config-json-file> <visit-number>   Prints "N passed, M failed".
  * Runs sign-in (automatic), 1101, an outpatient visit (2201 2204 2206 2207), an async
- * 1101, and the status, as a cashier's program on Windows would.
+ * 1101, and the status, as a cashier's program on Windows would; then mi_shutdown
+ * with a send in flight and FreeLibrary right after it.
  */
 #include <windows.h>
 #include <stdio.h>
@@ -100,8 +101,28 @@ int main(int argc, char **argv) {
         CHECK(rc == MI_OK, "async result");
         len = (int32_t)sizeof out;
         CHECK(mi_get_status(out, &len) == MI_OK && strstr(out, "\"workers\"") != NULL, "status");
-        CHECK(mi_shutdown(3000) == MI_OK, "shutdown");
+        /* Shutdown with a send in flight (the simulator holds it at a gate), then
+         * FreeLibrary at once, as the header advises: no thread of the library may
+         * run on in unloaded code when the platform's answer comes. */
+        {
+            const char *held = "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\"},"
+                               "\"_sim\":{\"gate\":\"win\"}}";
+            CHECK(mi_call_async("1101", held, 0, &id) == MI_OK, "async submit held at the gate");
+            for (i = 0; i < 2000; i++) {
+                len = (int32_t)sizeof out;
+                if (mi_get_status(out, &len) == MI_OK && strstr(out, "\"workers_busy\":1") != NULL) break;
+                Sleep(10);
+            }
+            CHECK(i < 2000, "a worker is sending the held request");
+        }
+        CHECK(mi_shutdown(300) == MI_OK, "shutdown");
     }
+    CHECK(FreeLibrary(dll), "FreeLibrary after mi_shutdown");
+    /* Tell the test to let the platform answer now, and give a stray thread time
+     * to crash the process. */
+    f = fopen("freed.txt", "wb");
+    if (f != NULL) fclose(f);
+    Sleep(2000);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
