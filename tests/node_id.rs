@@ -1,7 +1,7 @@
 //! The msgid node of workstations sharing one config: each journal chooses its own
 //! and keeps it, the config's wins, status and check tell which is in use; and a
 //! "duplicate msgid" answer to a msgid's first send (another workstation used it) is
-//! resent under a fresh msgid, while to a resend it keeps its meaning.
+//! resent under a fresh msgid, also after sends of that msgid that provably never left.
 
 mod common;
 
@@ -110,6 +110,11 @@ fn a_msgid_another_workstation_used_is_resent_under_a_fresh_one() {
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
     let taken = format!("H44030000001{second}0511");
     assert_eq!(get_request(mi_last_request_id()).1["msgid"], taken);
+    // And …0520, for the second case below.
+    set_counter(&a, 5, second, 19);
+    assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+    let taken2 = format!("H44030000001{second}0520");
+    assert_eq!(get_request(mi_last_request_id()).1["msgid"], taken2);
     mi_shutdown(2000);
 
     // Workstation B's settlement gets the same msgid on its first send: the platform
@@ -139,36 +144,36 @@ fn a_msgid_another_workstation_used_is_resent_under_a_fresh_one() {
     let settled = env.ledger()["settlements"].as_array().unwrap().iter().filter(|s| s["mdtrt_id"] == mdtrt).count();
     assert_eq!(settled, 1);
 
-    // A resend of one msgid (its first send never left: the port was closed) answered
-    // "duplicate msgid" keeps today's meaning: the platform's refusal, final, not sent
-    // again under another msgid.
+    // Its first send never left (the port was closed), so a "duplicate msgid" to the
+    // resend under that msgid still means another workstation has it: resent once
+    // more under a fresh msgid, and settled once.
     let again = visit("44030000000000100001", "DUP2", 10.0);
     let mdtrt = again["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    set_counter(&b, 5, second, 10);
+    set_counter(&b, 5, second, 19);
     env.sim.refuse();
     let caller = std::thread::spawn(move || call("2207", json!({"input": again, "insuplc_admdvs": "440300"})));
     let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
     assert!(wait_until(|| count("SELECT count(*) FROM mi_attempt WHERE outcome = 'never_sent'") > 0));
     env.sim.accept_again();
     let (rc, out) = caller.join().unwrap();
-    assert_eq!(rc, MI_E_BUSINESS, "{out}");
-    assert!(out["err_msg"].as_str().unwrap_or("").contains("重复"), "{out}");
-    let id = mi_last_request_id_of(&db, &taken);
+    assert_eq!(rc, MI_OK, "{out}");
+    let id = db
+        .query_row(
+            "SELECT request_id FROM mi_attempt WHERE msgid = ?1 ORDER BY request_id DESC LIMIT 1",
+            [&taken2],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
     let msgids: Vec<String> = db
-        .prepare("SELECT msgid FROM mi_attempt WHERE request_id = ?1")
+        .prepare("SELECT msgid FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no")
         .unwrap()
         .query_map([id], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert!(msgids.len() >= 2 && msgids.iter().all(|m| *m == taken), "{msgids:?}");
+    assert!(msgids.len() >= 3 && msgids[..msgids.len() - 1].iter().all(|m| *m == taken2), "{msgids:?}");
+    assert_ne!(msgids.last(), Some(&taken2), "the last send under a fresh msgid: {msgids:?}");
     let settled = env.ledger()["settlements"].as_array().unwrap().iter().filter(|s| s["mdtrt_id"] == mdtrt).count();
-    assert_eq!(settled, 0);
+    assert_eq!(settled, 1);
     mi_shutdown(2000);
-}
-
-/// The request a msgid belongs to now (the thread that called is gone, and with it
-/// its `mi_last_request_id`).
-fn mi_last_request_id_of(db: &rusqlite::Connection, msgid: &str) -> i64 {
-    db.query_row("SELECT id FROM mi_request WHERE msgid = ?1", [msgid], |r| r.get(0)).unwrap()
 }

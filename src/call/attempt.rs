@@ -155,7 +155,7 @@ impl Core {
                 None => self.begin(row, fresh, &msgid, &sign_no)?,
             };
             msgid.clone_from(&b.msgid);
-            let judged = self.send(row, &b, resendable);
+            let mut judged = self.send(row, &b, resendable);
             fresh = resendable;
             // The platform refusing the sign_no (it restarted, or another terminal
             // signed the operator in again) proves the request was not processed:
@@ -176,20 +176,29 @@ impl Core {
                 fresh = true;
                 continue;
             }
-            // "Duplicate msgid" to the first send of one of our msgids: another
-            // workstation sent the same msgid (same node, same second), so this request
-            // was not processed. Resent at once under a fresh msgid, within
-            // max_attempts; to a resend the answer stands (classify::is_duplicate_msgid).
-            if b.no < i64::from(self.cfg.retry.max_attempts)
-                && classify::is_duplicate_msgid(&judged.fin)
-                && self.journal.first_send_of_own_msgid(id, &b.msgid, b.no)?
-            {
-                log::warn!("request {id}: msgid {} was already used by another workstation; resending", b.msgid);
-                let last_error = judged.fin.last_error.clone().unwrap_or_default();
-                let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
-                self.journal.write(|tx| tx.advance(id, &self.owner, Some(&judged.attempt), &waiting))?;
-                fresh = true;
-                continue;
+            // "Duplicate msgid" to the first send of one of our msgids (no earlier send
+            // of it can have reached the platform): another workstation sent the same
+            // msgid (same node, same second), so this request was not processed.
+            // Resent at once under a fresh msgid, within max_attempts. To a msgid the
+            // platform may have had from us already, it means that send was processed
+            // and its answer lost: a state-changing request is then uncertain.
+            if classify::is_duplicate_msgid(&judged.fin) {
+                if self.journal.first_send_of_own_msgid(id, &b.msgid, b.no)? {
+                    if b.no < i64::from(self.cfg.retry.max_attempts) {
+                        log::warn!(
+                            "request {id}: msgid {} was already used by another workstation; resending",
+                            b.msgid
+                        );
+                        let last_error = judged.fin.last_error.clone().unwrap_or_default();
+                        let waiting = Next::Retry { at_ms: 0, last_error, keep_owner: Some(self.owner.clone()) };
+                        self.journal.write(|tx| tx.advance(id, &self.owner, Some(&judged.attempt), &waiting))?;
+                        fresh = true;
+                        continue;
+                    }
+                } else if !resendable {
+                    let why = "the platform already holds this msgid: an earlier send of it was processed";
+                    judged.fin = super::uncertain_final(&row.infno, &b.msgid, why);
+                }
             }
             match retry::decide(judged.outcome(), resendable, b.no as u32, &self.cfg.retry) {
                 Decision::Retry(delay) => {
@@ -207,7 +216,8 @@ impl Core {
                             // once instead of sleeping through resends that cannot go.
                             let msg = format!("not resent: mi_shutdown broke the call off ({last_error})");
                             let result = sdk_output(Code::Shutdown, &msg, &msgid);
-                            let fin = Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(msg) };
+                            let fin =
+                                Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(msg) };
                             self.record(runner, id, Some(&judged.attempt), &Next::Final(fin.clone()), None)?;
                             log::warn!("request {id} ({}) ended by mi_shutdown: {last_error}", row.infno);
                             self.stats.failure(fin.last_error.clone().unwrap_or_default());

@@ -127,8 +127,9 @@ pub fn is_sign_no_refusal(infno: &str, fin: &Final) -> bool {
 /// ("报文ID[…]重复"). What that proves depends on the msgid: to its first send, that
 /// another workstation sent the same msgid (two on one node in the same second) and
 /// this request was not processed, so it may be resent under a fresh msgid; to a
-/// resend of a msgid (or one the caller chose), that an earlier send of it may have
-/// been processed, and the answer stands. The attempt loop asks the journal which.
+/// msgid the platform may have had from this request already, that the earlier send
+/// was processed (a state-changing request is then uncertain); to a caller's msgid,
+/// what the platform said. The attempt loop asks the journal which.
 pub fn is_duplicate_msgid(fin: &Final) -> bool {
     let Some(m) = fin.last_error.as_deref().filter(|_| fin.code == Code::Business) else { return false };
     let lower = m.to_ascii_lowercase();
@@ -230,7 +231,8 @@ mod tests {
             assert!(!is_duplicate_msgid(&j(&format!(r#"{{"infcode":-1,"err_msg":"{other}"}}"#))), "{other}");
         }
         assert!(!is_duplicate_msgid(&j(r#"{"infcode":0,"err_msg":"报文ID重复"}"#)), "a success is a success");
-        // Today's meaning of the answer is kept: a final business error, as any refusal.
+        // Taken alone, the answer is a final business error, as any refusal (the
+        // attempt loop decides more, knowing the msgid's sends).
         let fin = j(r#"{"infcode":-1,"err_msg":"报文ID[M]重复"}"#);
         assert_eq!((fin.state, fin.code), (State::BusinessError, Code::Business));
     }

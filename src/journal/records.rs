@@ -125,7 +125,8 @@ impl Journal {
         read_row(&self.lock(), id)
     }
 
-    /// Whether attempt `no` of request `id` is the first send of `msgid` and the
+    /// Whether attempt `no` of request `id` is the first send of `msgid` that can
+    /// have reached the platform (earlier ones, if any, provably never left) and the
     /// msgid is of this journal's making (its institution code and node): then a
     /// "duplicate msgid" answer can only mean another workstation used it. A msgid
     /// the caller chose in this journal's own shape cannot be told apart.
@@ -138,7 +139,8 @@ impl Journal {
         }
         let sent_before: bool = row(
             &self.lock(),
-            "SELECT EXISTS (SELECT 1 FROM mi_attempt WHERE request_id = ?1 AND msgid = ?2 AND attempt_no < ?3)",
+            "SELECT EXISTS (SELECT 1 FROM mi_attempt WHERE request_id = ?1 AND msgid = ?2 AND attempt_no < ?3
+                              AND outcome IS NOT 'never_sent' AND outcome IS NOT 'gateway_refused')",
             params![id, msgid, no],
             |r| r.get(0),
         )?;
@@ -552,6 +554,8 @@ mod node_tests {
     use super::tests::new_req;
     use super::*;
     use crate::config::Synchronous;
+    use crate::journal::{Attempt, Next};
+    use crate::protocol::retry::AttemptOutcome;
 
     fn unnamed() -> super::super::Options {
         super::super::Options { node_id: None, ..opts(Synchronous::Normal) }
@@ -581,12 +585,27 @@ mod node_tests {
         let j = Journal::open(&dir.path().join("j.db"), opts(Synchronous::Normal)).unwrap();
         let ins = j.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok("{}".into()))).unwrap();
         assert!(j.first_send_of_own_msgid(ins.id, &ins.msgid, 1).unwrap());
-        // Resent under the same msgid: not a first send any more.
+        // The first send provably never left: the resend under its msgid is still
+        // the first that can reach the platform.
+        let ended = |outcome| {
+            let a = Attempt {
+                no: j.request(ins.id).unwrap().unwrap().attempts,
+                outcome: Some(outcome),
+                ..Default::default()
+            };
+            let wait = Next::Retry { at_ms: 0, last_error: "x".into(), keep_owner: Some("me".into()) };
+            j.write(|tx| tx.advance(ins.id, "me", Some(&a), &wait)).unwrap();
+        };
+        ended(AttemptOutcome::NeverSent);
         assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, "me", &ins.msgid, "{}")).unwrap(), 2);
-        assert!(!j.first_send_of_own_msgid(ins.id, &ins.msgid, 2).unwrap());
-        // A fresh msgid for the third send is a first send again.
+        assert!(j.first_send_of_own_msgid(ins.id, &ins.msgid, 2).unwrap());
+        // Once a send of it may have reached the platform, a resend is not a first send.
+        ended(AttemptOutcome::MaybeProcessed);
+        assert_eq!(j.write(|tx| tx.begin_attempt(ins.id, "me", &ins.msgid, "{}")).unwrap(), 3);
+        assert!(!j.first_send_of_own_msgid(ins.id, &ins.msgid, 3).unwrap());
+        // A fresh msgid for the fourth send is a first send again.
         let fresh = j.write(|tx| tx.next_msgid()).unwrap();
-        assert!(j.first_send_of_own_msgid(ins.id, &fresh, 3).unwrap());
+        assert!(j.first_send_of_own_msgid(ins.id, &fresh, 4).unwrap());
         // Another node's (or institution's) msgid is a caller's: never.
         assert!(!j.first_send_of_own_msgid(ins.id, "H44030000001202611271015309999", 1).unwrap());
         assert!(!j.first_send_of_own_msgid(ins.id, "H44030000002202611271015300300", 1).unwrap());
