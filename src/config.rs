@@ -627,7 +627,7 @@ impl Config {
         if let Some((p, infno)) = r
             .safe_infnos
             .iter()
-            .find_map(|p| crate::protocol::retry::never_resent_covered_by(p).map(|infno| (p, infno)))
+            .find_map(|p| crate::protocol::transactions::never_resent_covered_by(p).map(|infno| (p, infno)))
         {
             return Err(Error::config(format!(
                 "config key `retry.safe_infnos`: \"{p}\" covers {infno}, which moves money or state and must never be \

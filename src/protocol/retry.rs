@@ -89,16 +89,6 @@ pub fn resendable(infno: &str, policy: &Retry) -> bool {
     crate::infno::matches_any(infno, &policy.safe_infnos) || infno == transactions::REVERSAL
 }
 
-/// The first money-moving transaction a `retry.safe_infnos` entry would make
-/// resendable, if any: `*`, `2*` or `2207` (or a province variant like `2207A`)
-/// would let a timeout send a settlement twice.
-pub fn never_resent_covered_by(pattern: &str) -> Option<&'static str> {
-    transactions::NEVER_RESENT.iter().copied().find(|infno| match pattern.strip_suffix('*') {
-        Some(prefix) => infno.starts_with(prefix),
-        None => pattern.get(..4) == Some(*infno),
-    })
-}
-
 /// Decides after attempt number `attempt` (1-based) of a request that is
 /// `resendable` or not.
 pub fn decide(outcome: AttemptOutcome, resendable: bool, attempt: u32, policy: &Retry) -> Decision {

@@ -65,6 +65,16 @@ pub fn mobile_pay_path(infno: &str) -> Option<&'static str> {
     })
 }
 
+/// The first money-moving transaction a `retry.safe_infnos` entry would make
+/// resendable, if any: `*`, `2*` or `2207` (or a province variant like `2207A`)
+/// would let a timeout send a settlement twice.
+pub fn never_resent_covered_by(pattern: &str) -> Option<&'static str> {
+    NEVER_RESENT.iter().copied().find(|infno| match pattern.strip_suffix('*') {
+        Some(prefix) => infno.starts_with(prefix),
+        None => pattern.get(..4) == Some(*infno),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
