@@ -107,7 +107,8 @@ fn a_live_sender_is_never_taken_over_by_a_process_whose_clock_is_ahead() {
     let config = env.config(json!({"workers": 1, "retry": {"uncertain_policy": "reverse"}}));
     assert_eq!(init_text(&config.to_string()), MI_OK);
     let input = settle_input("OWN1", json!({"gate": "late"}));
-    let cashier = std::thread::spawn(move || call("2207", input));
+    // mi_last_request_id is per thread: the cashier's thread reads its own.
+    let cashier = std::thread::spawn(move || (call("2207", input), mi_last_request_id()));
     assert!(env.sim.wait_at_gate("late", 1, Duration::from_secs(20)), "the 2207 is at the platform");
     let mut other = spawn_child("watch", &config, &[("MI_CHILD_WALL_MS", "10000".into())]);
     // The other process recovers at its start and then every second: let it look
@@ -121,9 +122,9 @@ fn a_live_sender_is_never_taken_over_by_a_process_whose_clock_is_ahead() {
     };
     assert!(wait_until(|| rounds() >= 4), "the other process runs");
     env.sim.open_gate("late");
-    let (rc, out) = cashier.join().unwrap();
+    let ((rc, out), id) = cashier.join().unwrap();
     assert_eq!(rc, MI_OK, "{out}");
-    let id = mi_last_request_id();
+    assert_eq!(journal_count(&env, &format!("SELECT count(*) FROM mi_request WHERE id = {id} AND infno = '2207'")), 1);
     assert_eq!(row(&env, id), ("succeeded".to_string(), Some(0), 1));
     other.kill().unwrap();
     other.wait().unwrap();

@@ -211,7 +211,7 @@ impl Core {
                         delay.as_millis()
                     );
                     match runner {
-                        Runner::Inline if self.interrupted.load(std::sync::atomic::Ordering::Acquire) => {
+                        Runner::Inline if self.halt.is_set() => {
                             // mi_shutdown broke the call off: the caller is told so at
                             // once instead of sleeping through resends that cannot go.
                             let msg = format!("not resent: mi_shutdown broke the call off ({last_error})");
@@ -226,7 +226,9 @@ impl Core {
                         Runner::Inline => {
                             let waiting = Next::Retry { at_ms, last_error, keep_owner: Some(self.owner.clone()) };
                             self.record(runner, id, Some(&judged.attempt), &waiting, None)?;
-                            std::thread::sleep(delay);
+                            // Shutdown wakes it: the next send then fails at once as
+                            // never sent, and the call ends MI_E_SHUTDOWN.
+                            self.halt.sleep(delay);
                             self.journal.write(|tx| tx.reclaim(id, &self.owner))?;
                         }
                         Runner::Worker => {

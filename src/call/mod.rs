@@ -91,6 +91,31 @@ impl Wake {
     }
 }
 
+/// Shutdown's "stop now", which a sleeping sync call hears.
+#[derive(Default)]
+pub struct Halt {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Halt {
+    fn set(&self) {
+        *self.set.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.set.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sleeps for `d`, or until set; whether it was set.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let g = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, _) = self.cv.wait_timeout_while(g, d, |set| !*set).unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+}
+
 /// Everything a call needs, shared by the sync path and the workers.
 pub struct Core {
     pub cfg: Config,
@@ -111,8 +136,9 @@ pub struct Core {
     /// Set when the workers are told to stop: they claim nothing more, neither on
     /// their own nor along with an outcome, so what is queued stays queued.
     pub stopping: AtomicBool,
-    /// Set when shutdown broke off the sends in flight: nothing more is sent.
-    interrupted: AtomicBool,
+    /// Set when shutdown broke off the sends in flight: nothing more is sent, and
+    /// sync calls sleeping through a backoff wake up.
+    halt: Halt,
     /// Held while the core lives: tells other processes its owner is alive. The
     /// last field, so it is released after everything else is dropped.
     _alive: OwnerLock,
@@ -135,7 +161,7 @@ impl Core {
             signins: Default::default(),
             writer: OnceLock::new(),
             stopping: Default::default(),
-            interrupted: Default::default(),
+            halt: Halt::default(),
             _alive: alive,
         })
     }
@@ -143,7 +169,7 @@ impl Core {
     /// Breaks off the exchanges in flight (shutdown's deadline has passed): their
     /// senders record them as they would a connection that broke off.
     pub fn interrupt_sends(&self) {
-        self.interrupted.store(true, std::sync::atomic::Ordering::Release);
+        self.halt.set();
         self.channels.interrupt();
     }
 

@@ -2,17 +2,18 @@
 //! thread of its own, so that no slow chore delays it), taking over what processes
 //! that are gone left claimed, and retention.
 //!
-//! Whether another process is gone is judged by its lock file
-//! ([`crate::journal::owners`]): a held lock is a live process, whatever any clock
-//! says. Only an owner with no lock file (an older library) is judged by its
-//! heartbeat, and then by watching its counter stand still on this process's
-//! monotonic clock: wall clocks of different processes are never compared.
+//! Another process is gone when two things agree: its heartbeat has stood still for
+//! [`DEAD_AFTER`], timed on this process's monotonic clock (wall clocks of different
+//! processes are never compared), and its lock file ([`crate::journal::owners`]) is
+//! not held. A held lock is a live process, however long its heartbeat is late (a
+//! paused VM, a stalled thread); a heartbeat that keeps moving is a live process,
+//! even where file locks are not enforced (some network file systems).
 
 use crate::call::{uncertain_final, Core};
 use crate::clock::{Mono, STAMP_FORMAT};
 use crate::error::Code;
 use crate::journal::owners::{self, Liveness};
-use crate::journal::{CallMode, Final, Recovery, RequestRow, State, Whose};
+use crate::journal::{Beat, CallMode, Final, Recovery, RequestRow, State, Whose};
 use crate::protocol::retry::{self, Decision};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +23,8 @@ use std::time::Duration;
 
 /// How often this process says it is alive, and looks for what others left.
 pub const HEARTBEAT: Duration = Duration::from_millis(1000);
-/// After how long a heartbeat counter that stood still means its process is gone
-/// (owners without a lock file only).
+/// After how long a heartbeat that stood still may mean its process is gone (if its
+/// lock is not held).
 pub const DEAD_AFTER: Duration = Duration::from_millis(5000);
 /// How often finished requests past `retain_days` are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -96,16 +97,16 @@ fn beat(core: &Core) {
     }
 }
 
-/// The heartbeat counters of owners without a lock file, as this process last saw
-/// them change: the counter, and when (monotonic) it was first seen at that value.
+/// Other owners' heartbeats as this process last saw them change: the heartbeat,
+/// and when (monotonic) it was first seen as it is.
 #[derive(Default)]
 pub struct Watch {
-    seen: HashMap<String, (Option<i64>, Mono)>,
+    seen: HashMap<String, (Beat, Mono)>,
 }
 
 impl Watch {
-    /// How long `owner`'s counter has stood at `beat`, as far as this process saw.
-    fn still_for(&mut self, owner: &str, beat: Option<i64>, now: Mono) -> Duration {
+    /// How long `owner`'s heartbeat has stood at `beat`, as far as this process saw.
+    fn still_for(&mut self, owner: &str, beat: Beat, now: Mono) -> Duration {
         match self.seen.get(owner) {
             Some((b, since)) if *b == beat => now.since(*since),
             _ => {
@@ -125,11 +126,7 @@ fn decide(core: &Core, row: &RequestRow, in_flight: bool) -> Recovery {
             Recovery::End(uncertain_final(&row.infno, &row.msgid, "the sender stopped before an answer came"))
         }
         Decision::Final => {
-            let why = if in_flight {
-                "its calling program stopped before an answer came; not resent"
-            } else {
-                "its calling program stopped before it was sent; never sent"
-            };
+            let why = "its calling program stopped before it was sent; never sent";
             let result = crate::call::sdk_output(Code::Shutdown, why, &row.msgid);
             Recovery::End(Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(why.into()) })
         }
@@ -146,12 +143,15 @@ pub fn recover(core: &Core, watch: &mut Watch) {
     let now = core.clock.mono();
     watch.seen.retain(|o, _| claimants.iter().any(|(c, _)| c == o));
     for (owner, beat) in claimants {
+        if watch.still_for(&owner, beat, now) < DEAD_AFTER {
+            continue;
+        }
         // Held until the takeover is committed, so no other process acts on it too.
         let _gone = match owners::liveness(core.journal.path(), &owner) {
             Liveness::Alive => continue,
             Liveness::Gone(lock) => Some(lock),
-            Liveness::Unknown if watch.still_for(&owner, beat, now) >= DEAD_AFTER => None,
-            Liveness::Unknown => continue,
+            // No lock file: an older library's process, judged by its heartbeat.
+            Liveness::Unknown => None,
         };
         log::warn!("process {owner} is gone; taking over the requests it had claimed");
         let whose = Whose::Dead { owner: &owner };
@@ -236,11 +236,12 @@ mod tests {
         core.journal.request(id).unwrap().unwrap().state
     }
 
-    /// Owners are judged by their lock; one without a lock file by its heartbeat
-    /// counter standing still for `DEAD_AFTER` of this process's monotonic time.
-    /// Wall-clock steps change nothing.
+    /// An owner is gone when its heartbeat stood still for `DEAD_AFTER` of this
+    /// process's monotonic time and its lock is not held. Wall-clock steps change
+    /// nothing; a moving heartbeat (also an older library's, which writes only the
+    /// time) or a held lock keeps it alive.
     #[test]
-    fn a_held_lock_is_alive_and_a_silent_heartbeat_is_timed_on_the_monotonic_clock() {
+    fn a_held_lock_or_a_moving_heartbeat_is_alive_and_silence_is_timed_on_the_monotonic_clock() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::manual(1_764_460_800_000);
         let core = core(dir.path(), clock.clone());
@@ -248,15 +249,25 @@ mod tests {
         let live = claimed_by(&core, "1-live", CallMode::Async);
         let legacy = claimed_by(&core, "2-legacy", CallMode::Async);
         let legacy_sync = claimed_by(&core, "2-legacy", CallMode::Sync);
-        core.journal.write(|tx| tx.heartbeat("2-legacy", 0)).unwrap();
+        // An older library: no lock file, and its heartbeat moves only its time.
+        let old_beat = |ms: i64| {
+            core.journal
+                .write(|tx| {
+                    tx.heartbeat("2-legacy", ms)?;
+                    tx.execute("UPDATE mi_owner SET beat = 0 WHERE owner = '2-legacy'", [])?;
+                    Ok(())
+                })
+                .unwrap()
+        };
+        old_beat(0);
         let mut watch = Watch::default();
         recover(&core, &mut watch);
-        // A wall clock stepped an hour ahead: nobody looks dead.
+        // A wall clock stepped an hour ahead: nobody looks gone.
         clock.step_wall(3_600_000);
         recover(&core, &mut watch);
         // Its heartbeat moved 4 s in: the silence starts again.
         clock.advance(Duration::from_secs(4));
-        core.journal.write(|tx| tx.heartbeat("2-legacy", 0)).unwrap();
+        old_beat(1);
         recover(&core, &mut watch);
         clock.advance(Duration::from_secs(4));
         recover(&core, &mut watch);
@@ -269,24 +280,34 @@ mod tests {
         let r = core.journal.request(legacy_sync).unwrap().unwrap();
         assert_eq!((r.state, r.mi_code), (State::Failed, Some(Code::Shutdown.as_i32())));
         assert!(r.last_error.unwrap().contains("never sent"));
-        // The live owner's request, however long: untouched.
+        // The live owner's request, however long its heartbeat is silent: untouched.
         clock.advance(Duration::from_secs(3600));
         recover(&core, &mut watch);
         recover(&core, &mut watch);
         assert_eq!(state(&core, live), State::Sending);
     }
 
-    /// An owner whose lock is free (its process died) is taken over at once, and
-    /// its lock file is removed.
+    /// An owner whose lock is free (its process died) is taken over once its
+    /// heartbeat has stood still, and its lock file is removed; while its heartbeat
+    /// moves (a file system that does not enforce locks) it is not.
     #[test]
-    fn a_released_lock_is_taken_over_at_once() {
+    fn a_released_lock_is_taken_over_once_the_heartbeat_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let core = core(dir.path(), Clock::manual(1_764_460_800_000));
+        let clock = Clock::manual(1_764_460_800_000);
+        let core = core(dir.path(), clock.clone());
         let id = claimed_by(&core, "3-gone", CallMode::Async);
         // What a killed process leaves: its file, no lock on it.
         let path = PathBuf::from(format!("{}-owners", core.journal.path().display())).join("3-gone.lock");
         std::fs::write(&path, b"").unwrap();
-        recover(&core, &mut Watch::default());
+        let mut watch = Watch::default();
+        for ms in 0..8 {
+            core.journal.write(|tx| tx.heartbeat("3-gone", ms)).unwrap();
+            recover(&core, &mut watch);
+            clock.advance(Duration::from_secs(1));
+        }
+        assert_eq!(state(&core, id), State::Sending, "its heartbeat moves");
+        clock.advance(DEAD_AFTER);
+        recover(&core, &mut watch);
         assert_eq!(state(&core, id), State::Queued);
         assert!(!path.exists(), "its lock file is removed");
     }

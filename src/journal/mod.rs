@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 
-pub use queue::{Next, Recovery, Whose};
+pub use queue::{Beat, Next, Recovery, Whose};
 pub use reads::{Filter, LastFailure};
 pub use records::{CallMode, Inserted, NewRequest, Node, NodeSource, Start};
 
@@ -45,7 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_flat_lookups.sql"),
     include_str!("migrations/0004_signin_set_null.sql"),
     include_str!("migrations/0005_meta.sql"),
-    include_str!("migrations/0006_owner_beat.sql"),
+    include_str!("migrations/0006_ownership.sql"),
 ];
 
 /// The states of a request (docs/api_reference.md, `mi_get_request`), stored as

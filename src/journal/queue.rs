@@ -14,14 +14,16 @@ use rusqlite::{params, OptionalExtension};
 /// Claims the next request: two index probes, each a LIMIT 1: the head of the
 /// queue (mi_request_ready) and the most urgent retry that is due (mi_request_due).
 /// Finished rows and retries not yet due are never visited, however many there are.
+/// Only async requests: a sync one is driven by its caller alone, never by a worker.
 pub(super) const CLAIM: &str = "UPDATE mi_request SET state = 'sending', owner = ?1, updated_at = ?3
              WHERE id = (SELECT id FROM (
                            SELECT id, priority FROM (SELECT id, priority FROM mi_request
-                                                      WHERE state = 'queued' AND owner IS NULL
+                                                      WHERE state = 'queued' AND owner IS NULL AND mode = 'async'
                                                       ORDER BY priority DESC, id LIMIT 1)
                            UNION ALL
                            SELECT id, priority FROM (SELECT id, priority FROM mi_request
                                                       WHERE state = 'retry_wait' AND next_at <= ?2 AND owner IS NULL
+                                                            AND mode = 'async'
                                                       ORDER BY priority DESC, id LIMIT 1))
                          ORDER BY priority DESC, id LIMIT 1)
              RETURNING id";
@@ -33,11 +35,16 @@ pub(super) const ORPHANS: &str = "SELECT r.id, r.owner,
    FROM mi_request r
   WHERE r.state IN ('sending', 'retry_wait') AND r.owner IS NOT NULL";
 
-/// The other processes holding claims, with their heartbeat counts (NULL: never
+/// The other processes holding claims, with their heartbeats (NULL: never
 /// registered).
-const CLAIMANTS: &str = "SELECT c.owner, o.beat
+const CLAIMANTS: &str = "SELECT c.owner, o.beat, o.heartbeat_at
    FROM (SELECT DISTINCT owner FROM mi_request WHERE owner IS NOT NULL AND owner != ?1) c
    LEFT JOIN mi_owner o ON o.owner = c.owner";
+
+/// A process's heartbeat as another sees it: its counter and the wall time it
+/// wrote. Only whether it changes is ever looked at (an older library writes the
+/// time alone), never how the time compares with another clock.
+pub type Beat = Option<(i64, i64)>;
 
 /// Requests waiting to be sent: queued, or waiting to retry (kept by triggers).
 pub(super) const WAITING: &str = "SELECT sum(n) FROM mi_state_count WHERE state IN ('queued', 'retry_wait')";
@@ -84,11 +91,17 @@ impl Journal {
     }
 
     /// The processes other than `me` that hold claimed requests, each with its
-    /// heartbeat count (`None`: it never registered one).
-    pub fn claimants(&self, me: &str) -> Result<Vec<(String, Option<i64>)>> {
+    /// heartbeat (`None`: it never registered one).
+    pub fn claimants(&self, me: &str) -> Result<Vec<(String, Beat)>> {
         let c = self.lock();
         let mut st = c.prepare_cached(CLAIMANTS)?;
-        let rows = st.query_map([me], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = st.query_map([me], |r| {
+            let beat = match (r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?) {
+                (Some(n), Some(at)) => Some((n, at)),
+                _ => None,
+            };
+            Ok((r.get(0)?, beat))
+        })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }
@@ -312,7 +325,7 @@ mod tests {
         // A is gone: B takes over. One was sent (an attempt begun), three not.
         j.write(|tx| tx.heartbeat("A", 1000)).unwrap();
         j.write(|tx| tx.heartbeat("B", 10_000)).unwrap();
-        assert_eq!(j.claimants("B").unwrap(), vec![("A".to_string(), Some(1))]);
+        assert_eq!(j.claimants("B").unwrap(), vec![("A".to_string(), Some((1, 1000)))]);
         assert!(j.claimants("A").unwrap().is_empty());
         let row = j.request(ids[1]).unwrap().unwrap();
         j.write(|tx| tx.begin_attempt(ids[1], "A", &row.msgid, "{}")).unwrap();
@@ -440,5 +453,39 @@ mod tests {
         assert_eq!(j.write(|tx| tx.purge("2021-01-01 00:00:00.000", 0)).unwrap(), 2);
         assert_eq!(counts(&j), scan(&j));
         assert_eq!(j.waiting().unwrap(), 5);
+    }
+
+    /// Sync requests are driven by their callers alone: a worker never claims one,
+    /// and those an earlier version put back in the queue when their caller died
+    /// end failed, never sent, when the journal is upgraded.
+    #[test]
+    fn sync_requests_are_never_claimed_and_old_orphans_end_at_upgrade() {
+        use super::super::tests::opts;
+        use super::super::MIGRATIONS;
+        use crate::config::Synchronous;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        {
+            let c = rusqlite::Connection::open(&p).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(5).enumerate() {
+                c.execute_batch(sql).unwrap();
+                c.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+            }
+            c.execute_batch(
+                "INSERT INTO mi_request(msgid, infno, mode, state, envelope, attempts, next_at, created_at, updated_at)
+                 VALUES ('S1', '2207', 'sync', 'retry_wait', '{}', 1, 0, '2026-11-27 08:00:00.000', '2026-11-27 08:00:00.000'),
+                        ('A1', '2207', 'async', 'queued', '{}', 0, NULL, '2026-11-27 08:00:00.000', '2026-11-27 08:00:00.000');",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&p, opts(Synchronous::Full)).unwrap();
+        let sync = j.request(1).unwrap().unwrap();
+        assert_eq!((sync.state, sync.mi_code), (State::Failed, Some(Code::Shutdown.as_i32())));
+        assert!(sync.result.unwrap().contains("never sent"));
+        assert_eq!(state(&j, 2), State::Queued, "async requests are untouched");
+        assert_eq!(claim(&j, "W"), Some(2));
+        let s = j.write(|tx| tx.insert(&new_req(None), Start::Queued, |_| Ok("{}".into()))).unwrap().id;
+        assert_eq!(claim(&j, "W"), None, "a sync request is never a worker's");
+        assert_eq!(state(&j, s), State::Queued);
     }
 }

@@ -328,7 +328,8 @@ impl Tx<'_> {
     pub fn mark_reversed(&self, original: i64) -> Result<()> {
         exec(
             self,
-            "UPDATE mi_request SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            "UPDATE mi_request SET state = ?2, updated_at = ?3
+              WHERE id = ?1 AND owner IS NULL AND state IN ('uncertain', 'succeeded')",
             params![original, State::Reversed, self.now()],
         )?;
         Ok(())
@@ -419,10 +420,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// A queued request with envelope `{}`.
+    /// A queued (async: only those are queued) request with envelope `{}`.
     pub(crate) fn queued(j: &Journal, priority: i32) -> i64 {
         let mut r = new_req(None);
         r.priority = priority;
+        r.mode = CallMode::Async;
         j.write(|tx| tx.insert(&r, Start::Queued, |_| Ok("{}".into()))).unwrap().id
     }
 

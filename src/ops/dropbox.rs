@@ -224,12 +224,24 @@ impl Watch<'_> {
         let req = self.dir.join(format!("{stem}{REQ}"));
         // A result still here is an earlier request's: never this one's answer.
         let stale = self.dir.join(format!("{stem}{RES}"));
-        if std::fs::remove_file(&stale).is_ok() {
-            log::warn!(
+        match std::fs::remove_file(&stale) {
+            Ok(()) => log::warn!(
                 "drop-box: {} is a new request under a name used before; the earlier {stem}{RES} is removed \
                  (its outcome stays in the journal)",
                 req.display()
-            );
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Still open in the HIS (Windows): the new request waits until the old
+            // answer can be taken away, or its HIS would read that one as its own.
+            Err(e) => {
+                if self.stuck.insert(stem.to_string()) {
+                    log::warn!(
+                        "drop-box: cannot take {} yet: the earlier {stem}{RES} cannot be removed: {e}",
+                        req.display()
+                    );
+                }
+                return;
+            }
         }
         let taken = format!("{stem}@{}", token());
         match std::fs::rename(&req, self.dir.join(format!("{taken}{ACCEPTED}"))) {
@@ -283,10 +295,12 @@ impl Watch<'_> {
     fn reject(&mut self, taken: &str, e: &Error) {
         log::warn!("drop-box: {} refused: {}", self.dir.join(format!("{}{REQ}", his_name(taken))).display(), e.message);
         let code = e.code.as_i32();
-        self.write_result(
-            taken,
-            &json!({"request_id": 0, "mi_code": code, "result": {"infcode": -1, "err_msg": e.message, "mi_code": code}}),
-        );
+        let doc =
+            json!({"request_id": 0, "mi_code": code, "result": {"infcode": -1, "err_msg": e.message, "mi_code": code}});
+        // Not written: the file stays taken and is judged again on the next round.
+        if !self.write_result(taken, &doc) {
+            return;
+        }
         let _ = std::fs::rename(
             self.dir.join(format!("{taken}{ACCEPTED}")),
             self.dir.join(format!("{taken}.rejected.json")),
@@ -300,7 +314,13 @@ impl Watch<'_> {
                 Ok(o) if o.code == Code::Pending => {}
                 Ok(o) => {
                     let result: Value = serde_json::from_str(&o.output).unwrap_or(Value::String(o.output.clone()));
-                    self.write_result(taken, &json!({"request_id": id, "mi_code": o.code.as_i32(), "result": result}));
+                    // Not written (the HIS holds the old result open): tried again
+                    // on the next round, the request kept as pending.
+                    if !self
+                        .write_result(taken, &json!({"request_id": id, "mi_code": o.code.as_i32(), "result": result}))
+                    {
+                        continue;
+                    }
                     let _ = std::fs::rename(
                         self.dir.join(format!("{taken}{ACCEPTED}")),
                         self.dir.join(format!("{taken}.done.json")),
@@ -331,14 +351,16 @@ impl Watch<'_> {
 
     /// Writes the result whole or not at all (a temp file, then a rename), in the
     /// configured charset.
-    fn write_result(&self, taken: &str, doc: &Value) {
+    /// Writes a result file (whole, by rename); whether it was written.
+    fn write_result(&self, taken: &str, doc: &Value) -> bool {
         let name = self.answer_name(taken);
         let tmp = self.dir.join(format!("{name}{RES}.tmp"));
         let ok = std::fs::write(&tmp, self.charset.encode(&doc.to_string()))
             .and_then(|_| std::fs::rename(&tmp, self.dir.join(format!("{name}{RES}"))));
-        if let Err(e) = ok {
-            log::error!("drop-box: cannot write the result of {taken}: {e}");
+        if let Err(e) = &ok {
+            log::error!("drop-box: cannot write the result of {taken}: {e}; tried again");
         }
+        ok.is_ok()
     }
 }
 

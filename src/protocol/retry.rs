@@ -110,18 +110,18 @@ pub fn decide(outcome: AttemptOutcome, resendable: bool, attempt: u32, policy: &
 }
 
 /// What becomes of a request whose sender stopped (its process died, or a worker
-/// failed) before it ended. One whose attempt was in flight and that may not be
-/// resent is uncertain. Otherwise it provably did not leave, or may be resent; then
-/// an async request is sent (again) at once, and a sync one ends (`Final`, failed):
-/// its caller is gone, perhaps took cash instead, and nobody waits for it, so it is
-/// never sent on its own later.
+/// failed) before it ended. One whose attempt was in flight may have been processed:
+/// it is resent at once only if it is async and may be resent (a query, a 2601);
+/// otherwise it is uncertain (a sync 2601 that may have reversed a settlement must
+/// not read "failed"). One that provably did not leave is sent (again) if it is
+/// async; a sync one ends (`Final`, failed, never sent): its caller is gone, perhaps
+/// took cash instead, and nobody waits for it, so it is never sent on its own later.
 pub fn after_interruption(resendable: bool, in_flight: bool, sync: bool) -> Decision {
-    if in_flight && !resendable {
-        Decision::Uncertain
-    } else if sync {
-        Decision::Final
-    } else {
-        Decision::Retry(Duration::ZERO)
+    match (in_flight, sync) {
+        (true, false) if resendable => Decision::Retry(Duration::ZERO),
+        (true, _) => Decision::Uncertain,
+        (false, true) => Decision::Final,
+        (false, false) => Decision::Retry(Duration::ZERO),
     }
 }
 
@@ -184,7 +184,9 @@ mod tests {
         // A sync call's caller is gone: never sent on its own, unless it may be out.
         assert_eq!(after_interruption(false, true, true), Decision::Uncertain);
         assert_eq!(after_interruption(false, false, true), Decision::Final);
-        assert_eq!(after_interruption(true, true, true), Decision::Final);
+        assert_eq!(after_interruption(true, false, true), Decision::Final);
+        // A sync 2601 (or query) that may have reached the platform: not "failed".
+        assert_eq!(after_interruption(true, true, true), Decision::Uncertain);
     }
 
     #[test]

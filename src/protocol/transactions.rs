@@ -14,7 +14,8 @@ pub const FILE_DOWNLOAD: &str = "9102";
 /// Transactions that move money or change state at the platform, which must never
 /// be sent again once they may have left (docs/delivery.md): settlements and their
 /// cancellations, registrations, fee uploads, admissions and discharges, the
-/// pharmacy sales, reconciliation adjustments, mobile payments and file uploads.
+/// pharmacy sales, reconciliation adjustments, inventory and settlement-list uploads,
+/// e-prescriptions, mobile payments and file uploads.
 /// `retry.safe_infnos` may not cover any of them.
 pub const NEVER_RESENT: &[&str] = &[
     "2102",
@@ -33,13 +34,27 @@ pub const NEVER_RESENT: &[&str] = &[
     "2401",
     "2402",
     "2404",
+    "2403",
     "2405",
     "3203",
     "3204",
+    "3501",
+    "3502",
+    "3503",
+    "3504",
+    "3505",
+    "3506",
+    "3507",
+    "4101",
+    "4102",
     "6201",
     "6202",
     "6203",
     "6401",
+    "7101",
+    "7102",
+    "7103",
+    "7104",
     FILE_UPLOAD,
 ];
 

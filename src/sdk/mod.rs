@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 /// The library version, as `mi_version()` returns it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long shutdown waits, after breaking them off, for calls on the HIS's threads
+/// to record how they ended (journal writes only: no network any more).
+const CALLS_END_WITHIN: Duration = Duration::from_secs(2);
+
 /// The C ABI version, as `mi_abi_version()` returns it.
 pub const ABI_VERSION: i32 = 1;
 
@@ -168,9 +172,15 @@ impl Sdk {
             std::thread::sleep(Duration::from_millis(2));
         }
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            // Calls on the HIS's threads still waiting for the gateway: break them
-            // off as well (the cashier's program is closing).
+            // Calls on the HIS's threads still waiting for the gateway or sleeping
+            // through a backoff: break them off as well (the cashier's program is
+            // closing), and let them record how they ended before this returns, so
+            // that no HIS thread is still inside the library when it is unloaded.
             self.core.interrupt_sends();
+            let after = Instant::now() + CALLS_END_WITHIN;
+            while self.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < after {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
         // Workers first: their last outcomes go through the writer. Every thread
         // of the library is joined before this returns (the HIS may unload it).

@@ -4,7 +4,8 @@
 //! a fifth of a loopback call's time, and a call that fails when DNS hiccups even
 //! though a live connection to the gateway is waiting in the pool.
 //!
-//! Here an answer is kept for a minute; when a lookup fails, the last good answer
+//! Lookups run on the calling thread (a worker's, or the HIS's), so that no thread
+//! of the library outlives mi_shutdown. Here an answer is kept for a minute; when a lookup fails, the last good answer
 //! (up to an hour old) is used instead, because a hospital's gateway address
 //! changes far more rarely than its DNS server fails.
 
@@ -47,7 +48,11 @@ impl Resolver for CachingResolver {
                 return Ok(addrs.clone());
             }
         }
-        match self.inner.resolve(uri, config, timeout) {
+        // On this thread, never on one of ureq's: with a time limit, ureq resolves on
+        // a thread it does not wait for, which could outlive mi_shutdown and run on in
+        // an unloaded library. The OS resolver's own timeouts bound the lookup.
+        let inline = NextTimeout { after: ureq::unversioned::transport::time::Duration::NotHappening, ..timeout };
+        match self.inner.resolve(uri, config, inline) {
             Ok(addrs) => {
                 let now = self.clock.mono();
                 self.answers.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (now, addrs.clone()));
