@@ -37,9 +37,16 @@ impl OwnerLock {
         let fail =
             |e: std::io::Error| Error::journal(format!("cannot hold this process's lock file {}: {e}", path.display()));
         std::fs::create_dir_all(folder(journal)).map_err(fail)?;
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
-        fs4::FileExt::try_lock(&file).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
-        Ok(OwnerLock { file: Some(file), path })
+        // Another process's sweep may remove the file between its creation and its
+        // locking (to that sweep it looked like a dead owner's): then it is made anew.
+        for _ in 0..3 {
+            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(fail)?;
+            fs4::FileExt::try_lock(&file).map_err(|e| fail(std::io::Error::other(e.to_string())))?;
+            if path.exists() {
+                return Ok(OwnerLock { file: Some(file), path });
+            }
+        }
+        Err(fail(std::io::Error::other("it keeps being removed")))
     }
 }
 

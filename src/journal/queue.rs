@@ -209,9 +209,11 @@ impl Tx<'_> {
                 params![id, now, AttemptOutcome::Interrupted],
             )?;
             let n = match &what {
+                // From now on the workers drive it (a sync query or reversal whose
+                // sender stopped mid-send): `mode` says who drives a request.
                 Recovery::Requeue => exec(
                     self,
-                    "UPDATE mi_request SET owner = NULL, updated_at = ?3,
+                    "UPDATE mi_request SET owner = NULL, updated_at = ?3, mode = 'async',
                             state = CASE WHEN state = 'retry_wait' OR attempts > 0 THEN 'retry_wait' ELSE 'queued' END,
                             next_at = CASE WHEN state = 'retry_wait' THEN next_at WHEN attempts > 0 THEN 0 ELSE NULL END
                       WHERE id = ?1 AND owner = ?2",

@@ -110,15 +110,15 @@ pub fn decide(outcome: AttemptOutcome, resendable: bool, attempt: u32, policy: &
 }
 
 /// What becomes of a request whose sender stopped (its process died, or a worker
-/// failed) before it ended. One whose attempt was in flight may have been processed:
-/// it is resent at once only if it is async and may be resent (a query, a 2601);
-/// otherwise it is uncertain (a sync 2601 that may have reversed a settlement must
-/// not read "failed"). One that provably did not leave is sent (again) if it is
-/// async; a sync one ends (`Final`, failed, never sent): its caller is gone, perhaps
-/// took cash instead, and nobody waits for it, so it is never sent on its own later.
+/// failed) before it ended. One whose attempt was in flight may have been
+/// processed: resent at once if it may be (a query, a 2601: sending it again moves
+/// nothing twice, and it gives the journal the true outcome), else uncertain. One
+/// that provably did not leave is sent if it is async; a sync one ends (`Final`,
+/// failed, never sent): its caller is gone, perhaps took cash instead, and nobody
+/// waits for it, so it is never sent on its own later.
 pub fn after_interruption(resendable: bool, in_flight: bool, sync: bool) -> Decision {
     match (in_flight, sync) {
-        (true, false) if resendable => Decision::Retry(Duration::ZERO),
+        (true, _) if resendable => Decision::Retry(Duration::ZERO),
         (true, _) => Decision::Uncertain,
         (false, true) => Decision::Final,
         (false, false) => Decision::Retry(Duration::ZERO),
@@ -185,8 +185,9 @@ mod tests {
         assert_eq!(after_interruption(false, true, true), Decision::Uncertain);
         assert_eq!(after_interruption(false, false, true), Decision::Final);
         assert_eq!(after_interruption(true, false, true), Decision::Final);
-        // A sync 2601 (or query) that may have reached the platform: not "failed".
-        assert_eq!(after_interruption(true, true, true), Decision::Uncertain);
+        // A sync 2601 (or query) that may have reached the platform: sent again, so
+        // that the journal learns what happened; never "failed".
+        assert_eq!(after_interruption(true, true, true), Decision::Retry(Duration::ZERO));
     }
 
     #[test]
