@@ -53,8 +53,8 @@ fn dll(arch: &str) -> Option<PathBuf> {
     let p = root().join("target/windows").join(arch).join("mi_sdk.dll");
     if p.is_file() {
         let built = std::fs::metadata(&p).unwrap().modified().unwrap();
-        let source = std::fs::metadata(root().join("src/ffi.rs")).unwrap().modified().unwrap();
-        assert!(built >= source, "{} is older than src/ffi.rs: run scripts/build-windows.sh", p.display());
+        let (newest, source) = newest_under(&root().join("src"));
+        assert!(built >= newest, "{} is older than {}: run scripts/build-windows.sh", p.display(), source.display());
         return Some(p);
     }
     if std::env::var("MI_REQUIRE_ALL").as_deref() == Ok("1") {
@@ -69,6 +69,17 @@ fn dll(arch: &str) -> Option<PathBuf> {
     let old = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::write(&log, format!("{old}{msg}\n"));
     None
+}
+
+/// The most recently changed file under `dir`, and when.
+fn newest_under(dir: &Path) -> (std::time::SystemTime, PathBuf) {
+    let mut newest = (std::time::SystemTime::UNIX_EPOCH, dir.to_path_buf());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let found = if p.is_dir() { newest_under(&p) } else { (e.metadata().unwrap().modified().unwrap(), p) };
+        newest = newest.max(found);
+    }
+    newest
 }
 
 fn objdump(tool: &str, args: &[&str], dll: &Path) -> String {
