@@ -181,11 +181,8 @@ fn a_log4rs_file_replaces_the_built_in_logging() {
     assert!(last_error().contains("log.log4rs_file"), "{}", last_error());
 }
 
-/// Issue 9: `mi-sdk catalog 1301 --out DIR` turns the 100,000-row catalogue into
-/// UTF-8 CSV with a header row, records the version, and the next run finds it up
-/// to date without downloading again.
-#[test]
-fn catalog_downloads_as_csv_and_resumes_by_version() {
+/// A simulator process, a work folder, and a config there for the catalogue tests.
+fn catalog_setup() -> (SimProcess, tempfile::TempDir, std::path::PathBuf) {
     let sim = SimProcess::start(&[]);
     let work = tempfile::tempdir().unwrap();
     let cfg = json!({
@@ -196,6 +193,15 @@ fn catalog_downloads_as_csv_and_resumes_by_version() {
     });
     let file = work.path().join("mi_sdk.json");
     std::fs::write(&file, cfg.to_string()).unwrap();
+    (sim, work, file)
+}
+
+/// Issue 9: `mi-sdk catalog 1301 --out DIR` turns the 100,000-row catalogue into
+/// UTF-8 CSV with a header row, records the version, and the next run finds it up
+/// to date without downloading again.
+#[test]
+fn catalog_downloads_as_csv_and_resumes_by_version() {
+    let (sim, work, file) = catalog_setup();
     let out = work.path().join("catalogues");
     let (code, stdout, stderr) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
@@ -229,16 +235,7 @@ fn catalog_downloads_as_csv_and_resumes_by_version() {
 /// refused before anything is downloaded or written, inside the folder or out.
 #[test]
 fn catalog_refuses_a_hostile_version() {
-    let sim = SimProcess::start(&[]);
-    let work = tempfile::tempdir().unwrap();
-    let cfg = json!({
-        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "catalogue", "mdtrtarea_admvs": "440300",
-                        "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.url},
-        "journal": {"path": "mi_journal.db"}
-    });
-    let file = work.path().join("mi_sdk.json");
-    std::fs::write(&file, cfg.to_string()).unwrap();
+    let (sim, work, file) = catalog_setup();
     let out = work.path().join("a/b/catalogues");
     for ver in ["../../x", "9/../../../x", "9\\..\\..\\x", "2026 1101", "版本2"] {
         sim.fault(json!({"catalogue_ver": ver}));
