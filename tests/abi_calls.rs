@@ -104,6 +104,49 @@ fn tif_and_csb_profiles_are_accepted_and_wrong_secrets_rejected() {
     }
 }
 
+/// A tif gateway that wraps every answer in `{"code","type","message","data"}` (no
+/// `infcode`): the sign-in and a whole visit go through it, the HIS gets the
+/// platform's own envelope, and with `uncertain_policy: "reverse"` nothing is
+/// reversed. The gateway's own refusal (`code` 401: a wrong token) is a clean
+/// failure: `MI_E_NETWORK`, sent once, never uncertain, nothing processed.
+#[test]
+fn a_wrapping_tif_gateway_is_opened_and_its_refusals_are_clean() {
+    let _g = serial();
+    for as_string in [false, true] {
+        let env = Env::variant(Profile::Tif, |c| {
+            c.wrap_answers = true;
+            c.wrap_data_as_string = as_string;
+        });
+        let policy = json!({"retry": {"uncertain_policy": "reverse", "base_delay_ms": 20, "max_delay_ms": 50}});
+        assert_eq!(env.init(policy.clone()), MI_OK, "{}", last_error());
+        let r = outpatient_visit(if as_string { "WRAP2" } else { "WRAP1" });
+        assert!(r.get("code").is_none() && r["infcode"] == 0, "the platform's envelope, unwrapped: {r}");
+        assert!(r["output"]["setlinfo"]["setl_id"].is_string(), "{r}");
+        let ledger = env.ledger();
+        assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1, "{ledger}");
+        assert!(ledger["by_infno"]["2601"].is_null(), "nothing reversed: {ledger}");
+        assert_eq!(journal_count(&env, "SELECT count(*) FROM mi_request WHERE state = 'uncertain'"), 0);
+        mi_shutdown(1000);
+
+        let mut wrong = policy;
+        merge(&mut wrong, json!({"gateway": {"paas_token": "wrong"}}));
+        assert_eq!(env.init(wrong), MI_OK);
+        for (infno, input) in [
+            ("1101", q1101(ZHANG_CERTNO)),
+            ("2207", json!({"input": {"data": {"psn_no": "x", "mdtrt_id": "y"}}, "insuplc_admdvs": "440300"})),
+        ] {
+            let (rc, out) = call(infno, input);
+            assert_eq!(rc, MI_E_NETWORK, "{infno}: {out}");
+            let msg = out["err_msg"].as_str().unwrap();
+            assert!(msg.contains("gateway refused") && msg.contains("paas_token"), "{msg}");
+            let (_, req) = get_request(mi_last_request_id());
+            assert_eq!((req["state"].as_str(), req["attempts"].as_i64()), (Some("failed"), Some(1)), "{req}");
+        }
+        assert_eq!(env.ledger()["settlements"].as_array().unwrap().len(), 1, "nothing more processed");
+        mi_shutdown(1000);
+    }
+}
+
 #[test]
 fn outcome_codes_for_each_failure_class() {
     let _g = serial();

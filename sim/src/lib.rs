@@ -23,6 +23,11 @@
 //! [`Sim::wait_idle`] until nothing is being handled (`GET /sim/gates` tells both),
 //! so that no test has to guess with a sleep.
 //!
+//! Variants of a real deployment, chosen by [`SimConfig`]: `wrap_answers` answers as
+//! a tif gateway that wraps the platform's envelope in `{"code","type","message",
+//! "data"}` (`data` an object, or with `wrap_data_as_string` a JSON string), and
+//! refuses a bad gateway signature or clock with `code` 401 and nothing processed.
+//!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
@@ -76,6 +81,10 @@ pub struct SimConfig {
     pub admdvs: String,
     /// Answer `infcode` as a string, as some gateways do.
     pub infcode_as_string: bool,
+    /// Answer as a wrapping tif gateway: `{"code","type","message","data"}`.
+    pub wrap_answers: bool,
+    /// With `wrap_answers`, `data` as a JSON string rather than an object.
+    pub wrap_data_as_string: bool,
     /// The mobile-payment app the platform knows (also the key of `enc_type: SM4`).
     pub mp_app_id: String,
     pub mp_app_secret: String,
@@ -109,6 +118,8 @@ impl Default for SimConfig {
             time_window_s: 300,
             admdvs: "440300".into(),
             infcode_as_string: false,
+            wrap_answers: false,
+            wrap_data_as_string: false,
             mp_app_id: mobile::TEST_APP_ID.into(),
             mp_app_secret: mobile::TEST_APP_SECRET.into(),
             mp_app_public_key: mobile::public_key_b64(&mobile::TEST_APP_PRIVATE_KEY, mobile::TEST_APP_SECRET),
@@ -267,6 +278,22 @@ fn books(sh: &Shared) -> Value {
 /// Where the mobile-payment services live.
 pub const MOBILE_PAY_PREFIX: &str = "/org/local/api/hos/";
 
+/// Marks a refusal by the wrapping gateway itself (see [`wrapped`]).
+const GATEWAY_REFUSAL: &str = "\u{0}gateway:";
+
+/// A platform answer as a wrapping tif gateway sends it; the gateway's own refusal
+/// with `code` 401.
+fn wrapped(cfg: &SimConfig, body: &str) -> String {
+    if let Some(why) = body.strip_prefix(GATEWAY_REFUSAL) {
+        return json!({"code": 401, "type": "error", "message": why, "data": null}).to_string();
+    }
+    let data = match serde_json::from_str::<Value>(body) {
+        Ok(v) if !cfg.wrap_data_as_string => v,
+        _ => Value::String(body.to_string()),
+    };
+    json!({"code": 0, "type": "success", "message": "成功", "data": data}).to_string()
+}
+
 fn answer(status: u16, body: String) -> Reply {
     Reply::Answer { status, content_type: JSON, body }
 }
@@ -311,6 +338,7 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
         return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
     let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref(), route);
+    let body = if sh.cfg.wrap_answers { wrapped(&sh.cfg, &body) } else { body };
     if route == Route::Only("9102") {
         if let Some(zip) = take_zip(sh, &rq.body) {
             let cut = sh.cut_download_once.swap(0, std::sync::atomic::Ordering::AcqRel);
@@ -408,7 +436,10 @@ fn process(
         if !ct.to_ascii_lowercase().starts_with("application/json") {
             return Err(format!("Content-Type 应为 application/json, 收到 [{ct}]"));
         }
-        checks::gateway(&sh.cfg, headers, now_ms)?;
+        if let Err(why) = checks::gateway(&sh.cfg, headers, now_ms) {
+            // A wrapping gateway refuses in its own words, before the platform.
+            return Err(if sh.cfg.wrap_answers { format!("{GATEWAY_REFUSAL}{why}") } else { why });
+        }
         let text = std::str::from_utf8(body).map_err(|_| "报文不是有效的 UTF-8".to_string())?;
         let v: Value = serde_json::from_str(text).map_err(|e| format!("报文不是有效的 JSON: {e}"))?;
         let Value::Object(mut env) = v else {
@@ -420,6 +451,10 @@ fn process(
     })();
     let mut env = match env {
         Ok(e) => e,
+        Err(why) if why.starts_with(GATEWAY_REFUSAL) => {
+            ledger.reject(&why);
+            return (200, why, Map::new());
+        }
         Err(why) => {
             ledger.reject(&why);
             let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, false);

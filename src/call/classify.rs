@@ -5,6 +5,7 @@
 use super::{sdk_output, uncertain_final};
 use crate::error::Code;
 use crate::journal::{Attempt, Final, State};
+use crate::protocol::response::{self, Answer};
 use crate::protocol::retry::AttemptOutcome;
 use crate::protocol::transactions;
 use crate::transport::{Exchange, Failure};
@@ -70,17 +71,30 @@ pub fn classify(infno: &str, msgid: &str, no: i64, sent: Exchange, latency_ms: u
                 return end(AttemptOutcome::GatewayRefused, Some(status), Some(reply.body), None, fin);
             }
             let parsed = if (200..300).contains(&status) {
-                crate::protocol::response::parse(&reply.body)
+                response::read(&reply.body)
             } else {
                 Err(format!("gateway answered HTTP {status}: {snippet}"))
             };
             match parsed {
-                Ok((_, verdict)) => {
+                Ok(Answer::GatewayRefused { code, message }) => {
+                    // Nothing reached the platform: a clean failure, for every class.
+                    let fin = failed(
+                        Code::Network,
+                        format!(
+                            "the gateway refused the request before the platform (code {code}: {message}); nothing \
+                             was processed: check gateway.paas_id / paas_token and this computer's clock, then call \
+                             again"
+                        ),
+                    );
+                    end(AttemptOutcome::GatewayRefused, Some(status), Some(reply.body), Some(message), fin)
+                }
+                Ok(Answer::Platform { verdict, unwrapped, .. }) => {
                     let ok = verdict.infcode == 0;
                     let fin = Final {
                         state: if ok { State::Succeeded } else { State::BusinessError },
                         code: if ok { Code::Ok } else { Code::Business },
-                        result: reply.body.clone(),
+                        // The HIS gets the platform's own envelope, unwrapped.
+                        result: unwrapped.unwrap_or_else(|| reply.body.clone()),
                         last_error: (!ok).then(|| verdict.err_msg.clone()),
                     };
                     let outcome = if ok { AttemptOutcome::Ok } else { AttemptOutcome::BusinessError };

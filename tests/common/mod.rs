@@ -29,8 +29,15 @@ pub struct Env {
 
 impl Env {
     pub fn new(profile: Profile) -> Env {
-        let cfg =
+        Env::variant(profile, |_| {})
+    }
+
+    /// A simulator of `profile` with a real deployment's variant set by `vary`
+    /// (a wrapping gateway, ...).
+    pub fn variant(profile: Profile, vary: impl FnOnce(&mut SimConfig)) -> Env {
+        let mut cfg =
             SimConfig { profile, paas_token: TIF_TOKEN.into(), secret_key: CSB_SECRET.into(), ..SimConfig::default() };
+        vary(&mut cfg);
         let sim = Sim::start(cfg, "127.0.0.1:0").expect("simulator starts");
         Env { sim, dir: tempfile::tempdir().unwrap(), profile }
     }

@@ -6,6 +6,7 @@ use mi_sim::{Profile, Sim, SimConfig};
 const USAGE: &str = "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] [--paas-id ID] [--paas-token TOKEN]
               [--api-name NAME] [--access-key KEY] [--secret-key SECRET]
               [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]
+              [--wrap-answers [--wrap-data-as-string]]   (a tif gateway that wraps answers)
               [--tls-cert CHAIN.pem --tls-key KEY.pem]   (serve HTTPS)";
 
 fn main() {
@@ -29,6 +30,8 @@ fn main() {
                 cfg.time_window_s = val().parse().unwrap_or_else(|_| fail("--time-window-s takes seconds"))
             }
             "--infcode-as-string" => cfg.infcode_as_string = true,
+            "--wrap-answers" => cfg.wrap_answers = true,
+            "--wrap-data-as-string" => cfg.wrap_data_as_string = true,
             "--tls-cert" => cfg.tls_cert_pem = read(&val()),
             "--tls-key" => cfg.tls_key_pem = read(&val()),
             "-h" | "--help" => {
