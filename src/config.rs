@@ -624,10 +624,8 @@ impl Config {
                 )));
             }
         }
-        if let Some((p, infno)) = r
-            .safe_infnos
-            .iter()
-            .find_map(|p| crate::protocol::transactions::never_resent_covered_by(p).map(|infno| (p, infno)))
+        if let Some((p, infno)) =
+            r.safe_infnos.iter().find_map(|p| crate::infno::never_resent_covered_by(p).map(|infno| (p, infno)))
         {
             return Err(Error::config(format!(
                 "config key `retry.safe_infnos`: \"{p}\" covers {infno}, which moves money or state and must never be \

@@ -1,6 +1,7 @@
 //! Transaction codes (`infno`): what one looks like, and the patterns the config's
 //! lists (`retry.safe_infnos`, `retry.reversible_infnos`) match them with. At the
-//! bottom of the crate because both the config and the protocol need it.
+//! bottom of the crate because both the config and the protocol need it, and so are
+//! the transactions never resent, which `retry.safe_infnos` may not cover.
 
 /// `1101`, `2207`, `2203A`: four digits and an optional capital letter.
 pub fn is_valid(infno: &str) -> bool {
@@ -25,6 +26,29 @@ pub fn matches_any(infno: &str, patterns: &[String]) -> bool {
     patterns.iter().any(|p| match p.strip_suffix('*') {
         Some(prefix) => infno.starts_with(prefix),
         None => p == infno || p == base,
+    })
+}
+
+/// Transactions that move money or change state at the platform, which must never
+/// be sent again once they may have left (docs/delivery.md): settlements and their
+/// cancellations, registrations, fee uploads, admissions and discharges, the
+/// pharmacy sales, reconciliation adjustments, inventory and settlement-list uploads,
+/// e-prescriptions, mobile payments and file uploads.
+/// `retry.safe_infnos` may not cover any of them.
+pub const NEVER_RESENT: &[&str] = &[
+    "2102", "2103", "2201", "2202", "2203", "2204", "2205", "2207", "2208", "2301", "2302", "2304", "2305", "2401",
+    "2402", "2404", "2403", "2405", "3203", "3204", "3501", "3502", "3503", "3504", "3505", "3506", "3507", "4101",
+    "4102", "6201", "6202", "6203", "6401", "7101", "7102", "7103", "7104", // 9101, the file upload
+    "9101",
+];
+
+/// The first money-moving transaction a `retry.safe_infnos` entry would make
+/// resendable, if any: `*`, `2*` or `2207` (or a province variant like `2207A`)
+/// would let a timeout send a settlement twice.
+pub fn never_resent_covered_by(pattern: &str) -> Option<&'static str> {
+    NEVER_RESENT.iter().copied().find(|infno| match pattern.strip_suffix('*') {
+        Some(prefix) => infno.starts_with(prefix),
+        None => pattern.get(..4) == Some(*infno),
     })
 }
 

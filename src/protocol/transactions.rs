@@ -11,53 +11,6 @@ pub const REVERSAL: &str = "2601";
 pub const FILE_UPLOAD: &str = "9101";
 pub const FILE_DOWNLOAD: &str = "9102";
 
-/// Transactions that move money or change state at the platform, which must never
-/// be sent again once they may have left (docs/delivery.md): settlements and their
-/// cancellations, registrations, fee uploads, admissions and discharges, the
-/// pharmacy sales, reconciliation adjustments, inventory and settlement-list uploads,
-/// e-prescriptions, mobile payments and file uploads.
-/// `retry.safe_infnos` may not cover any of them.
-pub const NEVER_RESENT: &[&str] = &[
-    "2102",
-    "2103",
-    "2201",
-    "2202",
-    "2203",
-    "2204",
-    "2205",
-    "2207",
-    "2208",
-    "2301",
-    "2302",
-    "2304",
-    "2305",
-    "2401",
-    "2402",
-    "2404",
-    "2403",
-    "2405",
-    "3203",
-    "3204",
-    "3501",
-    "3502",
-    "3503",
-    "3504",
-    "3505",
-    "3506",
-    "3507",
-    "4101",
-    "4102",
-    "6201",
-    "6202",
-    "6203",
-    "6401",
-    "7101",
-    "7102",
-    "7103",
-    "7104",
-    FILE_UPLOAD,
-];
-
 pub fn is_file_transfer(infno: &str) -> bool {
     infno == FILE_UPLOAD || infno == FILE_DOWNLOAD
 }
@@ -77,16 +30,6 @@ pub fn mobile_pay_path(infno: &str) -> Option<&'static str> {
         "6301" => "/org/local/api/hos/query_order_info",
         "6401" => "/org/local/api/hos/revoke_order",
         _ => return None,
-    })
-}
-
-/// The first money-moving transaction a `retry.safe_infnos` entry would make
-/// resendable, if any: `*`, `2*` or `2207` (or a province variant like `2207A`)
-/// would let a timeout send a settlement twice.
-pub fn never_resent_covered_by(pattern: &str) -> Option<&'static str> {
-    NEVER_RESENT.iter().copied().find(|infno| match pattern.strip_suffix('*') {
-        Some(prefix) => infno.starts_with(prefix),
-        None => pattern.get(..4) == Some(*infno),
     })
 }
 
