@@ -5,7 +5,7 @@
 
 use super::classify::{self, Judged};
 use super::queue::{Begun, Claimed, NextClaim};
-use super::{sdk_output, Core, Outcome};
+use super::{failed_final, sdk_output, Core, Outcome};
 use crate::error::{Code, Error, Result};
 use crate::journal::{Attempt, CallMode, Final, Inserted, NewRequest, Next, RequestRow, Start, State};
 use crate::logging;
@@ -215,9 +215,7 @@ impl Core {
                             // mi_shutdown broke the call off: the caller is told so at
                             // once instead of sleeping through resends that cannot go.
                             let msg = format!("not resent: mi_shutdown broke the call off ({last_error})");
-                            let result = sdk_output(Code::Shutdown, &msg, &msgid);
-                            let fin =
-                                Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(msg) };
+                            let fin = failed_final(Code::Shutdown, msg, &msgid);
                             self.record(runner, id, Some(&judged.attempt), &Next::Final(fin.clone()), None)?;
                             log::warn!("request {id} ({}) ended by mi_shutdown: {last_error}", row.infno);
                             self.stats.failure(fin.last_error.clone().unwrap_or_default());
@@ -326,9 +324,8 @@ impl Core {
 
     /// Ends a request that was never sent (its sign-in failed).
     pub(super) fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
-        let result = sdk_output(e.code, &e.message, &row.msgid);
-        let fin =
-            Final { state: State::Failed, code: e.code, result: result.clone(), last_error: Some(e.message.clone()) };
+        let fin = failed_final(e.code, e.message.clone(), &row.msgid);
+        let result = fin.result.clone();
         self.journal.write(|tx| tx.advance(row.id, &self.owner, None, &Next::Final(fin)))?;
         log::warn!("request {} ({}) not sent: {}", row.id, row.infno, e.message);
         self.stats.failure(e.message);

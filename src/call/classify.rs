@@ -2,7 +2,7 @@
 //! the retry rule decides on), and the final state and output should the request
 //! not be sent again. Pure: no journal, no clock, no network.
 
-use super::{sdk_output, uncertain_final};
+use super::{failed_final, uncertain_final};
 use crate::error::Code;
 use crate::journal::{Attempt, Final, State};
 use crate::protocol::response::{self, Answer};
@@ -34,12 +34,7 @@ impl Judged {
 /// request may be sent again after it may have been processed.
 pub fn classify(infno: &str, msgid: &str, no: i64, sent: Exchange, latency_ms: u64, resendable: bool) -> Judged {
     let a = Attempt { no, msgid: msgid.to_string(), latency_ms: Some(latency_ms as i64), ..Default::default() };
-    let failed = |code: Code, msg: String| Final {
-        state: State::Failed,
-        code,
-        result: sdk_output(code, &msg, msgid),
-        last_error: Some(msg),
-    };
+    let failed = |code: Code, msg: String| failed_final(code, msg, msgid);
     // Each way of ending completes the attempt once: it moves in, the answer is not copied.
     let end = move |outcome, status: Option<u16>, body: Option<String>, err: Option<String>, fin: Final| {
         let attempt = Attempt { outcome: Some(outcome), http_status: status, response: body, err_msg: err, ..a };

@@ -50,6 +50,12 @@ pub fn pending_output(msgid: &str, state: State) -> String {
         .to_string()
 }
 
+/// The final state of a request that failed without an answer from the platform
+/// (not sent, not resent, or refused on the way): `msg` is what its caller reads.
+pub fn failed_final(code: Code, msg: String, msgid: &str) -> Final {
+    Final { state: State::Failed, code, result: sdk_output(code, &msg, msgid), last_error: Some(msg) }
+}
+
 /// The final state of a request that may have been processed and was not resent.
 pub fn uncertain_final(infno: &str, msgid: &str, why: &str) -> Final {
     let msg = format!(
@@ -108,11 +114,10 @@ impl Halt {
         *self.set.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sleeps for `d`, or until set; whether it was set.
-    pub fn sleep(&self, d: Duration) -> bool {
+    /// Sleeps for `d`, or until set.
+    pub fn sleep(&self, d: Duration) {
         let g = self.set.lock().unwrap_or_else(|p| p.into_inner());
-        let (g, _) = self.cv.wait_timeout_while(g, d, |set| !*set).unwrap_or_else(|p| p.into_inner());
-        *g
+        drop(self.cv.wait_timeout_while(g, d, |set| !*set));
     }
 }
 

@@ -9,11 +9,11 @@
 //! paused VM, a stalled thread); a heartbeat that keeps moving is a live process,
 //! even where file locks are not enforced (some network file systems).
 
-use crate::call::{uncertain_final, Core};
+use crate::call::{failed_final, uncertain_final, Core};
 use crate::clock::{Mono, STAMP_FORMAT};
 use crate::error::Code;
 use crate::journal::owners::{self, Liveness};
-use crate::journal::{Beat, CallMode, Final, Recovery, RequestRow, State, Whose};
+use crate::journal::{Beat, CallMode, Recovery, RequestRow, State, Whose};
 use crate::protocol::retry::{self, Decision};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,8 +127,7 @@ fn decide(core: &Core, row: &RequestRow, in_flight: bool) -> Recovery {
         }
         Decision::Final => {
             let why = "its calling program stopped before it was sent; never sent";
-            let result = crate::call::sdk_output(Code::Shutdown, why, &row.msgid);
-            Recovery::End(Final { state: State::Failed, code: Code::Shutdown, result, last_error: Some(why.into()) })
+            Recovery::End(failed_final(Code::Shutdown, why.into(), &row.msgid))
         }
         Decision::Retry(_) => Recovery::Requeue,
     }
