@@ -208,6 +208,14 @@ pub struct Files {
     pub max_entries: u32,
     /// How long one transfer may take, start to end.
     pub timeout_ms: u64,
+    /// The `fsDownloadIn.fixmedins_code` of a catalogue file's 9102: the platform
+    /// files catalogues (1301–1319) under the literal `plc`, not the institution.
+    pub catalog_fixmedins_code: String,
+    /// A folder of `<infno>.columns` files naming catalogue layouts the SDK does not
+    /// ship (or that changed); they take precedence. Empty: only the built-in ones.
+    pub catalog_layouts: String,
+    /// Records per page of the paged catalogues (1304, 1312, 1316–1319).
+    pub catalog_page_size: u32,
 }
 
 impl Default for Files {
@@ -220,6 +228,9 @@ impl Default for Files {
             max_unpacked_mb: 4096,
             max_entries: 10_000,
             timeout_ms: 600_000,
+            catalog_fixmedins_code: "plc".into(),
+            catalog_layouts: String::new(),
+            catalog_page_size: 1000,
         }
     }
 }
@@ -308,7 +319,7 @@ impl Default for Retry {
                 "1101", "1201", "13*", "1901", "2001", "2206", "2303", "3101", "3102", "3201", "3202", "52*", "53*",
                 "6301", "9102",
             ]),
-            reversible_infnos: v(&["2207", "2208", "2304", "2305", "2401"]),
+            reversible_infnos: v(&["2102", "2103", "2207", "2208", "2304", "2305", "2401"]),
             uncertain_policy: UncertainPolicy::Hold,
         }
     }
@@ -476,6 +487,12 @@ impl Config {
         format!("{base}{path}")
     }
 
+    /// The folder of extra catalogue layouts, resolved against the config's folder.
+    pub fn catalog_layouts_dir(&self) -> Option<PathBuf> {
+        let f = self.files.catalog_layouts.trim();
+        (!f.is_empty()).then(|| self.base_dir.join(f))
+    }
+
     /// The gateway's CA file, resolved against the config's folder, when one is set.
     pub fn ca_path(&self) -> Option<PathBuf> {
         let f = self.gateway.ca_file.trim();
@@ -590,10 +607,17 @@ impl Config {
             ("files.max_download_mb", self.files.max_download_mb),
             ("files.max_unpacked_mb", self.files.max_unpacked_mb),
             ("files.max_entries", self.files.max_entries),
+            ("files.catalog_page_size", self.files.catalog_page_size),
         ] {
             if v == 0 {
                 return bad(key, "must be at least 1");
             }
+        }
+        if self.files.catalog_fixmedins_code.trim().is_empty() {
+            return bad("files.catalog_fixmedins_code", "must not be empty (the platform's is \"plc\")");
+        }
+        if self.files.catalog_page_size > 10_000 {
+            return bad("files.catalog_page_size", "must be at most 10000");
         }
         if self.journal.path.trim().is_empty() {
             return bad("journal.path", "must not be empty");
@@ -710,6 +734,9 @@ mod tests {
             ("\"gateway\":{\"profile\":\"tif\"},", "gateway.paas_id"),
             ("\"gateway\":{\"timeout_ms\":\"x\"},", "gateway.timeout_ms"),
             ("\"retry\":{\"safe_infnos\":[\"11a\"]},", "retry.safe_infnos"),
+            ("\"files\":{\"catalog_fixmedins_code\":\" \"},", "files.catalog_fixmedins_code"),
+            ("\"files\":{\"catalog_page_size\":0},", "files.catalog_page_size"),
+            ("\"files\":{\"catalog_page_size\":10001},", "files.catalog_page_size"),
         ] {
             let t = minimal().replacen('{', &format!("{{{patch}"), 1);
             let e = Config::from_json(&t, Path::new(".")).unwrap_err();

@@ -196,52 +196,150 @@ fn catalog_setup() -> (SimProcess, tempfile::TempDir, std::path::PathBuf) {
     (sim, work, file)
 }
 
-/// Issue 9: `mi-sdk catalog 1301 --out DIR` turns the 100,000-row catalogue into
-/// UTF-8 CSV with a header row, records the version, and the next run finds it up
-/// to date without downloading again.
+/// The names in a folder, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// `mi-sdk catalog 1301 --out DIR` as the platform serves it: the query names a
+/// file and no version; 9102 gets it only as `fixmedins_code: "plc"`; its 100,000
+/// rows of the real 92-column layout become CSV with that layout's header, `null`
+/// empty and Java dates ISO; the highest `ver` among the rows is the version
+/// reached, and the next run asks from there. `--since` fetches only newer rows.
 #[test]
 fn catalog_downloads_as_csv_and_resumes_by_version() {
     let (sim, work, file) = catalog_setup();
     let out = work.path().join("catalogues");
     let (code, stdout, stderr) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("1301 version 20261101001: 100000 rows"), "{stdout}");
-    let csv = std::fs::read_to_string(out.join("1301_20261101001.csv")).unwrap();
+    assert!(stdout.contains("1301 version 20261115002: 100000 rows"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("1301_20261115002.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("med_list_codg,drug_genname,drug_prodname,drug_dosform,drug_spec,pacunt,prodentp_name,aprvno,chrgitm_lv,vali_flag,rid,ver"));
+    let layout: Vec<&str> = include_str!("../data/catalogues/1301.columns").lines().collect();
+    assert_eq!(layout.len(), 92);
+    assert_eq!(lines.next(), Some(layout.join(",").as_str()));
     assert_eq!(lines.clone().count(), 100_000);
-    assert!(lines.all(|l| l.split(',').count() == 12));
-    assert_eq!(std::fs::read_to_string(out.join("1301.version")).unwrap(), "20261101001");
-    let mut names: Vec<String> =
-        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    assert_eq!(names, vec!["1301.version", "1301_20261101001.csv"], "no download left behind");
+    assert!(lines.clone().all(|l| l.split(',').count() == 92), "every row whole");
+    let ver_at = layout.iter().position(|c| *c == "ver").unwrap();
+    let newer = lines.clone().filter(|l| l.split(',').nth(ver_at) == Some("20261115002")).count();
+    assert_eq!(newer, 10_000);
+    assert!(!csv.contains(",null,") && !csv.contains(" CST "), "null cells emptied, Java dates converted");
+    assert!(csv.contains(",2000-01-01 00:00:00,"), "a Java date as ISO");
+    assert_eq!(std::fs::read_to_string(out.join("1301.version")).unwrap(), "20261115002");
+    assert_eq!(names_in(&out), vec!["1301.version", "1301_20261115002.csv"], "no download left behind");
 
     // Resumed: the version recorded is the newest, so nothing is downloaded again.
     let (code, stdout, _) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("up to date (version 20261101001)"), "{stdout}");
-    // 1301 three times (the first run asks again after its download, to find the
-    // newest version), 9102 once.
+    assert!(stdout.contains("up to date (version 20261115002)"), "{stdout}");
+    // 1301 three times (the first run asks again after its download, to find
+    // nothing newer), 9102 once.
     let ledger = sim.ledger();
     assert_eq!((ledger["by_infno"]["1301"].as_u64(), ledger["by_infno"]["9102"].as_u64()), (Some(3), Some(1)));
+
+    // From a version on: only the rows changed after it.
+    let out2 = work.path().join("since");
+    let (code, stdout, stderr) =
+        cli(&file, &["catalog", "1301", "--since", "20261101001", "--out", out2.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1301 version 20261115002: 10000 rows"), "{stdout}");
     // Usage mistakes.
     assert_eq!(cli(&file, &["catalog", "--out", out.to_str().unwrap()]).0, 2);
     assert_eq!(cli(&file, &["catalog", "1301"]).0, 2);
 }
 
-/// `mi-sdk catalog` names its files after the platform's `ver`: a `ver` that is
-/// not a plain name (`../../x`, or one that would pass the "newer" test) is
-/// refused before anything is downloaded or written, inside the folder or out.
+/// The 9102 of a catalogue file goes out as the platform's own (`plc`): sent
+/// under the institution's code, as before, the platform finds no such file.
+#[test]
+fn catalogue_files_are_fetched_as_plc() {
+    let (_sim, work, file) = catalog_setup();
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    cfg["files"] = json!({"catalog_fixmedins_code": "H44030000001"});
+    let own = work.path().join("own.json");
+    std::fs::write(&own, cfg.to_string()).unwrap();
+    let out = work.path().join("c");
+    let (code, stdout, stderr) = cli(&own, &["catalog", "1305", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("9102") && stderr.contains("H44030000001"), "{stderr}");
+    assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1305", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1305 version 20261115002: 300 rows"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("1305_20261115002.csv")).unwrap();
+    assert!(csv.starts_with(&include_str!("../data/catalogues/1305.columns").lines().collect::<Vec<_>>().join(",")));
+}
+
+/// A catalogue whose rows change layout part-way is refused, naming the line, and
+/// nothing is recorded: the next run fetches it again.
+#[test]
+fn catalog_refuses_a_layout_change_mid_stream() {
+    let (sim, work, file) = catalog_setup();
+    let out = work.path().join("c");
+    sim.fault(json!({"catalogue_break_layout_at": 5}));
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1307", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("line 5: 25 columns where the rows before have 24"), "{stderr}");
+    assert!(names_in(&out).is_empty(), "{:?}", names_in(&out));
+}
+
+/// The paged catalogues (1312 …) are fetched page by page into the same CSV
+/// shape; a run broken off part-way goes on from the page after the last one
+/// written, and the next run asks only for what changed since the run began.
+#[test]
+fn a_paged_catalogue_is_fetched_page_by_page_and_resumes() {
+    let (sim, work, file) = catalog_setup();
+    let out = work.path().join("c");
+    // Record 1,500 (page 2) has a field the pages before did not: the run stops there.
+    sim.fault(json!({"catalogue_break_layout_at": 1500}));
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1312", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("page 2 record 500") && stderr.contains("new_field"), "{stderr}");
+    assert_eq!(names_in(&out), vec![".1312.csv.part", ".1312.paging"], "page 1 kept for the next run");
+    sim.fault(json!({"catalogue_break_layout_at": 0}));
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1312", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains(": 2345 rows ->"), "{stdout}");
+    // Pages 1 and 2, then 2 and 3: page 1 was not fetched again.
+    assert_eq!(sim.ledger()["by_infno"]["1312"].as_u64(), Some(4));
+    let names = names_in(&out);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let csv = std::fs::read_to_string(out.join(&names[1])).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert_eq!(header, include_str!("../data/catalogues/1312.columns").lines().collect::<Vec<_>>().join(","));
+    let codes: std::collections::BTreeSet<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(codes.len(), 2345, "every record once");
+    let since = std::fs::read_to_string(out.join("1312.version")).unwrap();
+    assert!(stdout.contains(&format!("1312 version {since}")), "{stdout} / {since}");
+
+    // From a time on: only the records updated since.
+    let (code, stdout, _) = cli(
+        &file,
+        &["catalog", "1312", "--since", "2026-01-01 00:00:00", "--out", work.path().join("d").to_str().unwrap()],
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.contains(": 335 rows ->"), "{stdout}");
+    // Again from the time recorded: nothing has changed since.
+    let (code, stdout, _) = cli(&file, &["catalog", "1312", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("up to date"), "{stdout}");
+}
+
+/// `mi-sdk catalog` names its files after the highest `ver` in the rows: a `ver`
+/// that is not a plain name (`../../x`, or one that would pass the "newer" test)
+/// is refused before anything is written, inside the folder or out.
 #[test]
 fn catalog_refuses_a_hostile_version() {
     let (sim, work, file) = catalog_setup();
     let out = work.path().join("a/b/catalogues");
     for ver in ["../../x", "9/../../../x", "9\\..\\..\\x", "2026 1101", "版本2"] {
         sim.fault(json!({"catalogue_ver": ver}));
-        let (code, stdout, stderr) = cli(&file, &["catalog", "1301", "--out", out.to_str().unwrap()]);
+        let (code, stdout, stderr) = cli(&file, &["catalog", "1305", "--out", out.to_str().unwrap()]);
         assert_eq!(code, 1, "{ver}: {stdout}\n{stderr}");
-        assert!(stderr.contains("ver") && stderr.contains("A-Z"), "{ver}: {stderr}");
+        assert!(stderr.contains("version") && stderr.contains("A-Z"), "{ver}: {stderr}");
         let written: Vec<String> = files_under(work.path())
             .into_iter()
             .map(|(p, _)| p.to_string_lossy().into_owned())
@@ -249,5 +347,4 @@ fn catalog_refuses_a_hostile_version() {
             .collect();
         assert!(written.is_empty(), "{ver}: written {written:?}");
     }
-    assert_eq!(sim.ledger()["by_infno"]["9102"].as_u64(), None, "nothing downloaded");
 }

@@ -162,14 +162,15 @@ impl Ledger {
             "2208" => self.cancel_settlement(&input, &msgid),
             "2601" => self.reverse(&input, &msgid),
             "5203" => self.settlement_info(&input),
-            "1301" => crate::files::catalogue_query(&input, self.files.catalogue_ver.as_deref()),
+            i if crate::catalogues::layout(i).is_some() => self.files.catalogues.query(i, &input),
+            i if crate::catalogues::is_paged(i) => self.files.catalogues.page(i, &input),
             "9101" => {
                 let code = env["fixmedins_code"].as_str().unwrap_or_default();
                 let now = crate::checks::now_local().format("%Y%m%d%H%M%S").to_string();
                 self.files.upload(&input, code, &now)
             }
             "9102" => {
-                let zip = self.files.download(&input)?;
+                let zip = self.files.download(&input, env["fixmedins_code"].as_str().unwrap_or_default())?;
                 self.zips.insert(msgid, zip);
                 Ok(json!({}))
             }

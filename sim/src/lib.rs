@@ -31,6 +31,7 @@
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
+pub mod catalogues;
 pub mod checks;
 pub mod files;
 pub mod gates;
@@ -389,7 +390,8 @@ fn take_zip(sh: &Shared, body: &[u8]) -> Option<std::sync::Arc<Vec<u8>>> {
 /// `{"reject_sign_no_once": true}` refuses the next business call's sign_no;
 /// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes;
 /// `{"open_gate": "g"}` lets the requests held at gate `g` through;
-/// `{"catalogue_ver": "v"}` makes the catalogue query answer with version `v`.
+/// `{"catalogue_ver": "v"}` puts version `v` in every catalogue row, and
+/// `{"catalogue_break_layout_at": n}` gives row (or paged record) n one column too many.
 fn faults(sh: &Shared, body: &[u8]) -> Reply {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return answer(400, json!({"error": "body must be JSON"}).to_string());
@@ -398,7 +400,10 @@ fn faults(sh: &Shared, body: &[u8]) -> Reply {
         sh.gates.open(g);
     }
     if let Some(ver) = v.get("catalogue_ver").and_then(Value::as_str) {
-        sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).files.catalogue_ver = Some(ver.to_string());
+        sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).files.catalogues.forced_ver = Some(ver.to_string());
+    }
+    if let Some(n) = v.get("catalogue_break_layout_at").and_then(Value::as_u64) {
+        sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).files.catalogues.break_at = Some(n as usize);
     }
     if let Some(n) = v.get("cut_download_once_after").and_then(Value::as_u64) {
         sh.cut_download_once.store(n, std::sync::atomic::Ordering::Release);

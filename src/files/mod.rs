@@ -46,8 +46,28 @@ pub fn upload_input(cfg: &Config, path: &Path) -> Result<Value> {
     }))
 }
 
+/// Whose file a 9102 asks for (`fsDownloadIn.fixmedins_code`): the platform files
+/// the catalogues (1301–1319) under `files.catalog_fixmedins_code` ("plc"), and
+/// their `file_qury_no` names that folder (`fsi/plc/…`); everything else (3202,
+/// 5204, the institution's own uploads) under the institution's code.
+pub fn download_owner<'a>(cfg: &'a Config, file_qury_no: &str) -> &'a str {
+    let catalogue = &cfg.files.catalog_fixmedins_code;
+    if file_qury_no.split(['/', '\\']).any(|part| part == catalogue) {
+        catalogue
+    } else {
+        &cfg.institution.fixmedins_code
+    }
+}
+
 /// The input of a 9102 request, unpacking into `dest_dir` (created if missing).
-pub fn download_input(cfg: &Config, file_qury_no: &str, filename: &str, dest_dir: &Path) -> Result<Value> {
+/// `owner` is the `fixmedins_code` to send; `None`: [`download_owner`] decides.
+pub fn download_input(
+    cfg: &Config,
+    file_qury_no: &str,
+    filename: &str,
+    dest_dir: &Path,
+    owner: Option<&str>,
+) -> Result<Value> {
     if file_qury_no.trim().is_empty() || filename.trim().is_empty() {
         return Err(Error::invalid("file_qury_no and filename must not be empty"));
     }
@@ -56,7 +76,25 @@ pub fn download_input(cfg: &Config, file_qury_no: &str, filename: &str, dest_dir
     let abs = std::path::absolute(dest_dir).unwrap_or_else(|_| dest_dir.to_path_buf());
     Ok(json!({
         "fsDownloadIn": {"file_qury_no": file_qury_no, "filename": filename,
-                         "fixmedins_code": cfg.institution.fixmedins_code},
+                         "fixmedins_code": owner.unwrap_or_else(|| download_owner(cfg, file_qury_no))},
         PRIVATE: {"dest_dir": abs.to_string_lossy()}
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_files_are_asked_for_as_the_platform_files_them() {
+        let inst = r#"{"fixmedins_code":"H44030000001","fixmedins_name":"h","mdtrtarea_admvs":"440300","opter":"1","opter_name":"o"}"#;
+        let cfg = Config::from_json(&format!(r#"{{"institution":{inst}}}"#), Path::new(".")).unwrap();
+        assert_eq!(download_owner(&cfg, "fsi/plc/0f3a9c"), "plc");
+        for own in ["F20261130000001", "fsi/H44030000001/ab", "fsi/plcx/ab", "plc-1"] {
+            assert_eq!(download_owner(&cfg, own), "H44030000001", "{own}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let v = download_input(&cfg, "fsi/plc/1", "a.zip", dir.path(), Some("X1")).unwrap();
+        assert_eq!(v["fsDownloadIn"]["fixmedins_code"], "X1");
+    }
 }

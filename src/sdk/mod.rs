@@ -109,8 +109,20 @@ impl Sdk {
     /// 9102: downloads a file (a zip stream) into `dest_dir` and unpacks it; the
     /// output lists the files written.
     pub fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &std::path::Path) -> Result<Outcome> {
+        self.download_file_of(file_qury_no, filename, dest_dir, None)
+    }
+
+    /// `download_file` naming whose file it is (`fsDownloadIn.fixmedins_code`);
+    /// `None`: decided by the `file_qury_no` (`files::download_owner`).
+    pub fn download_file_of(
+        &self,
+        file_qury_no: &str,
+        filename: &str,
+        dest_dir: &std::path::Path,
+        owner: Option<&str>,
+    ) -> Result<Outcome> {
         let _in = self.enter()?;
-        let input = crate::files::download_input(&self.core.cfg, file_qury_no, filename, dest_dir)?;
+        let input = crate::files::download_input(&self.core.cfg, file_qury_no, filename, dest_dir, owner)?;
         self.core.call_sync(crate::protocol::transactions::FILE_DOWNLOAD, &CallInput::of(input))
     }
 
