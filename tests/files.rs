@@ -7,32 +7,9 @@ mod common;
 
 use common::*;
 use mi_sdk::ffi::*;
-use serde_json::{json, Value};
-use std::ffi::{c_char, CString};
+use serde_json::json;
 use std::io::Write;
 use std::path::Path;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn upload(path: &Path) -> (i32, Value) {
-    let p = c(path.to_str().unwrap());
-    let mut buf = vec![0u8; 1 << 16];
-    let mut len = buf.len() as i32;
-    // SAFETY: valid strings; buf has len bytes.
-    let rc = unsafe { mi_upload_file(p.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
-    (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
-}
-
-fn download(file_qury_no: &str, filename: &str, dest: &Path) -> (i32, Value) {
-    let (q, f, d) = (c(file_qury_no), c(filename), c(dest.to_str().unwrap()));
-    let mut buf = vec![0u8; 1 << 16];
-    let mut len = buf.len() as i32;
-    // SAFETY: valid strings; buf has len bytes.
-    let rc = unsafe { mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
-    (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
-}
 
 /// Everything under a folder, as relative names.
 fn listing(dir: &Path) -> Vec<String> {
@@ -59,7 +36,7 @@ fn upload_then_download_round_trip_through_the_c_abi() {
     let original: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let doc = work.path().join("结算清单-20261127.pdf");
     std::fs::write(&doc, &original).unwrap();
-    let (rc, up) = upload(&doc);
+    let (rc, up) = upload_file(&doc);
     assert_eq!(rc, MI_OK, "{up} {}", last_error());
     let up_id = mi_last_request_id();
     let no = up["output"]["file_qury_no"].as_str().unwrap().to_string();
@@ -70,7 +47,7 @@ fn upload_then_download_round_trip_through_the_c_abi() {
     assert!(envelope.contains("\"bytes\":300000") && envelope.len() < 2000, "{envelope}");
 
     let dest = work.path().join("downloads");
-    let (rc, down) = download(&no, "结算清单-20261127.pdf", &dest);
+    let (rc, down) = download_file(&no, "结算清单-20261127.pdf", &dest);
     assert_eq!(rc, MI_OK, "{down} {}", last_error());
     let files = down["output"]["files"].as_array().unwrap();
     assert_eq!(files.len(), 1, "{down}");
@@ -82,12 +59,12 @@ fn upload_then_download_round_trip_through_the_c_abi() {
     // Refusals: an unknown file is the platform's business error; a missing file or
     // an empty query number is refused before anything is journaled; and the
     // transactions are not for mi_call_sync.
-    let (rc, out) = download("F-NOPE", "x.zip", &dest);
+    let (rc, out) = download_file("F-NOPE", "x.zip", &dest);
     assert_eq!(rc, MI_E_BUSINESS, "{out}");
     assert!(last_error().contains("不存在"), "{}", last_error());
-    assert_eq!(upload(&work.path().join("missing.pdf")).0, MI_E_INVALID_ARGUMENT);
+    assert_eq!(upload_file(&work.path().join("missing.pdf")).0, MI_E_INVALID_ARGUMENT);
     assert!(last_error().contains("cannot be read"), "{}", last_error());
-    assert_eq!(download("", "x.zip", &dest).0, MI_E_INVALID_ARGUMENT);
+    assert_eq!(download_file("", "x.zip", &dest).0, MI_E_INVALID_ARGUMENT);
     let (rc, _) = call("9102", json!({"fsDownloadIn": {"file_qury_no": no, "filename": "x"}}));
     assert_eq!(rc, MI_E_INVALID_ARGUMENT);
     assert!(last_error().contains("mi_download_file"), "{}", last_error());
@@ -143,7 +120,7 @@ fn a_hundred_thousand_row_catalogue_downloads_with_bounded_memory_and_survives_a
     sim.fault(json!({"cut_download_once_after": 1 << 20}));
     let before = rss_kib();
     let dest = work.path().join("catalogue");
-    let ((rc, down), peak) = peak_rss_during(|| download(no, name, &dest));
+    let ((rc, down), peak) = peak_rss_during(|| download_file(no, name, &dest));
     assert_eq!(rc, MI_OK, "{down} {}", last_error());
     let grew = peak.saturating_sub(before);
     let id = mi_last_request_id();
@@ -210,10 +187,10 @@ fn zips_that_escape_or_explode_are_refused_and_leave_nothing() {
     for (name, bytes, why) in cases {
         let zip_path = work.path().join(name);
         std::fs::write(&zip_path, &bytes).unwrap();
-        let (rc, up) = upload(&zip_path);
+        let (rc, up) = upload_file(&zip_path);
         assert_eq!(rc, MI_OK, "{name}: {up}");
         let dest = work.path().join("out").join(name);
-        let (rc, out) = download(up["output"]["file_qury_no"].as_str().unwrap(), name, &dest);
+        let (rc, out) = download_file(up["output"]["file_qury_no"].as_str().unwrap(), name, &dest);
         assert_eq!(rc, MI_E_PROTOCOL, "{name}: {out}");
         let err = last_error();
         assert!(err.contains(why) && err.contains("refused"), "{name}: {err}");

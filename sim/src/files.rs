@@ -40,6 +40,27 @@ impl Files {
         Ok(json!({"file_qury_no": no, "filename": filename, "dld_endtime": "2099-12-31 23:59:59"}))
     }
 
+    /// A file the platform makes for the institution (3202's answer): kept like an
+    /// upload; returns its (file_qury_no, filename).
+    pub fn store(&mut self, filename: &str, bytes: Vec<u8>, now: &str) -> (String, String) {
+        self.serial += 1;
+        let no = format!("F{}{:08}", now, self.serial);
+        self.stored.insert(no.clone(), (filename.to_string(), Arc::new(bytes)));
+        (no, filename.to_string())
+    }
+
+    /// The text of an uploaded file: its first entry when it is a zip.
+    pub fn stored_text(&self, no: &str) -> Option<String> {
+        let (_, bytes) = self.stored.get(no)?;
+        if !bytes.starts_with(b"PK\x03\x04") {
+            return String::from_utf8(bytes.to_vec()).ok();
+        }
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice())).ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut z.by_index(0).ok()?, &mut text).ok()?;
+        Some(text)
+    }
+
     /// 9102: the zip to stream: the stored file itself when it is a zip, or the
     /// stored file zipped under its name. Catalogue files are the platform's
     /// (`fixmedins_code: "plc"`); uploads are the institution's that sent them.

@@ -23,10 +23,19 @@ pub struct Visit {
     pub cancelled: bool,
     pub fees: Vec<Fee>,
     pub msgid: String,
+    /// `outpatient` (2201), `inpatient` (2401) or `pharmacy` (2102).
+    pub kind: &'static str,
+    /// Discharged (2402), until 2405 undoes it.
+    pub discharged: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct Settlement {
+    /// The transaction that settled: 2207, 2304 or 2102.
+    pub infno: String,
+    pub insutype: String,
+    pub clr_type: String,
+    pub clr_optins: String,
     pub setl_id: String,
     pub mdtrt_id: String,
     pub psn_no: String,
@@ -36,7 +45,7 @@ pub struct Settlement {
     pub acct_fen: i64,
     pub cash_fen: i64,
     pub balc_after_fen: i64,
-    /// `settled`, `cancelled` (2208) or `reversed` (2601).
+    /// `settled`, `cancelled` (2208, 2305, 2103) or `reversed` (2601).
     pub status: String,
     pub setl_time: String,
 }
@@ -62,6 +71,10 @@ pub struct Ledger {
     pub processed_msgids: Vec<String>,
     /// Uploaded files (9101) and the catalogue files.
     pub files: crate::files::Files,
+    /// Inventory uploads (3501–3506) by (fixmedins_bchno, inv_data_type).
+    pub inventory: HashMap<(String, String), Value>,
+    /// Settlement lists (4101): setl_id -> setl_list_id.
+    pub setl_lists: HashMap<String, String>,
     /// The zip a processed 9102 answers with, by its msgid, until it is sent.
     pub zips: HashMap<String, std::sync::Arc<Vec<u8>>>,
     serial: u64,
@@ -69,11 +82,11 @@ pub struct Ledger {
 
 pub type TxResult = Result<Value, String>;
 
-fn yuan(fen: i64) -> Value {
+pub(crate) fn yuan(fen: i64) -> Value {
     json!((fen as f64) / 100.0)
 }
 
-fn fen(v: Option<&Value>) -> Option<i64> {
+pub(crate) fn fen(v: Option<&Value>) -> Option<i64> {
     let f = match v? {
         Value::Number(n) => n.as_f64()?,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
@@ -82,7 +95,7 @@ fn fen(v: Option<&Value>) -> Option<i64> {
     Some((f * 100.0).round() as i64)
 }
 
-fn text(v: &Value, ptr: &str) -> String {
+pub(crate) fn text(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -101,7 +114,7 @@ impl Ledger {
     }
 
     /// A platform-style id: time (14) + serial (6).
-    fn new_id(&mut self) -> String {
+    pub(crate) fn new_id(&mut self) -> String {
         let s = self.next_serial();
         format!("{}{:06}", crate::checks::now_local().format("%Y%m%d%H%M%S"), s)
     }
@@ -119,15 +132,15 @@ impl Ledger {
         }
     }
 
-    fn person(&self, psn_no: &str) -> Result<&Person, String> {
+    pub(crate) fn person(&self, psn_no: &str) -> Result<&Person, String> {
         self.people.iter().find(|p| p.psn_no == psn_no).ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
     }
 
-    fn person_mut(&mut self, psn_no: &str) -> Result<&mut Person, String> {
+    pub(crate) fn person_mut(&mut self, psn_no: &str) -> Result<&mut Person, String> {
         self.people.iter_mut().find(|p| p.psn_no == psn_no).ok_or_else(|| format!("人员编号[{psn_no}]不存在"))
     }
 
-    fn visit_mut(&mut self, mdtrt_id: &str, psn_no: &str) -> Result<&mut Visit, String> {
+    pub(crate) fn visit_mut(&mut self, mdtrt_id: &str, psn_no: &str) -> Result<&mut Visit, String> {
         let v = self
             .visits
             .iter_mut()
@@ -155,13 +168,16 @@ impl Ledger {
             "2201" => self.register(&input, &msgid),
             "2202" => self.cancel_register(&input),
             "2203" => self.visit_info(&input),
-            "2204" => self.upload_fees(&input),
+            "2204" => self.upload_fees(&input, "outpatient"),
             "2205" => self.cancel_fees(&input),
             "2206" => self.settle(&input, &msgid, false),
             "2207" => self.settle(&input, &msgid, true),
-            "2208" => self.cancel_settlement(&input, &msgid),
+            "2208" => self.cancel_settlement(&input, &msgid, "2208"),
             "2601" => self.reverse(&input, &msgid),
             "5203" => self.settlement_info(&input),
+            "2303" => self.settle_visit("2304", "inpatient", &input, &msgid, false),
+            "2304" => self.settle_visit("2304", "inpatient", &input, &msgid, true),
+            "2305" => self.cancel_settlement(&input, &msgid, "2305"),
             i if crate::catalogues::layout(i).is_some() => self.files.catalogues.query(i, &input),
             i if crate::catalogues::is_paged(i) => self.files.catalogues.page(i, &input),
             "9101" => {
@@ -174,7 +190,7 @@ impl Ledger {
                 self.zips.insert(msgid, zip);
                 Ok(json!({}))
             }
-            _ => Err(format!("交易编号[{infno}]不存在或未开通")),
+            other => self.run_class(other, &input, &msgid, env),
         }
     }
 
@@ -257,6 +273,8 @@ impl Ledger {
             cancelled: false,
             fees: Vec::new(),
             msgid: msgid.to_string(),
+            kind: "outpatient",
+            discharged: false,
         });
         self.processed.insert(msgid.to_string(), ("2201".into(), mdtrt_id.clone()));
         Ok(json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "ipt_otp_no": ipt_otp_no, "exp_content": ""}}))
@@ -281,7 +299,8 @@ impl Ledger {
         Ok(json!({}))
     }
 
-    fn upload_fees(&mut self, input: &Value) -> TxResult {
+    /// 2204 (outpatient) and 2301 (inpatient): fee details of a visit of `kind`.
+    pub(crate) fn upload_fees(&mut self, input: &Value, kind: &str) -> TxResult {
         let items = input.get("feedetail").and_then(Value::as_array).ok_or("费用明细[feedetail]不能为空")?;
         if items.is_empty() {
             return Err("费用明细[feedetail]不能为空".into());
@@ -299,6 +318,9 @@ impl Ledger {
             let codg = text(it, "/med_list_codg");
             let selfpay = if codg.starts_with("ZZ") { amount } else { 0 };
             let v = self.visit_mut(&mdtrt_id, &psn_no)?;
+            if v.kind != kind {
+                return Err(format!("就诊ID[{mdtrt_id}]不是{kind}就诊"));
+            }
             if v.fees.iter().any(|f| f.feedetl_sn == sn) {
                 return Err(format!("明细流水号[{sn}]重复上传"));
             }
@@ -332,12 +354,27 @@ impl Ledger {
     }
 
     fn settle(&mut self, input: &Value, msgid: &str, for_real: bool) -> TxResult {
+        self.settle_visit("2207", "outpatient", input, msgid, for_real)
+    }
+
+    /// A (pre-)settlement of a visit's uploaded fees: 2206/2207 outpatient,
+    /// 2303/2304 inpatient. `infno` is the settling transaction.
+    pub(crate) fn settle_visit(
+        &mut self,
+        infno: &str,
+        kind: &str,
+        input: &Value,
+        msgid: &str,
+        for_real: bool,
+    ) -> TxResult {
         let psn_no = text(input, "/data/psn_no");
         let mdtrt_id = text(input, "/data/mdtrt_id");
         let medfee = fen(input.pointer("/data/medfee_sumamt")).ok_or("医疗费总额[medfee_sumamt]不正确")?;
-        let acct_used = text(input, "/data/acct_used_flag") == "1";
         let (total, selfpay) = {
             let v = self.visit_mut(&mdtrt_id, &psn_no)?;
+            if v.kind != kind {
+                return Err(format!("就诊ID[{mdtrt_id}]不是{kind}就诊, 不能用[{infno}]结算"));
+            }
             (v.fees.iter().map(|f| f.amount_fen).sum::<i64>(), v.fees.iter().map(|f| f.selfpay_fen).sum::<i64>())
         };
         if total == 0 {
@@ -350,6 +387,29 @@ impl Ledger {
             self.double_settle_attempts += 1;
             return Err(format!("就诊ID[{mdtrt_id}]已结算, 不能重复结算"));
         }
+        self.settle_amounts(infno, &psn_no, &mdtrt_id, (total, selfpay), input, msgid, for_real)
+    }
+
+    /// Splits `total` (of which `selfpay` is wholly the patient's) between the
+    /// fund, the account and cash; with `for_real`, books it as settlement `infno`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn settle_amounts(
+        &mut self,
+        infno: &str,
+        psn_no: &str,
+        mdtrt_id: &str,
+        (total, selfpay): (i64, i64),
+        input: &Value,
+        msgid: &str,
+        for_real: bool,
+    ) -> TxResult {
+        let (psn_no, mdtrt_id) = (psn_no.to_string(), mdtrt_id.to_string());
+        let acct_used = text(input, "/data/acct_used_flag") == "1";
+        let clr_type = match infno {
+            "2304" => "21",
+            "2102" => "41",
+            _ => "11",
+        };
         let p = self.person(&psn_no)?.clone();
         let inscp = total - selfpay;
         let fund = inscp * p.fund_ratio / 100;
@@ -362,6 +422,10 @@ impl Ledger {
         if let Some(id) = &setl_id {
             self.person_mut(&psn_no)?.balc_fen = balc_after;
             self.settlements.push(Settlement {
+                infno: infno.to_string(),
+                insutype: p.insutype.to_string(),
+                clr_type: clr_type.to_string(),
+                clr_optins: p.insuplc_admdvs.to_string(),
                 setl_id: id.clone(),
                 mdtrt_id: mdtrt_id.clone(),
                 psn_no: psn_no.clone(),
@@ -374,7 +438,7 @@ impl Ledger {
                 status: "settled".into(),
                 setl_time: setl_time.clone(),
             });
-            self.processed.insert(msgid.to_string(), ("2207".into(), id.clone()));
+            self.processed.insert(msgid.to_string(), (infno.into(), id.clone()));
         }
         let today = crate::checks::now_local().format("%Y-%m-%d").to_string();
         Ok(json!({"setlinfo": {
@@ -387,12 +451,12 @@ impl Ledger {
             "cvlserv_pay": 0, "hifes_pay": 0, "hifmi_pay": 0, "hifob_pay": 0, "maf_pay": 0, "oth_pay": 0,
             "fund_pay_sumamt": yuan(fund), "psn_part_amt": yuan(part), "acct_pay": yuan(acct), "psn_cash_pay": yuan(cash),
             "hosp_part_amt": 0, "balc": yuan(balc_after), "acct_mulaid_pay": 0, "medins_setl_id": msgid,
-            "clr_optins": p.insuplc_admdvs, "clr_way": "1", "clr_type": "11"
+            "clr_optins": p.insuplc_admdvs, "clr_way": "1", "clr_type": clr_type
         }, "setldetail": [{"fund_pay_type": "310100", "inscp_scp_amt": yuan(inscp), "crt_payb_lmt_amt": 0,
                             "fund_payamt": yuan(fund), "fund_pay_type_name": "统筹基金支出", "setl_proc_info": ""}]}))
     }
 
-    fn settlement(&self, setl_id: &str) -> Result<&Settlement, String> {
+    pub(crate) fn settlement(&self, setl_id: &str) -> Result<&Settlement, String> {
         self.settlements.iter().find(|s| s.setl_id == setl_id).ok_or_else(|| format!("结算ID[{setl_id}]不存在"))
     }
 
@@ -412,15 +476,24 @@ impl Ledger {
         Ok(s)
     }
 
-    fn cancel_settlement(&mut self, input: &Value, msgid: &str) -> TxResult {
+    /// 2208, 2305, 2103: cancels a settlement of 2207, 2304, 2102.
+    pub(crate) fn cancel_settlement(&mut self, input: &Value, msgid: &str, infno: &str) -> TxResult {
         let setl_id = text(input, "/data/setl_id");
         let s = self.settlement(&setl_id)?;
         if s.psn_no != text(input, "/data/psn_no") || s.mdtrt_id != text(input, "/data/mdtrt_id") {
             return Err("结算ID与人员编号或就诊ID不符".into());
         }
+        let settled_by = match infno {
+            "2305" => "2304",
+            "2103" => "2102",
+            _ => "2207",
+        };
+        if s.infno != settled_by {
+            return Err(format!("结算ID[{setl_id}]不是[{settled_by}]的结算, 不能用[{infno}]撤销"));
+        }
         let s = self.undo_settlement(&setl_id, "cancelled")?;
         let new_id = self.new_id();
-        self.processed.insert(msgid.to_string(), ("2208".into(), new_id.clone()));
+        self.processed.insert(msgid.to_string(), (infno.into(), setl_id.clone()));
         let balc = self.person(&s.psn_no)?.balc_fen;
         Ok(json!({"setlinfo": {"setl_id": new_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no,
             "medfee_sumamt": yuan(-s.medfee_fen), "fund_pay_sumamt": yuan(-s.fund_fen), "acct_pay": yuan(-s.acct_fen),
@@ -434,16 +507,7 @@ impl Ledger {
             return Err("冲正入参 omsgid、oinfno 不能为空".into());
         }
         let effect = match self.processed.get(&omsgid).cloned() {
-            Some((infno, reference)) if infno == oinfno => {
-                if infno == "2207" {
-                    match self.undo_settlement(&reference, "reversed") {
-                        Ok(_) => "reversed",
-                        Err(_) => "already_reversed",
-                    }
-                } else {
-                    "reversed"
-                }
-            }
+            Some((infno, reference)) if infno == oinfno => self.reverse_effect(&infno, &reference),
             Some(_) => return Err("原交易编号[oinfno]与原报文不符".into()),
             // Never processed: nothing to undo, and the outcome the HIS wants holds.
             None => "not_found",
@@ -451,6 +515,39 @@ impl Ledger {
         self.reversals
             .push(json!({"msgid": msgid, "omsgid": omsgid, "oinfno": oinfno, "psn_no": psn_no, "effect": effect}));
         Ok(json!({}))
+    }
+
+    /// What a 2601 of a processed `infno` undoes: a settlement (2207, 2304, 2102)
+    /// is refunded, a cancellation (2208, 2305, 2103) restores its settlement, an
+    /// admission (2401) is withdrawn.
+    fn reverse_effect(&mut self, infno: &str, reference: &str) -> &'static str {
+        let done = match infno {
+            "2207" | "2304" | "2102" => self.undo_settlement(reference, "reversed").is_ok(),
+            "2208" | "2305" | "2103" => self.redo_settlement(reference).is_ok(),
+            "2401" => match self.visits.iter_mut().find(|v| v.mdtrt_id == reference && !v.cancelled) {
+                Some(v) => {
+                    v.cancelled = true;
+                    true
+                }
+                None => false,
+            },
+            _ => true,
+        };
+        if done {
+            "reversed"
+        } else {
+            "already_reversed"
+        }
+    }
+
+    /// A cancelled settlement made good again (its cancellation reversed).
+    fn redo_settlement(&mut self, setl_id: &str) -> Result<(), String> {
+        let s = self.settlements.iter_mut().find(|s| s.setl_id == setl_id && s.status == "cancelled");
+        let s = s.ok_or_else(|| format!("结算ID[{setl_id}]未撤销"))?;
+        s.status = "settled".into();
+        let (psn_no, acct) = (s.psn_no.clone(), s.acct_fen);
+        self.person_mut(&psn_no)?.balc_fen -= acct;
+        Ok(())
     }
 
     fn settlement_info(&mut self, input: &Value) -> TxResult {
@@ -474,8 +571,9 @@ impl Ledger {
             "by_infno": counts.into_iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>(),
             "signins": self.signins,
             "visits": self.visits.iter().map(|v| json!({"mdtrt_id": v.mdtrt_id, "psn_no": v.psn_no, "ipt_otp_no": v.ipt_otp_no,
-                "med_type": v.med_type, "cancelled": v.cancelled, "fees": v.fees.len(), "msgid": v.msgid})).collect::<Vec<_>>(),
-            "settlements": self.settlements.iter().map(|s| json!({"setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no,
+                "med_type": v.med_type, "cancelled": v.cancelled, "fees": v.fees.len(), "msgid": v.msgid, "kind": v.kind,
+                "discharged": v.discharged})).collect::<Vec<_>>(),
+            "settlements": self.settlements.iter().map(|s| json!({"infno": s.infno, "clr_type": s.clr_type, "setl_id": s.setl_id, "mdtrt_id": s.mdtrt_id, "psn_no": s.psn_no,
                 "msgid": s.msgid, "medfee_sumamt": yuan(s.medfee_fen), "fund_pay_sumamt": yuan(s.fund_fen), "acct_pay": yuan(s.acct_fen),
                 "psn_cash_pay": yuan(s.cash_fen), "status": s.status})).collect::<Vec<_>>(),
             "double_settle_attempts": self.double_settle_attempts,

@@ -28,16 +28,25 @@
 //! "data"}` (`data` an object, or with `wrap_data_as_string` a JSON string), and
 //! refuses a bad gateway signature or clock with `code` 401 and nothing processed.
 //!
+//! Beside the outpatient visit it runs the inpatient, pharmacy, inventory,
+//! settlement-list, query and reconciliation classes (`classes.rs`) and serves the
+//! catalogues as the platform does ([`catalogues`]).
+//!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
 
 pub mod catalogues;
 pub mod checks;
+mod classes;
 pub mod files;
 pub mod gates;
 pub mod http;
+mod inpatient;
 pub mod ledger;
 pub mod mobile;
+mod pharmacy;
+mod queries;
+mod reconcile;
 pub mod registry;
 
 use http::Reply;

@@ -369,3 +369,24 @@ impl Drop for SimProcess {
         let _ = self.child.wait();
     }
 }
+
+/// `mi_upload_file` (9101) of `path`: the return code and the output.
+pub fn upload_file(path: &Path) -> (i32, Value) {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = buf.len() as i32;
+    // SAFETY: valid strings; buf has len bytes.
+    let rc = unsafe { mi_upload_file(p.as_ptr(), buf.as_mut_ptr().cast(), &mut len) };
+    (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
+}
+
+/// `mi_download_file` (9102) into `dest`: the return code and the output.
+pub fn download_file(file_qury_no: &str, filename: &str, dest: &Path) -> (i32, Value) {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let (q, f, d) = (c(file_qury_no), c(filename), c(dest.to_str().unwrap()));
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = buf.len() as i32;
+    // SAFETY: valid strings; buf has len bytes.
+    let rc = unsafe { mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr().cast(), &mut len) };
+    (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
+}
