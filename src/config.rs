@@ -99,6 +99,9 @@ pub struct Gateway {
     pub api_version: String,
     pub access_key: String,
     pub secret_key: Secret,
+    /// csb: send a fresh `_api_nonce` with every request, signed (gateways with
+    /// replay protection on want it).
+    pub csb_nonce: bool,
     pub encrypt_input: bool,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
@@ -121,6 +124,7 @@ impl Default for Gateway {
             api_version: "1.0.0".into(),
             access_key: String::new(),
             secret_key: Secret::default(),
+            csb_nonce: false,
             encrypt_input: false,
             connect_timeout_ms: 5000,
             timeout_ms: 60000,
@@ -775,6 +779,7 @@ mod example_tests {
         for key in [
             "append_infno",
             "encrypt_input",
+            "csb_nonce",
             "tls_verify",
             "ca_file",
             "platform_public_key",

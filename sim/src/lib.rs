@@ -141,6 +141,8 @@ struct Shared {
     /// Cut the next 9102 zip stream after this many bytes (0: no), once.
     cut_download_once: std::sync::atomic::AtomicU64,
     gates: gates::Gates,
+    /// The csb `_api_nonce`s seen: each is good once.
+    nonces: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -167,6 +169,7 @@ impl Sim {
             cut_download_once: Default::default(),
             orders: Mutex::new(mobile::Orders::default()),
             gates: Default::default(),
+            nonces: Default::default(),
         });
         let sh = shared.clone();
         let server =
@@ -298,7 +301,17 @@ fn answer(status: u16, body: String) -> Reply {
     Reply::Answer { status, content_type: JSON, body }
 }
 
-fn handle(sh: &Shared, rq: http::Request) -> Reply {
+fn handle(sh: &Shared, mut rq: http::Request) -> Reply {
+    // Routes are paths; the query string is only for the csb signature.
+    let query = match rq.path.split_once('?') {
+        Some((path, query)) => {
+            let query = query.to_string();
+            rq.path = path.to_string();
+            query
+        }
+        None => String::new(),
+    };
+    let query = query.as_str();
     if rq.method == "GET" && rq.path == "/sim/ledger" {
         return answer(200, books(sh).to_string());
     }
@@ -337,7 +350,7 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method != "POST" {
         return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
-    let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref(), route);
+    let (status, body, fault) = process(sh, &rq.headers, query, &rq.body, path_infno.as_deref(), route);
     let body = if sh.cfg.wrap_answers { wrapped(&sh.cfg, &body) } else { body };
     if route == Route::Only("9102") {
         if let Some(zip) = take_zip(sh, &rq.body) {
@@ -423,6 +436,7 @@ fn faults(sh: &Shared, body: &[u8]) -> Reply {
 fn process(
     sh: &Shared,
     headers: &[(String, String)],
+    query: &str,
     body: &[u8],
     path_infno: Option<&str>,
     route: Route,
@@ -436,7 +450,14 @@ fn process(
         if !ct.to_ascii_lowercase().starts_with("application/json") {
             return Err(format!("Content-Type 应为 application/json, 收到 [{ct}]"));
         }
-        if let Err(why) = checks::gateway(&sh.cfg, headers, now_ms) {
+        let gateway = checks::gateway(&sh.cfg, headers, query, now_ms).and_then(|nonce| match nonce {
+            // A nonce is good once: a gateway with replay protection refuses it again.
+            Some(n) if !sh.nonces.lock().unwrap_or_else(|p| p.into_inner()).insert(n.clone()) => {
+                Err(format!("CSB校验失败: _api_nonce [{n}] 已使用过, 疑似重放请求"))
+            }
+            _ => Ok(()),
+        });
+        if let Err(why) = gateway {
             // A wrapping gateway refuses in its own words, before the platform.
             return Err(if sh.cfg.wrap_answers { format!("{GATEWAY_REFUSAL}{why}") } else { why });
         }

@@ -44,7 +44,8 @@ impl FileChannel {
         let Some(Value::Object(private)) = private else {
             return Exchange::Failed(Failure::NeverSent(format!("{infno} needs mi_upload_file / mi_download_file")));
         };
-        let headers = transport.headers();
+        let url = if infno == FILE_UPLOAD { &self.upload_url } else { &self.download_url };
+        let headers = transport.headers(url);
         if infno == FILE_UPLOAD {
             match with_file_bytes(&mut env, &private) {
                 Ok(()) => {}
