@@ -26,7 +26,10 @@
 //! Variants of a real deployment, chosen by [`SimConfig`]: `wrap_answers` answers as
 //! a tif gateway that wraps the platform's envelope in `{"code","type","message",
 //! "data"}` (`data` an object, or with `wrap_data_as_string` a JSON string), and
-//! refuses a bad gateway signature or clock with `code` 401 and nothing processed.
+//! refuses a bad gateway signature or clock with `code` 401 and nothing processed;
+//! `encrypt_answers` answers as Jilin does, `output` Base64 SM4 and signed in
+//! `cainfo` (SM2, [`sealed`]; faults `{"bad_cainfo": true}`, a signature over other
+//! text, and `garble_output`, a signed ciphertext no key opens).
 //!
 //! `GET /sim/ledger` returns the books (sign-ins, visits, settlements, reversals,
 //! balances, rejections) so tests can check what really happened.
@@ -38,6 +41,7 @@ pub mod http;
 pub mod ledger;
 pub mod mobile;
 pub mod registry;
+pub mod sealed;
 
 use http::Reply;
 use serde_json::{json, Map, Value};
@@ -85,6 +89,10 @@ pub struct SimConfig {
     pub wrap_answers: bool,
     /// With `wrap_answers`, `data` as a JSON string rather than an object.
     pub wrap_data_as_string: bool,
+    /// Answer as Jilin does: `output` Base64 SM4 under the app's data key, signed
+    /// in `cainfo` (SM2) with `answer_private_key` (see [`sealed`]).
+    pub encrypt_answers: bool,
+    pub answer_private_key: [u8; 32],
     /// The mobile-payment app the platform knows (also the key of `enc_type: SM4`).
     pub mp_app_id: String,
     pub mp_app_secret: String,
@@ -103,6 +111,11 @@ impl SimConfig {
     pub fn mp_platform_public_key(&self) -> String {
         mobile::public_key_b64(&self.mp_platform_private_key, &self.mp_app_secret)
     }
+
+    /// The public key that checks `encrypt_answers`' signatures, as a config names it.
+    pub fn answer_public_key(&self) -> String {
+        sealed::public_key_b64(&self.answer_private_key)
+    }
 }
 
 impl Default for SimConfig {
@@ -120,6 +133,8 @@ impl Default for SimConfig {
             infcode_as_string: false,
             wrap_answers: false,
             wrap_data_as_string: false,
+            encrypt_answers: false,
+            answer_private_key: sealed::TEST_ANSWER_PRIVATE_KEY,
             mp_app_id: mobile::TEST_APP_ID.into(),
             mp_app_secret: mobile::TEST_APP_SECRET.into(),
             mp_app_public_key: mobile::public_key_b64(&mobile::TEST_APP_PRIVATE_KEY, mobile::TEST_APP_SECRET),
@@ -478,7 +493,7 @@ fn process(
         }
         Err(why) => {
             ledger.reject(&why);
-            let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, false);
+            let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, false);
             return (200, r, Map::new());
         }
     };
@@ -523,11 +538,16 @@ fn process(
     };
     if let Some(why) = refused {
         ledger.reject(&why);
-        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
+        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, as_string), fault);
     }
     ledger.seen_msgids.insert(msgid.clone());
     ledger.processed_msgids.push(msgid);
     let r = match ledger.run(&infno, &env) {
+        Ok(output) if sh.cfg.encrypt_answers => {
+            let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
+            let (output, cainfo) = sealed::seal(&key, &sh.cfg.answer_private_key, &output, &fault);
+            reply(&mut ledger, &sh.cfg, 0, "", output, Some(cainfo), as_string)
+        }
         Ok(output) => {
             // An encrypted request gets its output encrypted the same way.
             let output = if env.get("enc_type").and_then(Value::as_str) == Some("SM4") {
@@ -541,9 +561,9 @@ fn process(
             } else {
                 output
             };
-            reply(&mut ledger, &sh.cfg, 0, "", output, as_string)
+            reply(&mut ledger, &sh.cfg, 0, "", output, None, as_string)
         }
-        Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
+        Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, as_string),
     };
     (200, r, fault)
 }
@@ -571,6 +591,8 @@ fn reply(
     infcode: i64,
     err_msg: &str,
     output: Value,
+    // The SM2 signature over a sealed output (`encrypt_answers`).
+    cainfo: Option<String>,
     as_string: bool,
 ) -> String {
     let now = checks::now_local().format("%Y%m%d%H%M%S%3f").to_string();
@@ -583,8 +605,8 @@ fn reply(
         "err_msg": if err_msg.is_empty() { Value::Null } else { json!(err_msg) },
         "warn_msg": null,
         "output": output,
-        "cainfo": null,
-        "signtype": null,
+        "signtype": if cainfo.is_some() { json!("SM2") } else { Value::Null },
+        "cainfo": cainfo,
         "enctype": null
     })
     .to_string()

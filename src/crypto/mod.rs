@@ -1,8 +1,10 @@
 //! Cryptography: the gateway signatures (SHA-256, HMAC-SHA1), SM2/SM3/SM4, the
-//! mobile-payment message format built on them, and random nonces.
+//! mobile-payment message format and the platform's sealed `output` built on them,
+//! and random nonces.
 
 pub mod gateway_sign;
 pub mod mobile_pay;
+pub mod sealed_output;
 pub mod sm;
 
 /// A fresh random nonce: 32 hex characters from the OS generator.

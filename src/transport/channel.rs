@@ -1,13 +1,16 @@
 //! How an envelope becomes what goes on the wire, and an answer what the HIS gets:
-//! the 两定 gateway (optionally with the Fujian-style SM4 `input`), the mobile-
+//! the 两定 gateway (optionally with the Fujian-style SM4 `input`, and an `output`
+//! sealed by the platform, docs/protocol.md, "Encrypted answers"), the mobile-
 //! payment platform (encrypted and signed, docs/protocol.md, "Mobile payment"), or
 //! the file channel. The journal always keeps the plaintext on both sides.
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::mobile_pay::{self, Keys};
+use crate::crypto::sealed_output::{Seal, SealedOutput};
 use crate::crypto::sm::{self, Mode};
 use crate::error::{Error, Result};
+use crate::protocol::response::{self, Answer};
 use crate::protocol::transactions;
 use crate::transport::files::FileChannel;
 use crate::transport::{Exchange, Reply, Transport};
@@ -18,6 +21,8 @@ pub struct Channels {
     mobile: Option<(Keys, String, String)>,
     /// `gateway.encrypt_input`: the appId and the SM4 data key for `input`.
     encrypt_input: Option<(String, [u8; 16])>,
+    /// How the platform seals `output`, if it does.
+    sealed_output: Option<SealedOutput>,
     /// 9101 and 9102, to their own URLs.
     files: FileChannel,
     clock: Clock,
@@ -33,12 +38,18 @@ impl Channels {
             let keys = Keys::new(&m.app_id, m.app_secret.expose(), m.private_key.expose(), &m.platform_public_key)?;
             Some((keys, m.url.trim_end_matches('/').to_string(), m.version.clone()))
         };
-        let encrypt_input = if cfg.gateway.encrypt_input {
-            Some((m.app_id.clone(), mobile_pay::data_key(&m.app_id, m.app_secret.expose())?))
+        let g = &cfg.gateway;
+        let data_key = || mobile_pay::data_key(&m.app_id, m.app_secret.expose());
+        let encrypt_input = if g.encrypt_input { Some((m.app_id.clone(), data_key()?)) } else { None };
+        let sealed_output = if g.decrypt_answers {
+            let platform = sm::verifying_key(&g.platform_public_key, &g.sm2_user_id)?;
+            Some(SealedOutput { key: data_key()?, seal: Seal::Signed(platform) })
+        } else if g.encrypt_input {
+            Some(SealedOutput { key: data_key()?, seal: Seal::Hex })
         } else {
             None
         };
-        Ok(Channels { transport, mobile, encrypt_input, files: FileChannel::new(cfg), clock })
+        Ok(Channels { transport, mobile, encrypt_input, sealed_output, files: FileChannel::new(cfg), clock })
     }
 
     /// Breaks off every exchange in flight (see [`Transport::interrupt`]).
@@ -81,18 +92,14 @@ impl Channels {
                 },
             };
         }
-        let Some((app_id, key)) = &self.encrypt_input else {
-            return transport.post(infno, envelope).into();
+        let sent = match &self.encrypt_input {
+            None => transport.post(infno, envelope),
+            Some((app_id, key)) => transport.post(infno, &sealed_input(app_id, key, envelope)),
         };
-        let mut env: serde_json::Map<String, Value> = serde_json::from_str(envelope).unwrap_or_default();
-        let input = env.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into());
-        let sealed = sm::sm4_encrypt(Mode::Ecb, key, None, input.as_bytes()).expect("a 16-byte key");
-        env.insert("app_id".into(), Value::String(app_id.clone()));
-        env.insert("enc_type".into(), Value::String("SM4".into()));
-        env.insert("input".into(), Value::String(sm::to_hex_upper(&sealed)));
-        match transport.post(infno, &Value::Object(env).to_string()) {
-            Err(f) => Exchange::Failed(f),
-            Ok(r) => match open_output(key, &r.body) {
+        match (sent, &self.sealed_output) {
+            (Err(f), _) => Exchange::Failed(f),
+            (Ok(r), None) => Exchange::Answer(r),
+            (Ok(r), Some(sealed)) => match open_answer(sealed, &r.body) {
                 Ok(body) => Exchange::Answer(Reply { status: r.status, body }),
                 Err(why) => Exchange::Unverified { status: r.status, body: r.body, why },
             },
@@ -100,17 +107,55 @@ impl Channels {
     }
 }
 
-/// With `enc_type: "SM4"` the platform may answer `output` as hex ciphertext: give
-/// the HIS the decrypted JSON in its place. Other answers pass unchanged.
-pub fn open_output(key: &[u8; 16], body: &str) -> std::result::Result<String, String> {
-    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(body) else { return Ok(body.to_string()) };
-    let Some(Value::String(hex)) = m.get("output") else { return Ok(body.to_string()) };
-    if hex.is_empty() {
+/// The Fujian-style envelope: `app_id`, `enc_type: "SM4"`, and `input` as upper-case
+/// hex SM4-ECB of its JSON.
+fn sealed_input(app_id: &str, key: &[u8; 16], envelope: &str) -> String {
+    let mut env: serde_json::Map<String, Value> = serde_json::from_str(envelope).unwrap_or_default();
+    let input = env.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into());
+    let sealed = sm::sm4_encrypt(Mode::Ecb, key, None, input.as_bytes()).expect("a 16-byte key");
+    env.insert("app_id".into(), Value::String(app_id.to_string()));
+    env.insert("enc_type".into(), Value::String("SM4".into()));
+    env.insert("input".into(), Value::String(sm::to_hex_upper(&sealed)));
+    Value::Object(env).to_string()
+}
+
+/// The platform's envelope with its `output` opened. A gateway's wrapper is opened
+/// first (the sealed output is inside it), and then the HIS is given the platform's
+/// envelope, as it is for any wrapped answer. An answer with nothing sealed in it
+/// (a gateway's refusal, a platform refusal, a body that is no platform answer)
+/// passes as it came, to be judged as it is.
+pub fn open_answer(sealed: &SealedOutput, body: &str) -> std::result::Result<String, String> {
+    let Ok(Answer::Platform { value: Value::Object(mut env), .. }) = response::read(body) else {
         return Ok(body.to_string());
+    };
+    Ok(if sealed.open(&mut env)? { Value::Object(env).to_string() } else { body.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_wrapper_is_opened_before_the_output_and_unsealed_answers_pass_as_they_came() {
+        let key = *b"0123456789ABCDEF";
+        let sealed = SealedOutput { key, seal: Seal::Hex };
+        let hex = sm::to_hex_upper(&sm::sm4_encrypt(Mode::Ecb, &key, None, br#"{"a":1}"#).unwrap());
+        let inner = json!({"infcode": 0, "output": hex});
+        for data in [inner.clone(), Value::String(inner.to_string())] {
+            let wrapped = json!({"code": 0, "type": "success", "message": "", "data": data}).to_string();
+            let opened: Value = serde_json::from_str(&open_answer(&sealed, &wrapped).unwrap()).unwrap();
+            assert_eq!(opened, json!({"infcode": 0, "output": {"a": 1}}), "the platform's envelope, opened");
+        }
+        for as_came in [
+            r#"{"code":401,"type":"error","message":"签名校验失败","data":null}"#,
+            r#"{"infcode": -1, "err_msg": "x", "output": null}"#,
+            r#"{"infcode":0,"output":{"b":  2.50}}"#,
+            "<html>502</html>",
+        ] {
+            assert_eq!(open_answer(&sealed, as_came).unwrap(), as_came);
+        }
+        let garbled = json!({"code": 0, "data": {"infcode": 0, "output": "0123456789ABCDEF"}}).to_string();
+        assert!(open_answer(&sealed, &garbled).unwrap_err().contains("cannot be decrypted"));
     }
-    let raw = sm::from_hex(hex, "output").map_err(|e| e.message)?;
-    let plain = sm::sm4_decrypt(Mode::Ecb, key, None, &raw).map_err(|_| "output cannot be decrypted".to_string())?;
-    let v: Value = serde_json::from_slice(&plain).map_err(|_| "decrypted output is not JSON".to_string())?;
-    m.insert("output".into(), v);
-    Ok(Value::Object(m).to_string())
 }
