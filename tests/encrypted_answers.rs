@@ -140,3 +140,38 @@ fn a_sealed_output_behind_a_wrapping_gateway_is_unwrapped_then_opened() {
         mi_shutdown(1000);
     }
 }
+
+/// The file channel's answers come from the platform too: a 9101 upload's sealed
+/// output is opened (the HIS needs its `file_qury_no`), and the 9102 that fetches
+/// the file, answered with a zip, still downloads it.
+#[test]
+fn file_transfers_read_sealed_answers() {
+    let _g = serial();
+    let env = encrypting(Profile::Plain);
+    assert_eq!(env.init(decrypting(env.sim.config())), MI_OK, "{}", last_error());
+    let work = tempfile::tempdir().unwrap();
+    let doc = work.path().join("清单.txt");
+    std::fs::write(&doc, "结算清单").unwrap();
+    let path = std::ffi::CString::new(doc.to_str().unwrap()).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = buf.len() as i32;
+    // SAFETY: a valid string; buf has len bytes.
+    let rc = unsafe { mi_upload_file(path.as_ptr(), buf.as_mut_ptr() as *mut std::ffi::c_char, &mut len) };
+    let up: Value = serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null);
+    assert_eq!(rc, MI_OK, "{up} {}", last_error());
+    let no = up["output"]["file_qury_no"].as_str().unwrap_or_else(|| panic!("plaintext output: {up}")).to_string();
+    let (q, f, d) = (
+        std::ffi::CString::new(no).unwrap(),
+        std::ffi::CString::new("清单.txt").unwrap(),
+        std::ffi::CString::new(work.path().join("down").to_str().unwrap()).unwrap(),
+    );
+    let mut len = buf.len() as i32;
+    // SAFETY: valid strings; buf has len bytes.
+    let rc = unsafe {
+        mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr() as *mut std::ffi::c_char, &mut len)
+    };
+    let down: Value = serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null);
+    assert_eq!(rc, MI_OK, "{down} {}", last_error());
+    assert_eq!(std::fs::read_to_string(down["output"]["files"][0]["path"].as_str().unwrap()).unwrap(), "结算清单");
+    mi_shutdown(1000);
+}

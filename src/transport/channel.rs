@@ -10,9 +10,9 @@ use crate::crypto::mobile_pay::{self, Keys};
 use crate::crypto::sealed_output::{Seal, SealedOutput};
 use crate::crypto::sm::{self, Mode};
 use crate::error::{Error, Result};
-use crate::protocol::response::{self, Answer};
 use crate::protocol::transactions;
 use crate::transport::files::FileChannel;
+use crate::transport::sealed::opened;
 use crate::transport::{Exchange, Reply, Transport};
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ impl Channels {
     pub fn exchange(&self, infno: &str, envelope: &str) -> Exchange {
         let transport = &self.transport;
         if transactions::is_file_transfer(infno) {
-            return self.files.exchange(transport, infno, envelope);
+            return self.files.exchange(transport, infno, envelope, self.sealed_output.as_ref());
         }
         if let (Some(path), Some((keys, url, version))) = (transactions::mobile_pay_path(infno), &self.mobile) {
             let env: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
@@ -96,13 +96,9 @@ impl Channels {
             None => transport.post(infno, envelope),
             Some((app_id, key)) => transport.post(infno, &sealed_input(app_id, key, envelope)),
         };
-        match (sent, &self.sealed_output) {
-            (Err(f), _) => Exchange::Failed(f),
-            (Ok(r), None) => Exchange::Answer(r),
-            (Ok(r), Some(sealed)) => match open_answer(sealed, &r.body) {
-                Ok(body) => Exchange::Answer(Reply { status: r.status, body }),
-                Err(why) => Exchange::Unverified { status: r.status, body: r.body, why },
-            },
+        match sent {
+            Err(f) => Exchange::Failed(f),
+            Ok(r) => opened(self.sealed_output.as_ref(), r),
         }
     }
 }
@@ -117,45 +113,4 @@ fn sealed_input(app_id: &str, key: &[u8; 16], envelope: &str) -> String {
     env.insert("enc_type".into(), Value::String("SM4".into()));
     env.insert("input".into(), Value::String(sm::to_hex_upper(&sealed)));
     Value::Object(env).to_string()
-}
-
-/// The platform's envelope with its `output` opened. A gateway's wrapper is opened
-/// first (the sealed output is inside it), and then the HIS is given the platform's
-/// envelope, as it is for any wrapped answer. An answer with nothing sealed in it
-/// (a gateway's refusal, a platform refusal, a body that is no platform answer)
-/// passes as it came, to be judged as it is.
-pub fn open_answer(sealed: &SealedOutput, body: &str) -> std::result::Result<String, String> {
-    let Ok(Answer::Platform { value: Value::Object(mut env), .. }) = response::read(body) else {
-        return Ok(body.to_string());
-    };
-    Ok(if sealed.open(&mut env)? { Value::Object(env).to_string() } else { body.to_string() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn the_wrapper_is_opened_before_the_output_and_unsealed_answers_pass_as_they_came() {
-        let key = *b"0123456789ABCDEF";
-        let sealed = SealedOutput { key, seal: Seal::Hex };
-        let hex = sm::to_hex_upper(&sm::sm4_encrypt(Mode::Ecb, &key, None, br#"{"a":1}"#).unwrap());
-        let inner = json!({"infcode": 0, "output": hex});
-        for data in [inner.clone(), Value::String(inner.to_string())] {
-            let wrapped = json!({"code": 0, "type": "success", "message": "", "data": data}).to_string();
-            let opened: Value = serde_json::from_str(&open_answer(&sealed, &wrapped).unwrap()).unwrap();
-            assert_eq!(opened, json!({"infcode": 0, "output": {"a": 1}}), "the platform's envelope, opened");
-        }
-        for as_came in [
-            r#"{"code":401,"type":"error","message":"签名校验失败","data":null}"#,
-            r#"{"infcode": -1, "err_msg": "x", "output": null}"#,
-            r#"{"infcode":0,"output":{"b":  2.50}}"#,
-            "<html>502</html>",
-        ] {
-            assert_eq!(open_answer(&sealed, as_came).unwrap(), as_came);
-        }
-        let garbled = json!({"code": 0, "data": {"infcode": 0, "output": "0123456789ABCDEF"}}).to_string();
-        assert!(open_answer(&sealed, &garbled).unwrap_err().contains("cannot be decrypted"));
-    }
 }
