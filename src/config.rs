@@ -99,7 +99,17 @@ pub struct Gateway {
     pub api_version: String,
     pub access_key: String,
     pub secret_key: Secret,
+    /// csb: send a fresh `_api_nonce` with every request, signed (gateways with
+    /// replay protection on want it).
+    pub csb_nonce: bool,
     pub encrypt_input: bool,
+    /// Jilin-style answers: `output` is Base64 SM4 ciphertext under the data key of
+    /// `mobile_pay.app_id`/`app_secret`, and `cainfo` the platform's SM2 signature
+    /// over it, checked with `platform_public_key` and `sm2_user_id`.
+    pub decrypt_answers: bool,
+    /// The platform's SM2 public key: Base64 of the 65-byte uncompressed point.
+    pub platform_public_key: String,
+    pub sm2_user_id: String,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     pub tls_verify: bool,
@@ -121,7 +131,13 @@ impl Default for Gateway {
             api_version: "1.0.0".into(),
             access_key: String::new(),
             secret_key: Secret::default(),
+            csb_nonce: false,
             encrypt_input: false,
+            decrypt_answers: false,
+            platform_public_key: String::new(),
+            // The GM/T 0009 default id, which the platform's signing libraries use
+            // unless told otherwise.
+            sm2_user_id: DEFAULT_SM2_USER_ID.into(),
             connect_timeout_ms: 5000,
             timeout_ms: 60000,
             tls_verify: true,
@@ -129,6 +145,8 @@ impl Default for Gateway {
         }
     }
 }
+
+pub const DEFAULT_SM2_USER_ID: &str = "1234567812345678";
 
 /// The kind of gateway in front of the platform: which headers sign a request
 /// (docs/protocol.md, "Gateway profiles").
@@ -565,8 +583,14 @@ impl Config {
             }
         }
         let m = &self.mobile_pay;
-        if g.encrypt_input || !m.url.is_empty() {
-            let who = if g.encrypt_input { "gateway.encrypt_input" } else { "mobile_pay.url" };
+        if g.encrypt_input || g.decrypt_answers || !m.url.is_empty() {
+            let who = if g.encrypt_input {
+                "gateway.encrypt_input"
+            } else if g.decrypt_answers {
+                "gateway.decrypt_answers"
+            } else {
+                "mobile_pay.url"
+            };
             if m.app_id.chars().count() < 16 {
                 return Err(Error::config(format!(
                     "config key `mobile_pay.app_id`: {who} needs the issued appId (at least 16 characters)"
@@ -577,6 +601,19 @@ impl Config {
                     "config key `mobile_pay.app_secret`: {who} needs the issued appSecret"
                 )));
             }
+        }
+        if g.decrypt_answers {
+            if g.platform_public_key.trim().is_empty() {
+                return bad(
+                    "gateway.platform_public_key",
+                    "gateway.decrypt_answers needs the platform's SM2 public key (Base64 of the 65-byte point)",
+                );
+            }
+            if g.sm2_user_id.is_empty() {
+                return bad("gateway.sm2_user_id", "must not be empty (the usual one is 1234567812345678)");
+            }
+            crate::crypto::sm::verifying_key(&g.platform_public_key, &g.sm2_user_id)
+                .map_err(|e| Error::config(format!("config key `gateway.platform_public_key`: {}", e.message)))?;
         }
         if !m.url.is_empty() {
             if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
@@ -802,6 +839,9 @@ mod example_tests {
         for key in [
             "append_infno",
             "encrypt_input",
+            "csb_nonce",
+            "decrypt_answers",
+            "sm2_user_id",
             "tls_verify",
             "ca_file",
             "platform_public_key",

@@ -45,5 +45,5 @@ pub mod internals {
     pub use crate::logging::{for_log, safe_line};
     pub use crate::protocol::envelope::{build as build_envelope, CallInput};
     pub use crate::protocol::response::parse as parse_response;
-    pub use crate::transport::channel::open_output;
+    pub use crate::transport::sealed::open_answer;
 }

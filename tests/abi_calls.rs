@@ -104,6 +104,26 @@ fn tif_and_csb_profiles_are_accepted_and_wrong_secrets_rejected() {
     }
 }
 
+/// A csb gateway with replay protection, behind a URL with a query parameter: the
+/// SDK sends a fresh `_api_nonce` with every request and signs it with the query
+/// parameter, decoded, as the CSB client does, and the gateway (which refuses a
+/// nonce it has seen) takes the sign-in and every call.
+#[test]
+fn csb_with_a_nonce_and_a_query_parameter_is_accepted() {
+    let _g = serial();
+    let env = Env::new(Profile::Csb);
+    let url = format!("{}?region=%E5%90%89%E6%9E%97&x=a+b", env.sim.service_url());
+    assert_eq!(env.init(json!({"gateway": {"csb_nonce": true, "url": url}})), MI_OK, "{}", last_error());
+    for _ in 0..3 {
+        let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
+        assert_eq!(rc, MI_OK, "{out}");
+    }
+    let ledger = env.ledger();
+    assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
+    assert_eq!((ledger["signins"].as_array().unwrap().len(), ledger["by_infno"]["1101"].as_u64()), (1, Some(3)));
+    mi_shutdown(1000);
+}
+
 /// A tif gateway that wraps every answer in `{"code","type","message","data"}` (no
 /// `infcode`): the sign-in and a whole visit go through it, the HIS gets the
 /// platform's own envelope, and with `uncertain_policy: "reverse"` nothing is

@@ -13,11 +13,18 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
     headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-/// Checks the gateway profile's headers. `now_ms` is the simulator's clock.
-pub fn gateway(cfg: &SimConfig, headers: &[(String, String)], now_ms: i64) -> Result<(), String> {
+/// Checks the gateway profile's headers (and for csb the URL's `query`, the text
+/// after `?`). `now_ms` is the simulator's clock. Returns the csb `_api_nonce`, if
+/// one was sent, for the caller to refuse a replay.
+pub fn gateway(
+    cfg: &SimConfig,
+    headers: &[(String, String)],
+    query: &str,
+    now_ms: i64,
+) -> Result<Option<String>, String> {
     let window_ms = cfg.time_window_s * 1000;
     match cfg.profile {
-        Profile::Plain => Ok(()),
+        Profile::Plain => Ok(None),
         Profile::Tif => {
             let get = |n: &str| header(headers, n).ok_or_else(|| format!("网关校验失败: 缺少请求头 {n}"));
             let (id, ts, nonce, sig) =
@@ -39,37 +46,79 @@ pub fn gateway(cfg: &SimConfig, headers: &[(String, String)], now_ms: i64) -> Re
             if hex_lower(&h.finalize()) != sig {
                 return Err("网关校验失败: x-tif-signature 签名不正确".into());
             }
-            Ok(())
+            Ok(None)
         }
-        Profile::Csb => {
-            let get = |n: &str| header(headers, n).ok_or_else(|| format!("CSB校验失败: 缺少请求头 {n}"));
-            let (name, ver, ak, ts, sig) = (
-                get("_api_name")?,
-                get("_api_version")?,
-                get("_api_access_key")?,
-                get("_api_timestamp")?,
-                get("_api_signature")?,
-            );
-            if name != cfg.api_name || ak != cfg.access_key {
-                return Err("CSB校验失败: _api_name 或 _api_access_key 不正确".into());
-            }
-            let t: i64 = ts.parse().map_err(|_| "CSB校验失败: _api_timestamp 不是毫秒时间戳".to_string())?;
-            if (t - now_ms).abs() > window_ms {
-                return Err("签名时间戳超时".into());
-            }
-            let mut pairs =
-                [("_api_access_key", ak), ("_api_name", name), ("_api_timestamp", ts), ("_api_version", ver)];
-            pairs.sort();
-            let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(cfg.secret_key.as_bytes()).expect("any key length");
-            mac.update(text.join("&").as_bytes());
-            let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-            if want != sig {
-                return Err("CSB校验失败: _api_signature 签名不正确".into());
-            }
-            Ok(())
-        }
+        Profile::Csb => csb(cfg, headers, query, now_ms),
     }
+}
+
+/// What a CSB gateway checks: the four required `_api_*` headers, the clock, and
+/// `_api_signature` over every `_api_*` header received (but the signature and the
+/// unsigned `_api_sign_algorithm`) plus the query parameters, decoded, sorted by
+/// name then value, as the Alibaba CSB client signs them.
+fn csb(cfg: &SimConfig, headers: &[(String, String)], query: &str, now_ms: i64) -> Result<Option<String>, String> {
+    let get = |n: &str| header(headers, n).ok_or_else(|| format!("CSB校验失败: 缺少请求头 {n}"));
+    let (name, _, ak, ts, sig) = (
+        get("_api_name")?,
+        get("_api_version")?,
+        get("_api_access_key")?,
+        get("_api_timestamp")?,
+        get("_api_signature")?,
+    );
+    if name != cfg.api_name || ak != cfg.access_key {
+        return Err("CSB校验失败: _api_name 或 _api_access_key 不正确".into());
+    }
+    let t: i64 = ts.parse().map_err(|_| "CSB校验失败: _api_timestamp 不是毫秒时间戳".to_string())?;
+    if (t - now_ms).abs() > cfg.time_window_s * 1000 {
+        return Err("签名时间戳超时".into());
+    }
+    if let Some(alg) = header(headers, "_api_sign_algorithm").filter(|a| *a != "HmacSHA1") {
+        return Err(format!("CSB校验失败: 不支持的签名算法 {alg}"));
+    }
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| k.starts_with("_api_") && k != "_api_signature" && k != "_api_sign_algorithm")
+        .collect();
+    pairs.extend(query_pairs(query)?);
+    pairs.sort();
+    let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(cfg.secret_key.as_bytes()).expect("any key length");
+    mac.update(text.join("&").as_bytes());
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    if want != sig {
+        return Err("CSB校验失败: _api_signature 签名不正确".into());
+    }
+    Ok(header(headers, "_api_nonce").map(str::to_owned))
+}
+
+/// A query string's parameters, decoded as a form (`+` a space, `%XX` a byte).
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+    let decode = |s: &str| -> Result<String, String> {
+        let s = s.replace('+', " ");
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(hex.ok_or_else(|| format!("CSB校验失败: URL 参数编码错误 [{s}]"))?);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).map_err(|_| "CSB校验失败: URL 参数不是 UTF-8".to_string())
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 fn hex_lower(b: &[u8]) -> String {

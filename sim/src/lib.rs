@@ -26,7 +26,10 @@
 //! Variants of a real deployment, chosen by [`SimConfig`]: `wrap_answers` answers as
 //! a tif gateway that wraps the platform's envelope in `{"code","type","message",
 //! "data"}` (`data` an object, or with `wrap_data_as_string` a JSON string), and
-//! refuses a bad gateway signature or clock with `code` 401 and nothing processed.
+//! refuses a bad gateway signature or clock with `code` 401 and nothing processed;
+//! `encrypt_answers` answers as Jilin does, `output` Base64 SM4 and signed in
+//! `cainfo` (SM2, [`sealed`]; faults `{"bad_cainfo": true}`, a signature over other
+//! text, and `garble_output`, a signed ciphertext no key opens).
 //!
 //! Beside the outpatient visit it runs the inpatient, pharmacy, inventory,
 //! settlement-list, query and reconciliation classes (`classes.rs`) and serves the
@@ -48,6 +51,7 @@ mod pharmacy;
 mod queries;
 mod reconcile;
 pub mod registry;
+pub mod sealed;
 
 use http::Reply;
 use serde_json::{json, Map, Value};
@@ -95,6 +99,10 @@ pub struct SimConfig {
     pub wrap_answers: bool,
     /// With `wrap_answers`, `data` as a JSON string rather than an object.
     pub wrap_data_as_string: bool,
+    /// Answer as Jilin does: `output` Base64 SM4 under the app's data key, signed
+    /// in `cainfo` (SM2) with `answer_private_key` (see [`sealed`]).
+    pub encrypt_answers: bool,
+    pub answer_private_key: [u8; 32],
     /// The mobile-payment app the platform knows (also the key of `enc_type: SM4`).
     pub mp_app_id: String,
     pub mp_app_secret: String,
@@ -113,6 +121,11 @@ impl SimConfig {
     pub fn mp_platform_public_key(&self) -> String {
         mobile::public_key_b64(&self.mp_platform_private_key, &self.mp_app_secret)
     }
+
+    /// The public key that checks `encrypt_answers`' signatures, as a config names it.
+    pub fn answer_public_key(&self) -> String {
+        sealed::public_key_b64(&self.answer_private_key)
+    }
 }
 
 impl Default for SimConfig {
@@ -130,6 +143,8 @@ impl Default for SimConfig {
             infcode_as_string: false,
             wrap_answers: false,
             wrap_data_as_string: false,
+            encrypt_answers: false,
+            answer_private_key: sealed::TEST_ANSWER_PRIVATE_KEY,
             mp_app_id: mobile::TEST_APP_ID.into(),
             mp_app_secret: mobile::TEST_APP_SECRET.into(),
             mp_app_public_key: mobile::public_key_b64(&mobile::TEST_APP_PRIVATE_KEY, mobile::TEST_APP_SECRET),
@@ -151,6 +166,8 @@ struct Shared {
     /// Cut the next 9102 zip stream after this many bytes (0: no), once.
     cut_download_once: std::sync::atomic::AtomicU64,
     gates: gates::Gates,
+    /// The csb `_api_nonce`s seen: each is good once.
+    nonces: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running simulator. Dropping it stops it.
@@ -177,6 +194,7 @@ impl Sim {
             cut_download_once: Default::default(),
             orders: Mutex::new(mobile::Orders::default()),
             gates: Default::default(),
+            nonces: Default::default(),
         });
         let sh = shared.clone();
         let server =
@@ -308,7 +326,17 @@ fn answer(status: u16, body: String) -> Reply {
     Reply::Answer { status, content_type: JSON, body }
 }
 
-fn handle(sh: &Shared, rq: http::Request) -> Reply {
+fn handle(sh: &Shared, mut rq: http::Request) -> Reply {
+    // Routes are paths; the query string is only for the csb signature.
+    let query = match rq.path.split_once('?') {
+        Some((path, query)) => {
+            let query = query.to_string();
+            rq.path = path.to_string();
+            query
+        }
+        None => String::new(),
+    };
+    let query = query.as_str();
     if rq.method == "GET" && rq.path == "/sim/ledger" {
         return answer(200, books(sh).to_string());
     }
@@ -347,7 +375,7 @@ fn handle(sh: &Shared, rq: http::Request) -> Reply {
     if rq.method != "POST" {
         return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
-    let (status, body, fault) = process(sh, &rq.headers, &rq.body, path_infno.as_deref(), route);
+    let (status, body, fault) = process(sh, &rq.headers, query, &rq.body, path_infno.as_deref(), route);
     let body = if sh.cfg.wrap_answers { wrapped(&sh.cfg, &body) } else { body };
     if route == Route::Only("9102") {
         if let Some(zip) = take_zip(sh, &rq.body) {
@@ -437,6 +465,7 @@ fn faults(sh: &Shared, body: &[u8]) -> Reply {
 fn process(
     sh: &Shared,
     headers: &[(String, String)],
+    query: &str,
     body: &[u8],
     path_infno: Option<&str>,
     route: Route,
@@ -450,7 +479,14 @@ fn process(
         if !ct.to_ascii_lowercase().starts_with("application/json") {
             return Err(format!("Content-Type 应为 application/json, 收到 [{ct}]"));
         }
-        if let Err(why) = checks::gateway(&sh.cfg, headers, now_ms) {
+        let gateway = checks::gateway(&sh.cfg, headers, query, now_ms).and_then(|nonce| match nonce {
+            // A nonce is good once: a gateway with replay protection refuses it again.
+            Some(n) if !sh.nonces.lock().unwrap_or_else(|p| p.into_inner()).insert(n.clone()) => {
+                Err(format!("CSB校验失败: _api_nonce [{n}] 已使用过, 疑似重放请求"))
+            }
+            _ => Ok(()),
+        });
+        if let Err(why) = gateway {
             // A wrapping gateway refuses in its own words, before the platform.
             return Err(if sh.cfg.wrap_answers { format!("{GATEWAY_REFUSAL}{why}") } else { why });
         }
@@ -471,7 +507,7 @@ fn process(
         }
         Err(why) => {
             ledger.reject(&why);
-            let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, false);
+            let r = reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, false);
             return (200, r, Map::new());
         }
     };
@@ -516,11 +552,16 @@ fn process(
     };
     if let Some(why) = refused {
         ledger.reject(&why);
-        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string), fault);
+        return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, as_string), fault);
     }
     ledger.seen_msgids.insert(msgid.clone());
     ledger.processed_msgids.push(msgid);
     let r = match ledger.run(&infno, &env) {
+        Ok(output) if sh.cfg.encrypt_answers => {
+            let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
+            let (output, cainfo) = sealed::seal(&key, &sh.cfg.answer_private_key, &output, &fault);
+            reply(&mut ledger, &sh.cfg, 0, "", output, Some(cainfo), as_string)
+        }
         Ok(output) => {
             // An encrypted request gets its output encrypted the same way.
             let output = if env.get("enc_type").and_then(Value::as_str) == Some("SM4") {
@@ -534,9 +575,9 @@ fn process(
             } else {
                 output
             };
-            reply(&mut ledger, &sh.cfg, 0, "", output, as_string)
+            reply(&mut ledger, &sh.cfg, 0, "", output, None, as_string)
         }
-        Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, as_string),
+        Err(why) => reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, as_string),
     };
     (200, r, fault)
 }
@@ -564,6 +605,8 @@ fn reply(
     infcode: i64,
     err_msg: &str,
     output: Value,
+    // The SM2 signature over a sealed output (`encrypt_answers`).
+    cainfo: Option<String>,
     as_string: bool,
 ) -> String {
     let now = checks::now_local().format("%Y%m%d%H%M%S%3f").to_string();
@@ -576,8 +619,8 @@ fn reply(
         "err_msg": if err_msg.is_empty() { Value::Null } else { json!(err_msg) },
         "warn_msg": null,
         "output": output,
-        "cainfo": null,
-        "signtype": null,
+        "signtype": if cainfo.is_some() { json!("SM2") } else { Value::Null },
+        "cainfo": cainfo,
         "enctype": null
     })
     .to_string()

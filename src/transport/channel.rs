@@ -1,15 +1,18 @@
 //! How an envelope becomes what goes on the wire, and an answer what the HIS gets:
-//! the 两定 gateway (optionally with the Fujian-style SM4 `input`), the mobile-
+//! the 两定 gateway (optionally with the Fujian-style SM4 `input`, and an `output`
+//! sealed by the platform, docs/protocol.md, "Encrypted answers"), the mobile-
 //! payment platform (encrypted and signed, docs/protocol.md, "Mobile payment"), or
 //! the file channel. The journal always keeps the plaintext on both sides.
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::mobile_pay::{self, Keys};
+use crate::crypto::sealed_output::{Seal, SealedOutput};
 use crate::crypto::sm::{self, Mode};
 use crate::error::{Error, Result};
 use crate::protocol::transactions;
 use crate::transport::files::FileChannel;
+use crate::transport::sealed::opened;
 use crate::transport::{Exchange, Reply, Transport};
 use serde_json::Value;
 
@@ -18,6 +21,8 @@ pub struct Channels {
     mobile: Option<(Keys, String, String)>,
     /// `gateway.encrypt_input`: the appId and the SM4 data key for `input`.
     encrypt_input: Option<(String, [u8; 16])>,
+    /// How the platform seals `output`, if it does.
+    sealed_output: Option<SealedOutput>,
     /// 9101 and 9102, to their own URLs.
     files: FileChannel,
     clock: Clock,
@@ -33,12 +38,18 @@ impl Channels {
             let keys = Keys::new(&m.app_id, m.app_secret.expose(), m.private_key.expose(), &m.platform_public_key)?;
             Some((keys, m.url.trim_end_matches('/').to_string(), m.version.clone()))
         };
-        let encrypt_input = if cfg.gateway.encrypt_input {
-            Some((m.app_id.clone(), mobile_pay::data_key(&m.app_id, m.app_secret.expose())?))
+        let g = &cfg.gateway;
+        let data_key = || mobile_pay::data_key(&m.app_id, m.app_secret.expose());
+        let encrypt_input = if g.encrypt_input { Some((m.app_id.clone(), data_key()?)) } else { None };
+        let sealed_output = if g.decrypt_answers {
+            let platform = sm::verifying_key(&g.platform_public_key, &g.sm2_user_id)?;
+            Some(SealedOutput { key: data_key()?, seal: Seal::Signed(platform) })
+        } else if g.encrypt_input {
+            Some(SealedOutput { key: data_key()?, seal: Seal::Hex })
         } else {
             None
         };
-        Ok(Channels { transport, mobile, encrypt_input, files: FileChannel::new(cfg), clock })
+        Ok(Channels { transport, mobile, encrypt_input, sealed_output, files: FileChannel::new(cfg), clock })
     }
 
     /// Breaks off every exchange in flight (see [`Transport::interrupt`]).
@@ -65,7 +76,7 @@ impl Channels {
     pub fn exchange(&self, infno: &str, envelope: &str) -> Exchange {
         let transport = &self.transport;
         if transactions::is_file_transfer(infno) {
-            return self.files.exchange(transport, infno, envelope);
+            return self.files.exchange(transport, infno, envelope, self.sealed_output.as_ref());
         }
         if let (Some(path), Some((keys, url, version))) = (transactions::mobile_pay_path(infno), &self.mobile) {
             let env: Value = serde_json::from_str(envelope).unwrap_or(Value::Null);
@@ -81,36 +92,25 @@ impl Channels {
                 },
             };
         }
-        let Some((app_id, key)) = &self.encrypt_input else {
-            return transport.post(infno, envelope).into();
+        let sent = match &self.encrypt_input {
+            None => transport.post(infno, envelope),
+            Some((app_id, key)) => transport.post(infno, &sealed_input(app_id, key, envelope)),
         };
-        let mut env: serde_json::Map<String, Value> = serde_json::from_str(envelope).unwrap_or_default();
-        let input = env.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into());
-        let sealed = sm::sm4_encrypt(Mode::Ecb, key, None, input.as_bytes()).expect("a 16-byte key");
-        env.insert("app_id".into(), Value::String(app_id.clone()));
-        env.insert("enc_type".into(), Value::String("SM4".into()));
-        env.insert("input".into(), Value::String(sm::to_hex_upper(&sealed)));
-        match transport.post(infno, &Value::Object(env).to_string()) {
+        match sent {
             Err(f) => Exchange::Failed(f),
-            Ok(r) => match open_output(key, &r.body) {
-                Ok(body) => Exchange::Answer(Reply { status: r.status, body }),
-                Err(why) => Exchange::Unverified { status: r.status, body: r.body, why },
-            },
+            Ok(r) => opened(self.sealed_output.as_ref(), r),
         }
     }
 }
 
-/// With `enc_type: "SM4"` the platform may answer `output` as hex ciphertext: give
-/// the HIS the decrypted JSON in its place. Other answers pass unchanged.
-pub fn open_output(key: &[u8; 16], body: &str) -> std::result::Result<String, String> {
-    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(body) else { return Ok(body.to_string()) };
-    let Some(Value::String(hex)) = m.get("output") else { return Ok(body.to_string()) };
-    if hex.is_empty() {
-        return Ok(body.to_string());
-    }
-    let raw = sm::from_hex(hex, "output").map_err(|e| e.message)?;
-    let plain = sm::sm4_decrypt(Mode::Ecb, key, None, &raw).map_err(|_| "output cannot be decrypted".to_string())?;
-    let v: Value = serde_json::from_slice(&plain).map_err(|_| "decrypted output is not JSON".to_string())?;
-    m.insert("output".into(), v);
-    Ok(Value::Object(m).to_string())
+/// The Fujian-style envelope: `app_id`, `enc_type: "SM4"`, and `input` as upper-case
+/// hex SM4-ECB of its JSON.
+fn sealed_input(app_id: &str, key: &[u8; 16], envelope: &str) -> String {
+    let mut env: serde_json::Map<String, Value> = serde_json::from_str(envelope).unwrap_or_default();
+    let input = env.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into());
+    let sealed = sm::sm4_encrypt(Mode::Ecb, key, None, input.as_bytes()).expect("a 16-byte key");
+    env.insert("app_id".into(), Value::String(app_id.to_string()));
+    env.insert("enc_type".into(), Value::String("SM4".into()));
+    env.insert("input".into(), Value::String(sm::to_hex_upper(&sealed)));
+    Value::Object(env).to_string()
 }

@@ -4,8 +4,10 @@
 
 use crate::config::Config;
 use crate::crypto::nonce;
+use crate::crypto::sealed_output::SealedOutput;
 use crate::files::{unpack, PRIVATE};
 use crate::protocol::transactions::FILE_UPLOAD;
+use crate::transport::sealed::opened;
 use crate::transport::{Exchange, Failure, Reply, Transport};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -35,8 +37,16 @@ impl FileChannel {
         }
     }
 
-    /// One send of a journaled file request.
-    pub fn exchange(&self, transport: &Transport, infno: &str, envelope: &str) -> Exchange {
+    /// One send of a journaled file request. The platform's own answers (the
+    /// upload's, a download's refusal) are opened if it seals them; a download's
+    /// answer made here from the zip is not the platform's, and is not.
+    pub fn exchange(
+        &self,
+        transport: &Transport,
+        infno: &str,
+        envelope: &str,
+        sealed: Option<&SealedOutput>,
+    ) -> Exchange {
         let Ok(Value::Object(mut env)) = serde_json::from_str::<Value>(envelope) else {
             return Exchange::Failed(Failure::NeverSent("the journaled envelope is not JSON".into()));
         };
@@ -44,14 +54,18 @@ impl FileChannel {
         let Some(Value::Object(private)) = private else {
             return Exchange::Failed(Failure::NeverSent(format!("{infno} needs mi_upload_file / mi_download_file")));
         };
-        let headers = transport.headers();
+        let url = if infno == FILE_UPLOAD { &self.upload_url } else { &self.download_url };
+        let headers = transport.headers(url);
         if infno == FILE_UPLOAD {
             match with_file_bytes(&mut env, &private) {
                 Ok(()) => {}
                 Err(why) => return Exchange::Failed(Failure::NeverSent(why)),
             }
             let body = Value::Object(env).to_string();
-            return transport.post_with_timeout(&self.upload_url, &headers, &body, self.timeout).into();
+            return match transport.post_with_timeout(&self.upload_url, &headers, &body, self.timeout) {
+                Ok(r) => opened(sealed, r),
+                Err(f) => Exchange::Failed(f),
+            };
         }
         let dest = PathBuf::from(private.get("dest_dir").and_then(Value::as_str).unwrap_or("."));
         let input = env.get("input").cloned().unwrap_or(Value::Null);
@@ -63,7 +77,7 @@ impl FileChannel {
             Ok(d) if d.status != 200 || !d.is_zip => {
                 // An answer in JSON (a refusal) or an error page: read as any answer.
                 let text = std::fs::read(&part).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                Exchange::Answer(Reply { status: d.status, body: text })
+                opened(sealed, Reply { status: d.status, body: text })
             }
             Ok(d) => match unpack::unpack(&part, &dest, &self.limits) {
                 Ok(files) => Exchange::Answer(Reply { status: 200, body: downloaded(&input, d.bytes, &files) }),

@@ -79,12 +79,14 @@ impl Transport {
 
     /// POSTs an envelope to the gateway (signed per its profile) and reads the answer.
     pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
-        self.post_to(&self.url(infno), &self.headers(), body)
+        let url = self.url(infno);
+        self.post_to(&url, &self.headers(&url), body)
     }
 
-    /// The signed headers of the gateway's profile for a request sent now.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        gateway::headers(&self.gateway, self.clock.unix_ms())
+    /// The signed headers of the gateway's profile for a request to `url` sent now
+    /// (a csb gateway checks the URL's query parameters too).
+    pub fn headers(&self, url: &str) -> Vec<(&'static str, String)> {
+        gateway::headers(&self.gateway, url, self.clock.unix_ms())
     }
 
     /// A plain GET of the gateway's URL with this transport's TLS settings, to see

@@ -7,6 +7,7 @@ pub mod files;
 pub mod gateway;
 pub mod http;
 mod resolve;
+pub mod sealed;
 
 pub use http::Transport;
 

@@ -7,6 +7,7 @@ const USAGE: &str = "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] 
               [--api-name NAME] [--access-key KEY] [--secret-key SECRET]
               [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]
               [--wrap-answers [--wrap-data-as-string]]   (a tif gateway that wraps answers)
+              [--encrypt-answers]   (Jilin: output Base64 SM4, SM2-signed in cainfo)
               [--tls-cert CHAIN.pem --tls-key KEY.pem]   (serve HTTPS)";
 
 fn main() {
@@ -32,6 +33,7 @@ fn main() {
             "--infcode-as-string" => cfg.infcode_as_string = true,
             "--wrap-answers" => cfg.wrap_answers = true,
             "--wrap-data-as-string" => cfg.wrap_data_as_string = true,
+            "--encrypt-answers" => cfg.encrypt_answers = true,
             "--tls-cert" => cfg.tls_cert_pem = read(&val()),
             "--tls-key" => cfg.tls_key_pem = read(&val()),
             "-h" | "--help" => {
@@ -46,6 +48,10 @@ fn main() {
     }
     let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot serve on {addr}: {e}")));
     println!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile);
+    if sim.config().encrypt_answers {
+        // What the hospital's config names as gateway.platform_public_key.
+        println!("answers signed by SM2 public key {}", sim.config().answer_public_key());
+    }
     // Flush so a parent process reading our stdout learns the port at once.
     use std::io::Write;
     let _ = std::io::stdout().flush();
