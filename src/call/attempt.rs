@@ -297,7 +297,8 @@ impl Core {
             log::debug!("request {} envelope: {}", row.id, logging::for_log(&b.envelope, self.cfg.log.mask_pii));
         }
         let t0 = self.clock.mono();
-        let sent = self.channels.exchange(&row.infno, &b.envelope);
+        let wire = crate::protocol::wire::complete(&self.cfg, &row.infno, &b.envelope, self.clock.local());
+        let sent = self.channels.exchange(&row.infno, &wire);
         let latency_ms = self.clock.mono().since(t0).as_millis() as u64;
         let judged = classify::classify(&row.infno, &b.msgid, b.no, sent, latency_ms, resendable);
         if judged.answered() {

@@ -32,7 +32,14 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     line(
         true,
         "config",
-        format!("institution {}, gateway profile {}", cfg.institution.fixmedins_code, cfg.gateway.profile.as_str()),
+        format!(
+            "institution {}, gateway profile {}, region {}, url style {}, sign-in {}",
+            cfg.institution.fixmedins_code,
+            cfg.gateway.profile.as_str(),
+            if cfg.region.is_empty() { "none (national defaults)" } else { &cfg.region },
+            crate::variant::effective_style(&cfg.gateway).as_str(),
+            cfg.sign_in.style.as_str()
+        ),
     );
     let jp = cfg.journal_path();
     if jp.is_file() {
