@@ -73,12 +73,17 @@ pub fn apply(config: Value, base_dir: &Path) -> Result<Value> {
     Ok(merged)
 }
 
-/// Lays `top` over `base`.
+/// Lays `top` over `base`; a `null` in `top` removes the key (a preset's extra
+/// field or path a site does not want), leaving the default.
 fn under(base: &mut Value, top: Value) {
     match (base, top) {
         (Value::Object(b), Value::Object(t)) => {
             for (k, v) in t {
-                under(b.entry(k).or_insert(Value::Null), v);
+                if v.is_null() {
+                    b.remove(&k);
+                } else {
+                    under(b.entry(k).or_insert(Value::Null), v);
+                }
             }
         }
         (b, t) => *b = t,
@@ -122,6 +127,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.envelope.cainfo, Cainfo::None);
         assert_eq!(c.envelope.extra["recer_admdvs"], "440000");
+        // null takes a preset's key away.
+        let c = cfg(r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"extra":{"recer_admdvs":null}}"#)
+            .unwrap();
+        assert!(c.envelope.extra.is_empty());
     }
 
     #[test]

@@ -134,9 +134,6 @@ pub fn validate(cfg: &Config) -> Result<()> {
             "is empty while gateway.url_style is per_infno: map each infno to its path".into(),
         );
     }
-    if g.url_style != UrlStyle::PerInfno && !g.paths.is_empty() {
-        return bad("gateway.paths", "is only read with gateway.url_style \"per_infno\"".into());
-    }
     for (infno, path) in &g.paths {
         if infno != "*" && !crate::infno::is_valid(infno) {
             return bad("gateway.paths", format!("\"{infno}\" is not a transaction code (or * for the others)"));
@@ -248,13 +245,16 @@ mod tests {
         assert_eq!(c.upload_url(), "http://gw/ebus/rio_fsi/fsi/api/fileupload/upload");
         let c = cfg(r#","gateway":{"url":"http://gw","url_style":"per_infno","paths":{"*":"/svc"}}"#).unwrap();
         assert_eq!(url_for(&c.gateway, "2207").unwrap(), "http://gw/svc");
+        // A config that turns a per-path preset back to one URL keeps the preset's
+        // table, unread: objects merge, so it could not empty it.
+        let c = cfg(r#","region":"hebei","gateway":{"url":"http://gw/svc","url_style":"single"}"#).unwrap();
+        assert_eq!(url_for(&c.gateway, "1101").unwrap(), "http://gw/svc");
     }
 
     #[test]
     fn bad_variant_keys_are_named() {
         for (patch, key) in [
             (r#","gateway":{"url_style":"per_infno"}"#, "gateway.paths"),
-            (r#","gateway":{"paths":{"1101":"/x"}}"#, "gateway.paths"),
             (r#","gateway":{"url_style":"per_infno","paths":{"11x":"/x"}}"#, "gateway.paths"),
             (r#","gateway":{"url_style":"per_infno","paths":{"1101":"x"}}"#, "gateway.paths.1101"),
             (r#","gateway":{"url_style":"per_infno","append_infno":true,"paths":{"1101":"/x"}}"#, "append_infno"),
