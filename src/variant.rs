@@ -115,7 +115,10 @@ pub fn validate(cfg: &Config) -> Result<()> {
             if !crate::protocol::envelope::SDK_FIELDS.contains(&f) {
                 return bad(
                     &format!("envelope.extra.{name}"),
-                    format!("\"{{{f}}}\" names no envelope field; use one of {}", SDK_FIELDS_HINT),
+                    format!(
+                        "\"{{{f}}}\" names no envelope field; use one of {}",
+                        crate::protocol::envelope::SDK_FIELDS.join(", ")
+                    ),
                 );
             }
         }
@@ -156,8 +159,6 @@ pub fn validate(cfg: &Config) -> Result<()> {
     }
     Ok(())
 }
-
-const SDK_FIELDS_HINT: &str = "mdtrtarea_admvs, insuplc_admdvs, fixmedins_code, opter ...";
 
 /// The URL a transaction is posted to; `Err` names what is missing.
 pub fn url_for(g: &Gateway, infno: &str) -> std::result::Result<String, String> {
