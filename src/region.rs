@@ -14,14 +14,22 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("hebei", include_str!("../data/regions/hebei.json")),
 ];
 
+/// The largest preset file read: a preset is a few keys and a path table.
+const MAX_PRESET_BYTES: u64 = 1 << 20;
+
 /// The keys of a preset: its JSON object without its `_`-prefixed notes
 /// (`_source`, `_about`).
 pub fn preset(name_or_file: &str, base_dir: &Path) -> Result<Map<String, Value>> {
     let bad = |why: String| Error::config(format!("config key `region`: {why}"));
     let text = if is_file(name_or_file) {
         let path = base_dir.join(name_or_file);
-        std::fs::read_to_string(&path)
-            .map_err(|e| bad(format!("the preset file {} cannot be read: {e}", path.display())))?
+        let cannot = |why: String| bad(format!("the preset file {} cannot be read: {why}", path.display()));
+        // A device or a huge file named by mistake must not hang or exhaust mi_init.
+        let meta = std::fs::metadata(&path).map_err(|e| cannot(e.to_string()))?;
+        if !meta.is_file() || meta.len() > MAX_PRESET_BYTES {
+            return Err(cannot(format!("not a JSON file of at most {MAX_PRESET_BYTES} bytes")));
+        }
+        std::fs::read_to_string(&path).map_err(|e| cannot(e.to_string()))?
     } else {
         let known = || PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
         let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_file) else {
@@ -142,6 +150,10 @@ mod tests {
         assert!(e.message.contains("region"), "{}", e.message);
         let e = cfg(r#","region":"./missing.json""#).unwrap_err();
         assert!(e.message.contains("missing.json"), "{}", e.message);
+        for not_a_preset in ["/dev/zero", "/"] {
+            let e = cfg(&format!(r#","region":"{not_a_preset}""#)).unwrap_err();
+            assert!(e.message.contains("at most 1048576 bytes"), "{not_a_preset}: {}", e.message);
+        }
     }
 
     #[test]
