@@ -2,7 +2,8 @@
 # Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl, python3,
 # valgrind, mono for C#, fpc for Delphi) when missing,
 # then: format and lint checks, the build (shared library and header), all Rust, C
-# and simulator tests, and the fuzz targets for 20 s each (scripts/fuzz.sh).
+# and simulator tests, a subset of them again under each province variant, and the
+# fuzz targets for 20 s each (scripts/fuzz.sh).
 # With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,19 @@ fi
 echo "== cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
+# Province variants (docs/regions/): a cheap subset again against each non-default
+# one, chosen on both sides (simulator and SDK config) by MI_SIM_VARIANT alone: the
+# outpatient visit and the failure classes (abi_calls), the async queue (abi_async),
+# a 9101/9102 round trip and the secrets sweep (the Guangzhou sign-in password). About
+# 20 s per variant on 2 cores.
+for variant in guangzhou hebei; do
+  echo "== cargo test, province variant $variant"
+  for t in abi_calls abi_async secrets "files upload_then_download_round_trip_through_the_c_abi"; do
+    # shellcheck disable=SC2086 # "binary [filter]" splits on purpose
+    set -- $t
+    MI_SIM_VARIANT=$variant cargo test -p mi_sdk --test "$1" ${2:+"$2"} 2>&1 | tee -a target/test-output.txt
+  done
+done
 # One closing line over all test binaries, for people and CI alike.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes; the count includes the unit tests run on Windows under wine64)\n", p, f, i }' target/test-output.txt $( [ -f target/windows-units.txt ] && [ "$windows" = 1 ] && echo target/windows-units.txt)
 # Fuzzing (nightly, cargo-fuzz): each target for FUZZ_SECONDS, two at a time. 20 s

@@ -60,6 +60,12 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub files: Files,
+    /// Province variants of the envelope (docs/configuration.md, `envelope`).
+    #[serde(default)]
+    pub envelope: crate::variant::Envelope,
+    /// The region preset applied under the keys given (docs/regions/); empty: none.
+    #[serde(default)]
+    pub region: String,
     /// Where relative paths were resolved from; not a JSON key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -92,7 +98,11 @@ pub struct Institution {
 pub struct Gateway {
     pub url: String,
     pub profile: Profile,
+    /// Kept as another name for `url_style: "append_infno"`.
     pub append_infno: bool,
+    pub url_style: crate::variant::UrlStyle,
+    /// `per_infno`: transaction (or `*`) -> path under `url`, or a whole URL.
+    pub paths: std::collections::BTreeMap<String, String>,
     pub paas_id: String,
     pub paas_token: Secret,
     pub api_name: String,
@@ -125,6 +135,8 @@ impl Default for Gateway {
             url: "http://127.0.0.1:8080/fsi/api/rsfComIfsService/callService".into(),
             profile: Profile::Plain,
             append_infno: false,
+            url_style: Default::default(),
+            paths: Default::default(),
             paas_id: String::new(),
             paas_token: Secret::default(),
             api_name: String::new(),
@@ -200,11 +212,16 @@ impl Default for MobilePay {
 #[serde(deny_unknown_fields, default)]
 pub struct SignIn {
     pub auto: bool,
+    /// The shape of the 9001 input and answer.
+    pub style: crate::variant::SignInStyle,
+    /// `guangzhou`: the login account (`userid`) and its password.
+    pub userid: String,
+    pub password: Secret,
 }
 
 impl Default for SignIn {
     fn default() -> Self {
-        SignIn { auto: true }
+        SignIn { auto: true, style: Default::default(), userid: String::new(), password: Secret::default() }
     }
 }
 
@@ -420,8 +437,9 @@ impl Config {
     /// Parses and validates JSON text; `base_dir` anchors relative paths.
     pub fn from_json(text: &str, base_dir: &Path) -> Result<Config> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::config(format!("config: {e}")))?;
+        let value = crate::region::apply(value, base_dir)?;
+        let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path == "." || path.is_empty() {
@@ -477,24 +495,33 @@ impl Config {
         self.base_dir.join(&self.journal.path)
     }
 
-    /// Where 9101 uploads go: `files.upload_url`, or the platform's upload path
-    /// beside `gateway.url` (docs/protocol.md, "Files").
+    /// Where 9101 uploads go: `files.upload_url`, or where the gateway's URL style
+    /// puts 9101 (docs/protocol.md, "Files").
     pub fn upload_url(&self) -> String {
-        self.file_url(&self.files.upload_url, "/fsi/api/fileupload/upload")
+        self.file_url(&self.files.upload_url, crate::protocol::transactions::FILE_UPLOAD, UPLOAD_PATH)
     }
 
-    /// Where 9102 downloads come from: `files.download_url`, or beside `gateway.url`.
+    /// Where 9102 downloads come from: `files.download_url`, or where the URL style puts 9102.
     pub fn download_url(&self) -> String {
-        self.file_url(&self.files.download_url, "/fsi/api/fileupload/download")
+        self.file_url(&self.files.download_url, crate::protocol::transactions::FILE_DOWNLOAD, DOWNLOAD_PATH)
     }
 
-    /// `http://gw:8080/fsi/api/rsfComIfsService/callService` -> `http://gw:8080<path>`;
-    /// a gateway mounted under a prefix (`http://gw/hsa/fsi/api/...`) keeps it.
-    fn file_url(&self, configured: &str, path: &str) -> String {
+    fn file_url(&self, configured: &str, infno: &str, path: &str) -> String {
         if !configured.trim().is_empty() {
             return configured.trim().to_string();
         }
-        let url = self.gateway.url.trim();
+        crate::variant::file_url(&self.gateway, infno, path)
+    }
+}
+
+const UPLOAD_PATH: &str = "/fsi/api/fileupload/upload";
+const DOWNLOAD_PATH: &str = "/fsi/api/fileupload/download";
+
+impl Gateway {
+    /// `http://gw:8080/fsi/api/rsfComIfsService/callService` -> `http://gw:8080<path>`;
+    /// a gateway mounted under a prefix (`http://gw/hsa/fsi/api/...`) keeps it.
+    pub fn beside(&self, path: &str) -> String {
+        let url = self.url.trim();
         let base = match url.find("/fsi/") {
             Some(i) => &url[..i],
             None => {
@@ -504,7 +531,9 @@ impl Config {
         };
         format!("{base}{path}")
     }
+}
 
+impl Config {
     /// The folder of extra catalogue layouts, resolved against the config's folder.
     pub fn catalog_layouts_dir(&self) -> Option<PathBuf> {
         let f = self.files.catalog_layouts.trim();
@@ -693,6 +722,7 @@ impl Config {
                  resent after it may have left; list queries and calculations only"
             )));
         }
+        crate::variant::validate(self)?;
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
         }
@@ -838,6 +868,14 @@ mod example_tests {
         let text = std::fs::read_to_string(&path).unwrap();
         for key in [
             "append_infno",
+            "url_style",
+            "paths",
+            "region",
+            "style",
+            "userid",
+            "password",
+            "extra",
+            "cainfo",
             "encrypt_input",
             "csb_nonce",
             "decrypt_answers",

@@ -22,9 +22,11 @@ mod journal;
 mod logging;
 pub mod ops;
 mod protocol;
+mod region;
 mod sdk;
 mod stats;
 mod transport;
+pub mod variant;
 
 pub use call::Outcome;
 pub use charset::Charset;

@@ -8,51 +8,6 @@ use mi_sdk::ffi::*;
 use mi_sim::Profile;
 use serde_json::{json, Value};
 
-/// Runs 1101 -> 2201 -> 2203 -> 2204 -> 2206 -> 2207 and returns the 2207 output.
-fn outpatient_visit(otp_no: &str) -> Value {
-    let (rc, p) = call("1101", q1101(ZHANG_CERTNO));
-    assert_eq!(rc, MI_OK, "{p}");
-    let psn_no = p["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_string();
-    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"].as_str().unwrap().to_string();
-    let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": insuplc});
-    let (rc, r) = call(
-        "2201",
-        per_call(json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
-        "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "ipt_otp_no": otp_no, "atddr_no": "D001", "dr_name": "李医生",
-        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})),
-    );
-    assert_eq!(rc, MI_OK, "{r}");
-    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
-    let (rc, r) = call(
-        "2203",
-        per_call(json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
-        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []})),
-    );
-    assert_eq!(rc, MI_OK, "{r}");
-    let fee = |sn: &str, codg: &str, cnt: f64, pric: f64| {
-        json!({"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
-        "chrg_bchno": "B1", "fee_ocur_time": "2026-11-27 09:10:00", "med_list_codg": codg, "medins_list_codg": codg,
-        "det_item_fee_sumamt": cnt * pric, "cnt": cnt, "pric": pric, "bilg_dept_codg": "A03", "bilg_dept_name": "内科",
-        "bilg_dr_codg": "D001", "bilg_dr_name": "李医生", "hosp_appr_flag": "1"})
-    };
-    let (rc, r) = call(
-        "2204",
-        per_call(
-            json!({"feedetail": [fee("F1", "XJ01CAA040A001010104463", 2.0, 25.5), fee("F2", "001102000010000", 1.0, 30.0)]}),
-        ),
-    );
-    assert_eq!(rc, MI_OK, "{r}");
-    assert_eq!(r["output"]["result"].as_array().unwrap().len(), 2);
-    let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "med_type": "11",
-        "medfee_sumamt": 81.0, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "insutype": "310", "acct_used_flag": "1"}});
-    let (rc, r) = call("2206", per_call(settle.clone()));
-    assert_eq!(rc, MI_OK, "{r}");
-    assert!(r["output"]["setlinfo"]["setl_id"].is_null());
-    let (rc, r) = call("2207", per_call(settle));
-    assert_eq!(rc, MI_OK, "{r}");
-    r
-}
-
 #[test]
 fn outpatient_visit_end_to_end_plain() {
     let _g = serial();
@@ -353,7 +308,7 @@ fn a_refused_sign_no_means_a_new_sign_in_and_one_resend_under_a_fresh_msgid() {
     // The platform restarts: today's sign_no in the journal means nothing to it now.
     let fresh = Env::plain();
     let patch =
-        json!({"gateway": {"url": fresh.sim.service_url()}, "journal": {"path": env.journal_path().to_string_lossy()}});
+        json!({"gateway": {"url": fresh.gateway_url()}, "journal": {"path": env.journal_path().to_string_lossy()}});
     assert_eq!(fresh.init(patch), MI_OK);
     let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
     assert_eq!(rc, MI_OK, "{out}");

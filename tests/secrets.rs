@@ -1,6 +1,6 @@
 //! Secrets and personal data (issue 8): with every secret of the config set (the
 //! gateway's `paas_token` or `secret_key`, the mobile-payment `app_secret` and
-//! `private_key`), a day's worth of calls — successes, refusals, a settlement, a
+//! `private_key`, and under `MI_SIM_VARIANT=guangzhou` the sign-in password), a day's worth of calls — successes, refusals, a settlement, a
 //! mobile payment, async requests, a config error, a rejected signature — and the
 //! operator's commands, no file the SDK wrote (logs, journal, WAL), no status
 //! output, command output or error text holds a secret, and the log holds no
@@ -30,7 +30,7 @@ fn no_secret_anywhere_and_no_personal_data_in_logs() {
         let env = Env::new(profile);
         let s = env.sim.config().clone();
         let private_key = mobile::b64(&mobile::TEST_APP_PRIVATE_KEY);
-        let secrets = [TIF_TOKEN, CSB_SECRET, mobile::TEST_APP_SECRET, private_key.as_str()];
+        let secrets = [TIF_TOKEN, CSB_SECRET, mobile::TEST_APP_SECRET, private_key.as_str(), GZ_PASSWORD];
         let config = env.config(json!({
             "log": {"level": "trace"},
             "mobile_pay": {"url": env.sim.base_url(), "app_id": s.mp_app_id, "app_secret": mobile::TEST_APP_SECRET,

@@ -72,7 +72,7 @@ fn https_env(cert: &Path, key: &Path) -> Env {
     };
     let sim = Sim::start(cfg, "127.0.0.1:0").expect("the simulator serves HTTPS");
     assert!(sim.service_url().starts_with("https://"));
-    Env { sim, dir: tempfile::tempdir().unwrap(), profile: Profile::Plain }
+    Env { sim, dir: tempfile::tempdir().unwrap(), profile: Profile::Plain, region: Region::National }
 }
 
 /// Registration (2201) changes state: a refused certificate must read "not sent"

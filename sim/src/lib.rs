@@ -52,12 +52,14 @@ mod queries;
 mod reconcile;
 pub mod registry;
 pub mod sealed;
+pub mod variants;
 
 use http::Reply;
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use variants::Route;
 
 pub const SERVICE_PATH: &str = "/fsi/api/rsfComIfsService/callService";
 
@@ -114,6 +116,8 @@ pub struct SimConfig {
     /// (the default) serve plain HTTP.
     pub tls_cert_pem: Vec<u8>,
     pub tls_key_pem: Vec<u8>,
+    /// A province's variant: URLs served, 9001 shape, required fields, SM3 cainfo.
+    pub variant: variants::Variant,
 }
 
 impl SimConfig {
@@ -151,6 +155,7 @@ impl Default for SimConfig {
             mp_platform_private_key: mobile::TEST_PLATFORM_PRIVATE_KEY,
             tls_cert_pem: Vec::new(),
             tls_key_pem: Vec::new(),
+            variant: Default::default(),
         }
     }
 }
@@ -362,22 +367,17 @@ fn handle(sh: &Shared, mut rq: http::Request) -> Reply {
     if rq.method == "POST" && rq.path == "/sim/faults" {
         return faults(sh, &rq.body);
     }
-    // The service takes every transaction but the files, which have URLs of their own.
-    let (path_infno, route) = match (rq.path.as_str(), rq.path.strip_prefix(SERVICE_PATH)) {
-        (files::UPLOAD_PATH, _) => (None, Route::Only("9101")),
-        (files::DOWNLOAD_PATH, _) => (None, Route::Only("9102")),
-        (_, Some("")) => (None, Route::Service),
-        (_, Some(rest)) if rest.starts_with('/') => (Some(rest[1..].to_string()), Route::Service),
-        _ => {
-            return answer(404, json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)}).to_string())
-        }
+    // Only the URLs of the configured style exist; the single style's service takes
+    // every transaction but the files, which have URLs of their own.
+    let Some(route) = variants::route(&sh.cfg.variant.urls, &rq.path) else {
+        return answer(404, json!({"infcode": -1, "err_msg": format!("no such service: {}", rq.path)}).to_string());
     };
     if rq.method != "POST" {
         return answer(405, json!({"infcode": -1, "err_msg": "only POST"}).to_string());
     }
-    let (status, body, fault) = process(sh, &rq.headers, query, &rq.body, path_infno.as_deref(), route);
+    let (status, body, fault) = process(sh, &rq.headers, query, &rq.body, &route);
     let body = if sh.cfg.wrap_answers { wrapped(&sh.cfg, &body) } else { body };
-    if route == Route::Only("9102") {
+    if route == Route::Only("9102".into()) {
         if let Some(zip) = take_zip(sh, &rq.body) {
             let cut = sh.cut_download_once.swap(0, std::sync::atomic::Ordering::AcqRel);
             let cut_after = (cut > 0).then_some(cut as usize);
@@ -405,15 +405,6 @@ fn handle(sh: &Shared, mut rq: http::Request) -> Reply {
         };
     }
     answer(status, body)
-}
-
-/// Which transactions a URL takes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// The service: any but the file transactions.
-    Service,
-    /// A file URL: this transaction only.
-    Only(&'static str),
 }
 
 /// The zip a 9102 request was answered with, if it was processed.
@@ -467,8 +458,7 @@ fn process(
     headers: &[(String, String)],
     query: &str,
     body: &[u8],
-    path_infno: Option<&str>,
-    route: Route,
+    route: &Route,
 ) -> (u16, String, Map<String, Value>) {
     let now = checks::now_local();
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -497,6 +487,7 @@ fn process(
         };
         open_sm4_input(&sh.cfg, &mut env)?;
         checks::envelope(&sh.cfg, &env, now)?;
+        variants::check_envelope(&sh.cfg.variant, &env)?;
         Ok(env)
     })();
     let mut env = match env {
@@ -522,20 +513,20 @@ fn process(
     let msgid = env["msgid"].as_str().unwrap_or_default().to_string();
     let opter = env["opter"].as_str().unwrap_or_default().to_string();
     let sign_no = env["sign_no"].as_str().unwrap_or_default().to_string();
-    let refused = if let Route::Only(only) = route {
-        (infno != only).then(|| format!("文件服务地址只受理 {only}, 收到 infno[{infno}]"))
-    } else if infno == "9101" || infno == "9102" {
-        Some(format!(
+    let refused = match route {
+        Route::Only(only) if *only != infno => Some(if only == "9101" || only == "9102" {
+            format!("文件服务地址只受理 {only}, 收到 infno[{infno}]")
+        } else {
+            format!("URL 中的交易编号[{only}]与报文 infno[{infno}]不一致")
+        }),
+        Route::Service if infno == "9101" || infno == "9102" => Some(format!(
             "{infno} 应发往文件服务地址 {}",
             if infno == "9101" { files::UPLOAD_PATH } else { files::DOWNLOAD_PATH }
-        ))
-    } else {
-        None
+        )),
+        _ => None,
     };
     let refused = if refused.is_some() {
         refused
-    } else if path_infno.is_some_and(|p| p != infno) {
-        Some(format!("URL 中的交易编号[{}]与报文 infno[{infno}]不一致", path_infno.unwrap_or_default()))
     } else if ledger.seen_msgids.contains(&msgid) {
         Some(format!("报文ID[{msgid}]重复"))
     } else if infno != "9001"
@@ -556,13 +547,24 @@ fn process(
     }
     ledger.seen_msgids.insert(msgid.clone());
     ledger.processed_msgids.push(msgid);
+    if infno == "9001" {
+        let input = env.get("input").cloned().unwrap_or(Value::Null);
+        match variants::sign_in_input(&sh.cfg.variant, &input, now, sh.cfg.time_window_s) {
+            Ok(national) => env.insert("input".into(), national),
+            Err(why) => {
+                ledger.reject(&why);
+                return (200, reply(&mut ledger, &sh.cfg, -1, &why, Value::Null, None, as_string), fault);
+            }
+        };
+    }
     let r = match ledger.run(&infno, &env) {
-        Ok(output) if sh.cfg.encrypt_answers => {
-            let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
-            let (output, cainfo) = sealed::seal(&key, &sh.cfg.answer_private_key, &output, &fault);
-            reply(&mut ledger, &sh.cfg, 0, "", output, Some(cainfo), as_string)
-        }
         Ok(output) => {
+            let output = if infno == "9001" { variants::sign_in_output(&sh.cfg.variant, output) } else { output };
+            if sh.cfg.encrypt_answers {
+                let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);
+                let (output, cainfo) = sealed::seal(&key, &sh.cfg.answer_private_key, &output, &fault);
+                return (200, reply(&mut ledger, &sh.cfg, 0, "", output, Some(cainfo), as_string), fault);
+            }
             // An encrypted request gets its output encrypted the same way.
             let output = if env.get("enc_type").and_then(Value::as_str) == Some("SM4") {
                 let key = mobile::data_key(&sh.cfg.mp_app_id, &sh.cfg.mp_app_secret);

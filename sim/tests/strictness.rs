@@ -39,13 +39,21 @@ impl Client {
         self.post_to(&self.sim.service_url(), env, headers)
     }
 
+    /// POSTs to `url`, which must answer 200: the JSON answer.
     fn post_to(&self, url: &str, env: &Value, headers: &[(&str, String)]) -> Value {
+        let (status, body) = self.post_at(url, env, headers);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// POSTs to any URL: the status and the JSON answer.
+    fn post_at(&self, url: &str, env: &Value, headers: &[(&str, String)]) -> (u16, Value) {
         let mut rq = self.agent.post(url).header("Content-Type", "application/json;charset=utf-8");
         for (k, v) in headers {
             rq = rq.header(*k, v);
         }
         let mut resp = rq.send(env.to_string()).unwrap();
-        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+        (resp.status().as_u16(), serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
     }
 
     fn sign_in(&mut self) -> String {
@@ -303,4 +311,124 @@ fn the_binary_prints_its_url_and_serves() {
     child.kill().unwrap();
     let _ = child.wait();
     assert!(line.contains("Tif"));
+}
+
+/// A Guangzhou platform: url + infno, the data{...} sign-in answered at
+/// output.result, recer_admdvs required, cainfo = SM3 of the input.
+fn guangzhou() -> SimConfig {
+    use mi_sim::variants::{SignIn, Urls, Variant};
+    SimConfig {
+        variant: Variant {
+            urls: Urls::AppendInfno,
+            sign_in: SignIn::Guangzhou,
+            userid: "gz-user".into(),
+            password: "gz-pass".into(),
+            required_fields: vec!["recer_admdvs".into()],
+            sm3_cainfo: true,
+        },
+        ..SimConfig::default()
+    }
+}
+
+/// An envelope as a Guangzhou client completes it: recer_admdvs, SM3 and cainfo.
+fn gz_sealed(mut e: Value) -> Value {
+    e["recer_admdvs"] = json!("440100");
+    e["signtype"] = json!("SM3");
+    e["cainfo"] = json!(sm3_hex(&e["input"]));
+    e
+}
+
+fn sm3_hex(v: &Value) -> String {
+    use sm3::Digest as _;
+    sm3::Sm3::digest(v.to_string().as_bytes()).iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[test]
+fn guangzhou_sign_in_refuses_the_national_shape_and_a_wrong_password() {
+    let mut c = Client::new(guangzhou());
+    let url = format!("{}/9001", c.sim.service_url());
+    let time = now().format("%Y%m%d%H%M%S").to_string();
+    let gz = |password: &str| {
+        json!({"data": {"mac": "11-11-11-11-11", "ip": "10.0.0.8", "userid": "gz-user", "opter_no": "0001",
+            "password": password, "currenttime": time}})
+    };
+    let national = gz_sealed(c.envelope("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}), ""));
+    rejected_with(&c.post_at(&url, &national, &[]).1, "data{mac, ip, userid, opter_no, password, currenttime}");
+    let wrong = gz_sealed(c.envelope("9001", gz(&mi_sim::variants::password_digest(&time, "guess")), ""));
+    rejected_with(&c.post_at(&url, &wrong, &[]).1, "密码错误");
+    let plain = gz_sealed(c.envelope("9001", gz("gz-pass"), ""));
+    rejected_with(&c.post_at(&url, &plain, &[]).1, "密码错误");
+    let right = gz_sealed(c.envelope("9001", gz(&mi_sim::variants::password_digest(&time, "gz-pass")), ""));
+    let (status, r) = c.post_at(&url, &right, &[]);
+    assert_eq!((status, &r["infcode"]), (200, &json!(0)), "{r}");
+    let sign_no = r["output"]["result"]["sign_no"].as_str().expect("answered at output.result");
+    assert!(r["output"].get("signinoutb").is_none());
+    // The sign_no is good for business at its own URL.
+    let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
+    let e = gz_sealed(c.envelope("1101", q, sign_no));
+    assert_eq!(c.post_at(&format!("{}/1101", c.sim.service_url()), &e, &[]).1["infcode"], 0);
+    // And the national platform refuses the Guangzhou shape.
+    let mut n = Client::new(SimConfig::default());
+    let e = n.envelope("9001", gz("x"), "");
+    rejected_with(&n.post(&e, &[]), "signIn.opter_no");
+}
+
+#[test]
+fn guangzhou_requires_its_fields_and_the_sm3_cainfo() {
+    let mut c = Client::new(guangzhou());
+    let url = format!("{}/1101", c.sim.service_url());
+    let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
+    let good = gz_sealed(c.envelope("1101", q.clone(), "S"));
+    let mut e = good.clone();
+    e.as_object_mut().unwrap().remove("recer_admdvs");
+    rejected_with(&c.post_at(&url, &e, &[]).1, "recer_admdvs");
+    let mut e = good.clone();
+    e["cainfo"] = json!("");
+    rejected_with(&c.post_at(&url, &e, &[]).1, "cainfo");
+    let mut e = good.clone();
+    e["input"]["data"]["mdtrt_cert_no"] = json!("440301199001015678");
+    rejected_with(&c.post_at(&url, &e, &[]).1, "cainfo");
+    let mut e = good.clone();
+    e["signtype"] = json!("");
+    rejected_with(&c.post_at(&url, &e, &[]).1, "signtype");
+    // The cainfo checks out; the (made-up) sign_no is what is refused next.
+    let mut e = good.clone();
+    e["cainfo"] = json!(e["cainfo"].as_str().unwrap().to_lowercase());
+    e["msgid"] = json!(c.msgid());
+    rejected_with(&c.post_at(&url, &e, &[]).1, "sign_no");
+}
+
+#[test]
+fn each_url_style_serves_only_its_own_urls() {
+    use mi_sim::variants::{Urls, Variant};
+    let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
+    // National: one URL; url + infno does not exist.
+    let mut c = Client::new(SimConfig::default());
+    let e = c.envelope("1101", q.clone(), "S");
+    assert_eq!(c.post_at(&format!("{}/1101", c.sim.service_url()), &e, &[]).0, 404);
+    // url + infno: the bare service URL and the national file URLs do not exist,
+    // the infno in the URL must be the envelope's.
+    let mut c = Client::new(SimConfig {
+        variant: Variant { urls: Urls::AppendInfno, ..Variant::default() },
+        ..SimConfig::default()
+    });
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}), "");
+    assert_eq!(c.post_at(&c.sim.service_url(), &e, &[]).0, 404);
+    assert_eq!(c.post_at(&c.sim.upload_url(), &e, &[]).0, 404);
+    rejected_with(&c.post_at(&format!("{}/1101", c.sim.service_url()), &e, &[]).1, "不一致");
+    // One path per transaction: only the mapped paths exist, each for its own.
+    let paths = [("9001", "/fsi/api/signInSignOutService/signIn"), ("1101", "/fsi/api/fsiPsnInfoService/queryPsnInfo")];
+    let mut c = Client::new(SimConfig {
+        variant: Variant {
+            urls: Urls::PerInfno(paths.iter().map(|(i, p)| (i.to_string(), p.to_string())).collect()),
+            ..Variant::default()
+        },
+        ..SimConfig::default()
+    });
+    let base = c.sim.base_url();
+    let e = c.envelope("9001", json!({"signIn": {"opter_no": "0001", "mac": "", "ip": ""}}), "");
+    assert_eq!(c.post_at(&c.sim.service_url(), &e, &[]).0, 404);
+    rejected_with(&c.post_at(&format!("{base}{}", paths[1].1), &e, &[]).1, "不一致");
+    let (status, r) = c.post_at(&format!("{base}{}", paths[0].1), &e, &[]);
+    assert_eq!((status, &r["infcode"]), (200, &json!(0)), "{r}");
 }

@@ -44,8 +44,8 @@ fn inserted_row(req: &NewRequest, ins: Inserted, attempts: i64) -> RequestRow {
 
 impl Core {
     /// A sync call from its parsed input to its outcome. The request row and its
-    /// first attempt are committed together, with the envelope exactly as it goes
-    /// out, so the common case costs two journal commits: one before the send and
+    /// first attempt are committed together, with the envelope as it goes out (but
+    /// for what `protocol::wire` adds on the wire only), so the common case costs two journal commits: one before the send and
     /// one after. `Err` means nothing was journaled.
     pub fn call_sync(&self, infno: &str, call: &CallInput) -> Result<Outcome> {
         let opter = call.opter(&self.cfg).to_string();
@@ -297,7 +297,8 @@ impl Core {
             log::debug!("request {} envelope: {}", row.id, logging::for_log(&b.envelope, self.cfg.log.mask_pii));
         }
         let t0 = self.clock.mono();
-        let sent = self.channels.exchange(&row.infno, &b.envelope);
+        let wire = crate::protocol::wire::complete(&self.cfg, &row.infno, &b.envelope, self.clock.local());
+        let sent = self.channels.exchange(&row.infno, &wire);
         let latency_ms = self.clock.mono().since(t0).as_millis() as u64;
         let judged = classify::classify(&row.infno, &b.msgid, b.no, sent, latency_ms, resendable);
         if judged.answered() {

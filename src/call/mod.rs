@@ -195,9 +195,24 @@ impl Core {
             )));
         }
         self.channels.check(infno)?;
+        self.check_route(infno)?;
         let call = CallInput::parse(input)?;
         envelope::check(&self.cfg, &call)?;
         Ok(call)
+    }
+
+    /// Refuses, before anything is journaled, a transaction (or the sign-in it
+    /// needs) that the gateway's per-transaction URL map cannot place.
+    fn check_route(&self, infno: &str) -> Result<()> {
+        use crate::protocol::transactions::{mobile_pay_path, needs_sign_no, SIGN_IN};
+        if mobile_pay_path(infno).is_some() {
+            return Ok(());
+        }
+        let sign_in = needs_sign_no(infno).then_some(SIGN_IN);
+        for i in std::iter::once(infno).chain(sign_in) {
+            crate::variant::url_for(&self.cfg.gateway, i).map_err(Error::config)?;
+        }
+        Ok(())
     }
 
     /// The identity columns of a new request.

@@ -67,7 +67,7 @@ impl Core {
                 "operator {opter} has not signed in today (9001) and sign_in.auto is false"
             )));
         }
-        let mut call = CallInput::of(signin::input(&self.cfg.institution, opter));
+        let mut call = CallInput::of(signin::input(&self.cfg, opter));
         call.overrides.insert("opter".into(), Value::String(opter.into()));
         let row = self.journal_claimed(transactions::SIGN_IN, &call, None)?;
         log::info!("signing in operator {opter} for {date} (request {})", row.id);
@@ -76,6 +76,13 @@ impl Core {
             if let Some(s) = self.signins.get(opter, &date) {
                 return Ok(s);
             }
+            return Err(Error::new(
+                Code::Protocol,
+                format!(
+                    "automatic sign-in (9001) failed, request not sent: the answer has no sign_no where sign_in.style \"{}\" reads it; check the region preset",
+                    self.cfg.sign_in.style.as_str()
+                ),
+            ));
         }
         Err(signin_failed(&out))
     }
@@ -96,7 +103,9 @@ impl Core {
         let code = &self.cfg.institution.fixmedins_code;
         let date = self.clock.today();
         if row.infno == transactions::SIGN_IN {
-            let sign_no = serde_json::from_str::<Value>(&fin.result).ok().and_then(|v| signin::sign_no_of(&v));
+            let sign_no = serde_json::from_str::<Value>(&fin.result)
+                .ok()
+                .and_then(|v| signin::sign_no_of(self.cfg.sign_in.style, &v));
             if let Some(sign_no) = sign_no {
                 if let Err(e) = self.journal.write(|tx| tx.signin_put(code, opter, &date, &sign_no, row.id)) {
                     log::error!("sign-in of {opter} not kept in the journal: {e}");

@@ -32,7 +32,14 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     line(
         true,
         "config",
-        format!("institution {}, gateway profile {}", cfg.institution.fixmedins_code, cfg.gateway.profile.as_str()),
+        format!(
+            "institution {}, gateway profile {}, region {}, url style {}, sign-in {}",
+            cfg.institution.fixmedins_code,
+            cfg.gateway.profile.as_str(),
+            if cfg.region.is_empty() { "none (national defaults)" } else { &cfg.region },
+            crate::variant::effective_style(&cfg.gateway).as_str(),
+            cfg.sign_in.style.as_str()
+        ),
     );
     let jp = cfg.journal_path();
     if jp.is_file() {
@@ -99,4 +106,26 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     }
     let failure = (failed > 0).then(|| format!("{failed} check(s) failed"));
     Printed { text: String::new(), failure }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_line_names_the_region_and_its_styles() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{"region":"guangzhou","sign_in":{"userid":"u1","password":"pw"},
+            "gateway":{"url":"http://127.0.0.1:1/x","connect_timeout_ms":200},
+            "institution":{"fixmedins_code":"H44010000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440100","opter":"0001","opter_name":"收费员"}}"#;
+        let cfg = Config::from_json(text, dir.path()).unwrap();
+        let mut lines = Vec::new();
+        run(cfg, false, &mut |l| lines.push(l.to_string()));
+        assert!(
+            lines[0].starts_with("OK   config")
+                && lines[0].contains("region guangzhou, url style append_infno, sign-in guangzhou"),
+            "{lines:?}"
+        );
+        assert!(!lines.concat().contains("pw\""), "{lines:?}");
+    }
 }

@@ -3,7 +3,8 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::protocol::msgid;
+use crate::protocol::{msgid, wire};
+use crate::variant::{self, Cainfo};
 use serde_json::{Map, Value};
 
 /// Envelope fields a caller may set for one call, with their length limits
@@ -21,6 +22,31 @@ const OVERRIDABLE: &[(&str, usize)] = &[
     ("dev_no", 100),
     ("dev_safe_info", 2000),
 ];
+
+/// The fields the SDK sets in every envelope (beside `input`): no extra field
+/// (`envelope.extra`, a call's `extra`) may take one of these names.
+pub const SDK_FIELDS: &[&str] = &[
+    "infno",
+    "msgid",
+    "mdtrtarea_admvs",
+    "insuplc_admdvs",
+    "recer_sys_code",
+    "dev_no",
+    "dev_safe_info",
+    "cainfo",
+    "signtype",
+    "infver",
+    "opter_type",
+    "opter",
+    "opter_name",
+    "inf_time",
+    "fixmedins_code",
+    "fixmedins_name",
+    "sign_no",
+];
+
+/// The member of a call's input that carries its extra envelope fields.
+const EXTRA: &str = "extra";
 
 /// A caller's input, split into the business object and the envelope overrides.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +74,13 @@ impl CallInput {
         if !business.is_object() {
             return Err(Error::invalid("input.input must be a JSON object (the business input)"));
         }
-        for (k, v) in &obj {
+        if let Some(extra) = obj.get(EXTRA) {
+            check_extra(extra)?;
+        }
+        for (k, v) in obj.iter().filter(|(k, _)| *k != EXTRA) {
             let Some(&(_, max)) = OVERRIDABLE.iter().find(|(name, _)| name == k) else {
                 return Err(Error::invalid(format!(
-                    "unknown envelope field \"{k}\" beside \"input\"; allowed: {}",
+                    "unknown envelope field \"{k}\" beside \"input\"; allowed: {}, and \"extra\" for fields of your region",
                     OVERRIDABLE.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
                 )));
             };
@@ -86,6 +115,41 @@ impl CallInput {
     fn field<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.overrides.get(key).and_then(Value::as_str).unwrap_or(default)
     }
+
+    /// The call's extra envelope fields (checked by `parse`).
+    fn extra(&self) -> impl Iterator<Item = (&String, &str)> {
+        self.overrides
+            .get(EXTRA)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k, s)))
+    }
+}
+
+/// A call's `extra`: an object of string fields, named and sized as the config's
+/// `envelope.extra` must be.
+fn check_extra(extra: &Value) -> Result<()> {
+    let Some(fields) = extra.as_object() else {
+        return Err(Error::invalid(
+            "\"extra\" must be an object of envelope fields, e.g. {\"recer_admdvs\":\"440100\"}",
+        ));
+    };
+    for (name, v) in fields {
+        if let Some(why) = variant::extra_name_problem(name, false) {
+            return Err(Error::invalid(format!("extra envelope field: {why}")));
+        }
+        let Some(s) = v.as_str() else {
+            return Err(Error::invalid(format!("extra envelope field \"{name}\" must be a string")));
+        };
+        if s.chars().count() > variant::MAX_EXTRA_VALUE {
+            return Err(Error::invalid(format!(
+                "extra envelope field \"{name}\" is longer than {} characters",
+                variant::MAX_EXTRA_VALUE
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the business input names a person anywhere (then the platform needs the
@@ -104,6 +168,11 @@ fn names_psn_no(v: &Value) -> bool {
 /// journaled or sent (a sign-in included).
 pub fn check(cfg: &Config, call: &CallInput) -> Result<()> {
     let insuplc = call.field("insuplc_admdvs", &cfg.institution.insuplc_admdvs);
+    if let Some((name, why)) =
+        call.extra().find_map(|(n, _)| variant::extra_name_problem(n, cfg.gateway.encrypt_input).map(|w| (n, w)))
+    {
+        return Err(Error::invalid(format!("extra envelope field \"{name}\": {why}")));
+    }
     if insuplc.is_empty() && names_psn_no(&call.business) {
         return Err(Error::invalid(
             "insuplc_admdvs is required when the input names a psn_no: pass it beside \"input\" (from 1101's insuinfo[].insuplc_admdvs) or set institution.insuplc_admdvs",
@@ -146,6 +215,22 @@ pub fn build(cfg: &Config, infno: &str, call: &CallInput, at: &SendTime<'_>) -> 
     m.insert("fixmedins_code".into(), s(&i.fixmedins_code));
     m.insert("fixmedins_name".into(), s(&i.fixmedins_name));
     m.insert("sign_no".into(), s(at.sign_no));
+    if cfg.envelope.cainfo == Cainfo::Sm3OfInput && !call.overrides.contains_key("signtype") {
+        // cainfo itself is computed over the input as sent (`wire`).
+        m.insert("signtype".into(), s(wire::SM3));
+    }
+    // The config's first (a `{field}` copies a field set above), then the call's,
+    // which win.
+    for (name, value) in &cfg.envelope.extra {
+        let value = match variant::copied_field(value) {
+            Some(f) => m.get(f).cloned().unwrap_or_else(|| s("")),
+            None => s(value),
+        };
+        m.insert(name.clone(), value);
+    }
+    for (name, value) in call.extra() {
+        m.insert(name.clone(), s(value));
+    }
     m.insert("input".into(), call.business.clone());
     Ok(m)
 }
@@ -223,6 +308,74 @@ mod tests {
             .contains("fixmedins_code"));
         assert!(CallInput::parse(r#"{"input":{},"msgid":"short"}"#).is_err());
         assert!(CallInput::parse(r#"{"input":{},"opter":5}"#).is_err());
+    }
+
+    #[test]
+    fn extra_fields_from_config_and_call() {
+        let mut c = cfg();
+        c.envelope.extra.insert("recer_admdvs".into(), "{mdtrtarea_admvs}".into());
+        c.envelope.extra.insert("app_id".into(), "APP1".into());
+        let call = CallInput::parse(r#"{"input":{"data":{}},"mdtrtarea_admvs":"440100"}"#).unwrap();
+        let e = build(&c, "1101", &call, &M).unwrap();
+        // Copied after the call's override; added before the input.
+        assert_eq!((&e["recer_admdvs"], &e["app_id"]), (&json!("440100"), &json!("APP1")));
+        assert_eq!(e.keys().next_back().unwrap(), "input");
+        // The call's own win over the config's.
+        let call =
+            CallInput::parse(r#"{"input":{"data":{}},"extra":{"recer_admdvs":"440000","enc_type":"N"}}"#).unwrap();
+        let e = build(&c, "1101", &call, &M).unwrap();
+        assert_eq!((&e["recer_admdvs"], &e["enc_type"]), (&json!("440000"), &json!("N")));
+        // Without any: the national envelope, nothing added.
+        let e = build(&cfg(), "1101", &call_of(r#"{"data":{}}"#), &M).unwrap();
+        assert_eq!(e.len(), SDK_FIELDS.len() + 1);
+    }
+
+    fn call_of(t: &str) -> CallInput {
+        CallInput::parse(t).unwrap()
+    }
+
+    #[test]
+    fn bad_extra_fields_are_refused_with_their_name() {
+        let long = "x".repeat(crate::variant::MAX_EXTRA_VALUE + 1);
+        for (extra, says) in [
+            (r#""x""#.to_string(), "must be an object"),
+            (r#"{"msgid":"M"}"#.into(), "msgid"),
+            (r#"{"input":"x"}"#.into(), "input"),
+            (r#"{"Recer":"x"}"#.into(), "Recer"),
+            (r#"{"recer_admdvs":440100}"#.into(), "must be a string"),
+            (format!(r#"{{"recer_admdvs":"{long}"}}"#), "longer than 1024"),
+        ] {
+            let e = CallInput::parse(&format!(r#"{{"input":{{}},"extra":{extra}}}"#)).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::InvalidArgument, "{extra}");
+            assert!(e.message.contains(says), "{extra}: {}", e.message);
+        }
+        // app_id and enc_type are the SDK's own once it encrypts the input.
+        let mut c = cfg();
+        c.gateway.encrypt_input = true;
+        let call = call_of(r#"{"input":{},"extra":{"app_id":"A"}}"#);
+        assert!(check(&c, &call).unwrap_err().message.contains("encrypt_input"));
+    }
+
+    #[test]
+    fn cainfo_signtype_and_recer_sys_code_overrides_are_bounded() {
+        for (field, max) in [("cainfo", 1024), ("signtype", 10), ("recer_sys_code", 10)] {
+            let ok = format!(r#"{{"input":{{}},"{field}":"{}"}}"#, "A".repeat(max));
+            assert!(CallInput::parse(&ok).is_ok(), "{field}");
+            let long = format!(r#"{{"input":{{}},"{field}":"{}"}}"#, "A".repeat(max + 1));
+            let e = CallInput::parse(&long).unwrap_err();
+            assert!(e.message.contains(field) && e.message.contains(&max.to_string()), "{}", e.message);
+        }
+        for code in ["LXXT", "GSXT", "HIS", "MK"] {
+            let call = call_of(&format!(r#"{{"input":{{}},"recer_sys_code":"{code}"}}"#));
+            assert_eq!(build(&cfg(), "2201", &call, &M).unwrap()["recer_sys_code"], code);
+        }
+        // The SM3 mode sets signtype unless the call gives its own.
+        let mut c = cfg();
+        c.envelope.cainfo = Cainfo::Sm3OfInput;
+        assert_eq!(build(&c, "1101", &call_of(r#"{"data":{}}"#), &M).unwrap()["signtype"], "SM3");
+        let call = call_of(r#"{"input":{},"signtype":"SM2","cainfo":"X"}"#);
+        let e = build(&c, "2207", &call, &M).unwrap();
+        assert_eq!((&e["signtype"], &e["cainfo"]), (&json!("SM2"), &json!("X")));
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod response;
 pub mod retry;
 pub mod signin;
 pub mod transactions;
+pub mod wire;

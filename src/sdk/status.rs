@@ -56,6 +56,10 @@ pub struct GatewayStatus {
     /// The gateway URL without credentials or query.
     pub url: String,
     pub profile: Profile,
+    /// The region preset in force (`region`), or "" for none.
+    pub region: String,
+    pub url_style: crate::variant::UrlStyle,
+    pub sign_in_style: crate::variant::SignInStyle,
 }
 
 /// Requests per state; serialised as an object with every state, in order.
@@ -135,7 +139,13 @@ impl Status {
             node_id: journal.node().id,
             node_id_source: journal.node().source,
             charset: cfg.charset,
-            gateway: GatewayStatus { url: strip_userinfo(&cfg.gateway.url), profile: cfg.gateway.profile },
+            gateway: GatewayStatus {
+                url: strip_userinfo(&cfg.gateway.url),
+                profile: cfg.gateway.profile,
+                region: cfg.region.clone(),
+                url_style: crate::variant::effective_style(&cfg.gateway),
+                sign_in_style: cfg.sign_in.style,
+            },
             journal: cfg.journal_path().display().to_string(),
             journal_bytes: health.bytes,
             oldest_unfinished_age_s: health.oldest_unfinished.as_deref().and_then(|t| age_seconds(clock, t)),

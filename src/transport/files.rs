@@ -21,6 +21,9 @@ pub struct FileChannel {
     max_download: u64,
     limits: unpack::Limits,
     timeout: Duration,
+    /// `envelope.cainfo` is `sm3_of_input`: computed over the input as sent, once
+    /// the file is in (9101) and the SDK's own notes are out.
+    sm3_cainfo: bool,
 }
 
 impl FileChannel {
@@ -34,6 +37,7 @@ impl FileChannel {
                 max_entries: u64::from(cfg.files.max_entries),
             },
             timeout: Duration::from_millis(cfg.files.timeout_ms),
+            sm3_cainfo: cfg.envelope.cainfo == crate::variant::Cainfo::Sm3OfInput,
         }
     }
 
@@ -57,10 +61,14 @@ impl FileChannel {
         let url = if infno == FILE_UPLOAD { &self.upload_url } else { &self.download_url };
         let headers = transport.headers(url);
         if infno == FILE_UPLOAD {
-            match with_file_bytes(&mut env, &private) {
-                Ok(()) => {}
-                Err(why) => return Exchange::Failed(Failure::NeverSent(why)),
+            if let Err(why) = with_file_bytes(&mut env, &private) {
+                return Exchange::Failed(Failure::NeverSent(why));
             }
+        }
+        if self.sm3_cainfo {
+            crate::protocol::wire::sign_input(&mut env);
+        }
+        if infno == FILE_UPLOAD {
             let body = Value::Object(env).to_string();
             return match transport.post_with_timeout(&self.upload_url, &headers, &body, self.timeout) {
                 Ok(r) => opened(sealed, r),

@@ -68,18 +68,15 @@ impl Transport {
         self.agent.clone().shutdown();
     }
 
-    /// The URL for a transaction.
-    pub fn url(&self, infno: &str) -> String {
-        if self.gateway.append_infno {
-            format!("{}/{}", self.gateway.url.trim_end_matches('/'), infno)
-        } else {
-            self.gateway.url.clone()
-        }
+    /// The URL for a transaction, by the gateway's URL style; `Err` when the
+    /// per-transaction map has none for it.
+    pub fn url(&self, infno: &str) -> Result<String, String> {
+        crate::variant::url_for(&self.gateway, infno)
     }
 
     /// POSTs an envelope to the gateway (signed per its profile) and reads the answer.
     pub fn post(&self, infno: &str, body: &str) -> Result<Reply, Failure> {
-        let url = self.url(infno);
+        let url = self.url(infno).map_err(Failure::NeverSent)?;
         self.post_to(&url, &self.headers(&url), body)
     }
 
@@ -413,6 +410,6 @@ mod tests {
     #[test]
     fn append_infno() {
         let g = Gateway { url: "http://h/x/".into(), append_infno: true, ..Gateway::default() };
-        assert_eq!(Transport::new(&g, None, Clock::system()).unwrap().url("1101"), "http://h/x/1101");
+        assert_eq!(Transport::new(&g, None, Clock::system()).unwrap().url("1101").unwrap(), "http://h/x/1101");
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use mi_sdk::ffi::*;
+use mi_sim::variants::{SignIn, Urls, Variant};
 use mi_sim::{Profile, Sim, SimConfig};
 use serde_json::{json, Value};
 use std::ffi::{c_char, CString};
@@ -25,6 +26,71 @@ pub struct Env {
     pub sim: Sim,
     pub dir: tempfile::TempDir,
     pub profile: Profile,
+    /// The province variant the simulator is and the SDK is configured for.
+    pub region: Region,
+}
+
+/// A province variant, set on both sides: the simulator's rules and the SDK's
+/// region preset (docs/regions/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    National,
+    Guangzhou,
+    Hebei,
+}
+
+/// The Guangzhou login account both sides are given.
+pub const GZ_USERID: &str = "gz-user-01";
+pub const GZ_PASSWORD: &str = "gz-SECRET-pass-5e2b";
+
+impl Region {
+    /// The variant the tests face: `MI_SIM_VARIANT` (national, guangzhou, hebei;
+    /// unset: national). Read here only, so every test that builds its `Env` the
+    /// usual way runs against it without knowing which one it faces.
+    pub fn from_env() -> Region {
+        match std::env::var("MI_SIM_VARIANT").as_deref() {
+            Err(_) | Ok("") | Ok("national") => Region::National,
+            Ok("guangzhou") => Region::Guangzhou,
+            Ok("hebei") => Region::Hebei,
+            Ok(other) => panic!("MI_SIM_VARIANT={other}: national, guangzhou or hebei"),
+        }
+    }
+
+    /// The simulator's rules for this region.
+    pub fn sim_variant(self) -> Variant {
+        match self {
+            Region::National => Variant::default(),
+            Region::Guangzhou => Variant {
+                urls: Urls::AppendInfno,
+                sign_in: SignIn::Guangzhou,
+                userid: GZ_USERID.into(),
+                password: GZ_PASSWORD.into(),
+                required_fields: vec!["recer_admdvs".into()],
+                sm3_cainfo: true,
+            },
+            Region::Hebei => Variant { urls: Urls::PerInfno(preset_paths("hebei")), ..Variant::default() },
+        }
+    }
+
+    /// The SDK's config keys for this region: its preset, and the account a
+    /// preset cannot carry.
+    pub fn sdk_keys(self) -> Value {
+        match self {
+            Region::National => json!({}),
+            Region::Guangzhou => {
+                json!({"region": "guangzhou", "sign_in": {"userid": GZ_USERID, "password": GZ_PASSWORD}})
+            }
+            Region::Hebei => json!({"region": "hebei"}),
+        }
+    }
+}
+
+/// The `gateway.paths` of a shipped preset: the simulator serves exactly the URLs
+/// the SDK's preset names.
+pub fn preset_paths(name: &str) -> std::collections::BTreeMap<String, String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/regions/{name}.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    v["gateway"]["paths"].as_object().unwrap().iter().map(|(k, p)| (k.clone(), p.as_str().unwrap().into())).collect()
 }
 
 impl Env {
@@ -33,13 +99,32 @@ impl Env {
     }
 
     /// A simulator of `profile` with a real deployment's variant set by `vary`
-    /// (a wrapping gateway, ...).
+    /// (a wrapping gateway, ...), in the region `MI_SIM_VARIANT` names.
     pub fn variant(profile: Profile, vary: impl FnOnce(&mut SimConfig)) -> Env {
-        let mut cfg =
-            SimConfig { profile, paas_token: TIF_TOKEN.into(), secret_key: CSB_SECRET.into(), ..SimConfig::default() };
+        Env::in_region(Region::from_env(), profile, vary)
+    }
+
+    /// As [`Env::variant`], in a region chosen by the test.
+    pub fn in_region(region: Region, profile: Profile, vary: impl FnOnce(&mut SimConfig)) -> Env {
+        let mut cfg = SimConfig {
+            profile,
+            paas_token: TIF_TOKEN.into(),
+            secret_key: CSB_SECRET.into(),
+            variant: region.sim_variant(),
+            ..SimConfig::default()
+        };
         vary(&mut cfg);
         let sim = Sim::start(cfg, "127.0.0.1:0").expect("simulator starts");
-        Env { sim, dir: tempfile::tempdir().unwrap(), profile }
+        Env { sim, dir: tempfile::tempdir().unwrap(), profile, region }
+    }
+
+    /// `gateway.url` for this simulator: its service URL, or, with one path per
+    /// transaction, the base the paths go under.
+    pub fn gateway_url(&self) -> String {
+        match self.region {
+            Region::Hebei => self.sim.base_url(),
+            _ => self.sim.service_url(),
+        }
     }
 
     pub fn plain() -> Env {
@@ -49,7 +134,7 @@ impl Env {
     /// A complete config for this simulator, with `patch` merged in (objects merge).
     pub fn config(&self, patch: Value) -> Value {
         let s = self.sim.config();
-        let mut gateway = json!({"url": self.sim.service_url(), "connect_timeout_ms": 2000, "timeout_ms": 5000});
+        let mut gateway = json!({"url": self.gateway_url(), "connect_timeout_ms": 2000, "timeout_ms": 5000});
         match self.profile {
             Profile::Plain => {}
             Profile::Tif => {
@@ -69,6 +154,7 @@ impl Env {
             "log": {"dir": self.dir.path().join("logs").to_string_lossy(), "level": "debug"},
             "workers": 4
         });
+        merge(&mut c, self.region.sdk_keys());
         merge(&mut c, patch);
         c
     }
@@ -370,23 +456,71 @@ impl Drop for SimProcess {
     }
 }
 
-/// `mi_upload_file` (9101) of `path`: the return code and the output.
+/// Runs 1101 -> 2201 -> 2203 -> 2204 -> 2206 -> 2207 and returns the 2207 output.
+pub fn outpatient_visit(otp_no: &str) -> Value {
+    let (rc, p) = call("1101", q1101(ZHANG_CERTNO));
+    assert_eq!(rc, MI_OK, "{p}");
+    let psn_no = p["output"]["baseinfo"]["psn_no"].as_str().unwrap().to_string();
+    let insuplc = p["output"]["insuinfo"][0]["insuplc_admdvs"].as_str().unwrap().to_string();
+    let per_call = |input: Value| json!({"input": input, "insuplc_admdvs": insuplc});
+    let (rc, r) = call(
+        "2201",
+        per_call(json!({"data": {"psn_no": psn_no, "insutype": "310", "begntime": "2026-11-27 09:00:00",
+        "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "ipt_otp_no": otp_no, "atddr_no": "D001", "dr_name": "李医生",
+        "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})),
+    );
+    assert_eq!(rc, MI_OK, "{r}");
+    let mdtrt_id = r["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    let (rc, r) = call(
+        "2203",
+        per_call(json!({"mdtrtinfo": {"mdtrt_id": mdtrt_id, "psn_no": psn_no, "med_type": "11",
+        "begntime": "2026-11-27 09:00:00", "main_cond_dscr": "", "dise_codg": "J06.900", "dise_name": "急性上呼吸道感染"}, "diseinfo": []})),
+    );
+    assert_eq!(rc, MI_OK, "{r}");
+    let fee = |sn: &str, codg: &str, cnt: f64, pric: f64| {
+        json!({"feedetl_sn": sn, "mdtrt_id": mdtrt_id, "psn_no": psn_no,
+        "chrg_bchno": "B1", "fee_ocur_time": "2026-11-27 09:10:00", "med_list_codg": codg, "medins_list_codg": codg,
+        "det_item_fee_sumamt": cnt * pric, "cnt": cnt, "pric": pric, "bilg_dept_codg": "A03", "bilg_dept_name": "内科",
+        "bilg_dr_codg": "D001", "bilg_dr_name": "李医生", "hosp_appr_flag": "1"})
+    };
+    let (rc, r) = call(
+        "2204",
+        per_call(
+            json!({"feedetail": [fee("F1", "XJ01CAA040A001010104463", 2.0, 25.5), fee("F2", "001102000010000", 1.0, 30.0)]}),
+        ),
+    );
+    assert_eq!(rc, MI_OK, "{r}");
+    assert_eq!(r["output"]["result"].as_array().unwrap().len(), 2);
+    let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO, "med_type": "11",
+        "medfee_sumamt": 81.0, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B1", "insutype": "310", "acct_used_flag": "1"}});
+    let (rc, r) = call("2206", per_call(settle.clone()));
+    assert_eq!(rc, MI_OK, "{r}");
+    assert!(r["output"]["setlinfo"]["setl_id"].is_null());
+    let (rc, r) = call("2207", per_call(settle));
+    assert_eq!(rc, MI_OK, "{r}");
+    r
+}
+
+fn c_string(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// `mi_upload_file`: the code and the output.
 pub fn upload_file(path: &Path) -> (i32, Value) {
-    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let p = c_string(path.to_str().unwrap());
     let mut buf = vec![0u8; 1 << 16];
     let mut len = buf.len() as i32;
     // SAFETY: valid strings; buf has len bytes.
-    let rc = unsafe { mi_upload_file(p.as_ptr(), buf.as_mut_ptr().cast(), &mut len) };
+    let rc = unsafe { mi_upload_file(p.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
     (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
 }
 
-/// `mi_download_file` (9102) into `dest`: the return code and the output.
+/// `mi_download_file`: the code and the output.
 pub fn download_file(file_qury_no: &str, filename: &str, dest: &Path) -> (i32, Value) {
-    let c = |s: &str| std::ffi::CString::new(s).unwrap();
-    let (q, f, d) = (c(file_qury_no), c(filename), c(dest.to_str().unwrap()));
+    let (q, f, d) = (c_string(file_qury_no), c_string(filename), c_string(dest.to_str().unwrap()));
     let mut buf = vec![0u8; 1 << 16];
     let mut len = buf.len() as i32;
     // SAFETY: valid strings; buf has len bytes.
-    let rc = unsafe { mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr().cast(), &mut len) };
+    let rc = unsafe { mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
     (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
 }

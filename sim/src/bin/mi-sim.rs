@@ -8,11 +8,17 @@ const USAGE: &str = "usage: mi-sim [--addr HOST:PORT] [--profile plain|tif|csb] 
               [--fixmedins CODE[,CODE...]] [--time-window-s N] [--infcode-as-string]
               [--wrap-answers [--wrap-data-as-string]]   (a tif gateway that wraps answers)
               [--encrypt-answers]   (Jilin: output Base64 SM4, SM2-signed in cainfo)
-              [--tls-cert CHAIN.pem --tls-key KEY.pem]   (serve HTTPS)";
+              [--tls-cert CHAIN.pem --tls-key KEY.pem]   (serve HTTPS)
+              a province's variant:
+              [--url-style single|append_infno|per_infno [--paths FILE.json]]
+                  (FILE: {\"1101\": \"/fsi/api/...\"}, or a region preset with gateway.paths)
+              [--sign-in national|guangzhou [--sign-in-userid ID --sign-in-password PW]]
+              [--require-field NAME]...   [--sm3-cainfo]";
 
 fn main() {
     let mut cfg = SimConfig::default();
     let mut addr = "127.0.0.1:8080".to_string();
+    let (mut url_style, mut paths) = ("single".to_string(), Default::default());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
@@ -36,6 +42,19 @@ fn main() {
             "--encrypt-answers" => cfg.encrypt_answers = true,
             "--tls-cert" => cfg.tls_cert_pem = read(&val()),
             "--tls-key" => cfg.tls_key_pem = read(&val()),
+            "--url-style" => url_style = val(),
+            "--paths" => paths = read_paths(&val()),
+            "--sign-in" => {
+                cfg.variant.sign_in = match val().as_str() {
+                    "national" => mi_sim::variants::SignIn::National,
+                    "guangzhou" => mi_sim::variants::SignIn::Guangzhou,
+                    _ => fail("--sign-in is national or guangzhou"),
+                }
+            }
+            "--sign-in-userid" => cfg.variant.userid = val(),
+            "--sign-in-password" => cfg.variant.password = val(),
+            "--require-field" => cfg.variant.required_fields.push(val()),
+            "--sm3-cainfo" => cfg.variant.sm3_cainfo = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -43,6 +62,8 @@ fn main() {
             other => fail(&format!("unknown argument {other}")),
         }
     }
+    cfg.variant.urls = mi_sim::variants::Urls::parse(&url_style, paths)
+        .unwrap_or_else(|| fail("--url-style is single, append_infno or per_infno"));
     if cfg.tls_cert_pem.is_empty() != cfg.tls_key_pem.is_empty() {
         fail("--tls-cert and --tls-key go together");
     }
@@ -62,6 +83,17 @@ fn main() {
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| fail(&format!("cannot read {path}: {e}")))
+}
+
+/// infno -> path from a JSON object, or from a region preset's `gateway.paths`.
+fn read_paths(path: &str) -> std::collections::BTreeMap<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(&read(path)).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+    let map = v.pointer("/gateway/paths").unwrap_or(&v);
+    let Some(map) = map.as_object() else { fail(&format!("{path} is not a JSON object of infno -> path")) };
+    map.iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, p)| (k.clone(), p.as_str().unwrap_or_else(|| fail(&format!("{path}: {k} is not a path"))).into()))
+        .collect()
 }
 
 fn fail(msg: &str) -> ! {

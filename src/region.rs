@@ -1,0 +1,176 @@
+//! Region presets (docs/regions/): `"region": "<name>"` in the config applies a
+//! bundle of keys shipped as JSON in data/regions/, and `"region": "<file>.json"`
+//! one kept beside the config, so a province not yet known is one file away. A
+//! preset only sets keys: the ones the config gives win.
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The presets compiled in: name and JSON text.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("national", include_str!("../data/regions/national.json")),
+    ("guangzhou", include_str!("../data/regions/guangzhou.json")),
+    ("hebei", include_str!("../data/regions/hebei.json")),
+];
+
+/// The largest preset file read: a preset is a few keys and a path table.
+const MAX_PRESET_BYTES: u64 = 1 << 20;
+
+/// The keys of a preset: its JSON object without its `_`-prefixed notes
+/// (`_source`, `_about`).
+pub fn preset(name_or_file: &str, base_dir: &Path) -> Result<Map<String, Value>> {
+    let bad = |why: String| Error::config(format!("config key `region`: {why}"));
+    let text = if is_file(name_or_file) {
+        let path = base_dir.join(name_or_file);
+        let cannot = |why: String| bad(format!("the preset file {} cannot be read: {why}", path.display()));
+        // A device or a huge file named by mistake must not hang or exhaust mi_init.
+        let meta = std::fs::metadata(&path).map_err(|e| cannot(e.to_string()))?;
+        if !meta.is_file() || meta.len() > MAX_PRESET_BYTES {
+            return Err(cannot(format!("not a JSON file of at most {MAX_PRESET_BYTES} bytes")));
+        }
+        std::fs::read_to_string(&path).map_err(|e| cannot(e.to_string()))?
+    } else {
+        let known = || PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+        let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_file) else {
+            return Err(bad(format!(
+                "no preset named \"{name_or_file}\"; known: {}; or give a path to a preset .json file",
+                known()
+            )));
+        };
+        text.to_string()
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let Ok(Value::Object(mut keys)) = serde_json::from_str::<Value>(text) else {
+        return Err(bad(format!("the preset \"{name_or_file}\" is not a JSON object")));
+    };
+    strip_notes(&mut keys);
+    if keys.contains_key("region") {
+        return Err(bad(format!("the preset \"{name_or_file}\" names a region itself; presets do not nest")));
+    }
+    Ok(keys)
+}
+
+/// A value that names a file rather than a preset: it has a folder or ends in .json.
+fn is_file(s: &str) -> bool {
+    s.contains('/') || s.contains('\\') || s.to_ascii_lowercase().ends_with(".json")
+}
+
+/// Drops `_`-prefixed notes at every level.
+fn strip_notes(m: &mut Map<String, Value>) {
+    m.retain(|k, _| !k.starts_with('_'));
+    for v in m.values_mut() {
+        if let Value::Object(inner) = v {
+            strip_notes(inner);
+        }
+    }
+}
+
+/// The config with its region's preset under it: objects merge key by key, and
+/// every value the config gives wins over the preset's.
+pub fn apply(config: Value, base_dir: &Path) -> Result<Value> {
+    let Value::Object(given) = config else { return Ok(config) };
+    let region = match given.get("region") {
+        None => return Ok(Value::Object(given)),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Value::Object(given)),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(_) => return Err(Error::config("config key `region`: must be a preset name or a path to a .json file")),
+    };
+    let mut merged = Value::Object(preset(&region, base_dir)?);
+    under(&mut merged, Value::Object(given));
+    Ok(merged)
+}
+
+/// Lays `top` over `base`; a `null` in `top` removes the key (a preset's extra
+/// field or path a site does not want), leaving the default.
+fn under(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                if v.is_null() {
+                    b.remove(&k);
+                } else {
+                    under(b.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::variant::{Cainfo, SignInStyle, UrlStyle};
+
+    const INST: &str = r#""institution":{"fixmedins_code":"H44010000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440100","opter":"0001","opter_name":"收费员"}"#;
+
+    fn cfg(extra: &str) -> Result<Config> {
+        Config::from_json(&format!("{{{INST}{extra}}}"), Path::new("."))
+    }
+
+    #[test]
+    fn every_shipped_preset_loads_and_names_its_source() {
+        for (name, text) in PRESETS {
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert!(v["_source"].as_str().is_some_and(|s| s.contains("github.com")), "{name} has no _source");
+            let sign_in = if *name == "guangzhou" { r#","sign_in":{"userid":"u1","password":"p"}"# } else { "" };
+            let c = cfg(&format!(r#","region":"{name}"{sign_in}"#)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.region, *name);
+        }
+    }
+
+    #[test]
+    fn guangzhou_sets_its_keys_and_the_config_wins() {
+        let c = cfg(r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"}"#).unwrap();
+        assert_eq!(c.sign_in.style, SignInStyle::Guangzhou);
+        assert_eq!(crate::variant::effective_style(&c.gateway), UrlStyle::AppendInfno);
+        assert_eq!(c.envelope.cainfo, Cainfo::Sm3OfInput);
+        assert_eq!(c.envelope.extra["recer_admdvs"], "{mdtrtarea_admvs}");
+        assert!(c.sign_in.auto, "keys the preset does not name keep their defaults");
+        let c = cfg(
+            r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"cainfo":"none","extra":{"recer_admdvs":"440000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.envelope.cainfo, Cainfo::None);
+        assert_eq!(c.envelope.extra["recer_admdvs"], "440000");
+        // null takes a preset's key away.
+        let c = cfg(r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"extra":{"recer_admdvs":null}}"#)
+            .unwrap();
+        assert!(c.envelope.extra.is_empty());
+    }
+
+    #[test]
+    fn unknown_presets_name_the_known_ones() {
+        let e = cfg(r#","region":"atlantis""#).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::Config);
+        assert!(e.message.contains("atlantis") && e.message.contains("guangzhou, hebei"), "{}", e.message);
+        let e = cfg(r#","region":7"#).unwrap_err();
+        assert!(e.message.contains("region"), "{}", e.message);
+        let e = cfg(r#","region":"./missing.json""#).unwrap_err();
+        assert!(e.message.contains("missing.json"), "{}", e.message);
+        for not_a_preset in ["/dev/zero", "/"] {
+            let e = cfg(&format!(r#","region":"{not_a_preset}""#)).unwrap_err();
+            assert!(e.message.contains("at most 1048576 bytes"), "{not_a_preset}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_preset_file_beside_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("regions")).unwrap();
+        std::fs::write(
+            dir.path().join("regions/fujian.json"),
+            r#"{"_source":"the bureau's interface document","envelope":{"extra":{"app_id":"A1"}},"gateway":{"url_style":"append_infno"}}"#,
+        )
+        .unwrap();
+        let c = Config::from_json(&format!(r#"{{{INST},"region":"regions/fujian.json"}}"#), dir.path()).unwrap();
+        assert_eq!(c.envelope.extra["app_id"], "A1");
+        assert_eq!(c.gateway.url_style, UrlStyle::AppendInfno);
+        // A preset's bad key is named as any config key is.
+        std::fs::write(dir.path().join("bad.json"), r#"{"gateway":{"url_styl":"single"}}"#).unwrap();
+        let e = Config::from_json(&format!(r#"{{{INST},"region":"bad.json"}}"#), dir.path()).unwrap_err();
+        assert!(e.message.contains("url_styl"), "{}", e.message);
+    }
+}
