@@ -773,7 +773,7 @@ mod tests {
         let c = Config::from_json(&minimal(), Path::new("/srv/his")).unwrap();
         assert_eq!(c.workers, 4);
         assert_eq!(c.gateway.timeout_ms, 60000);
-        assert_eq!(c.retry.safe_infnos.len(), 15);
+        assert_eq!(c.retry.safe_infnos.len(), 17);
         assert_eq!(c.journal_path(), Path::new("/srv/his/mi_journal.db"));
         assert_eq!(c.log_dir(), Path::new("/srv/his/logs"));
     }

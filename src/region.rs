@@ -12,6 +12,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("national", include_str!("../data/regions/national.json")),
     ("guangzhou", include_str!("../data/regions/guangzhou.json")),
     ("hebei", include_str!("../data/regions/hebei.json")),
+    ("jilin", include_str!("../data/regions/jilin.json")),
 ];
 
 /// The largest preset file read: a preset is a few keys and a path table.
@@ -114,9 +115,20 @@ mod tests {
     fn every_shipped_preset_loads_and_names_its_source() {
         for (name, text) in PRESETS {
             let v: Value = serde_json::from_str(text).unwrap();
-            assert!(v["_source"].as_str().is_some_and(|s| s.contains("github.com")), "{name} has no _source");
-            let sign_in = if *name == "guangzhou" { r#","sign_in":{"userid":"u1","password":"p"}"# } else { "" };
-            let c = cfg(&format!(r#","region":"{name}"{sign_in}"#)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(v["_source"].as_str().is_some_and(|s| !s.trim().is_empty()), "{name} has no _source");
+            // What each preset leaves to the site.
+            let sim = mi_sim::SimConfig::default();
+            let site = match *name {
+                "guangzhou" => r#","sign_in":{"userid":"u1","password":"p"}"#.to_string(),
+                "jilin" => format!(
+                    r#","gateway":{{"platform_public_key":"{}"}},"mobile_pay":{{"app_id":"{}","app_secret":"{}"}}"#,
+                    sim.answer_public_key(),
+                    sim.mp_app_id,
+                    sim.mp_app_secret
+                ),
+                _ => String::new(),
+            };
+            let c = cfg(&format!(r#","region":"{name}"{site}"#)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(c.region, *name);
         }
     }
@@ -142,10 +154,17 @@ mod tests {
     }
 
     #[test]
+    fn jilin_needs_the_keys_a_preset_cannot_carry() {
+        let e = cfg(r#","region":"jilin""#).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::Config);
+        assert!(e.message.contains("platform_public_key") || e.message.contains("app_id"), "{}", e.message);
+    }
+
+    #[test]
     fn unknown_presets_name_the_known_ones() {
         let e = cfg(r#","region":"atlantis""#).unwrap_err();
         assert_eq!(e.code, crate::error::Code::Config);
-        assert!(e.message.contains("atlantis") && e.message.contains("guangzhou, hebei"), "{}", e.message);
+        assert!(e.message.contains("atlantis") && e.message.contains("guangzhou, hebei, jilin"), "{}", e.message);
         let e = cfg(r#","region":7"#).unwrap_err();
         assert!(e.message.contains("region"), "{}", e.message);
         let e = cfg(r#","region":"./missing.json""#).unwrap_err();

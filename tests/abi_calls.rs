@@ -52,7 +52,9 @@ fn tif_and_csb_profiles_are_accepted_and_wrong_secrets_rejected() {
         };
         assert_eq!(env.init(wrong), MI_OK);
         let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
-        assert_eq!(rc, MI_E_BUSINESS, "{out}");
+        // Refused by the platform's own gateway (MI_E_BUSINESS), or, behind a gateway
+        // that wraps answers, by that gateway before the platform (MI_E_NETWORK).
+        assert!(rc == MI_E_BUSINESS || rc == MI_E_NETWORK, "{out}");
         assert!(out["err_msg"].as_str().unwrap().contains("签名"), "{out}");
         assert!(last_error().contains("签名"));
         mi_shutdown(1000);
@@ -67,7 +69,7 @@ fn tif_and_csb_profiles_are_accepted_and_wrong_secrets_rejected() {
 fn csb_with_a_nonce_and_a_query_parameter_is_accepted() {
     let _g = serial();
     let env = Env::new(Profile::Csb);
-    let url = format!("{}?region=%E5%90%89%E6%9E%97&x=a+b", env.sim.service_url());
+    let url = format!("{}?region=%E5%90%89%E6%9E%97&x=a+b", env.gateway_url());
     assert_eq!(env.init(json!({"gateway": {"csb_nonce": true, "url": url}})), MI_OK, "{}", last_error());
     for _ in 0..3 {
         let (rc, out) = call("1101", q1101(ZHANG_CERTNO));

@@ -109,8 +109,9 @@ fn header_compiles_as_pedantic_c_and_as_cpp() {
     }
 }
 
-/// `examples/c/basic.c` and `batch.c`, built with -Wall -Wextra -Werror and run
-/// against the simulator with a config file, as a HIS engineer would copy them.
+/// `examples/c/basic.c`, `batch.c` and `inpatient.c`, built with -Wall -Wextra
+/// -Werror and run against the simulator with a config file, as a HIS engineer
+/// would copy them.
 #[test]
 fn c_examples_build_and_run() {
     if !require_gcc() {
@@ -127,7 +128,7 @@ fn c_examples_build_and_run() {
         "gateway": {"url": sim.service_url()}
     });
     std::fs::write(&config, cfg.to_string()).unwrap();
-    for (example, args) in [("basic", vec![]), ("batch", vec!["150"])] {
+    for (example, args) in [("basic", vec![]), ("batch", vec!["150"]), ("inpatient", vec!["ZY-C-1"])] {
         let exe = work.path().join(example);
         build_c(&root.join(format!("examples/c/{example}.c")), &exe, so.parent().unwrap());
         let run =
@@ -139,7 +140,18 @@ fn c_examples_build_and_run() {
             String::from_utf8_lossy(&run.stderr)
         );
     }
-    assert_eq!(sim.ledger()["by_infno"]["1101"], 151);
+    let ledger = sim.ledger();
+    assert_eq!(ledger["by_infno"]["1101"], 151);
+    // The inpatient stay: six fee lines over three days, one settlement, discharged.
+    let stay = ledger["visits"].as_array().unwrap().iter().find(|v| v["ipt_otp_no"] == "ZY-C-1").unwrap().clone();
+    assert_eq!(
+        (stay["kind"].as_str(), stay["fees"].as_u64(), stay["discharged"].as_bool()),
+        (Some("inpatient"), Some(6), Some(true))
+    );
+    let settled: Vec<&serde_json::Value> =
+        ledger["settlements"].as_array().unwrap().iter().filter(|s| s["mdtrt_id"] == stay["mdtrt_id"]).collect();
+    assert_eq!((settled.len(), settled[0]["medfee_sumamt"].as_f64()), (1, Some(366.6)));
+    assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
 }
 
 /// `build_c` with extra compiler flags (sanitizers, optimisation), and debug

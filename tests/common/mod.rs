@@ -37,6 +37,10 @@ pub enum Region {
     National,
     Guangzhou,
     Hebei,
+    /// Jilin: the platform seals its answers (Base64 SM4 `output`, SM2 `cainfo`).
+    Jilin,
+    /// A tif gateway that wraps every answer in its own `{code, type, message, data}`.
+    Wrapped,
 }
 
 /// The Guangzhou login account both sides are given.
@@ -44,15 +48,17 @@ pub const GZ_USERID: &str = "gz-user-01";
 pub const GZ_PASSWORD: &str = "gz-SECRET-pass-5e2b";
 
 impl Region {
-    /// The variant the tests face: `MI_SIM_VARIANT` (national, guangzhou, hebei;
-    /// unset: national). Read here only, so every test that builds its `Env` the
+    /// The variant the tests face: `MI_SIM_VARIANT` (national, guangzhou, hebei,
+    /// jilin, wrapped; unset: national). Read here only, so every test that builds its `Env` the
     /// usual way runs against it without knowing which one it faces.
     pub fn from_env() -> Region {
         match std::env::var("MI_SIM_VARIANT").as_deref() {
             Err(_) | Ok("") | Ok("national") => Region::National,
             Ok("guangzhou") => Region::Guangzhou,
             Ok("hebei") => Region::Hebei,
-            Ok(other) => panic!("MI_SIM_VARIANT={other}: national, guangzhou or hebei"),
+            Ok("jilin") => Region::Jilin,
+            Ok("wrapped") => Region::Wrapped,
+            Ok(other) => panic!("MI_SIM_VARIANT={other}: national, guangzhou, hebei, jilin or wrapped"),
         }
     }
 
@@ -69,13 +75,20 @@ impl Region {
                 sm3_cainfo: true,
             },
             Region::Hebei => Variant { urls: Urls::PerInfno(preset_paths("hebei")), ..Variant::default() },
+            Region::Jilin | Region::Wrapped => Variant::default(),
         }
     }
 
-    /// The SDK's config keys for this region: its preset, and the account a
-    /// preset cannot carry.
-    pub fn sdk_keys(self) -> Value {
+    /// The SDK's config keys for this region facing simulator `sim`: its preset,
+    /// and the account or keys a preset cannot carry.
+    pub fn sdk_keys(self, sim: &SimConfig) -> Value {
         match self {
+            Region::Jilin => {
+                json!({"region": "jilin", "gateway": {"platform_public_key": sim.answer_public_key()},
+                                    "mobile_pay": {"app_id": sim.mp_app_id, "app_secret": sim.mp_app_secret}})
+            }
+            // Nothing to configure: the SDK opens a wrapper wherever it meets one.
+            Region::Wrapped => json!({}),
             Region::National => json!({}),
             Region::Guangzhou => {
                 json!({"region": "guangzhou", "sign_in": {"userid": GZ_USERID, "password": GZ_PASSWORD}})
@@ -111,6 +124,8 @@ impl Env {
             paas_token: TIF_TOKEN.into(),
             secret_key: CSB_SECRET.into(),
             variant: region.sim_variant(),
+            encrypt_answers: region == Region::Jilin,
+            wrap_answers: region == Region::Wrapped,
             ..SimConfig::default()
         };
         vary(&mut cfg);
@@ -154,7 +169,7 @@ impl Env {
             "log": {"dir": self.dir.path().join("logs").to_string_lossy(), "level": "debug"},
             "workers": 4
         });
-        merge(&mut c, self.region.sdk_keys());
+        merge(&mut c, self.region.sdk_keys(s));
         merge(&mut c, patch);
         c
     }

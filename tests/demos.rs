@@ -1,0 +1,30 @@
+//! The demos a newcomer runs first (`cargo run --release --example his_demo`,
+//! `… inpatient_demo`): each must finish every step against its in-process
+//! simulator. Run here from the binaries `cargo test` builds beside the tests.
+
+mod common;
+
+use std::process::Command;
+
+fn run_demo(name: &str) {
+    let exe = common::target_dir().join("examples").join(name);
+    assert!(exe.is_file(), "{} is built by cargo test", exe.display());
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(&exe).current_dir(work.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("All steps passed."),
+        "{name}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_outpatient_demo_runs() {
+    run_demo("his_demo");
+}
+
+#[test]
+fn the_inpatient_demo_runs() {
+    run_demo("inpatient_demo");
+}
