@@ -19,17 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => {
-            println!("\nAll steps passed.");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("\nFAILED: {e}");
-            mi_shutdown(2000);
-            ExitCode::FAILURE
-        }
-    }
+    demo::finish(run())
 }
 
 fn run() -> Result<(), String> {

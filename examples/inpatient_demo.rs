@@ -17,17 +17,7 @@ use std::process::ExitCode;
 const CERTNO: &str = "440301199001011234";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => {
-            println!("\nAll steps passed.");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("\nFAILED: {e}");
-            mi_shutdown(2000);
-            ExitCode::FAILURE
-        }
-    }
+    demo::finish(run())
 }
 
 fn run() -> Result<(), String> {

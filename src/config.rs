@@ -4,6 +4,7 @@
 
 use crate::charset::Charset;
 use crate::error::{Error, Result};
+use crate::variant;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -498,19 +499,19 @@ impl Config {
     /// Where 9101 uploads go: `files.upload_url`, or where the gateway's URL style
     /// puts 9101 (docs/protocol.md, "Files").
     pub fn upload_url(&self) -> String {
-        self.file_url(&self.files.upload_url, crate::protocol::transactions::FILE_UPLOAD, UPLOAD_PATH)
+        self.file_url(&self.files.upload_url, crate::infno::FILE_UPLOAD, UPLOAD_PATH)
     }
 
     /// Where 9102 downloads come from: `files.download_url`, or where the URL style puts 9102.
     pub fn download_url(&self) -> String {
-        self.file_url(&self.files.download_url, crate::protocol::transactions::FILE_DOWNLOAD, DOWNLOAD_PATH)
+        self.file_url(&self.files.download_url, crate::infno::FILE_DOWNLOAD, DOWNLOAD_PATH)
     }
 
     fn file_url(&self, configured: &str, infno: &str, path: &str) -> String {
         if !configured.trim().is_empty() {
             return configured.trim().to_string();
         }
-        crate::variant::file_url(&self.gateway, infno, path)
+        self.gateway.file_url(infno, path)
     }
 }
 
@@ -531,6 +532,65 @@ impl Gateway {
         };
         format!("{base}{path}")
     }
+
+    /// The URL a transaction is posted to; `Err` names what is missing.
+    pub fn url_for(&self, infno: &str) -> std::result::Result<String, String> {
+        let g = self;
+        let base = g.url.trim();
+        match g.style() {
+            variant::UrlStyle::Single => Ok(base.to_string()),
+            variant::UrlStyle::AppendInfno => Ok(join(base, &format!("/{infno}"))),
+            variant::UrlStyle::PerInfno => match g.paths.get(infno).or_else(|| g.paths.get("*")) {
+                Some(p) if p.starts_with('/') => Ok(join(base, p)),
+                Some(url) => Ok(url.clone()),
+                None => Err(format!(
+                    "gateway.url_style is per_infno and gateway.paths has no path for {infno} (nor a \"*\" entry)"
+                )),
+            },
+        }
+    }
+
+    /// Where a file transaction goes when `files.*_url` is not set: in the single
+    /// style the platform's file path beside the service URL; otherwise where the
+    /// style puts it, the file path under `gateway.url` when per_infno maps none.
+    pub fn file_url(&self, infno: &str, path: &str) -> String {
+        let g = self;
+        match g.style() {
+            variant::UrlStyle::Single => g.beside(path),
+            variant::UrlStyle::AppendInfno => g.url_for(infno).unwrap_or_default(),
+            variant::UrlStyle::PerInfno => {
+                if g.paths.contains_key(infno) {
+                    g.url_for(infno).unwrap_or_default()
+                } else {
+                    join(g.url.trim(), path)
+                }
+            }
+        }
+    }
+
+    /// The URL style in force: `append_infno: true` is the older name of `append_infno`.
+    pub fn style(&self) -> variant::UrlStyle {
+        if self.append_infno {
+            variant::UrlStyle::AppendInfno
+        } else {
+            self.url_style
+        }
+    }
+}
+
+/// `base` with `tail` added to its path; a query string of `base` (`?k=v`, which a
+/// csb gateway signs) stays at the end.
+fn join(base: &str, tail: &str) -> String {
+    let (path, query) = match base.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (base, None),
+    };
+    let mut url = format!("{}{tail}", path.trim_end_matches('/'));
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
 }
 
 impl Config {
@@ -552,6 +612,69 @@ impl Config {
 
     pub fn log4rs_file(&self) -> Option<PathBuf> {
         (!self.log.log4rs_file.is_empty()).then(|| self.base_dir.join(&self.log.log4rs_file))
+    }
+
+    /// Checks the variant keys (docs/regions/).
+    fn validate_variants(&self) -> Result<()> {
+        let cfg = self;
+        let bad = |key: &str, why: String| Err(Error::config(format!("config key `{key}`: {why}")));
+        for (name, value) in &cfg.envelope.extra {
+            if let Some(why) = variant::extra_name_problem(name, cfg.gateway.encrypt_input) {
+                return bad("envelope.extra", why);
+            }
+            if value.chars().count() > variant::MAX_EXTRA_VALUE {
+                return bad(
+                    &format!("envelope.extra.{name}"),
+                    format!("is longer than {} characters", variant::MAX_EXTRA_VALUE),
+                );
+            }
+            if let Some(f) = variant::copied_field(value) {
+                if !variant::SDK_FIELDS.contains(&f) {
+                    return bad(
+                        &format!("envelope.extra.{name}"),
+                        format!("\"{{{f}}}\" names no envelope field; use one of {}", variant::SDK_FIELDS.join(", ")),
+                    );
+                }
+            }
+        }
+        let g = &cfg.gateway;
+        if g.append_infno && g.url_style == variant::UrlStyle::PerInfno {
+            return bad(
+                "gateway.append_infno",
+                "is true while gateway.url_style is per_infno; keep one (append_infno is url_style \"append_infno\")"
+                    .into(),
+            );
+        }
+        if g.url_style == variant::UrlStyle::PerInfno && g.paths.is_empty() {
+            return bad(
+                "gateway.paths",
+                "is empty while gateway.url_style is per_infno: map each infno to its path".into(),
+            );
+        }
+        for (infno, path) in &g.paths {
+            if infno != "*" && !crate::infno::is_valid(infno) {
+                return bad("gateway.paths", format!("\"{infno}\" is not a transaction code (or * for the others)"));
+            }
+            if !(path.starts_with('/') || path.starts_with("http://") || path.starts_with("https://")) {
+                return bad(
+                    &format!("gateway.paths.{infno}"),
+                    "must be a path starting with / (joined to gateway.url) or a whole http(s):// URL".into(),
+                );
+            }
+        }
+        let s = &cfg.sign_in;
+        if s.style == variant::SignInStyle::Guangzhou {
+            if s.userid.is_empty() || s.userid.chars().count() > 30 {
+                return bad(
+                    "sign_in.userid",
+                    "the guangzhou sign-in needs the login account (1 to 30 characters)".into(),
+                );
+            }
+            if s.password.is_empty() {
+                return bad("sign_in.password", "the guangzhou sign-in needs the login account's password".into());
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<()> {
@@ -722,7 +845,7 @@ impl Config {
                  resent after it may have left; list queries and calculations only"
             )));
         }
-        crate::variant::validate(self)?;
+        self.validate_variants()?;
         if self.log.max_file_mb == 0 {
             return bad("log.max_file_mb", "must be at least 1");
         }
@@ -899,5 +1022,181 @@ mod example_tests {
         ] {
             assert!(text.contains(&format!("\"{key}\"")), "{key} missing from the example");
         }
+    }
+}
+
+/// The province-variant keys (docs/regions/): URL styles, sign-in, extra fields.
+#[cfg(test)]
+mod variant_tests {
+    use super::*;
+
+    fn cfg(patch: &str) -> Result<Config> {
+        let base = r#"{"institution":{"fixmedins_code":"H44030000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440300","opter":"0001","opter_name":"收费员"}"#;
+        Config::from_json(&format!("{base}{patch}}}"), Path::new("."))
+    }
+
+    #[test]
+    fn the_national_behaviour_is_the_default() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.gateway.style(), variant::UrlStyle::Single);
+        assert_eq!(c.sign_in.style, variant::SignInStyle::National);
+        assert_eq!(c.envelope, variant::Envelope::default());
+        assert_eq!(c.gateway.url_for("9001").unwrap(), c.gateway.url);
+    }
+
+    #[test]
+    fn the_three_url_styles() {
+        let c = cfg(r#","gateway":{"url":"http://gw/hsa/fsi/api/rsfComIfsService/callService","append_infno":true}"#)
+            .unwrap();
+        assert_eq!(c.gateway.url_for("1101").unwrap(), "http://gw/hsa/fsi/api/rsfComIfsService/callService/1101");
+        assert_eq!(c.upload_url(), "http://gw/hsa/fsi/api/rsfComIfsService/callService/9101");
+        assert_eq!(c.download_url(), "http://gw/hsa/fsi/api/rsfComIfsService/callService/9102");
+        let c = cfg(r#","gateway":{"url":"http://gw/x/","url_style":"append_infno"}"#).unwrap();
+        assert_eq!(c.gateway.url_for("2207").unwrap(), "http://gw/x/2207");
+        // A query string of the URL (a csb gateway signs it) stays at the end.
+        let c = cfg(r#","gateway":{"url":"http://gw/x?a=1&b=2","url_style":"append_infno"}"#).unwrap();
+        assert_eq!(c.gateway.url_for("2207").unwrap(), "http://gw/x/2207?a=1&b=2");
+        let c = cfg(r#","gateway":{"url":"http://gw?k=v","url_style":"per_infno","paths":{"*":"/svc"}}"#).unwrap();
+        assert_eq!(c.gateway.url_for("1101").unwrap(), "http://gw/svc?k=v");
+
+        let c = cfg(
+            r#","gateway":{"url":"http://gw/ebus/rio_fsi","url_style":"per_infno","paths":{"1101":"/fsi/api/fsiPsnInfoService/queryPsnInfo","9102":"https://files.example/dl"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.gateway.url_for("1101").unwrap(), "http://gw/ebus/rio_fsi/fsi/api/fsiPsnInfoService/queryPsnInfo");
+        let e = c.gateway.url_for("2207").unwrap_err();
+        assert!(e.contains("2207") && e.contains("gateway.paths"), "{e}");
+        assert_eq!(c.download_url(), "https://files.example/dl");
+        // Not mapped: the platform's file path under the base.
+        assert_eq!(c.upload_url(), "http://gw/ebus/rio_fsi/fsi/api/fileupload/upload");
+        let c = cfg(r#","gateway":{"url":"http://gw","url_style":"per_infno","paths":{"*":"/svc"}}"#).unwrap();
+        assert_eq!(c.gateway.url_for("2207").unwrap(), "http://gw/svc");
+        // A config that turns a per-path preset back to one URL keeps the preset's
+        // table, unread: objects merge, so it could not empty it.
+        let c = cfg(r#","region":"hebei","gateway":{"url":"http://gw/svc","url_style":"single"}"#).unwrap();
+        assert_eq!(c.gateway.url_for("1101").unwrap(), "http://gw/svc");
+    }
+
+    #[test]
+    fn bad_variant_keys_are_named() {
+        for (patch, key) in [
+            (r#","gateway":{"url_style":"per_infno"}"#, "gateway.paths"),
+            (r#","gateway":{"url_style":"per_infno","paths":{"11x":"/x"}}"#, "gateway.paths"),
+            (r#","gateway":{"url_style":"per_infno","paths":{"1101":"x"}}"#, "gateway.paths.1101"),
+            (r#","gateway":{"url_style":"per_infno","append_infno":true,"paths":{"1101":"/x"}}"#, "append_infno"),
+            (r#","gateway":{"url_style":"path"}"#, "gateway.url_style"),
+            (r#","envelope":{"extra":{"msgid":"x"}}"#, "envelope.extra"),
+            (r#","envelope":{"extra":{"Recer":"x"}}"#, "envelope.extra"),
+            (r#","envelope":{"extra":{"recer_admdvs":"{nope}"}}"#, "envelope.extra.recer_admdvs"),
+            (r#","envelope":{"extra":{"recer_admdvs":1}}"#, "envelope.extra.recer_admdvs"),
+            (r#","envelope":{"cainfo":"md5"}"#, "envelope.cainfo"),
+            (r#","sign_in":{"style":"guangzhou","password":"p"}"#, "sign_in.userid"),
+            (r#","sign_in":{"style":"guangzhou","userid":"u"}"#, "sign_in.password"),
+            (r#","sign_in":{"style":"gz"}"#, "sign_in.style"),
+        ] {
+            let e = cfg(patch).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::Config, "{patch}");
+            assert!(e.message.contains(key), "{patch}: {}", e.message);
+        }
+        let long = "x".repeat(variant::MAX_EXTRA_VALUE + 1);
+        assert!(cfg(&format!(r#","envelope":{{"extra":{{"app_id":"{long}"}}}}"#)).is_err());
+        assert!(cfg(r#","gateway":{"encrypt_input":false},"envelope":{"extra":{"app_id":"A","enc_type":"N"}}"#).is_ok());
+    }
+}
+
+/// The region presets (docs/regions/) as the config loads them.
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+    use crate::region::PRESETS;
+    use crate::variant::{Cainfo, SignInStyle, UrlStyle};
+    use serde_json::Value;
+
+    const INST: &str = r#""institution":{"fixmedins_code":"H44010000001","fixmedins_name":"示例医院","mdtrtarea_admvs":"440100","opter":"0001","opter_name":"收费员"}"#;
+
+    fn cfg(extra: &str) -> Result<Config> {
+        Config::from_json(&format!("{{{INST}{extra}}}"), Path::new("."))
+    }
+
+    #[test]
+    fn every_shipped_preset_loads_and_names_its_source() {
+        for (name, text) in PRESETS {
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert!(v["_source"].as_str().is_some_and(|s| !s.trim().is_empty()), "{name} has no _source");
+            // What each preset leaves to the site.
+            let sim = mi_sim::SimConfig::default();
+            let site = match *name {
+                "guangzhou" => r#","sign_in":{"userid":"u1","password":"p"}"#.to_string(),
+                "jilin" => format!(
+                    r#","gateway":{{"platform_public_key":"{}"}},"mobile_pay":{{"app_id":"{}","app_secret":"{}"}}"#,
+                    sim.answer_public_key(),
+                    sim.mp_app_id,
+                    sim.mp_app_secret
+                ),
+                _ => String::new(),
+            };
+            let c = cfg(&format!(r#","region":"{name}"{site}"#)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.region, *name);
+        }
+    }
+
+    #[test]
+    fn guangzhou_sets_its_keys_and_the_config_wins() {
+        let c = cfg(r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"}"#).unwrap();
+        assert_eq!(c.sign_in.style, SignInStyle::Guangzhou);
+        assert_eq!(c.gateway.style(), UrlStyle::AppendInfno);
+        assert_eq!(c.envelope.cainfo, Cainfo::Sm3OfInput);
+        assert_eq!(c.envelope.extra["recer_admdvs"], "{mdtrtarea_admvs}");
+        assert!(c.sign_in.auto, "keys the preset does not name keep their defaults");
+        let c = cfg(
+            r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"cainfo":"none","extra":{"recer_admdvs":"440000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.envelope.cainfo, Cainfo::None);
+        assert_eq!(c.envelope.extra["recer_admdvs"], "440000");
+        // null takes a preset's key away.
+        let c = cfg(r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"extra":{"recer_admdvs":null}}"#)
+            .unwrap();
+        assert!(c.envelope.extra.is_empty());
+    }
+
+    #[test]
+    fn jilin_needs_the_keys_a_preset_cannot_carry() {
+        let e = cfg(r#","region":"jilin""#).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::Config);
+        assert!(e.message.contains("platform_public_key") || e.message.contains("app_id"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_presets_name_the_known_ones() {
+        let e = cfg(r#","region":"atlantis""#).unwrap_err();
+        assert_eq!(e.code, crate::error::Code::Config);
+        assert!(e.message.contains("atlantis") && e.message.contains("guangzhou, hebei, jilin"), "{}", e.message);
+        let e = cfg(r#","region":7"#).unwrap_err();
+        assert!(e.message.contains("region"), "{}", e.message);
+        let e = cfg(r#","region":"./missing.json""#).unwrap_err();
+        assert!(e.message.contains("missing.json"), "{}", e.message);
+        for not_a_preset in ["/dev/zero", "/"] {
+            let e = cfg(&format!(r#","region":"{not_a_preset}""#)).unwrap_err();
+            assert!(e.message.contains("at most 1048576 bytes"), "{not_a_preset}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn a_preset_file_beside_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("regions")).unwrap();
+        std::fs::write(
+            dir.path().join("regions/fujian.json"),
+            r#"{"_source":"the bureau's interface document","envelope":{"extra":{"app_id":"A1"}},"gateway":{"url_style":"append_infno"}}"#,
+        )
+        .unwrap();
+        let c = Config::from_json(&format!(r#"{{{INST},"region":"regions/fujian.json"}}"#), dir.path()).unwrap();
+        assert_eq!(c.envelope.extra["app_id"], "A1");
+        assert_eq!(c.gateway.url_style, UrlStyle::AppendInfno);
+        // A preset's bad key is named as any config key is.
+        std::fs::write(dir.path().join("bad.json"), r#"{"gateway":{"url_styl":"single"}}"#).unwrap();
+        let e = Config::from_json(&format!(r#"{{{INST},"region":"bad.json"}}"#), dir.path()).unwrap_err();
+        assert!(e.message.contains("url_styl"), "{}", e.message);
     }
 }

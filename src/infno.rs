@@ -3,6 +3,10 @@
 //! bottom of the crate because both the config and the protocol need it, and so are
 //! the transactions never resent, which `retry.safe_infnos` may not cover.
 
+/// File upload (9101) and download (9102): the config gives them URLs of their own.
+pub const FILE_UPLOAD: &str = "9101";
+pub const FILE_DOWNLOAD: &str = "9102";
+
 /// `1101`, `2207`, `2203A`: four digits and an optional capital letter.
 pub fn is_valid(infno: &str) -> bool {
     let b = infno.as_bytes();

@@ -76,3 +76,18 @@ pub fn start(name: &str) -> Result<mi_sim::Sim, String> {
     }
     Ok(sim)
 }
+
+/// The exit of a demo: every step passed, or what failed (and the SDK shut down).
+pub fn finish(r: Result<(), String>) -> std::process::ExitCode {
+    match r {
+        Ok(()) => {
+            println!("\nAll steps passed.");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nFAILED: {e}");
+            mi_shutdown(2000);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -194,7 +194,7 @@ pub fn zip(key: &FileKey) -> Arc<Vec<u8>> {
         return z.clone();
     }
     let text = file_text(key);
-    let z = Arc::new(crate::files::zip_of(&format!("{}_{}.txt", key.infno, key.since), text.as_bytes()));
+    let z = Arc::new(crate::zipped::zip_of(&format!("{}_{}.txt", key.infno, key.since), text.as_bytes()));
     made.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), z.clone());
     z
 }

@@ -4,7 +4,6 @@
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 
 /// Where the platform takes uploads and serves downloads.
@@ -86,14 +85,6 @@ impl Files {
         if bytes.starts_with(b"PK\x03\x04") {
             return Ok(bytes.clone());
         }
-        Ok(Arc::new(zip_of(name, bytes)))
+        Ok(Arc::new(crate::zipped::zip_of(name, bytes)))
     }
-}
-
-pub fn zip_of(name: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    w.start_file(name, opts).expect("a zip in memory");
-    w.write_all(bytes).expect("a zip in memory");
-    w.finish().expect("a zip in memory").into_inner()
 }

@@ -95,6 +95,29 @@ pub(crate) fn fen(v: Option<&Value>) -> Option<i64> {
     Some((f * 100.0).round() as i64)
 }
 
+/// One fee line (`feedetail[]`, `drugdetail[]`): its serial number, amount, count
+/// and price, which must agree; a code starting `ZZ` is wholly self-paid. Returns
+/// the fee with its count and unit price (fen).
+pub(crate) fn fee_line(it: &Value) -> Result<(Fee, f64, i64), String> {
+    let sn = text(it, "/feedetl_sn");
+    let amount = fen(it.get("det_item_fee_sumamt")).ok_or(format!("明细[{sn}]费用总额不正确"))?;
+    let cnt = it.get("cnt").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(0.0);
+    let pric = fen(it.get("pric")).unwrap_or(0);
+    if sn.is_empty() || ((cnt * pric as f64).round() as i64 - amount).abs() > 1 {
+        return Err(format!("明细[{sn}]数量×单价与金额不符"));
+    }
+    let codg = text(it, "/med_list_codg");
+    let selfpay = if codg.starts_with("ZZ") { amount } else { 0 };
+    let fee = Fee {
+        feedetl_sn: sn,
+        chrg_bchno: text(it, "/chrg_bchno"),
+        med_list_codg: codg,
+        amount_fen: amount,
+        selfpay_fen: selfpay,
+    };
+    Ok((fee, cnt, pric))
+}
+
 pub(crate) fn text(v: &Value, ptr: &str) -> String {
     match v.pointer(ptr) {
         Some(Value::String(s)) => s.clone(),
@@ -308,15 +331,8 @@ impl Ledger {
         let mut out = Vec::new();
         for it in items {
             let (psn_no, mdtrt_id) = (text(it, "/psn_no"), text(it, "/mdtrt_id"));
-            let sn = text(it, "/feedetl_sn");
-            let amount = fen(it.get("det_item_fee_sumamt")).ok_or(format!("明细[{sn}]费用总额不正确"))?;
-            let cnt = it.get("cnt").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(0.0);
-            let pric = fen(it.get("pric")).unwrap_or(0);
-            if sn.is_empty() || ((cnt * pric as f64).round() as i64 - amount).abs() > 1 {
-                return Err(format!("明细[{sn}]数量×单价与金额不符"));
-            }
-            let codg = text(it, "/med_list_codg");
-            let selfpay = if codg.starts_with("ZZ") { amount } else { 0 };
+            let (fee, cnt, pric) = fee_line(it)?;
+            let (sn, amount, selfpay) = (fee.feedetl_sn.clone(), fee.amount_fen, fee.selfpay_fen);
             let v = self.visit_mut(&mdtrt_id, &psn_no)?;
             if v.kind != kind {
                 return Err(format!("就诊ID[{mdtrt_id}]不是{kind}就诊"));
@@ -324,13 +340,7 @@ impl Ledger {
             if v.fees.iter().any(|f| f.feedetl_sn == sn) {
                 return Err(format!("明细流水号[{sn}]重复上传"));
             }
-            v.fees.push(Fee {
-                feedetl_sn: sn.clone(),
-                chrg_bchno: text(it, "/chrg_bchno"),
-                med_list_codg: codg,
-                amount_fen: amount,
-                selfpay_fen: selfpay,
-            });
+            v.fees.push(fee);
             let lv = if selfpay > 0 { "03" } else { "01" };
             out.push(json!({"feedetl_sn": sn, "det_item_fee_sumamt": yuan(amount), "cnt": cnt, "pric": yuan(pric),
                 "pric_uplmt_amt": yuan(pric), "selfpay_prop": if selfpay > 0 { 1 } else { 0 },

@@ -53,6 +53,7 @@ mod reconcile;
 pub mod registry;
 pub mod sealed;
 pub mod variants;
+mod zipped;
 
 use http::Reply;
 use serde_json::{json, Map, Value};

@@ -2,7 +2,7 @@
 //! cancellation (2103, shared with [`Ledger::cancel_settlement`]). A pharmacy sale
 //! has no registration: 2102 opens the visit and settles its drug details at once.
 
-use crate::ledger::{fen, text, Fee, Ledger, TxResult, Visit};
+use crate::ledger::{fee_line, fen, text, Fee, Ledger, TxResult, Visit};
 use serde_json::Value;
 
 impl Ledger {
@@ -16,25 +16,11 @@ impl Ledger {
         let items = items.ok_or("药品明细[drugdetail]不能为空")?;
         let mut fees = Vec::new();
         for it in items {
-            let sn = text(it, "/feedetl_sn");
-            let amount = fen(it.get("det_item_fee_sumamt")).ok_or(format!("明细[{sn}]费用总额不正确"))?;
-            let cnt = it.get("cnt").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(0.0);
-            let pric = fen(it.get("pric")).unwrap_or(0);
-            if sn.is_empty() || ((cnt * pric as f64).round() as i64 - amount).abs() > 1 {
-                return Err(format!("明细[{sn}]数量×单价与金额不符"));
+            let (fee, _, _) = fee_line(it)?;
+            if fees.iter().any(|f: &Fee| f.feedetl_sn == fee.feedetl_sn) {
+                return Err(format!("明细流水号[{}]重复", fee.feedetl_sn));
             }
-            if fees.iter().any(|f: &Fee| f.feedetl_sn == sn) {
-                return Err(format!("明细流水号[{sn}]重复"));
-            }
-            let codg = text(it, "/med_list_codg");
-            let selfpay = if codg.starts_with("ZZ") { amount } else { 0 };
-            fees.push(Fee {
-                feedetl_sn: sn,
-                chrg_bchno: String::new(),
-                med_list_codg: codg,
-                amount_fen: amount,
-                selfpay_fen: selfpay,
-            });
+            fees.push(fee);
         }
         let total: i64 = fees.iter().map(|f| f.amount_fen).sum();
         let selfpay: i64 = fees.iter().map(|f| f.selfpay_fen).sum();

@@ -210,7 +210,7 @@ impl Core {
         }
         let sign_in = needs_sign_no(infno).then_some(SIGN_IN);
         for i in std::iter::once(infno).chain(sign_in) {
-            crate::variant::url_for(&self.cfg.gateway, i).map_err(Error::config)?;
+            self.cfg.gateway.url_for(i).map_err(Error::config)?;
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
             cfg.institution.fixmedins_code,
             cfg.gateway.profile.as_str(),
             if cfg.region.is_empty() { "none (national defaults)" } else { &cfg.region },
-            crate::variant::effective_style(&cfg.gateway).as_str(),
+            cfg.gateway.style().as_str(),
             cfg.sign_in.style.as_str()
         ),
     );

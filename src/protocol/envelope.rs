@@ -23,28 +23,6 @@ const OVERRIDABLE: &[(&str, usize)] = &[
     ("dev_safe_info", 2000),
 ];
 
-/// The fields the SDK sets in every envelope (beside `input`): no extra field
-/// (`envelope.extra`, a call's `extra`) may take one of these names.
-pub const SDK_FIELDS: &[&str] = &[
-    "infno",
-    "msgid",
-    "mdtrtarea_admvs",
-    "insuplc_admdvs",
-    "recer_sys_code",
-    "dev_no",
-    "dev_safe_info",
-    "cainfo",
-    "signtype",
-    "infver",
-    "opter_type",
-    "opter",
-    "opter_name",
-    "inf_time",
-    "fixmedins_code",
-    "fixmedins_name",
-    "sign_no",
-];
-
 /// The member of a call's input that carries its extra envelope fields.
 const EXTRA: &str = "extra";
 
@@ -327,7 +305,7 @@ mod tests {
         assert_eq!((&e["recer_admdvs"], &e["enc_type"]), (&json!("440000"), &json!("N")));
         // Without any: the national envelope, nothing added.
         let e = build(&cfg(), "1101", &call_of(r#"{"data":{}}"#), &M).unwrap();
-        assert_eq!(e.len(), SDK_FIELDS.len() + 1);
+        assert_eq!(e.len(), variant::SDK_FIELDS.len() + 1);
     }
 
     fn call_of(t: &str) -> CallInput {

@@ -8,8 +8,7 @@ pub const SIGN_OUT: &str = "9002";
 /// Reversal (冲正) of a state-changing transaction by its msgid.
 pub const REVERSAL: &str = "2601";
 /// File upload and download: they travel on the file channel, with their own URLs.
-pub const FILE_UPLOAD: &str = "9101";
-pub const FILE_DOWNLOAD: &str = "9102";
+pub use crate::infno::{FILE_DOWNLOAD, FILE_UPLOAD};
 
 pub fn is_file_transfer(infno: &str) -> bool {
     infno == FILE_UPLOAD || infno == FILE_DOWNLOAD

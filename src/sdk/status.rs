@@ -143,7 +143,7 @@ impl Status {
                 url: strip_userinfo(&cfg.gateway.url),
                 profile: cfg.gateway.profile,
                 region: cfg.region.clone(),
-                url_style: crate::variant::effective_style(&cfg.gateway),
+                url_style: cfg.gateway.style(),
                 sign_in_style: cfg.sign_in.style,
             },
             journal: cfg.journal_path().display().to_string(),

@@ -71,7 +71,7 @@ impl Transport {
     /// The URL for a transaction, by the gateway's URL style; `Err` when the
     /// per-transaction map has none for it.
     pub fn url(&self, infno: &str) -> Result<String, String> {
-        crate::variant::url_for(&self.gateway, infno)
+        self.gateway.url_for(infno)
     }
 
     /// POSTs an envelope to the gateway (signed per its profile) and reads the answer.
