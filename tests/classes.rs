@@ -3,7 +3,8 @@
 //! the settlement list (4101), the queries (1201, 1901, 5101–5104, 5201–5206,
 //! 5301–5304) and reconciliation (3201, and 3202 with its 9101/9102 chain).
 //!
-//! For every state-changing class, the answer is dropped after the platform
+//! For every state-changing class (2201–2205, 2207, 2208, 2301–2305, 2401–2405,
+//! 2102/2103, 3501–3507, 4101), the answer is dropped after the platform
 //! processed the request: the request must be uncertain, never resent, and put
 //! right by the right transaction (2601 through `mi_reverse` for the reversible
 //! ones, the class's own counter-transaction or a query otherwise), leaving the
@@ -283,6 +284,52 @@ fn every_state_changing_class_is_uncertain_when_its_answer_is_lost_and_put_right
             }),
         },
         Lost {
+            infno: "2202",
+            prepare: Box::new(|_| {
+                let r = ok("2201", json!({"data": {"psn_no": PSN, "insutype": "310", "ipt_otp_no": "L2202"}}));
+                json!({"data": {"psn_no": PSN, "mdtrt_id": r["data"]["mdtrt_id"], "ipt_otp_no": "L2202"}})
+            }),
+            // The cancellation went through: the visit query shows it no longer valid.
+            resolve: Box::new(|_, _, input| {
+                let visits = ok("5201", json!({"data": {"psn_no": PSN}}))["mdtrtinfo"].clone();
+                let v = visits
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["mdtrt_id"] == input["data"]["mdtrt_id"])
+                    .unwrap()
+                    .clone();
+                assert_eq!(v["vali_flag"], "0", "{v}");
+            }),
+        },
+        Lost {
+            infno: "2205",
+            prepare: Box::new(|_| {
+                let s = visit(PSN, "L2205", 10.0);
+                json!({"data": {"psn_no": PSN, "mdtrt_id": s["data"]["mdtrt_id"], "chrg_bchno": "B"}})
+            }),
+            resolve: Box::new(|_, _, input| {
+                assert_eq!(ok("5204", input.clone())["output"], json!([]), "the fees are gone");
+            }),
+        },
+        Lost {
+            infno: "2203",
+            prepare: Box::new(|_| {
+                let s = visit(PSN, "L2203", 10.0);
+                json!({"mdtrtinfo": {"mdtrt_id": s["data"]["mdtrt_id"], "psn_no": PSN, "med_type": "14",
+                    "begntime": "2026-11-30 09:00:00", "dise_codg": "M03900", "dise_name": "高血压"}, "diseinfo": []})
+            }),
+            // Visit information sent twice says the same: it may be sent again by hand.
+            resolve: Box::new(|env, _, input| {
+                assert_eq!(
+                    visit_of(env, input["mdtrtinfo"]["mdtrt_id"].as_str().unwrap())["med_type"],
+                    "14",
+                    "processed"
+                );
+                ok("2203", input.clone());
+            }),
+        },
+        Lost {
             infno: "2204",
             prepare: Box::new(|_| {
                 let s = visit(PSN, "L2204", 10.0);
@@ -335,6 +382,51 @@ fn every_state_changing_class_is_uncertain_when_its_answer_is_lost_and_put_right
                 ok("2302", json!({"data": {"feedetl_sn": "F1", "mdtrt_id": mdtrt_id, "psn_no": PSN}}));
                 assert_eq!(visit_of(env, mdtrt_id)["fees"], 0);
                 ok("2404", json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": PSN}}));
+            }),
+        },
+        Lost {
+            infno: "2302",
+            prepare: Box::new(|_| {
+                let mdtrt_id = admitted("L2302");
+                ok("2301", inpatient_fee(&mdtrt_id, "F1", 80.0));
+                json!({"data": {"feedetl_sn": "F1", "mdtrt_id": mdtrt_id, "psn_no": PSN}})
+            }),
+            resolve: Box::new(|_, _, input| {
+                assert_eq!(ok("5204", input.clone())["output"], json!([]), "the fee is gone");
+                ok("2404", json!({"data": {"mdtrt_id": input["data"]["mdtrt_id"], "psn_no": PSN}}));
+            }),
+        },
+        Lost {
+            infno: "2403",
+            prepare: Box::new(
+                |_| json!({"adminfo": {"mdtrt_id": admitted("L2403"), "psn_no": PSN, "med_type": "2114"}}),
+            ),
+            // A change sent twice changes nothing more: it may be sent again by hand.
+            resolve: Box::new(|env, _, input| {
+                let mdtrt_id = input["adminfo"]["mdtrt_id"].as_str().unwrap();
+                assert_eq!(visit_of(env, mdtrt_id)["med_type"], "2114", "processed");
+                ok("2403", input.clone());
+                ok("2404", json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": PSN}}));
+            }),
+        },
+        Lost {
+            infno: "2404",
+            prepare: Box::new(|_| json!({"data": {"mdtrt_id": admitted("L2404"), "psn_no": PSN}})),
+            resolve: Box::new(|_, _, _| {
+                assert_eq!(ok("5303", json!({"data": {"psn_no": PSN}}))["data"], json!([]), "no longer in hospital");
+            }),
+        },
+        Lost {
+            infno: "2405",
+            prepare: Box::new(|_| {
+                let mdtrt_id = admitted("L2405");
+                ok("2402", discharge(&mdtrt_id));
+                json!({"data": {"mdtrt_id": mdtrt_id, "psn_no": PSN}})
+            }),
+            resolve: Box::new(|_, _, input| {
+                let here = ok("5303", json!({"data": {"psn_no": PSN}}))["data"].clone();
+                assert_eq!(here[0]["mdtrt_id"], input["data"]["mdtrt_id"], "in hospital again");
+                ok("2404", input.clone());
             }),
         },
         Lost {
@@ -402,12 +494,16 @@ fn every_state_changing_class_is_uncertain_when_its_answer_is_lost_and_put_right
             }),
         },
         Lost {
-            infno: "3503",
-            prepare: Box::new(|_| inventory("3503", "L3503")),
+            infno: "3507",
+            prepare: Box::new(|_| {
+                ok("3501", inventory("3501", "L3507"));
+                json!({"data": {"fixmedins_bchno": "L3507", "inv_data_type": "1"}})
+            }),
+            // Sent again by hand, the platform no longer has the record: it was deleted.
             resolve: Box::new(|_, _, input| {
-                // Sent again by hand, the platform says it has it: then it is deleted by 3507.
-                assert_eq!(call("3503", with(input.clone(), None)).0, MI_E_BUSINESS);
-                ok("3507", json!({"data": {"fixmedins_bchno": "L3503", "inv_data_type": "3"}}));
+                let (rc, out) = call("3507", with(input.clone(), None));
+                assert_eq!(rc, MI_E_BUSINESS, "{out}");
+                assert!(out["err_msg"].as_str().unwrap().contains("不存在"), "{out}");
             }),
         },
         Lost {
@@ -424,6 +520,24 @@ fn every_state_changing_class_is_uncertain_when_its_answer_is_lost_and_put_right
             }),
         },
     ];
+    // The inventory uploads: sent again by hand, the platform says it has the batch;
+    // then 3507 deletes it.
+    let mut classes = classes;
+    for (i, infno) in ["3501", "3502", "3503", "3504", "3505", "3506"].into_iter().enumerate() {
+        let bchno = format!("L{infno}");
+        let kind = format!("{}", i + 1);
+        classes.push(Lost {
+            infno,
+            prepare: Box::new({
+                let bchno = bchno.clone();
+                move |_| inventory(infno, &bchno)
+            }),
+            resolve: Box::new(move |_, _, input| {
+                assert_eq!(call(infno, with(input.clone(), None)).0, MI_E_BUSINESS, "{infno} already uploaded");
+                ok("3507", json!({"data": {"fixmedins_bchno": bchno, "inv_data_type": kind}}));
+            }),
+        });
+    }
     for c in &classes {
         let input = (c.prepare)(&env);
         let before = by_infno(&env, c.infno);

@@ -255,7 +255,7 @@ fn catalog_downloads_as_csv_and_resumes_by_version() {
 /// under the institution's code, as before, the platform finds no such file.
 #[test]
 fn catalogue_files_are_fetched_as_plc() {
-    let (_sim, work, file) = catalog_setup();
+    let (sim, work, file) = catalog_setup();
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     cfg["files"] = json!({"catalog_fixmedins_code": "H44030000001"});
     let own = work.path().join("own.json");
@@ -270,6 +270,14 @@ fn catalogue_files_are_fetched_as_plc() {
     assert!(stdout.contains("1305 version 20261115002: 300 rows"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("1305_20261115002.csv")).unwrap();
     assert!(csv.starts_with(&include_str!("../data/catalogues/1305.columns").lines().collect::<Vec<_>>().join(",")));
+    // A platform whose filter takes the version asked for too answers it again: that
+    // is nothing newer, and the whole file of that version is not overwritten by it.
+    sim.fault(json!({"catalogue_ver": "20261115002"}));
+    let (code, stdout, stderr) = cli(&file, &["catalog", "1305", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("up to date (version 20261115002)"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("1305_20261115002.csv")).unwrap(), csv);
+    assert_eq!(names_in(&out), vec!["1305.version", "1305_20261115002.csv"]);
 }
 
 /// A catalogue whose rows change layout part-way is refused, naming the line, and

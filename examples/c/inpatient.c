@@ -1,6 +1,8 @@
 /* An inpatient stay in C: admission (2401), a fee upload per day (2301),
  * pre-settlement (2303), settlement (2304), discharge (2402). Each step checks its
- * code; an uncertain settlement (MI_E_UNCERTAIN) is reversed, never repeated.
+ * code. An uncertain step (MI_E_UNCERTAIN) is never repeated: an uncertain settlement
+ * is reversed (2601); any other is left for the operator to check and undo by its
+ * counter-transaction (2302 for fees, 2404 for the admission, 2405 for a discharge).
  * Build as examples/c/basic.c; run: ./inpatient mi_sdk.json [ipt_no] */
 #include "mi_sdk.h"
 
@@ -14,11 +16,16 @@ static int call(const char *infno, const char *input) {
     int32_t len = (int32_t)sizeof out;
     int32_t rc = mi_call_sync(infno, input, out, &len);
     if (rc == MI_OK) return 0;
-    if (rc == MI_E_UNCERTAIN) { /* it may have gone through: undo it with 2601, never send it again */
+    if (rc == MI_E_UNCERTAIN) { /* it may have gone through: never send it again */
         int64_t id = mi_last_request_id();
-        len = (int32_t)sizeof out;
-        fprintf(stderr, "%s uncertain (request %lld): reversing -> %d\n", infno, (long long)id,
-                (int)mi_reverse(id, out, &len));
+        if (strcmp(infno, "2304") == 0) { /* a settlement: undo it with 2601 */
+            len = (int32_t)sizeof out;
+            fprintf(stderr, "2304 uncertain (request %lld): reversing -> %d\n", (long long)id,
+                    (int)mi_reverse(id, out, &len));
+        } else {
+            fprintf(stderr, "%s uncertain (request %lld): check it and undo it by its counter-transaction\n",
+                    infno, (long long)id);
+        }
         return 1;
     }
     fprintf(stderr, "%s failed (%d): %s\n", infno, (int)rc, rc == MI_E_BUFFER_TOO_SMALL ? "buffer too small" : out);

@@ -328,19 +328,29 @@ impl Ledger {
         if items.is_empty() {
             return Err("费用明细[feedetail]不能为空".into());
         }
-        let mut out = Vec::new();
+        // Every line is checked before any is booked: a refused upload books nothing.
+        let mut lines = Vec::new();
         for it in items {
             let (psn_no, mdtrt_id) = (text(it, "/psn_no"), text(it, "/mdtrt_id"));
             let (fee, cnt, pric) = fee_line(it)?;
-            let (sn, amount, selfpay) = (fee.feedetl_sn.clone(), fee.amount_fen, fee.selfpay_fen);
             let v = self.visit_mut(&mdtrt_id, &psn_no)?;
             if v.kind != kind {
                 return Err(format!("就诊ID[{mdtrt_id}]不是{kind}就诊"));
             }
-            if v.fees.iter().any(|f| f.feedetl_sn == sn) {
+            let sn = &fee.feedetl_sn;
+            let twice =
+                lines.iter().any(|(m, f, _, _): &(String, Fee, f64, i64)| *m == mdtrt_id && f.feedetl_sn == *sn);
+            if twice || v.fees.iter().any(|f| f.feedetl_sn == *sn) {
                 return Err(format!("明细流水号[{sn}]重复上传"));
             }
-            v.fees.push(fee);
+            lines.push((mdtrt_id, fee, cnt, pric));
+        }
+        let mut out = Vec::new();
+        for (mdtrt_id, fee, cnt, pric) in lines {
+            let (sn, amount, selfpay) = (fee.feedetl_sn.clone(), fee.amount_fen, fee.selfpay_fen);
+            if let Some(v) = self.visits.iter_mut().find(|v| v.mdtrt_id == mdtrt_id) {
+                v.fees.push(fee);
+            }
             let lv = if selfpay > 0 { "03" } else { "01" };
             out.push(json!({"feedetl_sn": sn, "det_item_fee_sumamt": yuan(amount), "cnt": cnt, "pric": yuan(pric),
                 "pric_uplmt_amt": yuan(pric), "selfpay_prop": if selfpay > 0 { 1 } else { 0 },
@@ -517,7 +527,7 @@ impl Ledger {
             return Err("冲正入参 omsgid、oinfno 不能为空".into());
         }
         let effect = match self.processed.get(&omsgid).cloned() {
-            Some((infno, reference)) if infno == oinfno => self.reverse_effect(&infno, &reference),
+            Some((infno, reference)) if infno == oinfno => self.reverse_effect(&infno, &reference)?,
             Some(_) => return Err("原交易编号[oinfno]与原报文不符".into()),
             // Never processed: nothing to undo, and the outcome the HIS wants holds.
             None => "not_found",
@@ -529,35 +539,48 @@ impl Ledger {
 
     /// What a 2601 of a processed `infno` undoes: a settlement (2207, 2304, 2102)
     /// is refunded, a cancellation (2208, 2305, 2103) restores its settlement, an
-    /// admission (2401) is withdrawn.
-    fn reverse_effect(&mut self, infno: &str, reference: &str) -> &'static str {
+    /// admission (2401) without fees is withdrawn. Anything else is refused: the
+    /// platform undoes it only by its counter-transaction.
+    fn reverse_effect(&mut self, infno: &str, reference: &str) -> Result<&'static str, String> {
         let done = match infno {
             "2207" | "2304" | "2102" => self.undo_settlement(reference, "reversed").is_ok(),
-            "2208" | "2305" | "2103" => self.redo_settlement(reference).is_ok(),
-            "2401" => match self.visits.iter_mut().find(|v| v.mdtrt_id == reference && !v.cancelled) {
-                Some(v) => {
-                    v.cancelled = true;
+            "2208" | "2305" | "2103" => self.redo_settlement(reference)?,
+            "2401" => {
+                let Some(v) = self.visits.iter().find(|v| v.mdtrt_id == reference) else {
+                    return Err(format!("就诊ID[{reference}]不存在"));
+                };
+                if v.cancelled {
+                    false
+                } else if !v.fees.is_empty() || self.settlements.iter().any(|s| s.mdtrt_id == reference) {
+                    return Err("该住院已有费用明细或结算, 不能冲正入院".into());
+                } else {
+                    self.visits.iter_mut().filter(|v| v.mdtrt_id == reference).for_each(|v| v.cancelled = true);
                     true
                 }
-                None => false,
-            },
-            _ => true,
+            }
+            _ => return Err(format!("交易[{infno}]不支持冲正, 请使用其撤销交易")),
         };
-        if done {
-            "reversed"
-        } else {
-            "already_reversed"
-        }
+        Ok(if done { "reversed" } else { "already_reversed" })
     }
 
-    /// A cancelled settlement made good again (its cancellation reversed).
-    fn redo_settlement(&mut self, setl_id: &str) -> Result<(), String> {
-        let s = self.settlements.iter_mut().find(|s| s.setl_id == setl_id && s.status == "cancelled");
-        let s = s.ok_or_else(|| format!("结算ID[{setl_id}]未撤销"))?;
-        s.status = "settled".into();
-        let (psn_no, acct) = (s.psn_no.clone(), s.acct_fen);
-        self.person_mut(&psn_no)?.balc_fen -= acct;
-        Ok(())
+    /// A cancelled settlement made good again (its cancellation reversed); false
+    /// when it is not cancelled (already made good). Refused when the visit was
+    /// settled anew since, or the account no longer holds what it paid.
+    fn redo_settlement(&mut self, setl_id: &str) -> Result<bool, String> {
+        let s = self.settlement(setl_id)?.clone();
+        if s.status != "cancelled" {
+            return Ok(false);
+        }
+        if self.settlements.iter().any(|o| o.mdtrt_id == s.mdtrt_id && o.status == "settled") {
+            return Err(format!("就诊ID[{}]已重新结算, 不能冲正其撤销", s.mdtrt_id));
+        }
+        let person = self.person_mut(&s.psn_no)?;
+        if person.balc_fen < s.acct_fen {
+            return Err("个人账户余额不足, 不能冲正结算撤销".into());
+        }
+        person.balc_fen -= s.acct_fen;
+        self.settlements.iter_mut().filter(|o| o.setl_id == setl_id).for_each(|o| o.status = "settled".into());
+        Ok(true)
     }
 
     fn settlement_info(&mut self, input: &Value) -> TxResult {

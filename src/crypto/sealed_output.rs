@@ -28,7 +28,24 @@ impl SealedOutput {
     /// caller treats it as an unverifiable answer. An envelope without output (a
     /// refusal) is left as it is: there is nothing in it to trust or to decrypt.
     pub fn open(&self, env: &mut Map<String, Value>) -> Result<bool, String> {
+        let success = match env.get("infcode") {
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(s)) => s.trim() == "0",
+            _ => false,
+        };
         let text = match env.get("output") {
+            // A success says what it did in its output: unsigned, nobody can tell it
+            // from a forged one. A refusal has nothing to trust.
+            None | Some(Value::Null) if success && matches!(self.seal, Seal::Signed(_)) => {
+                return Err("a success came without a signed output while gateway.decrypt_answers expects one: \
+                            cannot verify it"
+                    .into())
+            }
+            Some(Value::String(s)) if s.is_empty() && success && matches!(self.seal, Seal::Signed(_)) => {
+                return Err("a success came with an empty output while gateway.decrypt_answers expects it signed: \
+                            cannot verify it"
+                    .into())
+            }
             None | Some(Value::Null) => return Ok(false),
             Some(Value::String(s)) if s.is_empty() => return Ok(false),
             Some(Value::String(s)) => s.clone(),
@@ -118,6 +135,18 @@ mod tests {
         })
         .contains("no signature"));
         assert!(why(&|e| e["output"] = json!({"a": 1})).contains("plaintext"));
+        // A success with nothing signed could be anyone's: for a settlement that is uncertain.
+        assert!(why(&|e| e["output"] = Value::Null).contains("without a signed output"));
+        assert!(why(&|e| {
+            e.remove("output");
+        })
+        .contains("without a signed output"));
+        assert!(why(&|e| e["output"] = json!("")).contains("empty output"));
+        assert!(why(&|e| {
+            e["infcode"] = json!("0");
+            e["output"] = Value::Null;
+        })
+        .contains("without a signed output"));
         // Signed, but not a ciphertext of our key (8 bytes: no SM4 block).
         let short = b64(&[1u8; 8]);
         assert!(why(&|e| {

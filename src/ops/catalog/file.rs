@@ -47,13 +47,12 @@ pub fn fetch(sdk: &Sdk, cfg: &Config, infno: &str, since: Option<String>, out: &
             let stamp = crate::clock::Clock::system().local().format("%Y%m%d%H%M%S");
             let csv = out.join(format!("{infno}_{stamp}.csv"));
             std::fs::rename(&part, &csv).map_err(super::cannot_write(&csv))?;
-            let note = written.note.unwrap_or_default();
-            fetched.push(Fetched {
-                version: String::new(),
-                csv,
-                rows: written.rows,
-                note: Some(format!("{note}; no version could be read, so the next run fetches everything again")),
-            });
+            let why = "no version could be read from the rows, so none was recorded for this file";
+            let note = match written.note {
+                Some(n) => format!("{n}; {why}"),
+                None => why.to_string(),
+            };
+            fetched.push(Fetched { version: String::new(), csv, rows: written.rows, note: Some(note) });
             return Ok(fetched);
         };
         if !is_plain_version(&reached) {
@@ -69,15 +68,17 @@ pub fn fetch(sdk: &Sdk, cfg: &Config, infno: &str, since: Option<String>, out: &
                 ),
             ));
         }
+        if !layout::version_order(&reached, &version).is_gt() {
+            // Nothing newer than asked (a platform whose filter takes the version asked
+            // for too): keeping it would overwrite that version's whole file with a
+            // part of it, and asking again would loop.
+            let _ = std::fs::remove_file(&part);
+            return Ok(fetched);
+        }
         let csv = out.join(format!("{infno}_{reached}.csv"));
         std::fs::rename(&part, &csv).map_err(super::cannot_write(&csv))?;
         record_version(out, infno, &reached)?;
-        let progressed = layout::version_order(&reached, &version).is_gt();
         fetched.push(Fetched { version: reached.clone(), csv, rows: written.rows, note: written.note });
-        if !progressed {
-            // The platform answered nothing newer than asked: asking again would loop.
-            return Ok(fetched);
-        }
         version = reached;
     }
 }

@@ -16,6 +16,16 @@ use std::path::{Path, PathBuf};
 /// Where a full download starts: before the platform held any catalogue.
 const FROM_THE_START: &str = "2000-01-01 00:00:00";
 
+/// How far before the run's start the next run asks from: this machine's clock
+/// may be ahead of the platform's, and a record updated while the pages went by
+/// may have moved between them. Records read twice are harmless (load by `rid`);
+/// records missed are not.
+const CLOCK_MARGIN_MIN: i64 = 60;
+
+/// The most pages one run reads when the platform gives neither `pages` nor
+/// `recordCounts`: a platform that ignored `page_num` would otherwise be read forever.
+const MAX_PAGES_UNCOUNTED: u64 = 100_000;
+
 /// A run in progress, kept after every page written.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Progress {
@@ -24,6 +34,8 @@ struct Progress {
     /// When the run began (`yyyy-MM-dd HH:mm:ss`): the update time of the next run.
     started: String,
     next_page: u64,
+    /// The page size the pages were counted in: a resume must ask in the same.
+    page_size: u32,
     /// The CSV's length after the last page written: a page cut short is cut off.
     bytes: u64,
     rows: u64,
@@ -44,13 +56,17 @@ pub fn fetch(sdk: &Sdk, cfg: &Config, infno: &str, since: Option<String>, out: &
     let resumed = std::fs::read(&state)
         .ok()
         .and_then(|b| serde_json::from_slice::<Progress>(&b).ok())
-        .filter(|p| p.updt_time == since && std::fs::metadata(&part).is_ok_and(|m| m.len() >= p.bytes));
+        .filter(|p| p.updt_time == since && p.page_size == cfg.files.catalog_page_size)
+        .filter(|p| std::fs::metadata(&part).is_ok_and(|m| m.len() >= p.bytes));
     let mut p = match resumed {
         Some(p) => p,
         None => Progress {
             updt_time: since.clone(),
-            started: crate::clock::Clock::system().local().format("%Y-%m-%d %H:%M:%S").to_string(),
+            started: (crate::clock::Clock::system().local() - chrono::Duration::minutes(CLOCK_MARGIN_MIN))
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             next_page: 1,
+            page_size: cfg.files.catalog_page_size,
             bytes: 0,
             rows: 0,
             columns: layout::columns(cfg, infno).map_err(|e| {
@@ -90,9 +106,16 @@ pub fn fetch(sdk: &Sdk, cfg: &Config, infno: &str, since: Option<String>, out: &
         csv.write_all(&page).and_then(|_| csv.sync_data()).map_err(super::cannot_write(&part))?;
         p.bytes += page.len() as u64;
         p.rows += records.len() as u64;
-        let last = match count(&o["pages"]) {
-            Some(pages) => p.next_page >= pages,
-            None => records.len() < size as usize,
+        let last = match (count(&o["pages"]), count(&o["recordCounts"])) {
+            (Some(pages), _) => p.next_page >= pages,
+            (None, Some(total)) => p.rows >= total,
+            (None, None) if p.next_page >= MAX_PAGES_UNCOUNTED => {
+                return Err(Error::new(
+                    Code::Protocol,
+                    format!("{infno}: {MAX_PAGES_UNCOUNTED} full pages and no end in sight (the answer has neither pages nor recordCounts)"),
+                ))
+            }
+            (None, None) => records.len() < size as usize,
         };
         p.next_page += 1;
         if last || records.is_empty() {
