@@ -146,6 +146,9 @@ const ID_KEYS: &[&str] = &[
     "usercertno",
 ];
 const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conntel", "emptel", "mobile", "mobileno", "phoneno", "telno"];
+/// Values that open something: a password, and `cainfo`, which some provinces fill
+/// with the patient's encrypted card or e-voucher password (replayable as it is).
+const SECRET_KEYS: &[&str] = &["password", "passwd", "pwd", "cainfo"];
 
 /// The same kinds of value as they are labelled in free text (a platform's
 /// `err_msg`): `姓名:张三`, `证件号码[4403...]`, `联系电话 0755-1234`.
@@ -187,6 +190,7 @@ enum Kind {
     Name,
     Id,
     Phone,
+    Secret,
 }
 
 impl Kind {
@@ -195,13 +199,16 @@ impl Kind {
             Kind::Name => mask_name(s),
             Kind::Id => mask_middle(s, 4, 4),
             Kind::Phone => mask_middle(s, 3, 4),
+            // Nothing of it: even its length says something.
+            Kind::Secret if s.is_empty() => String::new(),
+            Kind::Secret => "******".into(),
         }
     }
 }
 
 /// The kind of a key already made [`plain_key`].
 fn kind_of_key(plain: &str) -> Option<Kind> {
-    [(NAME_KEYS, Kind::Name), (ID_KEYS, Kind::Id), (PHONE_KEYS, Kind::Phone)]
+    [(NAME_KEYS, Kind::Name), (ID_KEYS, Kind::Id), (PHONE_KEYS, Kind::Phone), (SECRET_KEYS, Kind::Secret)]
         .into_iter()
         .find_map(|(keys, kind)| keys.contains(&plain).then_some(kind))
 }
@@ -398,6 +405,10 @@ mod tests {
         // Longer numbers, and numbers without a birth date, are not ID numbers.
         assert_eq!((m["msgid"].clone(), m["psn_no"].clone()), (v["msgid"].clone(), v["psn_no"].clone()));
         assert_eq!(m["not_an_id"], v["not_an_id"]);
+        // A password, and a cainfo that may hold the patient's encrypted card password.
+        let m = mask(&json!({"cainfo": "A1B2C3D4E5F6", "signIn": {"password": "x"}, "signtype": "SM3", "pwd": ""}));
+        assert_eq!((m["cainfo"].as_str(), m["signIn"]["password"].as_str()), (Some("******"), Some("******")));
+        assert_eq!((m["signtype"].as_str(), m["pwd"].as_str()), (Some("SM3"), Some("")));
     }
 
     #[test]
