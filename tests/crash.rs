@@ -109,6 +109,12 @@ fn killed_mid_batch_then_drained_by_another_process() {
         let plan_file = env.dir.path().join(format!("plan{round}.json"));
         std::fs::write(&plan_file, serde_json::to_string(&plan).unwrap()).unwrap();
         let (mut child, accepted) = spawn_child("submit", &config, Some(&plan_file));
+        // The kill comes `kill_after` ms into the batch, counted from the child's first
+        // acceptance: a loaded machine may take longer than that just to start it.
+        let started = Instant::now();
+        while accepted.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(kill_after));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

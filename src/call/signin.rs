@@ -84,7 +84,7 @@ impl Core {
                 ),
             ));
         }
-        Err(signin_failed(&out))
+        Err(signin_failed(&out, self.halt.is_set()))
     }
 
     /// Forgets an operator's sign-in of today, in the journal (inside `tx`) and in
@@ -122,13 +122,15 @@ impl Core {
 
 /// Why an automatic sign-in failed, as the error of the business request that
 /// needed it. That request never left: a failed sign-in is never uncertain for it.
-fn signin_failed(out: &Outcome) -> Error {
+/// A sign-in that `mi_shutdown` broke off (`halted`) ends the call as shut down.
+fn signin_failed(out: &Outcome, halted: bool) -> Error {
     let why = serde_json::from_str::<Value>(&out.output)
         .ok()
         .and_then(|v| v.get("err_msg").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
     let code = match out.code {
-        Code::Business | Code::Protocol | Code::Journal | Code::InvalidArgument => out.code,
+        _ if halted => Code::Shutdown,
+        Code::Business | Code::Protocol | Code::Journal | Code::InvalidArgument | Code::Shutdown => out.code,
         Code::Ok => Code::Protocol,
         _ => Code::Network,
     };
@@ -160,10 +162,15 @@ mod tests {
             (Code::Timeout, Code::Network),
             (Code::Journal, Code::Journal),
             (Code::Ok, Code::Protocol),
+            (Code::Shutdown, Code::Shutdown),
         ] {
-            let e = signin_failed(&out(sign_in));
+            let e = signin_failed(&out(sign_in), false);
             assert_eq!(e.code, request, "{sign_in:?}");
             assert!(e.message.contains("签名错误") && e.message.contains("not sent"), "{}", e.message);
+        }
+        // Broken off by mi_shutdown, however the send ended: the call was shut down.
+        for sign_in in [Code::Uncertain, Code::Network, Code::Timeout] {
+            assert_eq!(signin_failed(&out(sign_in), true).code, Code::Shutdown, "{sign_in:?}");
         }
     }
 }
