@@ -50,17 +50,20 @@ fi
 echo "== cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
-# Platform variants (docs/regions/): a cheap subset again against each non-default
-# one, chosen on both sides (simulator and SDK config) by MI_SIM_VARIANT alone: the
-# outpatient visit and the failure classes (abi_calls), the async queue (abi_async),
-# every transaction class with its lost answers (classes; not in Hebei, whose path
-# table has no pharmacy and fewer queries), a 9101/9102 round trip and the secrets
-# sweep (the Guangzhou sign-in password). About 30 s per variant on 2 cores.
+# Platform variants (docs/regions/): the tests that talk to the platform, again
+# against each non-default one, chosen on both sides (simulator and SDK config) by
+# MI_SIM_VARIANT alone: the outpatient visit and the failure classes (abi_calls), bad
+# input at the ABI (abi_inputs), the async queue (abi_async), reversal and retries
+# (engine), the drop-box service (dropbox), every transaction class with its lost
+# answers (classes; not in Hebei, whose path table has no pharmacy and fewer queries),
+# a 9101/9102 round trip and the secrets sweep (the Guangzhou sign-in password). About
+# 50 s per variant on 2 cores.
 for variant in guangzhou hebei jilin wrapped; do
   echo "== cargo test, platform variant $variant"
   classes=classes
   [ "$variant" = hebei ] && classes=
-  for t in abi_calls abi_async $classes secrets "files upload_then_download_round_trip_through_the_c_abi"; do
+  for t in abi_calls abi_inputs abi_async engine dropbox $classes secrets \
+           "files upload_then_download_round_trip_through_the_c_abi"; do
     # shellcheck disable=SC2086 # "binary [filter]" splits on purpose
     set -- $t
     MI_SIM_VARIANT=$variant cargo test -p mi_sdk --test "$1" ${2:+"$2"} 2>&1 | tee -a target/test-output.txt
