@@ -8,10 +8,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Code;
 use crate::journal::{Journal, Options};
+use crate::protocol::signin;
 use crate::sdk::status::strip_userinfo;
 use crate::sdk::Sdk;
 use crate::transport::{Failure, Transport};
-use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -93,7 +93,8 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
         let i = cfg.institution.clone();
         match Sdk::start(cfg) {
             Ok(sdk) => {
-                let input = json!({"signIn": {"opter_no": i.opter, "mac": i.mac, "ip": i.ip}}).to_string();
+                // The region's 9001 shape, as the automatic sign-in sends it.
+                let input = signin::input(sdk.config(), &i.opter).to_string();
                 match sdk.call_sync("9001", &input) {
                     Ok(o) if o.code == Code::Ok => line(true, "sign-in", format!("operator {} signed in", i.opter)),
                     Ok(o) => line(false, "sign-in", format!("{}: {}", o.code.name(), o.output)),
