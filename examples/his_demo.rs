@@ -10,7 +10,7 @@
 #[path = "shared/demo.rs"]
 mod demo;
 
-use demo::{last_error, step};
+use demo::{last_error, print_pre_settlement, print_settlement, step};
 use mi_sdk::ffi::*;
 use serde_json::{json, Value};
 use std::ffi::{c_char, CString};
@@ -86,21 +86,9 @@ fn run() -> Result<(), String> {
         "medfee_sumamt": total, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B0001", "insutype": "310",
         "acct_used_flag": "1"}});
     let pre = step(5, "pre-settlement", "2206", with_person(settle.clone()))?;
-    println!(
-        "   fund would pay {}, account {}, cash {}",
-        pre["setlinfo"]["fund_pay_sumamt"], pre["setlinfo"]["acct_pay"], pre["setlinfo"]["psn_cash_pay"]
-    );
+    print_pre_settlement(&pre);
     let s = step(6, "settlement", "2207", with_person(settle))?;
-    let si = &s["setlinfo"];
-    println!(
-        "   setl_id {}  total {}  fund {}  account {}  cash {}  balance now {}",
-        si["setl_id"].as_str().unwrap_or(""),
-        si["medfee_sumamt"],
-        si["fund_pay_sumamt"],
-        si["acct_pay"],
-        si["psn_cash_pay"],
-        si["balc"]
-    );
+    print_settlement(&s);
 
     let settled = sim.ledger()["settlements"].as_array().map_or(0, Vec::len);
     if settled != 1 {

@@ -9,7 +9,7 @@
 #[path = "shared/demo.rs"]
 mod demo;
 
-use demo::step;
+use demo::{print_pre_settlement, print_settlement, step};
 use mi_sdk::ffi::*;
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -75,21 +75,9 @@ fn run() -> Result<(), String> {
         "medfee_sumamt": (total * 100.0_f64).round() / 100.0, "psn_setlway": "01", "insutype": "310", "acct_used_flag": "1",
         "mid_setl_flag": "0"}});
     let pre = step(7, "pre-settlement", "2303", with_person(settle.clone()))?;
-    println!(
-        "   fund would pay {}, account {}, cash {}",
-        pre["setlinfo"]["fund_pay_sumamt"], pre["setlinfo"]["acct_pay"], pre["setlinfo"]["psn_cash_pay"]
-    );
+    print_pre_settlement(&pre);
     let s = step(8, "settlement", "2304", with_person(settle))?;
-    let si = &s["setlinfo"];
-    println!(
-        "   setl_id {}  total {}  fund {}  account {}  cash {}  balance now {}",
-        si["setl_id"].as_str().unwrap_or(""),
-        si["medfee_sumamt"],
-        si["fund_pay_sumamt"],
-        si["acct_pay"],
-        si["psn_cash_pay"],
-        si["balc"]
-    );
+    print_settlement(&s);
     step(
         9,
         "discharge",

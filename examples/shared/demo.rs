@@ -91,3 +91,23 @@ pub fn finish(r: Result<(), String>) -> std::process::ExitCode {
         }
     }
 }
+
+/// What a pre-settlement answer says the fund, the account and the patient would pay.
+pub fn print_pre_settlement(pre: &Value) {
+    let s = &pre["setlinfo"];
+    println!("   fund would pay {}, account {}, cash {}", s["fund_pay_sumamt"], s["acct_pay"], s["psn_cash_pay"]);
+}
+
+/// What a settlement answer says was paid, and the account balance after it.
+pub fn print_settlement(settled: &Value) {
+    let s = &settled["setlinfo"];
+    println!(
+        "   setl_id {}  total {}  fund {}  account {}  cash {}  balance now {}",
+        s["setl_id"].as_str().unwrap_or(""),
+        s["medfee_sumamt"],
+        s["fund_pay_sumamt"],
+        s["acct_pay"],
+        s["psn_cash_pay"],
+        s["balc"]
+    );
+}
