@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{require_tool, shared_library, SimProcess};
+use common::{require_tool, shared_library, Env, SimProcess};
 use std::path::Path;
 use std::process::Command;
 
@@ -31,7 +31,7 @@ fn c99_program_against_the_shared_library_and_tif_simulator() {
     let exe = work.path().join("abi_test");
     build_c(&root.join("tests/c/abi_test.c"), &exe, so.parent().unwrap());
 
-    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
+    let sim = SimProcess::national(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
     let run = Command::new(&exe)
         .arg(&sim.url)
         .arg(work.path())
@@ -60,12 +60,11 @@ fn config_beside_the_library_file() {
     let his = tempfile::tempdir().unwrap();
     std::fs::copy(&so, his.path().join("libmi_sdk.so")).unwrap();
     let sim = SimProcess::start(&[]);
-    let config = serde_json::json!({
+    let config = sim.config(serde_json::json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "beside", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.url},
         "journal": {"path": "data/mi_journal.db"}
-    });
+    }));
     std::fs::write(his.path().join("mi_sdk.json"), config.to_string()).unwrap();
     let exe = his.path().join("beside");
     build_c(&root.join("tests/c/beside.c"), &exe, his.path());
@@ -120,13 +119,10 @@ fn c_examples_build_and_run() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let so = shared_library();
     let work = tempfile::tempdir().unwrap();
-    let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+    // The platform of the region MI_SIM_VARIANT names, and a config for it.
+    let sim = Env::plain();
     let config = work.path().join("mi_sdk.json");
-    let cfg = serde_json::json!({
-        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "examples", "mdtrtarea_admvs": "440300",
-                        "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.service_url()}
-    });
+    let cfg = sim.config(serde_json::json!({"institution": {"fixmedins_name": "examples", "opter_name": "cashier"}}));
     std::fs::write(&config, cfg.to_string()).unwrap();
     for (example, args) in [("basic", vec![]), ("batch", vec!["150"]), ("inpatient", vec!["ZY-C-1"])] {
         let exe = work.path().join(example);
@@ -210,7 +206,7 @@ fn a_hundred_thousand_calls_keep_memory_flat() {
     let work = tempfile::tempdir().unwrap();
     let exe = work.path().join("mem_loop");
     build_c_with(&root.join("tests/c/mem_loop.c"), &exe, shared_library().parent().unwrap(), &["-O1"]);
-    let sim = SimProcess::start(&[]);
+    let sim = SimProcess::national(&[]);
     let t0 = std::time::Instant::now();
     let (ok, stdout, stderr) = run_c(&[], &exe, &[&sim.url, work.path().to_str().unwrap(), "100000"], &[]);
     assert!(ok, "{stdout}\n{stderr}");
@@ -237,7 +233,7 @@ fn c_programs_under_address_sanitizer() {
         [("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0"), ("UBSAN_OPTIONS", "print_stacktrace=1")];
     let abi = work.path().join("abi_test_asan");
     build_c_with(&root.join("tests/c/abi_test.c"), &abi, lib.parent().unwrap(), &asan);
-    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
+    let sim = SimProcess::national(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
     let (ok, stdout, stderr) =
         run_c(&[], &abi, &[&sim.url, work.path().to_str().unwrap(), "c-test", "c-test-token"], &options);
     assert!(ok && stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
@@ -245,7 +241,7 @@ fn c_programs_under_address_sanitizer() {
 
     let mem = work.path().join("mem_loop_asan");
     build_c_with(&root.join("tests/c/mem_loop.c"), &mem, lib.parent().unwrap(), &asan);
-    let plain = SimProcess::start(&[]);
+    let plain = SimProcess::national(&[]);
     let (ok, stdout, stderr) = run_c(&[], &mem, &[&plain.url, work.path().to_str().unwrap(), "5000"], &options);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(!stderr.contains("Sanitizer"), "{stderr}");
@@ -270,7 +266,7 @@ fn c_programs_under_valgrind_memcheck() {
     ];
     let abi = work.path().join("abi_test");
     build_c(&root.join("tests/c/abi_test.c"), &abi, lib.parent().unwrap());
-    let sim = SimProcess::start(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
+    let sim = SimProcess::national(&["--profile", "tif", "--paas-id", "c-test", "--paas-token", "c-test-token"]);
     let (ok, stdout, stderr) =
         run_c(&memcheck, &abi, &[&sim.url, work.path().to_str().unwrap(), "c-test", "c-test-token"], &[]);
     assert!(ok && stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
@@ -278,7 +274,7 @@ fn c_programs_under_valgrind_memcheck() {
 
     let mem = work.path().join("mem_loop");
     build_c_with(&root.join("tests/c/mem_loop.c"), &mem, lib.parent().unwrap(), &[]);
-    let plain = SimProcess::start(&[]);
+    let plain = SimProcess::national(&[]);
     let (ok, stdout, stderr) = run_c(&memcheck, &mem, &[&plain.url, work.path().to_str().unwrap(), "1000"], &[]);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stderr.contains("ERROR SUMMARY: 0 errors"), "{stderr}");

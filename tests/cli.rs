@@ -185,12 +185,11 @@ fn a_log4rs_file_replaces_the_built_in_logging() {
 fn catalog_setup() -> (SimProcess, tempfile::TempDir, std::path::PathBuf) {
     let sim = SimProcess::start(&[]);
     let work = tempfile::tempdir().unwrap();
-    let cfg = json!({
+    let cfg = sim.config(json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "catalogue", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.url},
         "journal": {"path": "mi_journal.db"}
-    });
+    }));
     let file = work.path().join("mi_sdk.json");
     std::fs::write(&file, cfg.to_string()).unwrap();
     (sim, work, file)

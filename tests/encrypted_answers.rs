@@ -18,7 +18,7 @@ fn decrypting(s: &SimConfig) -> Value {
 }
 
 fn encrypting(profile: Profile) -> Env {
-    Env::variant(profile, |c| c.encrypt_answers = true)
+    Env::sealing(profile, |c| c.encrypt_answers = true)
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn decrypting_answers_needs_its_keys() {
 fn a_sealed_output_behind_a_wrapping_gateway_is_unwrapped_then_opened() {
     let _g = serial();
     for (as_string, jilin) in [(false, false), (true, false), (false, true), (true, true)] {
-        let env = Env::variant(Profile::Tif, |c| {
+        let env = Env::sealing(Profile::Tif, |c| {
             c.wrap_answers = true;
             c.wrap_data_as_string = as_string;
             c.encrypt_answers = jilin;

@@ -102,14 +102,13 @@ fn a_hundred_thousand_row_catalogue_downloads_with_bounded_memory_and_survives_a
     // The simulator in its own process, so this process's memory is the SDK's.
     let sim = SimProcess::start(&[]);
     let work = tempfile::tempdir().unwrap();
-    let config = json!({
+    let config = sim.config(json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "files", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.url},
         "journal": {"path": work.path().join("j.db").to_string_lossy()},
         "log": {"dir": work.path().join("logs").to_string_lossy()},
         "retry": {"base_delay_ms": 50, "max_delay_ms": 200}
-    });
+    }));
     assert_eq!(init_text(&config.to_string()), MI_OK, "{}", last_error());
     let (rc, q) = call("1301", json!({"data": {"ver": "0"}}));
     assert_eq!(rc, MI_OK, "{q}");

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mi_sdk::ffi::*;
-use mi_sim::mobile;
+use mi_sim::{mobile, Profile};
 use serde_json::{json, Value};
 
 fn mobile_config(env: &Env, secret: &str) -> Value {
@@ -99,7 +99,7 @@ fn tampered_answers_are_protocol_errors_or_uncertain_and_a_wrong_secret_is_refus
 #[test]
 fn sm4_encrypted_gateway_input_round_trip() {
     let _g = serial();
-    let env = Env::plain();
+    let env = Env::sealing(Profile::Plain, |_| {});
     let s = env.sim.config();
     let cfg = json!({"gateway": {"encrypt_input": true}, "mobile_pay": {"app_id": s.mp_app_id, "app_secret": s.mp_app_secret}});
     assert_eq!(env.init(cfg), MI_OK, "{}", last_error());
@@ -117,7 +117,7 @@ fn sm4_encrypted_gateway_input_round_trip() {
 #[test]
 fn an_encrypted_settlement_answer_that_cannot_be_decrypted_is_uncertain() {
     let _g = serial();
-    let env = Env::plain();
+    let env = Env::sealing(Profile::Plain, |_| {});
     let s = env.sim.config();
     let cfg = json!({"gateway": {"encrypt_input": true}, "mobile_pay": {"app_id": s.mp_app_id, "app_secret": s.mp_app_secret},
                      "retry": {"max_attempts": 3, "base_delay_ms": 20, "max_delay_ms": 50}});

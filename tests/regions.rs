@@ -107,17 +107,17 @@ fn a_transaction_missing_from_the_path_map_is_refused_before_it_is_journaled() {
     let _g = serial();
     let env = Env::in_region(Region::Hebei, Profile::Plain, |_| {});
     assert_eq!(env.init(json!({})), MI_OK, "{}", last_error());
-    let (rc, _) = call("5205", json!({"data": {"psn_no": "P"}}));
+    let (rc, _) = call("5401", json!({"data": {"psn_no": "P"}}));
     assert_eq!(rc, MI_E_CONFIG);
     let e = last_error();
-    assert!(e.contains("5205") && e.contains("gateway.paths"), "{e}");
+    assert!(e.contains("5401") && e.contains("gateway.paths"), "{e}");
     assert_eq!(journal_count(&env, "SELECT count(*) FROM mi_request"), 0, "nothing journaled, nothing sent");
     mi_shutdown(1000);
     // A "*" entry of the config's own takes the rest; the preset's paths stay.
     let all = json!({"gateway": {"paths": {"*": "/fsi/api/rsfComIfsService/callService"}}, "retry": {"base_delay_ms": 10, "max_delay_ms": 20}});
     assert_eq!(env.init(all), MI_OK);
     assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK, "{}", last_error());
-    let (rc, out) = call("5205", json!({"input": {"data": {"psn_no": "P"}}, "insuplc_admdvs": "440300"}));
+    let (rc, out) = call("5401", json!({"input": {"data": {"psn_no": "P"}}, "insuplc_admdvs": "440300"}));
     assert_eq!(rc, MI_E_PROTOCOL, "this simulator serves no such URL: {out}");
     assert!(out["err_msg"].as_str().unwrap().contains("HTTP 404"), "{out}");
     mi_shutdown(1000);

@@ -74,9 +74,44 @@ impl Region {
                 required_fields: vec!["recer_admdvs".into()],
                 sm3_cainfo: true,
             },
-            Region::Hebei => Variant { urls: Urls::PerInfno(preset_paths("hebei")), ..Variant::default() },
+            Region::Hebei => Variant { urls: Urls::PerInfno(hebei_paths()), ..Variant::default() },
             Region::Jilin | Region::Wrapped => Variant::default(),
         }
+    }
+
+    /// The `mi-sim` flags for this region's platform (the same rules as
+    /// [`Region::sim_variant`]), and the path-table file they name, if any.
+    pub fn sim_args(self) -> (Vec<String>, Option<tempfile::NamedTempFile>) {
+        let v = self.sim_variant();
+        let mut args: Vec<String> = Vec::new();
+        let mut file = None;
+        match &v.urls {
+            Urls::Single => {}
+            Urls::AppendInfno => args.extend(["--url-style".into(), "append_infno".into()]),
+            Urls::PerInfno(paths) => {
+                let f = tempfile::NamedTempFile::new().unwrap();
+                std::fs::write(f.path(), serde_json::to_string(paths).unwrap()).unwrap();
+                args.extend(["--url-style".into(), "per_infno".into(), "--paths".into()]);
+                args.push(f.path().to_string_lossy().into_owned());
+                file = Some(f);
+            }
+        }
+        if v.sign_in == SignIn::Guangzhou {
+            args.extend(["--sign-in".into(), "guangzhou".into(), "--sign-in-userid".into(), v.userid.clone()]);
+            args.extend(["--sign-in-password".into(), v.password.clone()]);
+        }
+        for field in &v.required_fields {
+            args.extend(["--require-field".into(), field.clone()]);
+        }
+        if v.sm3_cainfo {
+            args.push("--sm3-cainfo".into());
+        }
+        match self {
+            Region::Jilin => args.push("--encrypt-answers".into()),
+            Region::Wrapped => args.push("--wrap-answers".into()),
+            _ => {}
+        }
+        (args, file)
     }
 
     /// The SDK's config keys for this region facing simulator `sim`: its preset,
@@ -93,7 +128,7 @@ impl Region {
             Region::Guangzhou => {
                 json!({"region": "guangzhou", "sign_in": {"userid": GZ_USERID, "password": GZ_PASSWORD}})
             }
-            Region::Hebei => json!({"region": "hebei"}),
+            Region::Hebei => json!({"region": "hebei", "gateway": {"paths": hebei_extra_paths()}}),
         }
     }
 }
@@ -106,6 +141,25 @@ pub fn preset_paths(name: &str) -> std::collections::BTreeMap<String, String> {
     v["gateway"]["paths"].as_object().unwrap().iter().map(|(k, p)| (k.clone(), p.as_str().unwrap().into())).collect()
 }
 
+/// The transactions the suite runs that the Hebei preset's table (taken from the
+/// public source) has no path for: pharmacy 2101-2103 and some queries.
+const HEBEI_UNLISTED: [&str; 10] = ["2101", "2102", "2103", "5103", "5104", "5201", "5202", "5205", "5302", "5304"];
+
+/// What a Hebei hospital that also runs those transactions adds to `gateway.paths`
+/// in its own config, as docs/regions/hebei.md says: a path each.
+pub fn hebei_extra_paths() -> Value {
+    HEBEI_UNLISTED.iter().map(|i| (i.to_string(), Value::String(format!("/fsi/api/hospitalService/tx{i}")))).collect()
+}
+
+/// Every path a Hebei platform serves: the preset's and the hospital's additions.
+fn hebei_paths() -> std::collections::BTreeMap<String, String> {
+    let mut paths = preset_paths("hebei");
+    for (i, p) in hebei_extra_paths().as_object().unwrap() {
+        paths.insert(i.clone(), p.as_str().unwrap().into());
+    }
+    paths
+}
+
 impl Env {
     pub fn new(profile: Profile) -> Env {
         Env::variant(profile, |_| {})
@@ -115,6 +169,18 @@ impl Env {
     /// (a wrapping gateway, ...), in the region `MI_SIM_VARIANT` names.
     pub fn variant(profile: Profile, vary: impl FnOnce(&mut SimConfig)) -> Env {
         Env::in_region(Region::from_env(), profile, vary)
+    }
+
+    /// For a test that seals the platform's answers itself (`encrypt_answers`, or
+    /// the hex output of `encrypt_input`): the region `MI_SIM_VARIANT` names, except
+    /// Jilin, whose variant is that sealing, which the test then sets up itself on a
+    /// national platform.
+    pub fn sealing(profile: Profile, vary: impl FnOnce(&mut SimConfig)) -> Env {
+        let region = match Region::from_env() {
+            Region::Jilin => Region::National,
+            other => other,
+        };
+        Env::in_region(region, profile, vary)
     }
 
     /// As [`Env::variant`], in a region chosen by the test.
@@ -425,28 +491,64 @@ pub fn shared_library() -> PathBuf {
 /// outside the test process (its memory and threads are not the SDK's).
 pub struct SimProcess {
     child: std::process::Child,
+    /// The service URL.
     pub url: String,
+    /// The platform variant the process was started as.
+    pub region: Region,
+    /// The Hebei path table the process serves, kept while it runs.
+    _paths: Option<tempfile::NamedTempFile>,
 }
 
 impl SimProcess {
+    /// A simulator process in the region `MI_SIM_VARIANT` names, with `args` added:
+    /// for tests that write their config with [`SimProcess::config`].
     pub fn start(args: &[&str]) -> SimProcess {
+        SimProcess::in_region(Region::from_env(), args)
+    }
+
+    /// A national simulator process, for a C program that builds its config inside
+    /// itself from the URL, where no region's keys can reach.
+    pub fn national(args: &[&str]) -> SimProcess {
+        SimProcess::in_region(Region::National, args)
+    }
+
+    fn in_region(region: Region, args: &[&str]) -> SimProcess {
         let exe = target_dir().join("mi-sim");
         assert!(
             exe.is_file(),
             "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)",
             exe.display()
         );
+        let (region_args, paths) = region.sim_args();
         let mut child = std::process::Command::new(exe)
             .args(["--addr", "127.0.0.1:0"])
+            .args(region_args)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
         let url =
             line.split_whitespace().find(|w| w.starts_with("http://")).expect("mi-sim prints its URL").to_string();
-        SimProcess { child, url }
+        // It prints more (the keys it seals with, ...): read on, or its next line
+        // meets a closed pipe and it dies.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        SimProcess { child, url, region, _paths: paths }
+    }
+
+    /// `base` (a config without its gateway URL) completed for this simulator:
+    /// `gateway.url`, and the region's preset and keys.
+    pub fn config(&self, base: Value) -> Value {
+        let url = match self.region {
+            Region::Hebei => self.base().to_string(),
+            _ => self.url.clone(),
+        };
+        let mut c = base;
+        merge(&mut c, json!({"gateway": {"url": url}}));
+        merge(&mut c, self.region.sdk_keys(&SimConfig::default()));
+        c
     }
 
     fn base(&self) -> &str {
