@@ -70,6 +70,9 @@ pub struct Config {
     /// Where relative paths were resolved from; not a JSON key.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// How the config's text was read (UTF-8, or the ANSI code page), for the log.
+    #[serde(skip)]
+    pub read_as: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -450,6 +453,7 @@ impl Config {
             }
         })?;
         cfg.base_dir = base_dir.to_path_buf();
+        cfg.read_as = "given inline".into();
         cfg.validate()?;
         Ok(cfg)
     }
@@ -483,12 +487,37 @@ impl Config {
         }
     }
 
+    /// Loads the config `mi_init` names, from its argument's bytes as the HIS passed
+    /// them (see [`crate::charset::decode_unconfigured`]); None as for [`Config::load`].
+    pub fn load_arg(arg: Option<&[u8]>, lib_dir: &Path) -> Result<Config> {
+        let Some(bytes) = arg else { return Config::load(None, lib_dir) };
+        let (mut text, mut how) = crate::charset::decode_unconfigured(bytes, "mi_init's argument")?;
+        let path = text.trim();
+        if how == "UTF-8" && !path.starts_with('{') && !path.is_empty() && !Path::new(path).exists() {
+            // GBK text can be valid UTF-8 too ("医院" is): a path that names nothing
+            // read as UTF-8 is tried in the ANSI code page.
+            if let Some((ansi, ansi_how)) = crate::charset::decode_ansi(bytes) {
+                if Path::new(ansi.trim()).exists() {
+                    (text, how) = (ansi, format!("{ansi_how}, since as UTF-8 it names no file"));
+                }
+            }
+        }
+        let mut cfg = Config::load(Some(&text), lib_dir)?;
+        if how != "UTF-8" {
+            cfg.read_as = format!("{}; mi_init's argument read as {how}", cfg.read_as);
+        }
+        Ok(cfg)
+    }
+
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .map_err(|e| Error::config(format!("config file {} cannot be read: {e}", path.display())))?;
+        let (text, read_as) = crate::charset::decode_unconfigured(&bytes, &format!("config file {}", path.display()))?;
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::from_json(&text, &dir)
+        let mut cfg = Config::from_json(&text, &dir)?;
+        cfg.read_as = format!("file {} read as {read_as}", path.display());
+        Ok(cfg)
     }
 
     /// The journal file, resolved against the config's folder.

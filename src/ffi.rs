@@ -255,13 +255,16 @@ fn deliver_about(out: &OutBuf, cs: Charset, r: Result<Outcome>, is_call: bool) -
 #[no_mangle]
 pub unsafe extern "system" fn mi_init(config: *const c_char) -> i32 {
     export(|| {
+        crate::charset::set_ansi_code_page(system_ansi_code_page());
+        // No charset is configured yet: the bytes go on as they are, to be read as
+        // UTF-8 when valid, else in the ANSI code page.
         let source = if config.is_null() {
             None
         } else {
             // SAFETY: not NULL; NUL-terminated by the caller's contract.
-            Some(unsafe { text_arg(config, "config", (u64::MAX, ""), Charset::Utf8) }?)
+            Some(unsafe { CStr::from_ptr(config) }.to_bytes())
         };
-        handle::init(source.as_deref()).map(|_| Code::Ok)
+        handle::init(source).map(|_| Code::Ok)
     })
 }
 
@@ -637,6 +640,24 @@ pub extern "system" fn mi_abi_version() -> i32 {
 #[no_mangle]
 pub extern "system" fn mi_code_name(code: i32) -> *const c_char {
     guard(c"MI_UNKNOWN".as_ptr(), || Code::of(code).map_or(c"MI_UNKNOWN", Code::c_name).as_ptr())
+}
+
+/// The system's ANSI code page (`GetACP()`), in which a Windows program's `char *`
+/// text is; the `mi-sdk` command reads its config the way `mi_init` does with it.
+#[cfg(windows)]
+pub fn system_ansi_code_page() -> u32 {
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetACP() -> u32;
+    }
+    // SAFETY: GetACP takes no arguments and only returns a number.
+    unsafe { GetACP() }
+}
+
+/// Elsewhere there is no ANSI code page: GBK, as on Chinese Windows.
+#[cfg(not(windows))]
+pub fn system_ansi_code_page() -> u32 {
+    936
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ pub fn library_dir() -> PathBuf {
 
 /// `mi_init`: validates the config and starts the SDK, or confirms it is already
 /// running with the same config.
-pub fn init(source: Option<&str>) -> Result<()> {
+/// `source`: `mi_init`'s argument as the HIS passed it (JSON or a path), or None.
+pub fn init(source: Option<&[u8]>) -> Result<()> {
     let _serial = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = Config::load(source, &library_dir())?;
+    let cfg = Config::load_arg(source, &library_dir())?;
     if let Some(sdk) = current() {
         return if *sdk.config() == cfg {
             Ok(())

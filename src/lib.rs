@@ -8,7 +8,7 @@
 //! walks through the modules below.
 
 mod call;
-mod charset;
+pub mod charset;
 mod clock;
 pub mod config;
 pub mod crypto;

@@ -30,7 +30,9 @@ pub fn preset(name_or_file: &str, base_dir: &Path) -> Result<Map<String, Value>>
         if !meta.is_file() || meta.len() > MAX_PRESET_BYTES {
             return Err(cannot(format!("not a JSON file of at most {MAX_PRESET_BYTES} bytes")));
         }
-        std::fs::read_to_string(&path).map_err(|e| cannot(e.to_string()))?
+        let bytes = std::fs::read(&path).map_err(|e| cannot(e.to_string()))?;
+        // Written by hand like the config, so read like it: UTF-8, else the ANSI code page.
+        crate::charset::decode_unconfigured(&bytes, &format!("the preset file {}", path.display()))?.0
     } else {
         let known = || PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
         let Some((_, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_file) else {

@@ -232,6 +232,50 @@ fn config_sources_and_errors() {
     mi_shutdown(1000);
 }
 
+/// A HIS on Chinese Windows: installed under `D:\医院HIS\`, it passes that path to
+/// `mi_init` in its ANSI code page (GBK), and the config Notepad saved there is "ANSI"
+/// (GBK) with Chinese names in it. Both are read as GBK when they are not UTF-8 (GBK
+/// stands in for the ANSI code page off Windows), and the log says so.
+#[test]
+fn a_config_path_and_file_in_gbk_are_read_as_the_ansi_code_page() {
+    let _g = serial();
+    let gbk = |s: &str| mi_sdk::Charset::Gbk.encode(s);
+    // "医保接口" in GBK is not valid UTF-8; "医院HIS" in GBK happens to be, and names no
+    // file read that way.
+    for folder in ["医保接口", "医院HIS"] {
+        let env = Env::plain();
+        let his = env.dir.path().join(folder);
+        std::fs::create_dir_all(&his).unwrap();
+        let cfg =
+            env.config(json!({"institution": {"fixmedins_name": "深圳市第一人民医院", "opter_name": "收费员乙"}}));
+        let file = his.join("mi_sdk.json");
+        std::fs::write(&file, gbk(&serde_json::to_string_pretty(&cfg).unwrap())).unwrap();
+        let path = CString::new(gbk(file.to_str().unwrap())).unwrap();
+        assert_ne!(path.as_bytes(), file.to_str().unwrap().as_bytes());
+        // SAFETY: a NUL-terminated string.
+        assert_eq!(unsafe { mi_init(path.as_ptr()) }, MI_OK, "{folder}: {}", last_error());
+        let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
+        assert_eq!(rc, MI_OK, "{out}");
+        mi_shutdown(1000);
+        // The names reached the platform as Chinese, not mojibake.
+        let envelope: String = rusqlite::Connection::open(env.journal_path())
+            .unwrap()
+            .query_row("SELECT envelope FROM mi_request WHERE infno = '1101'", [], |r| r.get(0))
+            .unwrap();
+        assert!(envelope.contains("深圳市第一人民医院") && envelope.contains("收费员乙"), "{envelope}");
+        let log = std::fs::read_to_string(env.dir.path().join("logs/mi_sdk.log")).unwrap();
+        assert!(
+            log.contains("read as GBK (code page 936)") && log.contains("mi_init's argument read as GBK"),
+            "{folder}: {log}"
+        );
+        // Neither UTF-8 nor GBK: a config error naming the file, nothing started.
+        std::fs::write(&file, [b'{', 0xD5, 0xC5, 0x81]).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { mi_init(path.as_ptr()) }, MI_E_CONFIG);
+        assert!(last_error().contains("neither valid UTF-8 nor valid GBK"), "{}", last_error());
+    }
+}
+
 /// `mi_last_request_id` belongs to the last call on the thread: a call that fails
 /// before it journals anything (whatever the reason, a caught panic included) leaves 0,
 /// never the id of an earlier request the HIS might then fetch, reverse or bill.

@@ -54,6 +54,7 @@ impl Sdk {
     /// [`Sdk::start`] on a clock of the caller's (a test's, which it drives).
     pub fn start_with_clock(cfg: Config, clock: Clock) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
+        log::info!("config {}", cfg.read_as);
         let journal = Journal::open(&cfg.journal_path(), Options::of(&cfg, clock))?;
         journal.start_checkpointer()?;
         let owner = format!("{}-{}", std::process::id(), &crate::crypto::nonce()[..8]);
