@@ -14,7 +14,7 @@ use demo::{last_error, print_pre_settlement, print_settlement, step};
 use mi_sdk::ffi::*;
 use serde_json::{json, Value};
 use std::ffi::{c_char, CString};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -153,6 +153,10 @@ fn run() -> Result<(), String> {
 }
 
 fn progress(done: usize, total: usize) {
+    // Into a pipe or a log, no frames: the line after the loop says it all.
+    if !std::io::stdout().is_terminal() {
+        return;
+    }
     let width = 40;
     let filled = done * width / total;
     // Redraw only when the bar grows, so a log of the run stays short.

@@ -77,8 +77,11 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     let today = rep["date"].as_str().unwrap().to_string();
     let (code, out, _) = cli(&file, &["export", "--from", &today]);
     assert_eq!(code, 0);
+    // UTF-8 with a BOM, which a Chinese Excel needs to read it as UTF-8.
+    let out = out.strip_prefix('\u{feff}').expect("a BOM first");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("request_id,msgid,infno,state"));
+    assert!(out.contains("未查询到"), "the Chinese error text: {out}");
     assert_eq!(lines.len() - 1, rep["requests"].as_u64().unwrap() as usize);
     assert!(lines.iter().any(|l| l.contains(",business_error,")));
     assert_eq!(cli(&file, &["export", "--from", "27/11/2026"]).0, 2);
@@ -105,6 +108,25 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     let (code, out, _) = cli(&dead, &["check"]);
     assert_eq!(code, 1);
     assert!(out.contains("FAIL gateway"), "{out}");
+
+    // The export for Excel: GBK by option, and a reader that stops early.
+    let (code, out, _) = cli(&file, &["export", "--from", &today, "--encoding", "gbk"]);
+    assert_eq!(code, 0);
+    assert!(!out.starts_with('\u{feff}'));
+    let (code, _, err) = cli(&file, &["export", "--from", &today, "--encoding", "latin1"]);
+    assert_eq!(code, 2, "{err}");
+    let exe = target_dir().join("mi-sdk");
+    // `true` reads nothing and exits at once: the writes meet a closed pipe.
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"{}\" --config \"{}\" export --from {today} | true; \"{0}\" --help | true",
+            exe.display(),
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&piped.stderr).trim().is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
 
     // The simulator through the CLI, with no config needed.
     let out = Command::new(target_dir().join("mi-sdk")).args(["sim", "--help"]).output().unwrap();
@@ -354,4 +376,42 @@ fn catalog_refuses_a_hostile_version() {
             .collect();
         assert!(written.is_empty(), "{ver}: written {written:?}");
     }
+}
+
+/// What a newcomer types first needs no config: the usage, and each command's.
+#[test]
+fn help_needs_no_config() {
+    let exe = target_dir().join("mi-sdk");
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&exe).args(args).current_dir(empty.path()).env_remove("MI_SDK_CONFIG").output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, all) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(all.contains("  export --from DATE") && all.contains("  check [--sign-in]"), "{all}");
+    for args in [&["help", "export"][..], &["export", "--help"], &["--config", "nowhere.json", "export", "-h"]] {
+        let (code, one) = run(args);
+        assert_eq!(code, Some(0), "{args:?}");
+        assert!(one.contains("--encoding utf8-bom|utf8|gbk") && !one.contains("check [--sign-in]"), "{args:?}: {one}");
+    }
+    assert_eq!(run(&["help", "frobnicate"]).0, Some(2));
+    // Without help, a command still needs its config, and says where it looked.
+    let (code, _) = run(&["status"]);
+    assert_eq!(code, Some(1));
+}
+
+/// `mi-sim` with a gateway profile says which credentials a config must carry.
+#[test]
+fn the_simulator_prints_the_credentials_it_expects() {
+    let mut child = Command::new(target_dir().join("mi-sim"))
+        .args(["--addr", "127.0.0.1:0", "--profile", "tif", "--paas-id", "his-1", "--paas-token", "tok-2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let said = lines.nth(1).unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(said.contains(r#""paas_id": "his-1""#) && said.contains(r#""paas_token": "tok-2""#), "{said}");
 }

@@ -17,6 +17,8 @@ fn run_demo(name: &str) {
         "{name}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Into a pipe (a log, CI) the demo writes lines, not a redrawn progress bar.
+    assert!(!stdout.contains('\r'), "{name} wrote carriage returns into a pipe");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 /* The basic pattern: initialise, one sync call (1101), handle each code, clean up.
- * Build: gcc -std=c99 -Iinclude examples/c/basic.c -Ltarget/release -lmi_sdk
+ * Build: cargo build --release   (the library; `cargo run --example` alone does not
+ *                                 put libmi_sdk.so in target/release), then
+ *        gcc -std=c99 -Iinclude examples/c/basic.c -Ltarget/release -lmi_sdk
  * Run:   LD_LIBRARY_PATH=target/release ./a.out mi_sdk.json */
 #include "mi_sdk.h"
 #include <stdio.h>

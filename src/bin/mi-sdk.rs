@@ -5,6 +5,7 @@
 
 use mi_sdk::ops::{self, Printed};
 use mi_sdk::{Config, Error, Filter, State};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -15,7 +16,9 @@ commands:
   show ID [--json]                one request with its attempts
   reverse ID                      send 2601 for an uncertain or succeeded settlement
   report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
-  export --from DATE [--to DATE]  CSV of the requests created in that range, to stdout
+  export --from DATE [--to DATE] [--encoding utf8-bom|utf8|gbk]
+                                  CSV of the requests created in that range, to stdout; UTF-8
+                                  with a BOM by default, so a Chinese Excel opens it right
   catalog INFNO --out DIR [--since VERSION] [--json]
                                   download a catalogue (1301-1319) as UTF-8 CSV with a header,
                                   every version after VERSION (default: the one DIR/INFNO.version
@@ -24,6 +27,7 @@ commands:
   sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
   check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
                                   with --sign-in also signs the operator in (9001)
+  help [COMMAND]                  this text, or one command's (also COMMAND --help); needs no config
 The config is FILE, else $MI_SDK_CONFIG, else mi_sdk.json beside this program or in
 the working folder.";
 
@@ -52,44 +56,94 @@ fn main() -> ExitCode {
     let json = take_flag(&mut args, "--json");
     let Some(cmd) = args.first().cloned() else { return usage("no command") };
     let rest = &args[1..];
-    match cmd.as_str() {
-        "sim" => return sim(rest),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        _ => {}
+    if cmd == "sim" {
+        return sim(rest);
     }
+    // Help needs no config: it is what a newcomer types first.
+    let asks_help = |a: &String| a == "-h" || a == "--help";
+    if asks_help(&cmd) || cmd == "help" {
+        return help(rest.first().map(String::as_str));
+    }
+    if rest.iter().any(asks_help) {
+        return help(Some(&cmd));
+    }
+    mi_sdk::charset::set_ansi_code_page(mi_sdk::ffi::system_ansi_code_page());
     let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     let cfg = match Config::load(config.as_deref(), &exe_dir) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
+    if cmd == "export" {
+        return export(&cfg, rest).map_or_else(stopped, |csv| write_out(&csv));
+    }
     let result = match cmd.as_str() {
         "status" => ops::status(&cfg, json).map(printed).map_err(Stop::from),
         "requests" => filter(rest).and_then(|f| Ok(printed(ops::requests::list(&cfg, &f, json)?))),
         "show" => id_arg(rest).and_then(|id| Ok(printed(ops::requests::show(&cfg, id, json)?))),
         "reverse" => id_arg(rest).and_then(|id| Ok(ops::reverse(cfg, id)?)),
         "report" => report(&cfg, rest, json),
-        "export" => export(&cfg, rest),
         "catalog" => catalog(cfg, rest, json),
         "serve" => serve(cfg, rest),
-        "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| println!("{l}"))),
+        "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| {
+            let _ = writeln!(std::io::stdout(), "{l}");
+        })),
         other => return usage(&format!("unknown command {other}")),
     };
     match result {
         Ok(Printed { text, failure }) => {
             if !text.is_empty() {
-                println!("{text}");
+                let code = write_out(format!("{text}\n").as_bytes());
+                if code != ExitCode::SUCCESS {
+                    return code;
+                }
             }
             match failure {
                 None => ExitCode::SUCCESS,
                 Some(why) => fail(&why),
             }
         }
-        Err(Stop::Usage(m)) => usage(&m),
-        Err(Stop::Failed(m)) => fail(&m),
+        Err(stop) => stopped(stop),
     }
+}
+
+fn stopped(stop: Stop) -> ExitCode {
+    match stop {
+        Stop::Usage(m) => usage(&m),
+        Stop::Failed(m) => fail(&m),
+    }
+}
+
+/// Writes the output to stdout. A reader that stopped early (`mi-sdk export | head`)
+/// is not an error: the command ends quietly, as Unix tools do.
+fn write_out(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write the output: {e}")),
+    }
+}
+
+/// The whole usage, or one command's lines of it.
+fn help(command: Option<&str>) -> ExitCode {
+    let Some(command) = command else { return write_out(format!("{USAGE}\n").as_bytes()) };
+    // A command's line, and the lines indented under it.
+    let mut lines: Vec<&str> = Vec::new();
+    for line in USAGE.lines() {
+        if lines.is_empty() {
+            if line.strip_prefix("  ").and_then(|l| l.split_whitespace().next()) == Some(command) {
+                lines.push(line);
+            }
+        } else if line.starts_with(&" ".repeat(34)) {
+            lines.push(line);
+        } else {
+            break;
+        }
+    }
+    if lines.is_empty() {
+        return usage(&format!("no command {command}"));
+    }
+    write_out(format!("usage: mi-sdk [--config FILE] COMMAND\n{}\n", lines.join("\n")).as_bytes())
 }
 
 fn printed(text: String) -> Printed {
@@ -152,13 +206,22 @@ fn report(cfg: &Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
     Ok(printed(ops::report::day(cfg, &day, json)?))
 }
 
-fn export(cfg: &Config, rest: &[String]) -> Result<Printed, Stop> {
+/// The CSV bytes: UTF-8 with a BOM unless `--encoding` says otherwise. Excel on
+/// Chinese Windows reads a CSV without a BOM as GBK and garbles UTF-8 names.
+fn export(cfg: &Config, rest: &[String]) -> Result<Vec<u8>, Stop> {
     let from = date_arg(&opt(rest, "--from")?.ok_or_else(|| Stop::Usage("export needs --from DATE".into()))?)?;
     let to = match opt(rest, "--to")? {
         Some(t) => date_arg(&t)?,
         None => from.clone(),
     };
-    Ok(printed(ops::report::export(cfg, &from, &to)?))
+    let encoding = opt(rest, "--encoding")?.unwrap_or_else(|| "utf8-bom".into());
+    let csv = ops::report::export(cfg, &from, &to)? + "\n";
+    match encoding.as_str() {
+        "utf8-bom" => Ok([b"\xEF\xBB\xBF".as_slice(), csv.as_bytes()].concat()),
+        "utf8" => Ok(csv.into_bytes()),
+        "gbk" => Ok(mi_sdk::Charset::Gbk.encode(&csv)),
+        other => Err(Stop::Usage(format!("--encoding is utf8-bom, utf8 or gbk, not {other}"))),
+    }
 }
 
 fn catalog(cfg: Config, rest: &[String], json: bool) -> Result<Printed, Stop> {

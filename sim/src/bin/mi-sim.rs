@@ -69,6 +69,20 @@ fn main() {
     }
     let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot serve on {addr}: {e}")));
     println!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile);
+    // The credentials a config must carry for this gateway: test values of the
+    // simulator's own, printed so a newcomer can write that config.
+    let c = sim.config();
+    match c.profile {
+        Profile::Plain => {}
+        Profile::Tif => println!(
+            "tif gateway: config \"gateway\": {{\"profile\": \"tif\", \"paas_id\": \"{}\", \"paas_token\": \"{}\"}}",
+            c.paas_id, c.paas_token
+        ),
+        Profile::Csb => println!(
+            "csb gateway: config \"gateway\": {{\"profile\": \"csb\", \"api_name\": \"{}\", \"access_key\": \"{}\", \"secret_key\": \"{}\"}}",
+            c.api_name, c.access_key, c.secret_key
+        ),
+    }
     if sim.config().encrypt_answers {
         // What the hospital's config names as gateway.platform_public_key.
         println!("answers signed by SM2 public key {}", sim.config().answer_public_key());
