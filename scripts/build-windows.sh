@@ -2,9 +2,10 @@
 # Builds the real Windows DLLs from Linux: mi_sdk.dll for 64-bit
 # (x86_64-win7-windows-gnu) and 32-bit (i686-win7-windows-gnu) Windows, Windows 7 and
 # later, with Debian's rustc-web (std built from source, unwinding so panics are
-# caught at the C boundary) and mingw-w64. Also writes the i686 import library made
-# from a .def file with the __stdcall decorations, for C clients that link rather
-# than LoadLibrary. Output: target/windows/{x64,x86}/.
+# caught at the C boundary) and mingw-w64, with mi-sdk.exe and mi-sim.exe beside it,
+# all stripped and with a version resource (build.rs). Also writes the i686 import
+# library made from a .def file with the __stdcall decorations, for C clients that
+# link rather than LoadLibrary. Output: target/windows/{x64,x86}/.
 #
 # With --test, also runs the library's unit tests built for 64-bit Windows under wine64
 # (same release profile and flags as the DLL): among them, that a panic is caught at
@@ -40,14 +41,21 @@ cross_cargo() {
     "CARGO_TARGET_${upper}_LINKER=$gcc" "CC_${triple//-/_}=$gcc" "AR_${triple//-/_}=${gcc%gcc}ar" \
     "CARGO_TARGET_${upper}_RUSTFLAGS=-L native=$PWD/$out/rtstartup" \
     "CARGO_TARGET_${upper}_RUNNER=${WINE64:-wine64}" WINEPREFIX="$PWD/target/tmp/wineprefix" WINEDEBUG=-all \
-    cargo "$@" --release --lib --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win
+    cargo "$@" --release --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win
 }
 
 build() {
   local triple=$1 gcc=$2 dest=$3
   echo "== cargo build --target $triple"
-  cross_cargo "$triple" "$gcc" build --quiet
-  cp "target/win/$triple/release/mi_sdk.dll" "$dest/mi_sdk.dll"
+  # The DLL, and the operators' command and the simulator as Windows programs.
+  cross_cargo "$triple" "$gcc" build --quiet --workspace --lib --bins
+  # Shipped without symbols (the exports are a table of their own); the build's
+  # copies in target/win keep them for the tests that disassemble them.
+  local f
+  for f in mi_sdk.dll mi-sdk.exe mi-sim.exe; do
+    "${gcc%gcc}strip" --strip-all -o "$dest/$f" "target/win/$triple/release/$f"
+    echo "   $f: $(stat -c %s "target/win/$triple/release/$f") bytes built, $(stat -c %s "$dest/$f") stripped"
+  done
 }
 build x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc "$out/x64"
 build i686-win7-windows-gnu i686-w64-mingw32-gcc "$out/x86"
@@ -83,5 +91,5 @@ if [ "$run_tests" = 1 ]; then
   export WINE64
   echo "== the library's unit tests on 64-bit Windows, under $WINE64"
   mkdir -p target/tmp
-  cross_cargo x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc test --quiet
+  cross_cargo x86_64-win7-windows-gnu x86_64-w64-mingw32-gcc test --quiet --lib
 fi
