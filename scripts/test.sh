@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl, python3,
-# valgrind, mono for C#, fpc for Delphi) when missing,
+# valgrind, mono for C#, fpc for Delphi; for the Windows builds mingw, Debian's
+# rustc-web, wine64, and an i386 root with 32-bit Wine) when missing,
 # then: format and lint checks, the build (shared library and header), all Rust, C
 # and simulator tests, those that talk to the platform again under each of its
 # variants (docs/regions/), and the
@@ -8,6 +9,8 @@
 # With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase line says when it began (minutes:seconds into the run), for the budget.
+at() { printf '[%d:%02d]' $((SECONDS / 60)) $((SECONDS % 60)); }
 
 need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
@@ -26,9 +29,11 @@ windows=0
 if [ "${MI_REQUIRE_ALL:-0}" = 1 ] || { [ -x /usr/bin/cargo ] && command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1; }; then
   windows=1
   [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine wine64)
+  # 32-bit Wine lives in an i386 root that debootstrap makes (scripts/win32-root.sh).
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 fi
 if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
+  echo "== $(at) installing ${need[*]}"
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
@@ -36,19 +41,27 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-echo "== cargo fmt --check"
+echo "== $(at) cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-echo "== cargo clippy"
+echo "== $(at) cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo build (shared library, static library, header)"
+echo "== $(at) cargo build (shared library, static library, header)"
 cargo build --workspace --quiet
 rm -f target/windows-units.txt
 if [ "$windows" = 1 ]; then
-  echo "== scripts/build-windows.sh --test"
+  # The i386 root for 32-bit Wine is mostly downloads: it is made while the DLLs
+  # build. Without it the 32-bit run-time test says SKIPPED (fails under
+  # MI_REQUIRE_ALL=1).
+  echo "== $(at) scripts/win32-root.sh (in the background)"
+  scripts/win32-root.sh > target/win32-root.txt 2>&1 &
+  win32_root=$!
+  echo "== $(at) scripts/build-windows.sh --test"
   scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt
+  wait "$win32_root" && echo "== $(at) 32-bit Wine root ready: $(tail -1 target/win32-root.txt)" ||
+    { echo "== $(at) the 32-bit Wine root could not be made:"; cat target/win32-root.txt; }
 fi
-echo "== cargo test"
+echo "== $(at) cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
 # Platform variants (docs/regions/): every integration test that talks to the
@@ -71,7 +84,7 @@ variants_failed=()
 for pair in "guangzhou hebei" "jilin wrapped"; do
   pids=()
   for variant in $pair; do
-    echo "== cargo test, platform variant $variant"
+    echo "== $(at) cargo test, platform variant $variant"
     MI_SIM_VARIANT=$variant cargo test -q --no-fail-fast -p mi_sdk "${variant_tests[@]}" -- "${variant_skips[@]}" \
       > "target/test-variant-$variant.txt" 2>&1 &
     pids+=($!)
@@ -85,10 +98,10 @@ for pair in "guangzhou hebei" "jilin wrapped"; do
     wait "$pid" || status=$?
     cat "$out" >> target/test-output.txt
     if [ "$status" = 0 ]; then
-      echo "== platform variant $variant: $(grep -c '^test result: ok' "$out") test binaries passed"
+      echo "== $(at) platform variant $variant: $(grep -c '^test result: ok' "$out") test binaries passed"
     else
       variants_failed+=("$variant")
-      echo "== platform variant $variant FAILED:"
+      echo "== $(at) platform variant $variant FAILED:"
       cat "$out"
     fi
   done
@@ -99,7 +112,7 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d f
 # here keeps the whole suite near 19 minutes on 2 cores; scripts/fuzz.sh alone runs
 # 60.
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-echo "== scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
+echo "== $(at) scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
 fuzz_failed=0
 scripts/fuzz.sh || fuzz_failed=1
 if [ -s target/tmp/skipped.txt ]; then

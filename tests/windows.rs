@@ -1,8 +1,12 @@
-//! The real Windows DLLs (built by scripts/build-windows.sh into target/windows/):
-//! the 64-bit one loaded by a mingw-built C program with LoadLibraryA under wine64,
-//! running an outpatient visit against the simulator on loopback; the 32-bit one
-//! checked statically (plain export names, __stdcall epilogues, Windows 7 imports),
-//! since 32-bit Wine cannot be installed here.
+//! The real Windows builds (scripts/build-windows.sh, into target/windows/): each DLL
+//! loaded by a mingw-built C program with LoadLibraryA running an outpatient visit
+//! against the simulator on loopback, FreeLibrary after mi_shutdown included; the
+//! 64-bit one under wine64, the 32-bit one under 32-bit Wine in an i386 root
+//! (scripts/win32-root.sh), and there also as Chinese Windows (code page 936) given a
+//! GBK config path and file. mi-sdk.exe and mi-sim.exe of both bitnesses run under
+//! Wine (check, status, the drop-box service). The 32-bit DLL is also checked
+//! statically (plain export names, __stdcall epilogues, Windows 7 imports), and both
+//! for their version resource and stripped symbols.
 
 mod common;
 
@@ -115,22 +119,122 @@ fn exports_and_imports(objdump_tool: &str, dll: &Path, arch: &str) {
     }
 }
 
-#[test]
-fn x64_dll_runs_an_outpatient_visit_under_wine() {
-    let wine =
-        ["/usr/lib/wine/wine64", "wine64"].into_iter().find(|w| Command::new(w).arg("--version").output().is_ok());
-    let Some(dll) = dll("x64") else { return };
-    if !require_tool("x86_64-w64-mingw32-gcc", &["--version"]) {
-        return;
+/// One Wine prefix per bitness serves the tests, and the tests that leave programs
+/// running end them all (`wineserver -k`): they take turns per bitness.
+fn wine_turn(arch: &str) -> std::sync::MutexGuard<'static, ()> {
+    static TURNS: [std::sync::Mutex<()>; 2] = [std::sync::Mutex::new(()), std::sync::Mutex::new(())];
+    TURNS[usize::from(arch == "x86")].lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where a Windows program of one bitness runs here.
+enum Wine {
+    /// Debian's wine64, for 64-bit programs.
+    Wine64(&'static str),
+    /// 32-bit Wine inside the i386 root of scripts/win32-root.sh, whose `/` is
+    /// Wine's `Z:`; the programs and their files must sit inside it.
+    Win32Root(PathBuf),
+}
+
+impl Wine {
+    fn for_arch(arch: &str) -> Option<Wine> {
+        if arch == "x64" {
+            let found = ["/usr/lib/wine/wine64", "wine64"]
+                .into_iter()
+                .find(|w| Command::new(w).arg("--version").output().is_ok_and(|o| o.status.success()));
+            return match found {
+                Some(w) => Some(Wine::Wine64(w)),
+                None => require_tool("wine64", &["--version"]).then_some(Wine::Wine64("wine64")),
+            };
+        }
+        let root = std::env::var_os("MI_WIN32_ROOT").map_or_else(|| root().join("target/i386-root"), PathBuf::from);
+        let ready = root.join(".mi-ready").is_file();
+        common::require(ready, &format!("no 32-bit Wine root at {} (scripts/win32-root.sh makes it)", root.display()))
+            .then_some(Wine::Win32Root(root))
     }
-    let Some(wine) = wine else {
-        assert!(require_tool("wine64", &["--version"]), "wine64 missing");
-        return;
-    };
-    exports_and_imports("x86_64-w64-mingw32-objdump", &dll, "x64");
-    let work = tempfile::tempdir().unwrap();
-    let exe = work.path().join("win_loader.exe");
-    let gcc = Command::new("x86_64-w64-mingw32-gcc")
+
+    /// A fresh folder the Windows program can reach.
+    fn work_dir(&self) -> tempfile::TempDir {
+        match self {
+            Wine::Wine64(_) => tempfile::tempdir().unwrap(),
+            Wine::Win32Root(root) => tempfile::tempdir_in(root.join("work")).unwrap(),
+        }
+    }
+
+    /// `path` as the Windows program sees it.
+    fn win_path(&self, path: &Path) -> String {
+        let inside = match self {
+            Wine::Wine64(_) => path.to_path_buf(),
+            Wine::Win32Root(root) => Path::new("/").join(path.strip_prefix(root).unwrap()),
+        };
+        format!("Z:{}", inside.display()).replace('/', "\\")
+    }
+
+    /// Ends every Windows program this Wine runs.
+    fn kill_all(&self) {
+        let _ = match self {
+            Wine::Wine64(_) => Command::new("wineserver")
+                .arg("-k")
+                .env("WINEPREFIX", Path::new(env!("CARGO_TARGET_TMPDIR")).join("wineprefix"))
+                .output(),
+            Wine::Win32Root(i386) => {
+                Command::new(root().join("scripts/win32-root.sh")).arg("--kill").arg(i386).output()
+            }
+        };
+    }
+
+    /// Starts `exe` with `args` in `dir` and leaves it running; stdout piped.
+    fn spawn(&self, exe: &Path, args: &[String], dir: &Path) -> std::process::Child {
+        let mut cmd = self.command(exe, dir, "C.UTF-8");
+        cmd.args(args)
+            .env("WINEDEBUG", "-all")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        cmd.spawn().unwrap()
+    }
+
+    /// Runs `exe` with `args` in `dir` (both reachable from Windows).
+    fn run(&self, exe: &Path, args: &[String], dir: &Path) -> std::process::Output {
+        self.run_as(exe, args, dir, "C.UTF-8")
+    }
+
+    /// [`Wine::run`] in a locale: `zh_CN.UTF-8` makes the 32-bit Wine Chinese Windows
+    /// (ANSI code page 936).
+    fn run_as(&self, exe: &Path, args: &[String], dir: &Path, lang: &str) -> std::process::Output {
+        self.command(exe, dir, lang).args(args).env("WINEDEBUG", "-all").output().unwrap()
+    }
+
+    fn command(&self, exe: &Path, dir: &Path, lang: &str) -> Command {
+        match self {
+            Wine::Wine64(wine) => {
+                let mut c = Command::new(wine);
+                c.arg(exe).current_dir(dir);
+                c.env("WINEPREFIX", Path::new(env!("CARGO_TARGET_TMPDIR")).join("wineprefix"));
+                c
+            }
+            Wine::Win32Root(i386) => {
+                let mut c = Command::new(root().join("scripts/win32-root.sh"));
+                let inside = |p: &Path| Path::new("/").join(p.strip_prefix(i386).unwrap());
+                c.arg("--run").arg(i386).arg(inside(dir)).arg(inside(exe)).env("LANG_IN_ROOT", lang);
+                c
+            }
+        }
+    }
+}
+
+/// The mingw C compiler for `arch`.
+fn mingw_gcc(arch: &str) -> &'static str {
+    if arch == "x64" {
+        "x86_64-w64-mingw32-gcc"
+    } else {
+        "i686-w64-mingw32-gcc"
+    }
+}
+
+/// tests/c/win_loader.c built for `arch` into `dir`, with the DLL beside it, as a HIS
+/// is installed; the program's path.
+fn install_loader(arch: &str, dll: &Path, dir: &Path) -> PathBuf {
+    let exe = dir.join("win_loader.exe");
+    let built = Command::new(mingw_gcc(arch))
         .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
         .arg(root().join("include"))
         .arg(root().join("tests/c/win_loader.c"))
@@ -138,8 +242,26 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
         .arg(&exe)
         .output()
         .unwrap();
-    assert!(gcc.status.success(), "{}", String::from_utf8_lossy(&gcc.stderr));
-    std::fs::copy(&dll, work.path().join("mi_sdk.dll")).unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    std::fs::copy(dll, dir.join("mi_sdk.dll")).unwrap();
+    exe
+}
+
+/// The HIS-style loader (tests/c/win_loader.c: LoadLibraryA, GetProcAddress, an
+/// outpatient visit, async, status, then mi_shutdown with a send in flight and
+/// FreeLibrary) built for `arch` and run under that bitness's Wine against the
+/// simulator on loopback.
+fn loader_runs_an_outpatient_visit(arch: &str) {
+    let _turn = wine_turn(arch);
+    let Some(dll) = dll(arch) else { return };
+    let gcc = mingw_gcc(arch);
+    if !require_tool(gcc, &["--version"]) {
+        return;
+    }
+    let Some(wine) = Wine::for_arch(arch) else { return };
+    exports_and_imports(&gcc.replace("gcc", "objdump"), &dll, arch);
+    let work = wine.work_dir();
+    let exe = install_loader(arch, &dll, work.path());
     let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
     let cfg = serde_json::json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
@@ -148,10 +270,8 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
         "journal": {"path": "mi_journal.db"},
         "log": {"dir": "logs"}
     });
-    std::fs::write(work.path().join("mi_sdk.json"), cfg.to_string()).unwrap();
-    // Wine maps the Linux root to Z:.
-    let win_path = format!("Z:{}", work.path().join("mi_sdk.json").display()).replace('/', "\\");
-    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wineprefix");
+    let config = work.path().join("mi_sdk.json");
+    std::fs::write(&config, cfg.to_string()).unwrap();
     // The program holds its last request at the gate "win" across mi_shutdown and
     // FreeLibrary; the platform answers once the library is unloaded.
     let freed = work.path().join("freed.txt");
@@ -161,15 +281,72 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
                 sim.open_gate("win");
             }
         });
-        Command::new(wine)
-            .arg(&exe)
-            .arg(&win_path)
-            .arg(std::process::id().to_string())
-            .current_dir(work.path())
-            .env("WINEPREFIX", &prefix)
-            .env("WINEDEBUG", "-all")
-            .output()
-            .unwrap()
+        wine.run(&exe, &[wine.win_path(&config), format!("{}{arch}", std::process::id())], work.path())
+    });
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains(" passed, 0 failed"),
+        "{arch}: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let ledger = sim.ledger();
+    assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
+    assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1);
+    assert!(work.path().join("mi_journal.db").is_file(), "the journal sits beside the config");
+    // mi_shutdown(300) keeps to its deadline with a send blocked on the gateway: on
+    // Windows a socket shut down from another thread does not wake the blocked read.
+    let took: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("mi_shutdown(300) took ")?.strip_suffix(" ms")?.parse().ok())
+        .unwrap_or_else(|| panic!("{arch}: no shutdown time in {stdout}"));
+    assert!(took < 5000, "{arch}: mi_shutdown(300) took {took} ms: the blocked send was not broken off");
+}
+
+#[test]
+fn x64_dll_runs_an_outpatient_visit_under_wine() {
+    loader_runs_an_outpatient_visit("x64");
+}
+
+/// The bitness most HIS are (PowerBuilder, Delphi 7, x86 .NET): the 32-bit DLL
+/// under 32-bit Wine, __stdcall through function pointers, FreeLibrary included.
+#[test]
+fn x86_dll_runs_an_outpatient_visit_under_32_bit_wine() {
+    loader_runs_an_outpatient_visit("x86");
+}
+
+/// Chinese Windows as hospitals have it (code page 936): the HIS is installed under a
+/// Chinese folder and passes that path to `mi_init` as its ANSI (GBK) string; the
+/// config there was saved by Notepad as "ANSI" (GBK) with Chinese names. mi_sdk reads
+/// both in the system code page and the visit goes through with the names intact.
+#[test]
+fn x86_dll_reads_a_gbk_config_path_and_file_on_chinese_windows() {
+    let Some(dll) = dll("x86") else { return };
+    if !require_tool("i686-w64-mingw32-gcc", &["--version"]) {
+        return;
+    }
+    let Some(wine) = Wine::for_arch("x86") else { return };
+    let work = wine.work_dir();
+    let his = work.path().join("医院HIS");
+    std::fs::create_dir_all(&his).unwrap();
+    let exe = install_loader("x86", &dll, &his);
+    let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+    let cfg = format!(
+        "{{\"institution\": {{\"fixmedins_code\": \"H44030000001\", \"fixmedins_name\": \"深圳市第一人民医院\",\r\n\
+         \"mdtrtarea_admvs\": \"440300\", \"opter\": \"0001\", \"opter_name\": \"收费员乙\"}},\r\n\
+         \"gateway\": {{\"url\": \"{}\"}}, \"journal\": {{\"path\": \"mi_journal.db\"}}, \"log\": {{\"dir\": \"logs\"}}}}\r\n",
+        sim.service_url()
+    );
+    let (gbk, _, _) = encoding_rs::GBK.encode(&cfg);
+    std::fs::write(his.join("mi_sdk.json"), &gbk).unwrap();
+    let freed = his.join("freed.txt");
+    let arg = format!("@{}", wine.win_path(&his.join("mi_sdk.json")));
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            if common::wait_until(|| freed.exists()) {
+                sim.open_gate("win");
+            }
+        });
+        wine.run_as(&exe, &[arg, format!("{}gbk", std::process::id())], &his, "zh_CN.UTF-8")
     });
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
@@ -177,10 +354,15 @@ fn x64_dll_runs_an_outpatient_visit_under_wine() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let ledger = sim.ledger();
-    assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
-    assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1);
-    assert!(work.path().join("mi_journal.db").is_file(), "the journal sits beside the config");
+    assert!(stdout.contains("code page 936"), "Wine is not Chinese Windows here: {stdout}");
+    let log = std::fs::read_to_string(his.join("logs/mi_sdk.log")).unwrap();
+    assert!(log.contains("read as GBK (code page 936)"), "{log}");
+    let signins = sim.ledger()["signins"].clone();
+    assert_eq!(sim.ledger()["settlements"].as_array().unwrap().len(), 1, "{signins}");
+    let db = rusqlite::Connection::open(his.join("mi_journal.db")).unwrap();
+    let envelope: String =
+        db.query_row("SELECT envelope FROM mi_request WHERE infno = '2207'", [], |r| r.get(0)).unwrap();
+    assert!(envelope.contains("深圳市第一人民医院") && envelope.contains("收费员乙"), "{envelope}");
 }
 
 #[test]
@@ -193,9 +375,11 @@ fn x86_dll_exports_plain_stdcall_names_and_loads_on_windows_7() {
     // __stdcall: the callee pops its arguments, so every return of an export with
     // arguments is `ret $N` with N the bytes of its parameters, and a plain `ret`
     // for those without.
+    // The shipped DLL is stripped; the build's own copy keeps the symbol table, which
+    // carries the stdcall-decorated names (the export table has the plain ones).
+    let built = root().join("target/win/i686-win7-windows-gnu/release/mi_sdk.dll");
     for (name, bytes) in EXPORTS {
-        // The symbol table carries the stdcall-decorated name; the export table the plain one.
-        let asm = objdump("i686-w64-mingw32-objdump", &["-d", &format!("--disassemble=_{name}@{bytes}")], &dll);
+        let asm = objdump("i686-w64-mingw32-objdump", &["-d", &format!("--disassemble=_{name}@{bytes}")], &built);
         let rets: Vec<&str> = asm.lines().filter(|l| l.contains("\tret")).collect();
         assert!(!rets.is_empty(), "{name}: no ret found");
         for r in rets {
@@ -211,4 +395,119 @@ fn x86_dll_exports_plain_stdcall_names_and_loads_on_windows_7() {
     for (name, bytes) in EXPORTS {
         assert!(def.contains(&format!("{name}@{bytes}")), "{name}@{bytes} missing from mi_sdk.def");
     }
+}
+
+/// UTF-16LE, as a version resource stores its keys and values.
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// What a hospital's IT sees in the file's "Details" tab, and a DLL shipped without
+/// its symbol table.
+#[test]
+fn both_dlls_carry_a_version_resource_and_no_symbols() {
+    for arch in ["x64", "x86"] {
+        let Some(dll) = dll(arch) else { return };
+        let tool = format!("{}-w64-mingw32-objdump", if arch == "x64" { "x86_64" } else { "i686" });
+        if !require_tool(&tool, &["--version"]) {
+            return;
+        }
+        let bytes = std::fs::read(&dll).unwrap();
+        let has = |s: &str| common::contains(&bytes, &utf16(s));
+        assert!(has("VS_VERSION_INFO") && has("ProductName") && has("FileDescription"), "{arch}: no version resource");
+        assert!(has(env!("CARGO_PKG_VERSION")) && has("mi_sdk"), "{arch}: version and product name");
+        let symbols = objdump(&tool, &["-t"], &dll);
+        assert!(symbols.contains("no symbols"), "{arch}: the shipped DLL still has its symbol table");
+    }
+}
+
+/// `mi-sdk.exe` and `mi-sim.exe` of `arch` as a hospital's IT runs them: the
+/// simulator under Wine answering on loopback, `mi-sdk check --sign-in` and `status`
+/// against it, and the drop-box service turning a request file into a result file.
+fn exes_run_under_wine(arch: &str) {
+    let _turn = wine_turn(arch);
+    let Some(dll) = dll(arch) else { return };
+    let Some(wine) = Wine::for_arch(arch) else { return };
+    let dir = dll.parent().unwrap();
+    let work = wine.work_dir();
+    for f in ["mi-sdk.exe", "mi-sim.exe", "mi_sdk.dll"] {
+        std::fs::copy(dir.join(f), work.path().join(f)).unwrap_or_else(|e| panic!("{arch} {f}: {e}"));
+    }
+    // The simulator, a Windows program here, on a port of its own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut sim = wine.spawn(
+        &work.path().join("mi-sim.exe"),
+        &["--addr".into(), format!("127.0.0.1:{port}"), "--profile".into(), "tif".into()],
+        work.path(),
+    );
+    let mut said = std::io::BufReader::new(sim.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut said, &mut first).unwrap();
+    // It prints more (the credentials it expects): read on, or it meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+    assert!(first.starts_with("mi-sim listening on http://127.0.0.1:"), "{arch}: {first}");
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let finish = |sim: &mut std::process::Child| {
+        wine.kill_all();
+        let _ = sim.kill();
+        let _ = sim.wait();
+    };
+    let cfg = serde_json::json!({
+        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
+                        "opter": "0001", "opter_name": "cashier"},
+        "gateway": {"url": url, "profile": "tif", "paas_id": "mi_sdk_test", "paas_token": "tif-token-for-tests"},
+        "journal": {"path": "mi_journal.db"},
+        "log": {"dir": "logs"}
+    });
+    std::fs::write(work.path().join("mi_sdk.json"), cfg.to_string()).unwrap();
+    let sdk = work.path().join("mi-sdk.exe");
+    let config = wine.win_path(&work.path().join("mi_sdk.json"));
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config".to_string(), config.clone()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let out = wine.run(&sdk, &all, work.path());
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["check", "--sign-in"]);
+    if code != Some(0) {
+        finish(&mut sim);
+    }
+    assert_eq!(code, Some(0), "{arch} check:\n{out}\n{err}");
+    assert!(out.contains("OK   gateway") && out.contains("OK   sign-in"), "{arch}: {out}");
+    let (code, out, err) = run(&["status"]);
+    assert_eq!(code, Some(0), "{arch} status:\n{out}\n{err}");
+    assert!(out.contains("mi_journal.db"), "{arch}: {out}");
+    // The drop-box service: a request file in, its result file out.
+    let drop = work.path().join("dropbox");
+    std::fs::create_dir_all(&drop).unwrap();
+    let mut serve = wine.spawn(
+        &sdk,
+        &["--config".into(), config.clone(), "serve".into(), "--watch".into(), wine.win_path(&drop)],
+        work.path(),
+    );
+    let req = serde_json::json!({"infno": "1101", "input": {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}}});
+    std::fs::write(drop.join("q1.tmp"), req.to_string()).unwrap();
+    std::fs::rename(drop.join("q1.tmp"), drop.join("q1.req.json")).unwrap();
+    let res = drop.join("q1.res.json");
+    let answered = common::wait_until(|| res.is_file());
+    finish(&mut sim);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(answered, "{arch}: no result file in {}", drop.display());
+    let res: serde_json::Value = serde_json::from_slice(&std::fs::read(&res).unwrap()).unwrap();
+    assert_eq!(res["result"]["output"]["baseinfo"]["psn_name"], "张三", "{arch}: {res}");
+}
+
+#[test]
+fn x64_exes_run_under_wine() {
+    exes_run_under_wine("x64");
+}
+
+#[test]
+fn x86_exes_run_under_32_bit_wine() {
+    exes_run_under_wine("x86");
 }

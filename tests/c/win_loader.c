@@ -2,6 +2,8 @@
  * A Windows HIS-style client: LoadLibraryA("mi_sdk.dll") + GetProcAddress, no import
  * library, calls through MI_CALL (__stdcall on 32-bit) function pointers.
  * usage: win_loader <config-json-file> <visit-number>   Prints "N passed, M failed".
+ * With @<path> as the first argument, the path itself goes to mi_init (in the ANSI
+ * code page, as a HIS passes it), not the file's text; the program prints GetACP().
  * Runs sign-in (automatic), 1101, an outpatient visit (2201 2204 2206 2207), an async
  * 1101, and the status, as a cashier's program on Windows would; then mi_shutdown
  * with a send in flight and FreeLibrary right after it.
@@ -32,10 +34,15 @@ int main(int argc, char **argv) {
     HMODULE dll = LoadLibraryA("mi_sdk.dll");
     const char *q = "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\"}}";
     if (dll == NULL || argc != 3) { fprintf(stderr, "cannot load mi_sdk.dll\n"); return 2; }
-    f = fopen(argv[1], "rb");
-    if (f == NULL) return 2;
-    config[fread(config, 1, sizeof config - 1, f)] = 0;
-    fclose(f);
+    if (argv[1][0] == '@') {
+        snprintf(config, sizeof config, "%s", argv[1] + 1);
+        printf("code page %u\n", GetACP());
+    } else {
+        f = fopen(argv[1], "rb");
+        if (f == NULL) return 2;
+        config[fread(config, 1, sizeof config - 1, f)] = 0;
+        fclose(f);
+    }
     {
         init_fn mi_init = (init_fn)(void *)GetProcAddress(dll, "mi_init");
         call_sync_fn mi_call_sync = (call_sync_fn)(void *)GetProcAddress(dll, "mi_call_sync");
@@ -115,7 +122,14 @@ int main(int argc, char **argv) {
             }
             CHECK(i < 2000, "a worker is sending the held request");
         }
-        CHECK(mi_shutdown(300) == MI_OK, "shutdown");
+        {
+            /* The send in flight is broken off at the deadline: a worker blocked on
+             * the gateway must not hold mi_shutdown (and the HIS's exit) until the
+             * gateway's timeout. */
+            DWORD t0 = GetTickCount();
+            CHECK(mi_shutdown(300) == MI_OK, "shutdown");
+            printf("mi_shutdown(300) took %lu ms\n", (unsigned long)(GetTickCount() - t0));
+        }
     }
     CHECK(FreeLibrary(dll), "FreeLibrary after mi_shutdown");
     /* Tell the test to let the platform answer now, and give a stray thread time

@@ -429,13 +429,19 @@ pub fn visit(psn_no: &str, otp_no: &str, amount: f64) -> Value {
 /// says SKIPPED loudly and records it for scripts/test.sh; with MI_REQUIRE_ALL=1
 /// (CI) a missing toolchain fails the test instead.
 pub fn require_tool(tool: &str, args: &[&str]) -> bool {
-    if std::process::Command::new(tool).args(args).output().is_ok_and(|o| o.status.success()) {
+    let runs = std::process::Command::new(tool).args(args).output().is_ok_and(|o| o.status.success());
+    require(runs, &format!("{tool} not found"))
+}
+
+/// [`require_tool`] for any precondition: `missing` says what is not there.
+pub fn require(present: bool, missing: &str) -> bool {
+    if present {
         return true;
     }
     if std::env::var("MI_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!("{tool} is missing and MI_REQUIRE_ALL=1");
+        panic!("{missing}, and MI_REQUIRE_ALL=1");
     }
-    let msg = format!("SKIPPED: {tool} not found; the tests that need it did not run");
+    let msg = format!("SKIPPED: {missing}; the tests that need it did not run");
     eprintln!("{msg}");
     // Test output is captured; scripts/test.sh prints this file so a skip is seen.
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
