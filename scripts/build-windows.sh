@@ -3,7 +3,7 @@
 # (x86_64-win7-windows-gnu) and 32-bit (i686-win7-windows-gnu) Windows, Windows 7 and
 # later, with Debian's rustc-web (std built from source, unwinding so panics are
 # caught at the C boundary) and mingw-w64, with mi-sdk.exe and mi-sim.exe beside it,
-# all stripped and with a version resource (build.rs). Also writes the i686 import
+# all stripped; the DLL and mi-sdk.exe carry a version resource (build.rs). Also writes the i686 import
 # library made from a .def file with the __stdcall decorations, for C clients that
 # link rather than LoadLibrary. Output: target/windows/{x64,x86}/.
 #

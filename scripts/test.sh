@@ -57,7 +57,8 @@ if [ "$windows" = 1 ]; then
   scripts/win32-root.sh > target/win32-root.txt 2>&1 &
   win32_root=$!
   echo "== $(at) scripts/build-windows.sh --test"
-  scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt
+  scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt ||
+    { kill "$win32_root" 2>/dev/null; exit 1; }
   wait "$win32_root" && echo "== $(at) 32-bit Wine root ready: $(tail -1 target/win32-root.txt)" ||
     { echo "== $(at) the 32-bit Wine root could not be made:"; cat target/win32-root.txt; }
 fi
@@ -115,6 +116,7 @@ export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 echo "== $(at) scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
 fuzz_failed=0
 scripts/fuzz.sh || fuzz_failed=1
+[ ${#variants_failed[@]} = 0 ] || echo "failed under platform variant(s): ${variants_failed[*]} (target/test-variant-*.txt)"
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   cat target/tmp/skipped.txt
@@ -122,5 +124,5 @@ if [ -s target/tmp/skipped.txt ]; then
   [ "${MI_REQUIRE_ALL:-0}" = 1 ] && { echo "MI_REQUIRE_ALL=1: a skip is a failure"; exit 1; }
 fi
 [ "$fuzz_failed" = 0 ] || { echo "fuzzing found a crash (see above)"; exit 1; }
-[ ${#variants_failed[@]} = 0 ] || { echo "failed under platform variant(s): ${variants_failed[*]} (target/test-variant-*.txt)"; exit 1; }
+[ ${#variants_failed[@]} = 0 ] || exit 1
 exit 0

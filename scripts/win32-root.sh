@@ -28,7 +28,7 @@ in_root() {
 
 if [ "${1:-}" = "--kill" ]; then
   # Ends every Windows program running in ROOT's C.UTF-8 prefix (a service, a simulator).
-  in_root "$2" env WINEPREFIX=/tmp/wineprefix32-C wineserver -k 2>/dev/null || true
+  in_root "${2:?usage: $0 --kill ROOT}" env WINEPREFIX=/tmp/wineprefix32-C wineserver -k 2>/dev/null || true
   exit 0
 fi
 if [ "${1:-}" = "--run" ]; then
@@ -52,11 +52,20 @@ if [ ! -f "$root/.mi-ready" ]; then
   # The mirror the host's apt uses.
   mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   mirror=${mirror:-http://deb.debian.org/debian}
-  # A half-made root from an interrupted run is started again.
-  rm -rf --one-file-system "$root"
-  mkdir -p "$(dirname "$root")"
-  debootstrap --arch=i386 --variant=minbase bookworm "$root" "$mirror" > "$root.debootstrap.log" 2>&1 ||
-    { tail -20 "$root.debootstrap.log" >&2; exit 1; }
+  # A half-made root from an interrupted run (it carries .mi-making) is started
+  # again; any other folder that is not empty is left alone.
+  if [ -e "$root/.mi-making" ]; then
+    rm -rf --one-file-system -- "$root"
+  elif [ -n "$(ls -A -- "$root" 2>/dev/null)" ]; then
+    echo "win32-root.sh: $root exists and is not a root this script made; give another folder" >&2
+    exit 1
+  fi
+  mkdir -p -- "$root"
+  touch "$root/.mi-making"
+  # debootstrap mounts /proc and /sys in the root while it works: in a namespace of
+  # its own, so nothing stays mounted if it is killed.
+  unshare --mount --propagation private debootstrap --arch=i386 --variant=minbase bookworm "$root" "$mirror" \
+    > "$root.debootstrap.log" 2>&1 || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     wine wine32 locales > "$root.apt.log" 2>&1 || { tail -20 "$root.apt.log" >&2; exit 1; }
@@ -72,5 +81,6 @@ if [ ! -f "$root/.mi-ready" ]; then
       { tail -20 "$root.wineboot.log" >&2; exit 1; }
   done
   touch "$root/.mi-ready"
+  rm -f "$root/.mi-making"
 fi
 echo "$root"

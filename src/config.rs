@@ -72,7 +72,25 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// How the config's text was read (UTF-8, or the ANSI code page), for the log.
     #[serde(skip)]
-    pub read_as: String,
+    pub read_as: ReadAs,
+}
+
+/// How a config's text was read, for the log. Not part of what the config *is*: the
+/// same file reached by another spelling of its path (relative or absolute, UTF-8 or
+/// GBK, through `MI_SDK_CONFIG`) is the same config to `mi_init`.
+#[derive(Debug, Clone, Default)]
+pub struct ReadAs(pub String);
+
+impl PartialEq for ReadAs {
+    fn eq(&self, _: &ReadAs) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Display for ReadAs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -453,7 +471,7 @@ impl Config {
             }
         })?;
         cfg.base_dir = base_dir.to_path_buf();
-        cfg.read_as = "given inline".into();
+        cfg.read_as = ReadAs("given inline".into());
         cfg.validate()?;
         Ok(cfg)
     }
@@ -504,7 +522,7 @@ impl Config {
         }
         let mut cfg = Config::load(Some(&text), lib_dir)?;
         if how != "UTF-8" {
-            cfg.read_as = format!("{}; mi_init's argument read as {how}", cfg.read_as);
+            cfg.read_as = ReadAs(format!("{}; mi_init's argument read as {how}", cfg.read_as));
         }
         Ok(cfg)
     }
@@ -516,7 +534,7 @@ impl Config {
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut cfg = Config::from_json(&text, &dir)?;
-        cfg.read_as = format!("file {} read as {read_as}", path.display());
+        cfg.read_as = ReadAs(format!("file {} read as {read_as}", path.display()));
         Ok(cfg)
     }
 

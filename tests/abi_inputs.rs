@@ -256,6 +256,8 @@ fn a_config_path_and_file_in_gbk_are_read_as_the_ansi_code_page() {
         assert_eq!(unsafe { mi_init(path.as_ptr()) }, MI_OK, "{folder}: {}", last_error());
         let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
         assert_eq!(rc, MI_OK, "{out}");
+        // The same file by its UTF-8 path is the same config: MI_OK again.
+        assert_eq!(init_text(file.to_str().unwrap()), MI_OK, "{}", last_error());
         mi_shutdown(1000);
         // The names reached the platform as Chinese, not mojibake.
         let envelope: String = rusqlite::Connection::open(env.journal_path())

@@ -8,7 +8,6 @@ use crate::transport::{gateway, Failure, Reply};
 use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest response body accepted (catalogue queries can be large).
@@ -20,8 +19,7 @@ pub struct Transport {
     /// The signatures' timestamps.
     clock: Clock,
     /// Set by [`Transport::interrupt`].
-    /// Shared with every connection's [`Interruptible`] transport.
-    interrupted: Arc<AtomicBool>,
+    interrupted: AtomicBool,
 }
 
 /// What a plain GET of the gateway's URL found (`mi-sdk check`).
@@ -52,13 +50,12 @@ impl Transport {
             .tls_config(tls)
             .user_agent(concat!("mi_sdk/", env!("CARGO_PKG_VERSION")))
             .build();
-        let interrupted = Arc::new(AtomicBool::new(false));
         let agent = ureq::Agent::with_parts(
             config,
-            MarkConnectFailures(ureq::unversioned::transport::DefaultConnector::new(), interrupted.clone()),
+            MarkConnectFailures(ureq::unversioned::transport::DefaultConnector::new()),
             super::resolve::CachingResolver::new(clock.clone()),
         );
-        Ok(Transport { agent, gateway: g.clone(), clock, interrupted })
+        Ok(Transport { agent, gateway: g.clone(), clock, interrupted: AtomicBool::new(false) })
     }
 
     /// Breaks off every exchange in flight: a send blocked on the gateway fails at
@@ -211,9 +208,8 @@ pub struct Streamed {
 /// connect, proxy, TLS handshake), with its I/O errors marked as [`ConnectFailed`]:
 /// ureq reports an EHOSTUNREACH from `connect` and one from writing on a kept-alive
 /// connection alike, and only the first proves that nothing of the request left.
-/// Each connection it opens is [`Interruptible`] through the flag it is given.
 #[derive(Debug)]
-struct MarkConnectFailures(ureq::unversioned::transport::DefaultConnector, Arc<AtomicBool>);
+struct MarkConnectFailures(ureq::unversioned::transport::DefaultConnector);
 
 impl ureq::unversioned::transport::Connector for MarkConnectFailures {
     type Out = Box<dyn ureq::unversioned::transport::Transport>;
@@ -223,67 +219,10 @@ impl ureq::unversioned::transport::Connector for MarkConnectFailures {
         details: &ureq::unversioned::transport::ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let opened = self.0.connect(details, chained).map_err(|e| match e {
+        self.0.connect(details, chained).map_err(|e| match e {
             ureq::Error::Io(io) => ureq::Error::Io(connect_failed(io)),
             other => other,
-        })?;
-        Ok(opened.map(|inner| Box::new(Interruptible { inner, halted: self.1.clone() }) as Self::Out))
-    }
-}
-
-/// How long a wait for the gateway's answer may go without looking at the halt flag.
-const ANSWER_WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// A connection whose wait for the answer `mi_shutdown` can break off on every
-/// platform. On Linux, shutting the socket down from another thread (what
-/// `Agent::shutdown` does) wakes a blocked read; on Windows it does not (Rust's
-/// `TcpStream::shutdown` there leaves a blocked `recv` blocked), so mi_shutdown would
-/// wait out `gateway.timeout_ms` before `FreeLibrary`. So the wait goes in slices,
-/// with the flag looked at between them.
-#[derive(Debug)]
-struct Interruptible {
-    inner: Box<dyn ureq::unversioned::transport::Transport>,
-    halted: Arc<AtomicBool>,
-}
-
-impl ureq::unversioned::transport::Transport for Interruptible {
-    fn buffers(&mut self) -> &mut dyn ureq::unversioned::transport::Buffers {
-        self.inner.buffers()
-    }
-
-    fn transmit_output(
-        &mut self,
-        amount: usize,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<(), ureq::Error> {
-        self.inner.transmit_output(amount, timeout)
-    }
-
-    fn await_input(&mut self, timeout: ureq::unversioned::transport::NextTimeout) -> Result<bool, ureq::Error> {
-        let started = std::time::Instant::now();
-        loop {
-            if self.halted.load(Ordering::Acquire) {
-                return Err(ureq::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "the wait for the answer was broken off by mi_shutdown",
-                )));
-            }
-            let left = timeout.after.saturating_sub(started.elapsed());
-            let slice = left.min(ANSWER_WAIT_SLICE);
-            let step = ureq::unversioned::transport::NextTimeout { after: slice.into(), ..timeout };
-            match self.inner.await_input(step) {
-                Err(ureq::Error::Timeout(_)) if slice < left => continue,
-                other => return other,
-            }
-        }
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.inner.is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.inner.is_tls()
+        })
     }
 }
 

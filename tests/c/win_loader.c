@@ -123,9 +123,8 @@ int main(int argc, char **argv) {
             CHECK(i < 2000, "a worker is sending the held request");
         }
         {
-            /* The send in flight is broken off at the deadline: a worker blocked on
-             * the gateway must not hold mi_shutdown (and the HIS's exit) until the
-             * gateway's timeout. */
+            /* How long the HIS's exit waits with a send blocked on the gateway: on
+             * Windows up to gateway.timeout_ms (a blocked read is not woken). */
             DWORD t0 = GetTickCount();
             CHECK(mi_shutdown(300) == MI_OK, "shutdown");
             printf("mi_shutdown(300) took %lu ms\n", (unsigned long)(GetTickCount() - t0));

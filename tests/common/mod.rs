@@ -445,8 +445,9 @@ pub fn require(present: bool, missing: &str) -> bool {
     eprintln!("{msg}");
     // Test output is captured; scripts/test.sh prints this file so a skip is seen.
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
-    let old = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::write(&log, format!("{old}{msg}\n"));
+    // Appended in one write: test processes run side by side.
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+    let _ = file.and_then(|mut f| std::io::Write::write_all(&mut f, format!("{msg}\n").as_bytes()));
     false
 }
 
