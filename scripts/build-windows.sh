@@ -33,6 +33,9 @@ for f in rsbegin rsend; do
 done
 
 # cargo for a Windows target with Debian's toolchain: cross_cargo <triple> <mingw gcc> <cargo args...>
+# The built std includes `test` even for plain builds: every crate of a build-std build
+# depends on each std crate named, so `cargo test` (which adds `test`) would otherwise
+# rebuild all dependencies under new hashes (about 3 minutes of the suite).
 cross_cargo() {
   local triple=$1 gcc=$2 upper
   shift 2
@@ -41,7 +44,7 @@ cross_cargo() {
     "CARGO_TARGET_${upper}_LINKER=$gcc" "CC_${triple//-/_}=$gcc" "AR_${triple//-/_}=${gcc%gcc}ar" \
     "CARGO_TARGET_${upper}_RUSTFLAGS=-L native=$PWD/$out/rtstartup" \
     "CARGO_TARGET_${upper}_RUNNER=${WINE64:-wine64}" WINEPREFIX="$PWD/target/tmp/wineprefix" WINEDEBUG=-all \
-    cargo "$@" --release --target "$triple" -Zbuild-std=std,panic_unwind --target-dir target/win
+    cargo "$@" --release --target "$triple" -Zbuild-std=std,panic_unwind,test --target-dir target/win
 }
 
 build() {

@@ -82,6 +82,10 @@ done
 variant_skips=(--skip c99_program_against_the_shared_library --skip header_compiles_as_pedantic
                --skip a_hundred_thousand_calls_keep_memory_flat --skip c_programs_under_)
 variants_failed=()
+# The fuzz targets build meanwhile, at the lowest priority: they take the CPU the
+# variants leave while they wait (about 5 minutes of compiling).
+nice -n 19 scripts/fuzz.sh --build > target/fuzz-build.txt 2>&1 &
+fuzz_build=$!
 for pair in "guangzhou hebei" "jilin wrapped"; do
   pids=()
   for variant in $pair; do
@@ -109,13 +113,13 @@ for pair in "guangzhou hebei" "jilin wrapped"; do
 done
 # One closing line over all test binaries, for people and CI alike.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes; the count includes the unit tests run on Windows under wine64)\n", p, f, i }' target/test-output.txt $( [ -f target/windows-units.txt ] && [ "$windows" = 1 ] && echo target/windows-units.txt)
-# Fuzzing (nightly, cargo-fuzz): each target for FUZZ_SECONDS, two at a time. 20 s
-# here keeps the whole suite near 19 minutes on 2 cores; scripts/fuzz.sh alone runs
-# 60.
+# Fuzzing (nightly, cargo-fuzz): each target for FUZZ_SECONDS, two at a time (20 s
+# here; scripts/fuzz.sh alone runs 60), built while the variants ran.
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-echo "== $(at) scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
 fuzz_failed=0
-scripts/fuzz.sh || fuzz_failed=1
+wait "$fuzz_build" || { fuzz_failed=1; cat target/fuzz-build.txt; }
+echo "== $(at) scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
+[ "$fuzz_failed" = 1 ] || scripts/fuzz.sh || fuzz_failed=1
 [ ${#variants_failed[@]} = 0 ] || echo "failed under platform variant(s): ${variants_failed[*]} (target/test-variant-*.txt)"
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
