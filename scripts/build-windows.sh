@@ -3,9 +3,10 @@
 # (x86_64-win7-windows-gnu) and 32-bit (i686-win7-windows-gnu) Windows, Windows 7 and
 # later, with Debian's rustc-web (std built from source, unwinding so panics are
 # caught at the C boundary) and mingw-w64, with mi-sdk.exe and mi-sim.exe beside it,
-# all stripped; the DLL and mi-sdk.exe carry a version resource (build.rs). Also writes the i686 import
-# library made from a .def file with the __stdcall decorations, for C clients that
-# link rather than LoadLibrary. Output: target/windows/{x64,x86}/.
+# all stripped; each carries a version resource (build/version_resource.rs). Also writes
+# for each a .def file and the import library made from it (for 32-bit with the
+# __stdcall decorations), for C clients that link rather than LoadLibrary. Output:
+# target/windows/{x64,x86}/; scripts/package.sh zips them.
 #
 # With --test, also runs the library's unit tests built for 64-bit Windows under wine64
 # (same release profile and flags as the DLL): among them, that a panic is caught at
@@ -87,6 +88,9 @@ mi_sm4_encrypt_hex@24
 mi_sm4_decrypt_hex@24
 DEF
 i686-w64-mingw32-dlltool -d "$out/x86/mi_sdk.def" -l "$out/x86/libmi_sdk.a" -k
+# 64-bit Windows has one calling convention and no decorations.
+sed 's/@[0-9]*$//' "$out/x86/mi_sdk.def" > "$out/x64/mi_sdk.def"
+x86_64-w64-mingw32-dlltool -d "$out/x64/mi_sdk.def" -l "$out/x64/libmi_sdk.a"
 ls -la "$out"/x64 "$out"/x86
 
 if [ "$run_tests" = 1 ]; then

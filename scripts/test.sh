@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of mi_sdk. Installs what the tests need (gcc, g++, openssl, python3,
 # valgrind, mono for C#, fpc for Delphi; for the Windows builds mingw, Debian's
-# rustc-web, wine64, and an i386 root with 32-bit Wine) when missing,
-# then: format and lint checks, the build (shared library and header), all Rust, C
-# and simulator tests, those that talk to the platform again under each of its
-# variants (docs/regions/), and the
-# fuzz targets for 20 s each (scripts/fuzz.sh).
+# rustc-web, wine64, an i386 root with 32-bit Wine, Free Pascal for win32) when missing,
+# then: format and lint checks, the build (shared library and header), the Windows
+# DLLs and programs, the release packages (scripts/package.sh), all Rust, C and
+# simulator tests (among them each package unpacked and run), those that talk to the
+# platform again under each of its variants (docs/regions/), and the fuzz targets for
+# 20 s each (scripts/fuzz.sh).
 # With MI_REQUIRE_ALL=1 (CI), a skipped toolchain fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,9 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 # OpenSSL 3 is the independent implementation the SM2/SM3/SM4 tests compare against.
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The release packages are zipped, and unpacked by the tests as a hospital's IT would.
+command -v zip >/dev/null 2>&1 || need+=(zip)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
 # Memory checks of the C programs (AddressSanitizer comes with gcc).
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # The bindings' runtimes: mono (with the CJK code pages for GBK) and Free Pascal.
@@ -31,6 +35,8 @@ if [ "${MI_REQUIRE_ALL:-0}" = 1 ] || { [ -x /usr/bin/cargo ] && command -v x86_6
   [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine wine64)
   # 32-bit Wine lives in an i386 root that debootstrap makes (scripts/win32-root.sh).
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  # Free Pascal's sources, for its cross compiler to 32-bit Windows (scripts/fpc-win32.sh).
+  [ -d /usr/share/fpcsrc/3.2.2 ] || need+=(fpc-source-3.2.2)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "== $(at) installing ${need[*]}"
@@ -56,11 +62,29 @@ if [ "$windows" = 1 ]; then
   echo "== $(at) scripts/win32-root.sh (in the background)"
   scripts/win32-root.sh > target/win32-root.txt 2>&1 &
   win32_root=$!
+  echo "== $(at) scripts/fpc-win32.sh (in the background)"
+  scripts/fpc-win32.sh > target/fpc-win32.txt 2>&1 &
+  fpc_win32=$!
+  # The Linux release build for its package, at a lower priority, in the gaps the
+  # Windows builds leave (linking, the last crate's code generation).
+  echo "== $(at) scripts/package.sh --linux (in the background)"
+  nice -n 10 scripts/package.sh --linux > target/package-linux.txt 2>&1 &
+  linux_package=$!
   echo "== $(at) scripts/build-windows.sh --test"
   scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt ||
-    { kill "$win32_root" 2>/dev/null; exit 1; }
+    { kill "$win32_root" "$linux_package" "$fpc_win32" 2>/dev/null; exit 1; }
+  echo "== $(at) scripts/package.sh --windows"
+  scripts/package.sh --windows || { kill "$win32_root" "$linux_package" "$fpc_win32" 2>/dev/null; exit 1; }
+  wait "$linux_package" || { cat target/package-linux.txt; kill "$win32_root" 2>/dev/null; exit 1; }
+  cat target/package-linux.txt
+  wait "$fpc_win32" && echo "== $(at) Free Pascal for win32 ready: $(tail -1 target/fpc-win32.txt)" ||
+    { echo "== $(at) Free Pascal for win32 could not be made:"; cat target/fpc-win32.txt; }
   wait "$win32_root" && echo "== $(at) 32-bit Wine root ready: $(tail -1 target/win32-root.txt)" ||
     { echo "== $(at) the 32-bit Wine root could not be made:"; cat target/win32-root.txt; }
+fi
+if [ "$windows" = 0 ]; then
+  echo "== $(at) scripts/package.sh --linux"
+  scripts/package.sh --linux
 fi
 echo "== $(at) cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt

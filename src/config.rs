@@ -482,27 +482,34 @@ impl Config {
     pub fn load(source: Option<&str>, lib_dir: &Path) -> Result<Config> {
         match source.map(str::trim_start) {
             Some(s) if s.starts_with('{') || s.starts_with('\u{feff}') => Config::from_json(s, lib_dir),
-            Some(s) if !s.is_empty() => Config::from_file(Path::new(s.trim_end())),
-            _ => {
-                if let Ok(p) = std::env::var("MI_SDK_CONFIG") {
-                    if !p.is_empty() {
-                        return Config::from_file(Path::new(&p));
-                    }
-                }
-                let beside = lib_dir.join("mi_sdk.json");
-                if beside.is_file() {
-                    return Config::from_file(&beside);
-                }
-                let cwd = Path::new("mi_sdk.json");
-                if cwd.is_file() {
-                    return Config::from_file(cwd);
-                }
-                Err(Error::config(format!(
-                    "no config given: pass JSON or a path to mi_init, set MI_SDK_CONFIG, or put mi_sdk.json in {}",
-                    lib_dir.display()
-                )))
+            _ => Config::from_file(&Config::file_for(source, lib_dir)?),
+        }
+    }
+
+    /// The file [`Config::load`] reads when `source` is not JSON: `source` itself,
+    /// else `$MI_SDK_CONFIG`, else `mi_sdk.json` beside the library (or program),
+    /// else in the working folder.
+    pub fn file_for(source: Option<&str>, lib_dir: &Path) -> Result<PathBuf> {
+        if let Some(s) = source.map(str::trim).filter(|s| !s.is_empty()) {
+            return Ok(PathBuf::from(s));
+        }
+        if let Ok(p) = std::env::var("MI_SDK_CONFIG") {
+            if !p.is_empty() {
+                return Ok(PathBuf::from(p));
             }
         }
+        let beside = lib_dir.join("mi_sdk.json");
+        if beside.is_file() {
+            return Ok(beside);
+        }
+        let cwd = Path::new("mi_sdk.json");
+        if cwd.is_file() {
+            return Ok(cwd.to_path_buf());
+        }
+        Err(Error::config(format!(
+            "no config given: pass JSON or a path to mi_init, set MI_SDK_CONFIG, or put mi_sdk.json in {}",
+            lib_dir.display()
+        )))
     }
 
     /// Loads the config `mi_init` names, from its argument's bytes as the HIS passed

@@ -660,6 +660,49 @@ pub fn system_ansi_code_page() -> u32 {
     936
 }
 
+/// Runs this process as the Windows service `spec.name` the Service Control
+/// Manager has just started (`mi-sdk service run`): hands it the service's entry
+/// point, which runs [`crate::ops::service::main`] with `spec`, and returns when the
+/// service has stopped.
+#[cfg(windows)]
+pub fn run_service(spec: crate::ops::service::Spec) -> Result<()> {
+    let name = spec.name.clone();
+    let _ = SERVICE.set(spec);
+    windows_service::service_dispatcher::start(&name, service_entry).map_err(|e| {
+        let not_scm = matches!(&e, windows_service::Error::Winapi(io) if io.raw_os_error() == Some(1063));
+        Error::invalid(if not_scm {
+            "`mi-sdk service run` is how Windows starts the service: use `mi-sdk service start`, or \
+             `mi-sdk serve --watch DIR` in a console"
+                .to_string()
+        } else {
+            format!("cannot run as the service {name}: {e}")
+        })
+    })
+}
+
+/// Elsewhere there is no Service Control Manager to run under.
+#[cfg(not(windows))]
+pub fn run_service(_: crate::ops::service::Spec) -> Result<()> {
+    Err(Error::invalid("mi-sdk service is for Windows; elsewhere run `mi-sdk serve --watch DIR`"))
+}
+
+/// What the service entry point runs: one service per process.
+#[cfg(windows)]
+static SERVICE: std::sync::OnceLock<crate::ops::service::Spec> = std::sync::OnceLock::new();
+
+// SAFETY: the entry point this defines has one unsafe block, which reads the
+// argument array the Service Control Manager passes it, as Windows documents
+// (ServiceMain's dwNumServicesArgs and lpServiceArgVectors); nothing else.
+#[cfg(windows)]
+windows_service::define_windows_service!(service_entry, service_body);
+
+#[cfg(windows)]
+fn service_body(_arguments: Vec<std::ffi::OsString>) {
+    if let Some(spec) = SERVICE.get() {
+        crate::ops::service::main(spec.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

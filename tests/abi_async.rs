@@ -63,6 +63,33 @@ fn async_batch_completes_and_reads_back_from_the_journal() {
     mi_shutdown(2000);
 }
 
+/// An acknowledged async request whose automatic sign-in (9001) `mi_shutdown` breaks
+/// off never left: it waits in the queue, and the next start signs in and sends it.
+#[test]
+fn shutdown_during_the_automatic_sign_in_leaves_the_request_for_the_next_start() {
+    let _g = serial();
+    let env = Env::plain();
+    // The platform unreachable: the sign-in the request needs waits to be resent.
+    env.sim.refuse();
+    let retry = json!({"max_attempts": 10, "base_delay_ms": 30000, "max_delay_ms": 30000});
+    assert_eq!(env.init(json!({"workers": 1, "retry": retry})), MI_OK);
+    let (rc, id) = call_async("1101", q1101(ZHANG_CERTNO), 0);
+    assert_eq!(rc, MI_OK, "{}", last_error());
+    let refused = "SELECT count(*) FROM mi_attempt a JOIN mi_request r ON r.id = a.request_id
+                    WHERE r.infno = '9001' AND a.finished_at IS NOT NULL";
+    assert!(wait_until(|| journal_count(&env, refused) >= 1), "the sign-in was refused once");
+    assert_eq!(mi_shutdown(2000), MI_OK);
+    let state = "SELECT count(*) FROM mi_request WHERE infno = '1101' AND state = 'retry_wait' AND mi_code IS NULL";
+    assert_eq!(journal_count(&env, state), 1, "the request waits for the next start");
+    env.sim.accept_again();
+    assert_eq!(env.init(json!({"workers": 1})), MI_OK);
+    let (rc, out) = wait_result(id, 10);
+    assert_eq!(rc, MI_OK, "{out}");
+    assert_eq!(out["output"]["baseinfo"]["psn_no"], "44030000000000100001");
+    assert_eq!(env.ledger()["by_infno"]["1101"], 1);
+    mi_shutdown(1000);
+}
+
 #[test]
 fn pending_busy_and_shutdown_leave_queued_requests_for_the_next_start() {
     let _g = serial();

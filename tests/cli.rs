@@ -378,14 +378,28 @@ fn catalog_refuses_a_hostile_version() {
     }
 }
 
+/// `mi-sdk ARGS` in an empty folder with no config anywhere: exit code, stdout, stderr.
+fn without_config(args: &[&str]) -> (Option<i32>, String, String) {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(target_dir().join("mi-sdk"))
+        .args(args)
+        .current_dir(empty.path())
+        .env_remove("MI_SDK_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// What a newcomer types first needs no config: the usage, and each command's.
 #[test]
 fn help_needs_no_config() {
-    let exe = target_dir().join("mi-sdk");
-    let empty = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(&exe).args(args).current_dir(empty.path()).env_remove("MI_SDK_CONFIG").output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        let (code, out, _) = without_config(args);
+        (code, out)
     };
     let (code, all) = run(&["--help"]);
     assert_eq!(code, Some(0));
@@ -399,6 +413,40 @@ fn help_needs_no_config() {
     // Without help, a command still needs its config, and says where it looked.
     let (code, _) = run(&["status"]);
     assert_eq!(code, Some(1));
+}
+
+/// `mi-sdk service` is for Windows (tests/windows.rs runs it under Wine's Service
+/// Control Manager); here it says what to do instead, and its arguments are checked
+/// as anywhere.
+#[test]
+fn the_windows_service_commands_say_what_to_do_elsewhere() {
+    let run = |args: &[&str]| {
+        let (code, _, err) = without_config(args);
+        (code, err)
+    };
+    for action in ["start", "stop", "uninstall"] {
+        let (code, err) = run(&["service", action]);
+        assert_eq!(code, Some(1), "{action}: {err}");
+        assert!(err.contains("mi-sdk serve --watch DIR") && err.contains("systemd"), "{action}: {err}");
+    }
+    // install checks its arguments, then the config, before anything else.
+    let (code, err) = run(&["service", "install"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("service install needs --watch DIR"), "{err}");
+    let (code, err) = run(&["service", "install", "--watch", "box"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no config given"), "{err}");
+    let (code, err) = run(&["service", "frobnicate"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["service", "start", "--name", "two words"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("service name"), "{err}");
+    let (code, err) = run(&["service", "run", "--watch", "box", "--config", "x.json"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is for Windows"), "{err}");
+    let (code, help, _) = without_config(&["help", "service"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("service install|start|stop|uninstall") && help.contains("run as administrator"), "{help}");
 }
 
 /// `mi-sim` with a gateway profile says which credentials a config must carry.

@@ -57,7 +57,7 @@ fn dll(arch: &str) -> Option<PathBuf> {
     let p = root().join("target/windows").join(arch).join("mi_sdk.dll");
     if p.is_file() {
         let built = std::fs::metadata(&p).unwrap().modified().unwrap();
-        let (newest, source) = newest_under(&root().join("src"));
+        let (newest, source) = common::newest_under(&root().join("src"));
         assert!(built >= newest, "{} is older than {}: run scripts/build-windows.sh", p.display(), source.display());
         return Some(p);
     }
@@ -73,17 +73,6 @@ fn dll(arch: &str) -> Option<PathBuf> {
     let old = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::write(&log, format!("{old}{msg}\n"));
     None
-}
-
-/// The most recently changed file under `dir`, and when.
-fn newest_under(dir: &Path) -> (std::time::SystemTime, PathBuf) {
-    let mut newest = (std::time::SystemTime::UNIX_EPOCH, dir.to_path_buf());
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        let found = if p.is_dir() { newest_under(&p) } else { (e.metadata().unwrap().modified().unwrap(), p) };
-        newest = newest.max(found);
-    }
-    newest
 }
 
 fn objdump(tool: &str, args: &[&str], dll: &Path) -> String {
@@ -366,6 +355,58 @@ fn x86_dll_reads_a_gbk_config_path_and_file_on_chinese_windows() {
     assert!(envelope.contains("深圳市第一人民医院") && envelope.contains("收费员乙"), "{envelope}");
 }
 
+/// The Delphi binding's test (bindings/delphi/MiSdkTest.dpr, Delphi dialect) built
+/// by Free Pascal as the 32-bit Windows program a Delphi 7 HIS is (the binding's
+/// `stdcall` declarations, `PAnsiChar` buffers, static import of `mi_sdk.dll`), and
+/// run under 32-bit Wine against the simulator. The cross compiler is made by
+/// scripts/fpc-win32.sh (scripts/test.sh makes it while the DLLs build).
+#[test]
+fn x86_delphi_binding_built_for_win32_runs_under_32_bit_wine() {
+    let _turn = wine_turn("x86");
+    let Some(dll) = dll("x86") else { return };
+    let fpc = std::env::var_os("MI_FPC_WIN32").map_or_else(|| root().join("target/fpc-win32"), PathBuf::from);
+    let ready = fpc.join(".mi-ready").is_file();
+    if !common::require(
+        ready,
+        &format!("no Free Pascal cross compiler for win32 at {} (scripts/fpc-win32.sh)", fpc.display()),
+    ) {
+        return;
+    }
+    let Some(wine) = Wine::for_arch("x86") else { return };
+    let work = wine.work_dir();
+    let b = root().join("bindings/delphi");
+    let out = Command::new(fpc.join("ppcross386"))
+        .args(["-Twin32", "-Pi386", "-n", "-Mdelphi"])
+        .arg(format!("-Fu{}", fpc.join("units").display()))
+        .arg(format!("-Fu{}", b.display()))
+        .arg(format!("-FE{}", work.path().display()))
+        .arg(format!("-FU{}", work.path().display()))
+        .arg(b.join("MiSdkTest.dpr"))
+        .output()
+        .unwrap();
+    let exe = work.path().join("MiSdkTest.exe");
+    assert!(out.status.success() && exe.is_file(), "ppcross386:\n{}", String::from_utf8_lossy(&out.stdout));
+    // A 32-bit Windows program that imports mi_sdk.dll by name.
+    let dump = objdump("i686-w64-mingw32-objdump", &["-p"], &exe);
+    assert!(dump.contains("file format pei-i386"), "{dump}");
+    assert!(imported_dlls(&dump).iter().any(|d| d.eq_ignore_ascii_case("mi_sdk.dll")), "{dump}");
+    std::fs::copy(&dll, work.path().join("mi_sdk.dll")).unwrap();
+    let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+    // The program writes its journal path into JSON: forward slashes need no escape.
+    let dir = wine.win_path(work.path()).replace('\\', "/");
+    let run = wine.run(&exe, &[sim.service_url(), dir], work.path());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success() && stdout.contains(" passed, 0 failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let passed: u32 = stdout.split(" passed").next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    assert!(passed >= 20, "{stdout}");
+    assert_eq!(sim.ledger()["rejected"], 0, "{}", sim.ledger()["rejections"]);
+    assert!(work.path().join("pas_journal.db").is_file(), "the journal is where the program put it");
+}
+
 #[test]
 fn x86_dll_exports_plain_stdcall_names_and_loads_on_windows_7() {
     let Some(dll) = dll("x86") else { return };
@@ -403,22 +444,42 @@ fn utf16(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
-/// What a hospital's IT sees in the file's "Details" tab, and a DLL shipped without
-/// its symbol table.
+/// What a hospital's IT sees in the file's "Details" tab, and files shipped without
+/// their symbol table: the DLL and both programs of each bitness.
 #[test]
-fn both_dlls_carry_a_version_resource_and_no_symbols() {
+fn every_shipped_file_carries_a_version_resource_and_no_symbols() {
     for arch in ["x64", "x86"] {
         let Some(dll) = dll(arch) else { continue };
         let tool = format!("{}-w64-mingw32-objdump", if arch == "x64" { "x86_64" } else { "i686" });
         if !require_tool(&tool, &["--version"]) {
             continue;
         }
-        let bytes = std::fs::read(&dll).unwrap();
-        let has = |s: &str| common::contains(&bytes, &utf16(s));
-        assert!(has("VS_VERSION_INFO") && has("ProductName") && has("FileDescription"), "{arch}: no version resource");
-        assert!(has(env!("CARGO_PKG_VERSION")) && has("mi_sdk"), "{arch}: version and product name");
-        let symbols = objdump(&tool, &["-t"], &dll);
-        assert!(symbols.contains("no symbols"), "{arch}: the shipped DLL still has its symbol table");
+        // VFT_DLL for the library, VFT_APP for the programs.
+        for (file, file_type, says) in
+            [("mi_sdk.dll", 2, "client library"), ("mi-sdk.exe", 1, "operators"), ("mi-sim.exe", 1, "simulator")]
+        {
+            let path = dll.with_file_name(file);
+            let bytes = std::fs::read(&path).unwrap();
+            let has = |s: &str| common::contains(&bytes, &utf16(s));
+            assert!(
+                has("VS_VERSION_INFO") && has("ProductName") && has("FileDescription"),
+                "{arch} {file}: no version resource"
+            );
+            assert!(
+                has(env!("CARGO_PKG_VERSION")) && has("mi_sdk") && has(says),
+                "{arch} {file}: version, product, description"
+            );
+            // VS_FIXEDFILEINFO: its signature, then eight fields before dwFileType;
+            // the file version's high word is major << 16 | minor.
+            let sig = bytes.windows(4).position(|w| w == [0xBD, 0x04, 0xEF, 0xFE]).expect("VS_FIXEDFILEINFO");
+            let field = |i: usize| u32::from_le_bytes(bytes[sig + 4 * i..sig + 4 * i + 4].try_into().unwrap());
+            let major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
+            let minor: u32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
+            assert_eq!(field(2), major << 16 | minor, "{arch} {file}: file version");
+            assert_eq!(field(9), file_type, "{arch} {file}: file type");
+            let symbols = objdump(&tool, &["-t"], &path);
+            assert!(symbols.contains("no symbols"), "{arch} {file}: shipped with its symbol table");
+        }
     }
 }
 
@@ -431,24 +492,30 @@ impl Drop for EndAll<'_> {
     }
 }
 
-/// `mi-sdk.exe` and `mi-sim.exe` of `arch` as a hospital's IT runs them: the
-/// simulator under Wine answering on loopback, `mi-sdk check --sign-in` and `status`
-/// against it, and the drop-box service turning a request file into a result file.
+/// The Windows package of `arch` unpacked into an empty folder and `mi-sdk.exe` and
+/// `mi-sim.exe` run from there, as a hospital's IT would: the simulator under Wine answering on loopback, `mi-sdk check --sign-in` and `status`
+/// against it, and the drop-box service turning a request file into a result file,
+/// as a Windows service (installed, started, stopped, removed) and in a console.
 fn exes_run_under_wine(arch: &str) {
     let _turn = wine_turn(arch);
     let Some(dll) = dll(arch) else { return };
     let Some(wine) = Wine::for_arch(arch) else { return };
-    let dir = dll.parent().unwrap();
-    let work = wine.work_dir();
-    for f in ["mi-sdk.exe", "mi-sim.exe", "mi_sdk.dll"] {
-        std::fs::copy(dir.join(f), work.path().join(f)).unwrap_or_else(|e| panic!("{arch} {f}: {e}"));
+    let Some(zip) = common::package(&format!("windows-{arch}"), "zip") else { return };
+    let unpacked = wine.work_dir();
+    // Unpacked into an empty folder, as a hospital's IT would, and run from there.
+    let work = common::unpack(&zip, unpacked.path());
+    let own = ["mi-sdk.exe", "mi-sim.exe", "mi_sdk.dll", "mi_sdk.def", "libmi_sdk.a"];
+    for f in own.iter().chain(&common::PACKAGE_FILES) {
+        assert!(work.join(f).is_file(), "{arch}: {} has no {f}", zip.display());
     }
+    // The packaged DLL is the one built.
+    assert_eq!(std::fs::read(work.join("mi_sdk.dll")).unwrap(), std::fs::read(&dll).unwrap(), "{arch}");
     // The simulator, a Windows program here, on a port of its own.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut sim = wine.spawn(
-        &work.path().join("mi-sim.exe"),
+        &work.join("mi-sim.exe"),
         &["--addr".into(), format!("127.0.0.1:{port}"), "--profile".into(), "tif".into()],
-        work.path(),
+        &work,
     );
     let mut said = std::io::BufReader::new(sim.stdout.take().unwrap());
     let mut first = String::new();
@@ -466,13 +533,13 @@ fn exes_run_under_wine(arch: &str) {
         "journal": {"path": "mi_journal.db"},
         "log": {"dir": "logs"}
     });
-    std::fs::write(work.path().join("mi_sdk.json"), cfg.to_string()).unwrap();
-    let sdk = work.path().join("mi-sdk.exe");
-    let config = wine.win_path(&work.path().join("mi_sdk.json"));
+    std::fs::write(work.join("mi_sdk.json"), cfg.to_string()).unwrap();
+    let sdk = work.join("mi-sdk.exe");
+    let config = wine.win_path(&work.join("mi_sdk.json"));
     let run = |args: &[&str]| {
         let mut all = vec!["--config".to_string(), config.clone()];
         all.extend(args.iter().map(|a| a.to_string()));
-        let out = wine.run(&sdk, &all, work.path());
+        let out = wine.run(&sdk, &all, &work);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -485,27 +552,84 @@ fn exes_run_under_wine(arch: &str) {
     let (code, out, err) = run(&["status"]);
     assert_eq!(code, Some(0), "{arch} status:\n{out}\n{err}");
     assert!(out.contains("mi_journal.db"), "{arch}: {out}");
-    // The drop-box service: a request file in, its result file out.
-    let drop = work.path().join("dropbox");
+    service_runs_under_wine(arch, &wine, &work, &run);
+    // The drop-box service in a console: a request file in, its result file out.
+    let drop = work.join("dropbox");
     std::fs::create_dir_all(&drop).unwrap();
     let mut serve = wine.spawn(
         &sdk,
         &["--config".into(), config.clone(), "serve".into(), "--watch".into(), wine.win_path(&drop)],
-        work.path(),
+        &work,
     );
-    let req = serde_json::json!({"infno": "1101", "input": {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}}});
-    std::fs::write(drop.join("q1.tmp"), req.to_string()).unwrap();
-    std::fs::rename(drop.join("q1.tmp"), drop.join("q1.req.json")).unwrap();
-    let res = drop.join("q1.res.json");
-    let answered = common::wait_until(|| res.is_file());
+    let res = drop_box_round_trip(&drop, "q1");
     wine.kill_all();
     for child in [&mut sim, &mut serve] {
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(answered, "{arch}: no result file in {}", drop.display());
-    let res: serde_json::Value = serde_json::from_slice(&std::fs::read(&res).unwrap()).unwrap();
+    let res = res.unwrap_or_else(|| panic!("{arch}: no result file in {}", drop.display()));
     assert_eq!(res["result"]["output"]["baseinfo"]["psn_name"], "张三", "{arch}: {res}");
+}
+
+/// How a program ended: exit code, stdout, stderr.
+type Ran = (Option<i32>, String, String);
+
+/// A request file dropped into `dir`, and the result the drop-box service wrote for
+/// it (None when none came).
+fn drop_box_round_trip(dir: &Path, name: &str) -> Option<serde_json::Value> {
+    let req = serde_json::json!({"infno": "1101", "input": {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}}});
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, req.to_string()).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{name}.req.json"))).unwrap();
+    let res = dir.join(format!("{name}.res.json"));
+    common::wait_until(|| res.is_file()).then(|| serde_json::from_slice(&std::fs::read(&res).unwrap()).unwrap())
+}
+
+/// `mi-sdk service` under Wine's Service Control Manager: install (refusing a folder
+/// that does not exist), start, a drop-box round trip through the running service,
+/// stop (logged), a start that fails for a folder gone since install (explained by
+/// its exit code), uninstall. `run` runs mi-sdk.exe with the config.
+fn service_runs_under_wine(arch: &str, wine: &Wine, work: &Path, run: &dyn Fn(&[&str]) -> Ran) {
+    // A service left by an earlier run that failed half-way (the Wine prefix keeps it).
+    let _ = run(&["service", "uninstall"]);
+    let svcbox = work.join("svcbox");
+    std::fs::create_dir_all(&svcbox).unwrap();
+    let watch = wine.win_path(&svcbox);
+    let missing = wine.win_path(&work.join("no-such-folder"));
+    let (code, out, err) = run(&["service", "install", "--watch", &missing]);
+    assert_eq!(code, Some(1), "{arch} install on a missing folder:\n{out}\n{err}");
+    assert!(err.contains("no-such-folder"), "{arch}: {err}");
+    let (code, out, err) = run(&["service", "install", "--watch", &watch]);
+    assert_eq!(code, Some(0), "{arch} service install:\n{out}\n{err}");
+    assert!(out.contains("installed the service mi-sdk"), "{arch}: {out}");
+    let (code, out, err) = run(&["service", "install", "--watch", &watch, "--name", "mi-sdk"]);
+    assert_eq!(code, Some(1), "{arch} second install:\n{out}\n{err}");
+    let (code, out, err) = run(&["service", "start"]);
+    assert_eq!(code, Some(0), "{arch} service start:\n{out}\n{err}");
+    assert!(out.contains("the service mi-sdk is running"), "{arch}: {out}");
+    let res = drop_box_round_trip(&svcbox, "s1");
+    let (code, out, err) = run(&["service", "stop"]);
+    assert_eq!(code, Some(0), "{arch} service stop:\n{out}\n{err}");
+    assert!(out.contains("the service mi-sdk stopped"), "{arch}: {out}");
+    let res = res.unwrap_or_else(|| panic!("{arch}: the running service wrote no result in {}", svcbox.display()));
+    assert_eq!(res["result"]["output"]["baseinfo"]["psn_name"], "张三", "{arch}: {res}");
+    let logs: String = std::fs::read_dir(work.join("logs"))
+        .unwrap()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f.unwrap().path()).unwrap()).into_owned())
+        .collect();
+    assert!(logs.contains("service mi-sdk started by Windows"), "{arch}: {logs}");
+    assert!(logs.contains("service mi-sdk stopped by Windows"), "{arch}: {logs}");
+    // Installed, then its folder removed: the start fails, and says why.
+    std::fs::remove_dir_all(&svcbox).unwrap();
+    let (code, out, err) = run(&["service", "start"]);
+    assert_eq!(code, Some(1), "{arch} start without its folder:\n{out}\n{err}");
+    assert!(err.contains("watched folder is missing"), "{arch}: {err}");
+    let (code, out, err) = run(&["service", "uninstall"]);
+    assert_eq!(code, Some(0), "{arch} service uninstall:\n{out}\n{err}");
+    assert!(out.contains("removed the service mi-sdk"), "{arch}: {out}");
+    let (code, _, err) = run(&["service", "stop"]);
+    assert_eq!(code, Some(1), "{arch} stop after uninstall: {err}");
+    assert!(err.contains("no such service"), "{arch}: {err}");
 }
 
 #[test]

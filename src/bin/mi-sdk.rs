@@ -24,6 +24,10 @@ commands:
                                   every version after VERSION (default: the one DIR/INFNO.version
                                   records); resumable by version
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
+  service install|start|stop|uninstall [--name N] [--watch DIR]
+                                  the drop-box service as a Windows service that starts with
+                                  Windows (default name mi-sdk); install needs --watch DIR and
+                                  takes the config as every command does; run as administrator
   sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
   check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
                                   with --sign-in also signs the operator in (9001)
@@ -69,6 +73,10 @@ fn main() -> ExitCode {
     }
     mi_sdk::charset::set_ansi_code_page(mi_sdk::ffi::system_ansi_code_page());
     let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    if cmd == "service" {
+        // start, stop and uninstall need no config; install and run name its file.
+        return finish(service(config.as_deref(), &exe_dir, rest));
+    }
     let cfg = match Config::load(config.as_deref(), &exe_dir) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
@@ -89,6 +97,11 @@ fn main() -> ExitCode {
         })),
         other => return usage(&format!("unknown command {other}")),
     };
+    finish(result)
+}
+
+/// Prints what a command printed, and exits as it ended.
+fn finish(result: Result<Printed, Stop>) -> ExitCode {
     match result {
         Ok(Printed { text, failure }) => {
             if !text.is_empty() {
@@ -240,6 +253,29 @@ fn serve(cfg: Config, rest: &[String]) -> Result<Printed, Stop> {
     ops::dropbox::serve(cfg, Path::new(&dir), || eprintln!("mi-sdk: watching {dir} (Ctrl-C to stop)"))?;
     eprintln!("mi-sdk: stopped");
     Ok(printed(String::new()))
+}
+
+fn service(config: Option<&str>, exe_dir: &Path, rest: &[String]) -> Result<Printed, Stop> {
+    use ops::service::{self, Spec};
+    let name = opt(rest, "--name")?.unwrap_or_else(|| service::DEFAULT_NAME.to_string());
+    service::check_name(&name)?;
+    let text = match rest.first().map(String::as_str) {
+        Some(action @ ("install" | "run")) => {
+            let watch =
+                opt(rest, "--watch")?.ok_or_else(|| Stop::Usage(format!("service {action} needs --watch DIR")))?;
+            let config = Config::file_for(config, exe_dir)?;
+            if action == "run" {
+                mi_sdk::ffi::run_service(Spec { name, config, watch: watch.into() })?;
+                return Ok(printed(String::new()));
+            }
+            service::install(&Spec::checked(&name, &config, Path::new(&watch))?)?
+        }
+        Some("start") => service::start(&name)?,
+        Some("stop") => service::stop(&name)?,
+        Some("uninstall") => service::uninstall(&name)?,
+        _ => return Err(Stop::Usage("service install, start, stop or uninstall?".into())),
+    };
+    Ok(printed(text.trim_end().to_string()))
 }
 
 /// Runs the simulator binary that ships beside this one, with the given arguments.

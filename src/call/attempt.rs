@@ -126,7 +126,7 @@ impl Core {
         let opter = self.opter_of(&row);
         let sign_no = match self.sign_no_if_needed(&row.infno, &opter) {
             Ok(s) => s,
-            Err(e) => return self.finish_unsent(&row, e),
+            Err(e) => return self.unsent(&row, runner, e),
         };
         self.run(&row, runner, &opter, sign_no, None, next)
     }
@@ -171,7 +171,7 @@ impl Core {
                 })?;
                 sign_no = match self.sign_no_for(opter) {
                     Ok(s) => s,
-                    Err(e) => return self.finish_unsent(row, e),
+                    Err(e) => return self.unsent(row, runner, e),
                 };
                 fresh = true;
                 continue;
@@ -324,6 +324,21 @@ impl Core {
     }
 
     /// Ends a request that was never sent (its sign-in failed).
+    /// A request that cannot be sent because its sign-in (9001) failed. One a
+    /// worker runs that `mi_shutdown` broke off waits in the queue for the next
+    /// start: the HIS was told it is kept (`mi_call_async`), and it never left.
+    /// Otherwise it ends failed, never sent.
+    fn unsent(&self, row: &RequestRow, runner: Runner, e: Error) -> Result<Outcome> {
+        if runner == Runner::Worker && e.code == Code::Shutdown {
+            let waiting = Next::Retry { at_ms: 0, last_error: e.message.clone(), keep_owner: None };
+            self.journal.write(|tx| tx.advance(row.id, &self.owner, None, &waiting))?;
+            log::info!("request {} ({}) not sent: {}; the next start sends it", row.id, row.infno, e.message);
+            let output = super::pending_output(&row.msgid, State::RetryWait);
+            return Ok(Outcome { request_id: row.id, code: Code::Pending, output });
+        }
+        self.finish_unsent(row, e)
+    }
+
     pub(super) fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
         let fin = failed_final(e.code, e.message.clone(), &row.msgid);
         let result = fin.result.clone();

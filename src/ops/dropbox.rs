@@ -36,18 +36,28 @@ pub const LOCK_FILE: &str = ".mi-sdk-serve.lock";
 /// the service until Ctrl-C or SIGTERM (`started` is told once it runs); what is
 /// still running then is finished by the next start.
 pub fn serve(cfg: Config, dir: &Path, started: impl FnOnce()) -> Result<()> {
-    // Before the SDK starts and before anyone is told it watches: a folder that is
-    // missing or already served is a mistake to report, not a service to run.
-    let folder = Folder::open(dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Release))
         .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
+    // Before the SDK starts and before anyone is told it watches: a folder that is
+    // missing or already served is a mistake to report, not a service to run.
+    let folder = Folder::open(dir)?;
+    serve_until(cfg, folder, &stop, started)
+}
+
+/// How long the SDK is given to finish what it is sending once the service stops
+/// (within the 20 s Windows gives a service that says it is stopping).
+pub const SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// The service itself on a folder already opened, until `stop` is set (by Ctrl-C,
+/// or by Windows' Service Control Manager for `mi-sdk service`).
+pub fn serve_until(cfg: Config, folder: Folder, stop: &AtomicBool, started: impl FnOnce()) -> Result<()> {
     let charset = cfg.charset;
     let sdk = Sdk::start(cfg)?;
     started();
-    let r = run(&sdk, &folder, charset, &stop);
-    sdk.shutdown(Duration::from_secs(10));
+    let r = run(&sdk, &folder, charset, stop);
+    sdk.shutdown(SHUTDOWN);
     r
 }
 

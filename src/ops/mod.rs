@@ -1,13 +1,15 @@
 //! What operators and services do with the SDK and its journal: the status, the
 //! requests and their attempts, a day's report and CSV export, the installation
-//! check, catalogue downloads and the drop-box service. The `mi-sdk` binary only
-//! parses its arguments and calls these; each returns the text to print.
+//! check, catalogue downloads, the drop-box service and its Windows service. The
+//! `mi-sdk` binary only parses its arguments and calls these; each returns the text
+//! to print.
 
 pub mod catalog;
 pub mod check;
 pub mod dropbox;
 pub mod report;
 pub mod requests;
+pub mod service;
 
 use crate::clock::Clock;
 use crate::config::Config;

@@ -451,6 +451,84 @@ pub fn require(present: bool, missing: &str) -> bool {
     false
 }
 
+/// The most recently changed file under `dir`, and when.
+pub fn newest_under(dir: &Path) -> (std::time::SystemTime, std::path::PathBuf) {
+    let mut newest = (std::time::SystemTime::UNIX_EPOCH, dir.to_path_buf());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let found = if p.is_dir() { newest_under(&p) } else { (e.metadata().unwrap().modified().unwrap(), p) };
+        newest = newest.max(found);
+    }
+    newest
+}
+
+/// The release package `dist/mi_sdk-<version>-<platform>.<ext>` that
+/// scripts/package.sh made (`platform` e.g. "windows-x86", "linux-x86_64"), or a
+/// loud skip when it was not made. One older than the sources fails.
+pub fn package(platform: &str, ext: &str) -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("dist").join(format!("mi_sdk-{}-{platform}.{ext}", env!("CARGO_PKG_VERSION")));
+    if !require(p.is_file(), &format!("no package {} (scripts/package.sh makes it)", p.display())) {
+        return None;
+    }
+    let made = std::fs::metadata(&p).unwrap().modified().unwrap();
+    let (newest, source) = newest_under(&root.join("src"));
+    assert!(made >= newest, "{} is older than {}: run scripts/package.sh", p.display(), source.display());
+    Some(p)
+}
+
+/// What every package holds besides its platform's libraries and programs.
+pub const PACKAGE_FILES: [&str; 8] = [
+    "include/mi_sdk.h",
+    "bindings/delphi/MiSdk.pas",
+    "bindings/csharp/MiSdk.cs",
+    "bindings/python/mi_sdk.py",
+    "bindings/powerbuilder/n_mi_sdk.sru",
+    "examples/mi_sdk.example.json",
+    "docs/installation.md",
+    "README.md",
+];
+
+/// Unpacks a package into the empty folder `into` with the tools a hospital's IT
+/// would use (unzip, tar), checks every file against its SHA256SUMS (with
+/// sha256sum) and that the sums name every file; the package's folder.
+pub fn unpack(archive: &Path, into: &Path) -> std::path::PathBuf {
+    let name = archive.file_name().unwrap().to_str().unwrap();
+    let out = if name.ends_with(".zip") {
+        std::process::Command::new("unzip").arg("-q").arg(archive).arg("-d").arg(into).output().unwrap()
+    } else {
+        std::process::Command::new("tar").arg("-xzf").arg(archive).arg("-C").arg(into).output().unwrap()
+    };
+    assert!(out.status.success(), "unpacking {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let stem = name.trim_end_matches(".zip").trim_end_matches(".tar.gz");
+    let dir = into.join(stem);
+    assert!(dir.is_dir(), "{name} holds no folder {stem}");
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stdout));
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let listed: std::collections::BTreeSet<&str> =
+        sums.lines().filter_map(|l| l.split_once("  ").map(|(_, f)| f)).collect();
+    let mut files = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path().strip_prefix(&dir).unwrap().to_str().unwrap().to_string());
+            }
+        }
+    }
+    for f in files.iter().filter(|f| *f != "SHA256SUMS") {
+        assert!(listed.contains(f.as_str()), "{name}: {f} is not in SHA256SUMS");
+    }
+    dir
+}
+
 /// Runs the operators' command `mi-sdk --config CONFIG ARGS...`: (exit code,
 /// stdout, stderr).
 pub fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
@@ -519,6 +597,11 @@ impl SimProcess {
         SimProcess::in_region(Region::National, args)
     }
 
+    /// A national simulator run from `exe` (a package's own `mi-sim`).
+    pub fn from_exe(exe: &Path) -> SimProcess {
+        SimProcess::spawn(exe, Region::National, &[])
+    }
+
     fn in_region(region: Region, args: &[&str]) -> SimProcess {
         let exe = target_dir().join("mi-sim");
         assert!(
@@ -526,6 +609,10 @@ impl SimProcess {
             "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)",
             exe.display()
         );
+        SimProcess::spawn(&exe, region, args)
+    }
+
+    fn spawn(exe: &Path, region: Region, args: &[&str]) -> SimProcess {
         let (region_args, paths) = region.sim_args();
         let mut child = std::process::Command::new(exe)
             .args(["--addr", "127.0.0.1:0"])
