@@ -15,7 +15,7 @@ need=()
 command -v fpc >/dev/null 2>&1 || need+=(fp-compiler-$ver fp-units-rtl-$ver)
 [ -d /usr/share/fpcsrc/$ver ] || need+=(fpc-source-$ver)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
 fi
 msgs=$(ls /usr/lib/*/fpc/$ver/msg/errore.msg | head -1)
 rm -rf "$out"

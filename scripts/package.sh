@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 mkdir -p dist
+# The folders packages are staged in, removed however the script ends.
+stages=()
+trap 'rm -rf "${stages[@]}"' EXIT
 
 # The files every package carries, copied into $1.
 common() {
@@ -37,6 +40,7 @@ windows() {
     [ -f "$from/$f" ] || { echo "package: $from/$f is missing: run scripts/build-windows.sh" >&2; exit 1; }
   done
   stage=$(mktemp -d)
+  stages+=("$stage")
   mkdir "$stage/$name"
   cp "$from"/{mi_sdk.dll,mi_sdk.def,libmi_sdk.a,mi-sdk.exe,mi-sim.exe} "$stage/$name/"
   common "$stage/$name"
@@ -51,6 +55,7 @@ linux() {
   local name="mi_sdk-$version-linux-x86_64" stage rel=target/release
   cargo build --release --quiet --workspace --lib --bins
   stage=$(mktemp -d)
+  stages+=("$stage")
   mkdir "$stage/$name"
   cp "$rel/libmi_sdk.so" "$rel/libmi_sdk.a" "$rel/mi-sdk" "$rel/mi-sim" "$stage/$name/"
   # Shipped without symbols, as the Windows files are (the static library keeps its

@@ -60,22 +60,24 @@ if [ "$windows" = 1 ]; then
   # build. Without it the 32-bit run-time test says SKIPPED (fails under
   # MI_REQUIRE_ALL=1).
   echo "== $(at) scripts/win32-root.sh (in the background)"
-  scripts/win32-root.sh > target/win32-root.txt 2>&1 &
+  # Each background job leads its own process group (setsid), so that a failure
+  # ends it with all it started (kill -- -PID).
+  setsid -w scripts/win32-root.sh > target/win32-root.txt 2>&1 &
   win32_root=$!
   echo "== $(at) scripts/fpc-win32.sh (in the background)"
-  scripts/fpc-win32.sh > target/fpc-win32.txt 2>&1 &
+  setsid -w scripts/fpc-win32.sh > target/fpc-win32.txt 2>&1 &
   fpc_win32=$!
   # The Linux release build for its package, at a lower priority, in the gaps the
   # Windows builds leave (linking, the last crate's code generation).
   echo "== $(at) scripts/package.sh --linux (in the background)"
-  nice -n 10 scripts/package.sh --linux > target/package-linux.txt 2>&1 &
+  setsid -w nice -n 10 scripts/package.sh --linux > target/package-linux.txt 2>&1 &
   linux_package=$!
   echo "== $(at) scripts/build-windows.sh --test"
-  scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt ||
-    { kill "$win32_root" "$linux_package" "$fpc_win32" 2>/dev/null; exit 1; }
+  end_jobs() { for pid in "$win32_root" "$linux_package" "$fpc_win32"; do kill -- -"$pid" 2>/dev/null || true; done; }
+  scripts/build-windows.sh --test 2>&1 | tee target/windows-units.txt || { end_jobs; exit 1; }
   echo "== $(at) scripts/package.sh --windows"
-  scripts/package.sh --windows || { kill "$win32_root" "$linux_package" "$fpc_win32" 2>/dev/null; exit 1; }
-  wait "$linux_package" || { cat target/package-linux.txt; kill "$win32_root" 2>/dev/null; exit 1; }
+  scripts/package.sh --windows || { end_jobs; exit 1; }
+  wait "$linux_package" || { cat target/package-linux.txt; end_jobs; exit 1; }
   cat target/package-linux.txt
   wait "$fpc_win32" && echo "== $(at) Free Pascal for win32 ready: $(tail -1 target/fpc-win32.txt)" ||
     { echo "== $(at) Free Pascal for win32 could not be made:"; cat target/fpc-win32.txt; }
@@ -86,6 +88,11 @@ if [ "$windows" = 0 ]; then
   echo "== $(at) scripts/package.sh --linux"
   scripts/package.sh --linux
 fi
+# The fuzz targets build meanwhile, at the lowest priority: they take the CPU the
+# tests leave while they wait on sockets, child processes and Wine (about 5 minutes
+# of compiling).
+nice -n 19 scripts/fuzz.sh --build > target/fuzz-build.txt 2>&1 &
+fuzz_build=$!
 echo "== $(at) cargo test"
 mkdir -p target/tmp && rm -f target/tmp/skipped.txt
 cargo test --workspace 2>&1 | tee target/test-output.txt
@@ -106,10 +113,6 @@ done
 variant_skips=(--skip c99_program_against_the_shared_library --skip header_compiles_as_pedantic
                --skip a_hundred_thousand_calls_keep_memory_flat --skip c_programs_under_)
 variants_failed=()
-# The fuzz targets build meanwhile, at the lowest priority: they take the CPU the
-# variants leave while they wait (about 5 minutes of compiling).
-nice -n 19 scripts/fuzz.sh --build > target/fuzz-build.txt 2>&1 &
-fuzz_build=$!
 for pair in "guangzhou hebei" "jilin wrapped"; do
   pids=()
   for variant in $pair; do
@@ -141,9 +144,10 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d f
 # here; scripts/fuzz.sh alone runs 60), built while the variants ran.
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 fuzz_failed=0
-wait "$fuzz_build" || { fuzz_failed=1; cat target/fuzz-build.txt; }
+fuzz_built=1
+wait "$fuzz_build" || { fuzz_built=0; cat target/fuzz-build.txt; }
 echo "== $(at) scripts/fuzz.sh ($FUZZ_SECONDS s per target)"
-[ "$fuzz_failed" = 1 ] || scripts/fuzz.sh || fuzz_failed=1
+[ "$fuzz_built" = 0 ] || scripts/fuzz.sh || fuzz_failed=1
 [ ${#variants_failed[@]} = 0 ] || echo "failed under platform variant(s): ${variants_failed[*]} (target/test-variant-*.txt)"
 if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
@@ -151,6 +155,7 @@ if [ -s target/tmp/skipped.txt ]; then
   echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   [ "${MI_REQUIRE_ALL:-0}" = 1 ] && { echo "MI_REQUIRE_ALL=1: a skip is a failure"; exit 1; }
 fi
+[ "$fuzz_built" = 1 ] || { echo "the fuzz targets did not build (see above)"; exit 1; }
 [ "$fuzz_failed" = 0 ] || { echo "fuzzing found a crash (see above)"; exit 1; }
 [ ${#variants_failed[@]} = 0 ] || exit 1
 exit 0

@@ -471,7 +471,9 @@ fn every_shipped_file_carries_a_version_resource_and_no_symbols() {
             );
             // VS_FIXEDFILEINFO: its signature, then eight fields before dwFileType;
             // the file version's high word is major << 16 | minor.
-            let sig = bytes.windows(4).position(|w| w == [0xBD, 0x04, 0xEF, 0xFE]).expect("VS_FIXEDFILEINFO");
+            let key = common::find(&bytes, &utf16("VS_VERSION_INFO")).unwrap();
+            let sig =
+                key + bytes[key..].windows(4).position(|w| w == [0xBD, 0x04, 0xEF, 0xFE]).expect("VS_FIXEDFILEINFO");
             let field = |i: usize| u32::from_le_bytes(bytes[sig + 4 * i..sig + 4 * i + 4].try_into().unwrap());
             let major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
             let minor: u32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
@@ -483,12 +485,12 @@ fn every_shipped_file_carries_a_version_resource_and_no_symbols() {
     }
 }
 
-/// Ends every Windows program of a Wine when dropped, a failed assertion included.
-struct EndAll<'a>(&'a Wine);
+/// Runs its closure when dropped, a failed assertion included.
+struct OnDrop<F: FnMut()>(F);
 
-impl Drop for EndAll<'_> {
+impl<F: FnMut()> Drop for OnDrop<F> {
     fn drop(&mut self) {
-        self.0.kill_all();
+        (self.0)();
     }
 }
 
@@ -525,7 +527,7 @@ fn exes_run_under_wine(arch: &str) {
     assert!(first.starts_with("mi-sim listening on http://127.0.0.1:"), "{arch}: {first}");
     let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
     // Whatever fails below, the Windows programs left running are ended.
-    let _end = EndAll(&wine);
+    let _end = OnDrop(|| wine.kill_all());
     let cfg = serde_json::json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "cashier"},
@@ -590,8 +592,10 @@ fn drop_box_round_trip(dir: &Path, name: &str) -> Option<serde_json::Value> {
 /// stop (logged), a start that fails for a folder gone since install (explained by
 /// its exit code), uninstall. `run` runs mi-sdk.exe with the config.
 fn service_runs_under_wine(arch: &str, wine: &Wine, work: &Path, run: &dyn Fn(&[&str]) -> Ran) {
-    // A service left by an earlier run that failed half-way (the Wine prefix keeps it).
+    // A service left by an earlier run that failed half-way (the Wine prefix keeps it),
+    // and none left by this one, however it ends.
     let _ = run(&["service", "uninstall"]);
+    let _uninstall = OnDrop(|| drop(run(&["service", "uninstall"])));
     let svcbox = work.join("svcbox");
     std::fs::create_dir_all(&svcbox).unwrap();
     let watch = wine.win_path(&svcbox);
@@ -623,7 +627,7 @@ fn service_runs_under_wine(arch: &str, wine: &Wine, work: &Path, run: &dyn Fn(&[
     std::fs::remove_dir_all(&svcbox).unwrap();
     let (code, out, err) = run(&["service", "start"]);
     assert_eq!(code, Some(1), "{arch} start without its folder:\n{out}\n{err}");
-    assert!(err.contains("watched folder is missing"), "{arch}: {err}");
+    assert!(err.contains("watched folder is missing") && err.contains("svcbox"), "{arch}: {err}");
     let (code, out, err) = run(&["service", "uninstall"]);
     assert_eq!(code, Some(0), "{arch} service uninstall:\n{out}\n{err}");
     assert!(out.contains("removed the service mi-sdk"), "{arch}: {out}");

@@ -156,13 +156,14 @@ fn accept(
         while control.refuse_until_ms.load(Ordering::Acquire) > unix_ms() && !control.stop.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        // Stopped while refusing: the wake-up connection found the port closed, so a
-        // listener opened now would wait for a connection that never comes.
-        if control.stop.load(Ordering::Acquire) {
-            return;
-        }
         for _ in 0..200 {
             if let Ok(l) = TcpListener::bind(addr) {
+                // Stopped while the port was closed: the wake-up connection was
+                // refused, so this listener would wait for one that never comes.
+                // (A stop from now on reaches the listener.)
+                if control.stop.load(Ordering::Acquire) {
+                    return;
+                }
                 listener = Some(l);
                 break;
             }

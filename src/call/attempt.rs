@@ -169,9 +169,11 @@ impl Core {
                     tx.advance(id, &self.owner, Some(&judged.attempt), &waiting)?;
                     self.forget_sign_in(tx, opter)
                 })?;
+                // Not put back even when mi_shutdown broke the sign-in off: this
+                // request was sent once, and its msgid must not go out again.
                 sign_no = match self.sign_no_for(opter) {
                     Ok(s) => s,
-                    Err(e) => return self.unsent(row, runner, e),
+                    Err(e) => return self.finish_unsent(row, e),
                 };
                 fresh = true;
                 continue;
@@ -323,7 +325,6 @@ impl Core {
         }
     }
 
-    /// Ends a request that was never sent (its sign-in failed).
     /// A request that cannot be sent because its sign-in (9001) failed. One a
     /// worker runs that `mi_shutdown` broke off waits in the queue for the next
     /// start: the HIS was told it is kept (`mi_call_async`), and it never left.
@@ -339,6 +340,7 @@ impl Core {
         self.finish_unsent(row, e)
     }
 
+    /// Ends a request failed, never sent (its sign-in failed).
     pub(super) fn finish_unsent(&self, row: &RequestRow, e: Error) -> Result<Outcome> {
         let fin = failed_final(e.code, e.message.clone(), &row.msgid);
         let result = fin.result.clone();

@@ -47,7 +47,8 @@ pub fn serve(cfg: Config, dir: &Path, started: impl FnOnce()) -> Result<()> {
 }
 
 /// How long the SDK is given to finish what it is sending once the service stops
-/// (within the 20 s Windows gives a service that says it is stopping).
+/// (the Windows service reports its progress meanwhile, and asks Windows for 30 s
+/// at shutdown).
 pub const SHUTDOWN: Duration = Duration::from_secs(10);
 
 /// The service itself on a folder already opened, until `stop` is set (by Ctrl-C,

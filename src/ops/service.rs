@@ -7,7 +7,8 @@
 //! with an absolute `--config` and `--watch` (services start in the system folder)
 //! and `service run`, the entry point only the Service Control Manager calls. The
 //! service logs to the config's log folder like the SDK; a start that fails ends
-//! with a service-specific exit code ([`ExitCode`]) that `service start` explains.
+//! with a service-specific exit code ([`ExitCode`]) and leaves its error in
+//! `<name>.service-error.txt` beside the program, which `service start` shows.
 //! Elsewhere than Windows the commands say to run `mi-sdk serve` under the
 //! system's own service manager instead (docs/operations.md).
 
@@ -88,8 +89,8 @@ impl Spec {
     }
 }
 
-/// A service name Windows accepts (at most 256 characters, no slashes) and that
-/// needs no quoting in a command line.
+/// A service name Windows accepts (it allows up to 256 characters, no slashes),
+/// short, and needing no quoting in a command line.
 pub fn check_name(name: &str) -> Result<()> {
     let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.len() > 80 || !name.chars().all(fine) {
@@ -152,6 +153,18 @@ mod windows {
     /// How long `start` and `stop` wait for the service to get there.
     const WAIT: Duration = Duration::from_secs(30);
 
+    /// How long Windows waits for the service at shutdown (its preshutdown timeout):
+    /// the SDK's [`dropbox::SHUTDOWN`], and a send on Windows may outlast that
+    /// (docs/api_reference.md, mi_shutdown).
+    const PRESHUTDOWN: Duration = Duration::from_secs(30);
+
+    /// Where the service leaves the reason it stopped as it started, for
+    /// `service start` to show: beside the program, `<name>.service-error.txt`.
+    fn error_file(name: &str) -> Option<std::path::PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        Some(exe.parent()?.join(format!("{name}.service-error.txt")))
+    }
+
     fn scm_error(what: &str, e: windows_service::Error) -> Error {
         let os = match &e {
             windows_service::Error::Winapi(io) => io.raw_os_error(),
@@ -161,6 +174,8 @@ mod windows {
             Some(5) => ": access denied (run it from an administrator's command prompt)",
             Some(1060) => ": no such service (is it installed? `mi-sdk service install`)",
             Some(1073) => ": a service of that name is installed already (`mi-sdk service uninstall` first)",
+            Some(1056) => ": it is running already",
+            Some(1061) => ": it is starting or stopping; try again in a moment",
             _ => "",
         };
         let detail = match e {
@@ -193,7 +208,10 @@ mod windows {
         let s = m
             .create_service(&info, ServiceAccess::CHANGE_CONFIG)
             .map_err(|e| scm_error(&format!("cannot install the service {}", spec.name), e))?;
-        // The description is a courtesy; a service without one still runs.
+        // Time to stop at Windows shutdown, asked before the shutdown begins (the
+        // few seconds a plain shutdown notice leaves are too short for the SDK's own
+        // SHUTDOWN). Both settings are courtesies: a service without them still runs.
+        let _ = s.set_preshutdown_timeout(PRESHUTDOWN);
         let _ = s.set_description(format!(
             "Medical-insurance drop-box for the HIS: request files in {}; config {}",
             spec.watch.display(),
@@ -220,9 +238,7 @@ mod windows {
     pub fn uninstall(name: &str) -> Result<String> {
         let s = open(name, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE)?;
         let mut out = String::new();
-        if state(&s)? != ServiceState::Stopped {
-            s.stop().map_err(|e| scm_error(&format!("cannot stop the service {name}"), e))?;
-            wait_for(&s, ServiceState::Stopped)?;
+        if stop_it(&s, name)? {
             out.push_str(&format!("stopped the service {name}\n"));
         }
         s.delete().map_err(|e| scm_error(&format!("cannot remove the service {name}"), e))?;
@@ -232,8 +248,14 @@ mod windows {
 
     pub fn start(name: &str) -> Result<String> {
         let s = open(name, ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
-        if state(&s)? == ServiceState::Running {
+        // One starting (at boot) or stopping is let finish first.
+        let st = wait_until(&s, |st| matches!(st, ServiceState::Running | ServiceState::Stopped))?;
+        if st.current_state == ServiceState::Running {
             return Ok(format!("the service {name} is running already\n"));
+        }
+        let error_file = error_file(name);
+        if let Some(f) = &error_file {
+            let _ = std::fs::remove_file(f);
         }
         s.start::<&str>(&[]).map_err(|e| scm_error(&format!("cannot start the service {name}"), e))?;
         let st = wait_until(&s, |st| matches!(st, ServiceState::Running | ServiceState::Stopped))?;
@@ -246,17 +268,35 @@ mod windows {
             }
             ServiceExitCode::Win32(c) => format!("Windows error {c}"),
         };
-        Err(Error::config(format!("the service {name} stopped as it started: {why}")))
+        let said = error_file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
+        let said = if said.trim().is_empty() { String::new() } else { format!(": {}", said.trim()) };
+        Err(Error::config(format!("the service {name} stopped as it started: {why}{said}")))
     }
 
     pub fn stop(name: &str) -> Result<String> {
         let s = open(name, ServiceAccess::QUERY_STATUS | ServiceAccess::STOP)?;
-        if state(&s)? == ServiceState::Stopped {
-            return Ok(format!("the service {name} is stopped already\n"));
+        if stop_it(&s, name)? {
+            Ok(format!("the service {name} stopped\n"))
+        } else {
+            Ok(format!("the service {name} is stopped already\n"))
         }
-        s.stop().map_err(|e| scm_error(&format!("cannot stop the service {name}"), e))?;
-        wait_for(&s, ServiceState::Stopped)?;
-        Ok(format!("the service {name} stopped\n"))
+    }
+
+    /// Stops the service and waits until it has; false when it was stopped already.
+    /// One starting is let start first (Windows refuses to stop it before), one
+    /// stopping is waited for.
+    fn stop_it(s: &windows_service::service::Service, name: &str) -> Result<bool> {
+        let st = wait_until(s, |st| {
+            matches!(st, ServiceState::Running | ServiceState::Stopped | ServiceState::StopPending)
+        })?;
+        if st.current_state == ServiceState::Stopped {
+            return Ok(false);
+        }
+        if st.current_state == ServiceState::Running {
+            s.stop().map_err(|e| scm_error(&format!("cannot stop the service {name}"), e))?;
+        }
+        wait_for(s, ServiceState::Stopped)?;
+        Ok(true)
     }
 
     /// The installed service `name`, for what `access` allows.
@@ -264,10 +304,6 @@ mod windows {
         manager(ServiceManagerAccess::CONNECT)?
             .open_service(name, access)
             .map_err(|e| scm_error(&format!("cannot open the service {name}"), e))
-    }
-
-    fn state(s: &windows_service::service::Service) -> Result<ServiceState> {
-        Ok(s.query_status().map_err(|e| scm_error("cannot ask the service's state", e))?.current_state)
     }
 
     fn wait_for(s: &windows_service::service::Service, want: ServiceState) -> Result<ServiceStatus> {
@@ -292,34 +328,80 @@ mod windows {
     }
 
     /// The service's body, on the thread the Service Control Manager gives it:
-    /// reports each state, stops on Stop or Shutdown, and ends with an exit code.
+    /// reports each state, stops on Stop or at Windows shutdown (preshutdown), and
+    /// ends with an exit code.
     pub fn main(spec: Spec) {
         let stop = Arc::new(AtomicBool::new(false));
         let handle: Arc<OnceLock<ServiceStatusHandle>> = Arc::new(OnceLock::new());
         let (flag, h) = (stop.clone(), handle.clone());
         let handler = move |control| match control {
-            ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
-                flag.store(true, Ordering::Release);
+            ServiceControl::Stop | ServiceControl::Preshutdown | ServiceControl::Shutdown => {
+                // Said before the flag is set: the service's own Stopped, which
+                // may follow at once, must come last.
                 if let Some(h) = h.get() {
-                    report(h, ServiceState::StopPending, None);
+                    report(h, ServiceState::StopPending, None, 1);
                 }
+                flag.store(true, Ordering::Release);
                 ServiceControlHandlerResult::NoError
             }
             ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
             _ => ServiceControlHandlerResult::NotImplemented,
         };
-        let Ok(h) = service_control_handler::register(&spec.name, handler) else { return };
-        let h = *handle.get_or_init(|| h);
-        report(&h, ServiceState::StartPending, None);
-        let code = serve(&spec, &stop, || report(&h, ServiceState::Running, None)).err();
-        report(&h, ServiceState::Stopped, code);
+        let h = match service_control_handler::register(&spec.name, handler) {
+            Ok(h) => *handle.get_or_init(|| h),
+            Err(e) => {
+                record_error(&spec.name, &format!("cannot register with the Service Control Manager: {e}"));
+                return;
+            }
+        };
+        report(&h, ServiceState::StartPending, None, 0);
+        let done = AtomicBool::new(false);
+        let code = std::thread::scope(|scope| {
+            // While stopping, a checkpoint every second tells Windows the service
+            // is still at it (the SDK finishing a send can outlast the wait hint).
+            scope.spawn(|| {
+                let mut checkpoint = 1;
+                while !done.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_secs(1));
+                    if stop.load(Ordering::Acquire) && !done.load(Ordering::Acquire) {
+                        checkpoint += 1;
+                        report(&h, ServiceState::StopPending, None, checkpoint);
+                    }
+                }
+            });
+            let r = serve(&spec, &stop, || {
+                if let Some(f) = error_file(&spec.name) {
+                    let _ = std::fs::remove_file(f);
+                }
+                report(&h, ServiceState::Running, None, 0);
+            });
+            done.store(true, Ordering::Release);
+            r.err().map(|(code, why)| {
+                record_error(&spec.name, &why);
+                code
+            })
+        });
+        report(&h, ServiceState::Stopped, code, 0);
     }
 
-    /// The drop-box service on the spec's config and folder, with the exit code
-    /// that says which of them failed.
-    fn serve(spec: &Spec, stop: &AtomicBool, running: impl FnOnce()) -> std::result::Result<(), ExitCode> {
-        let cfg = Config::from_file(&spec.config).map_err(|_| ExitCode::Config)?;
-        let folder = dropbox::Folder::open(&spec.watch).map_err(|_| ExitCode::Folder)?;
+    /// Leaves why the service could not start where `service start` reads it.
+    fn record_error(name: &str, why: &str) {
+        if let Some(f) = error_file(name) {
+            let _ = std::fs::write(f, why);
+        }
+    }
+
+    /// The drop-box service on the spec's config and folder; on failure, the exit
+    /// code that says what failed and the error itself (also logged once the
+    /// config has named the log folder).
+    fn serve(spec: &Spec, stop: &AtomicBool, running: impl FnOnce()) -> std::result::Result<(), (ExitCode, String)> {
+        let cfg = Config::from_file(&spec.config).map_err(|e| (ExitCode::Config, e.message))?;
+        // The SDK starts its logging too; started here, a folder refused is logged.
+        let _ = crate::logging::init(&cfg);
+        let folder = dropbox::Folder::open(&spec.watch).map_err(|e| {
+            log::error!("service {}: {}", spec.name, e.message);
+            (ExitCode::Folder, e.message)
+        })?;
         let started = AtomicBool::new(false);
         let r = dropbox::serve_until(cfg, folder, stop, || {
             started.store(true, Ordering::Release);
@@ -333,21 +415,22 @@ mod windows {
             }
             Err(e) => {
                 log::error!("service {}: {e}", spec.name);
-                Err(if started.load(Ordering::Acquire) { ExitCode::Failed } else { ExitCode::Start })
+                let code = if started.load(Ordering::Acquire) { ExitCode::Failed } else { ExitCode::Start };
+                Err((code, e.message))
             }
         }
     }
 
-    fn report(h: &ServiceStatusHandle, state: ServiceState, code: Option<ExitCode>) {
+    fn report(h: &ServiceStatusHandle, state: ServiceState, code: Option<ExitCode>, checkpoint: u32) {
         let accepts = if state == ServiceState::Running {
-            ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN
+            ServiceControlAccept::STOP | ServiceControlAccept::PRESHUTDOWN
         } else {
             ServiceControlAccept::empty()
         };
         let wait_hint = match state {
             ServiceState::StartPending => Duration::from_secs(30),
-            // What the SDK may take to finish what it is sending, and a margin.
-            ServiceState::StopPending => dropbox::SHUTDOWN + Duration::from_secs(5),
+            // Until the next checkpoint (every second while stopping).
+            ServiceState::StopPending => Duration::from_secs(5),
             _ => Duration::ZERO,
         };
         let _ = h.set_service_status(ServiceStatus {
@@ -355,7 +438,7 @@ mod windows {
             current_state: state,
             controls_accepted: accepts,
             exit_code: code.map_or(ServiceExitCode::Win32(0), |c| ServiceExitCode::ServiceSpecific(c as u32)),
-            checkpoint: 0,
+            checkpoint,
             wait_hint,
             process_id: None,
         });

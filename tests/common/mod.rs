@@ -409,7 +409,12 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    find(hay, needle).is_some()
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Registers a visit of `psn_no` with one fee line of `amount` yuan through the SDK
@@ -464,7 +469,7 @@ pub fn newest_under(dir: &Path) -> (std::time::SystemTime, std::path::PathBuf) {
 
 /// The release package `dist/mi_sdk-<version>-<platform>.<ext>` that
 /// scripts/package.sh made (`platform` e.g. "windows-x86", "linux-x86_64"), or a
-/// loud skip when it was not made. One older than the sources fails.
+/// loud skip when it was not made. One older than what it is made from fails.
 pub fn package(platform: &str, ext: &str) -> Option<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = root.join("dist").join(format!("mi_sdk-{}-{platform}.{ext}", env!("CARGO_PKG_VERSION")));
@@ -472,8 +477,11 @@ pub fn package(platform: &str, ext: &str) -> Option<std::path::PathBuf> {
         return None;
     }
     let made = std::fs::metadata(&p).unwrap().modified().unwrap();
-    let (newest, source) = newest_under(&root.join("src"));
-    assert!(made >= newest, "{} is older than {}: run scripts/package.sh", p.display(), source.display());
+    // Everything a package is made from.
+    for from in ["src", "sim/src", "build", "include", "bindings", "docs", "examples/c"] {
+        let (newest, source) = newest_under(&root.join(from));
+        assert!(made >= newest, "{} is older than {}: run scripts/package.sh", p.display(), source.display());
+    }
     Some(p)
 }
 
