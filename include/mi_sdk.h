@@ -186,6 +186,25 @@ MI_CALL int32_t mi_get_request(int64_t request_id, char *output, int32_t *output
 MI_CALL int32_t mi_reverse(int64_t request_id, char *output, int32_t *output_len);
 
 /**
+ * Reconciles the day's books with the platform (docs/operations.md, "Day end"):
+ * `request` is `{"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":["..."]}` (`to`
+ * defaults to `from`; `journals` names other workstations' journals, or folders of
+ * copies, read only). Sends 3201 per group and the 3202 chain where the totals
+ * differ or a settlement is uncertain, resolves uncertain settlements by the
+ * platform's detail (in this SDK's journal), and writes the report JSON
+ * (`balanced`, `groups`, `differences`, `resolved`, `uncertain_left`). `MI_OK`
+ * whether or not the books balance; a transaction that failed on the way is its
+ * code, with the reason in `mi_last_error()`. Running it again is harmless (3201
+ * and 3202 are queries; a resolved request is not resolved twice): a buffer too
+ * small is answered by running it again with the size needed.
+ *
+ * # Safety
+ * `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
+ * `output`: as in `mi_call_sync`.
+ */
+MI_CALL int32_t mi_reconcile(const char *request, char *output, int32_t *output_len);
+
+/**
  * Uploads a file (9101): reads the file at `path`, sends its bytes, the file name
  * and the institution code to the upload URL (`files.upload_url`, by default
  * `/fsi/api/fileupload/upload` beside `gateway.url`) and returns the platform's

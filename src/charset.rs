@@ -85,6 +85,14 @@ fn ansi_encoding(code_page: u32) -> Option<(&'static Encoding, &'static str)> {
     })
 }
 
+/// The platform's files: UTF-8, or else GBK (made on Chinese Windows).
+pub fn utf8_or_gbk<'a>(bytes: &'a [u8], what: &str) -> Result<std::borrow::Cow<'a, str>> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
+        Err(_) => Charset::Gbk.decode(bytes, what).map(std::borrow::Cow::Owned),
+    }
+}
+
 /// Text a HIS hands over before any `charset` is configured: `mi_init`'s argument
 /// and the config file. UTF-8 when it is valid (a BOM is dropped), else the ANSI code
 /// page: a HIS installed under `D:\医院HIS\` passes that path in GBK, and Notepad on

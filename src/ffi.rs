@@ -59,6 +59,7 @@ pub const MI_E_INTERNAL: i32 = -99;
 const INFNO_LIMIT: (u64, &str) = (16, "a transaction code allows");
 /// Paths, file names and file query numbers.
 const PATH_LIMIT: (u64, &str) = (4096, "a path allows");
+const RECONCILE_LIMIT: (u64, &str) = (64 * 1024, "a reconciliation request allows");
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -380,6 +381,35 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
         // SAFETY: pointer contract of this function.
         let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
         deliver_about(&out, sdk.config().charset, sdk.reverse(request_id), true)
+    })
+}
+
+/// Reconciles the day's books with the platform (docs/operations.md, "Day end"):
+/// `request` is `{"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":["..."]}` (`to`
+/// defaults to `from`; `journals` names other workstations' journals, or folders of
+/// copies, read only). Sends 3201 per group and the 3202 chain where the totals
+/// differ or a settlement is uncertain, resolves uncertain settlements by the
+/// platform's detail (in this SDK's journal), and writes the report JSON
+/// (`balanced`, `groups`, `differences`, `resolved`, `uncertain_left`). `MI_OK`
+/// whether or not the books balance; a transaction that failed on the way is its
+/// code, with the reason in `mi_last_error()`. Running it again is harmless (3201
+/// and 3202 are queries; a resolved request is not resolved twice): a buffer too
+/// small is answered by running it again with the size needed.
+///
+/// # Safety
+/// `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
+/// `output`: as in `mi_call_sync`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        let cs = sdk.config().charset;
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let request = unsafe { text_arg(request, "request", RECONCILE_LIMIT, cs) }?;
+        let spec = crate::reconcile::Spec::parse(&request)?;
+        let report = crate::reconcile::run(&sdk, &spec)?;
+        out.text(&report.to_json(), cs)
     })
 }
 

@@ -22,6 +22,7 @@ mod journal;
 mod logging;
 pub mod ops;
 mod protocol;
+mod reconcile;
 mod region;
 mod sdk;
 mod stats;

@@ -616,8 +616,10 @@ fn reconciliation_of_totals_and_details() {
     let mut results: Vec<(String, String)> = answer
         .lines()
         .map(|l| {
+            // psn_no, mdtrt_id, setl_id, msgid, stmt_rslt, refd_setl_flag, memo, amounts
             let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_string(), f[3].to_string())
+            assert_eq!(f.len(), 10, "{l}");
+            (f[2].to_string(), f[4].to_string())
         })
         .collect();
     results.sort();

@@ -33,6 +33,7 @@ fn header_declares_every_export_with_mi_call() {
         "mi_sm4_decrypt_hex(",
         "mi_upload_file(",
         "mi_download_file(",
+        "mi_reconcile(",
     ] {
         let decl = h
             .lines()

@@ -19,7 +19,7 @@ fn root() -> &'static Path {
 }
 
 /// The exports and their __stdcall argument bytes on i686.
-const EXPORTS: [(&str, u32); 18] = [
+const EXPORTS: [(&str, u32); 19] = [
     ("mi_init", 4),
     ("mi_call_sync", 16),
     ("mi_call_async", 16),
@@ -28,6 +28,7 @@ const EXPORTS: [(&str, u32); 18] = [
     ("mi_reverse", 16),
     ("mi_upload_file", 12),
     ("mi_download_file", 20),
+    ("mi_reconcile", 12),
     ("mi_get_status", 8),
     ("mi_last_error", 8),
     ("mi_last_request_id", 0),

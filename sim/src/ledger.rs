@@ -481,7 +481,7 @@ impl Ledger {
     }
 
     /// Undoes a settlement (2208 or 2601), giving the account its money back.
-    fn undo_settlement(&mut self, setl_id: &str, status: &str) -> Result<Settlement, String> {
+    pub(crate) fn undo_settlement(&mut self, setl_id: &str, status: &str) -> Result<Settlement, String> {
         let s = self
             .settlements
             .iter_mut()

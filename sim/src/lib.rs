@@ -9,7 +9,8 @@
 //! Faults for tests are chosen per request by an `_sim` object in the business input:
 //! `{"_sim": {"delay_ms": 3000}}` (process, then answer late), `{"http_status": 502}`,
 //! `{"garbage": true}` (a non-JSON body), `{"drop": true}` (process, then close the
-//! connection without answering), `{"infcode_as_string": true}`, `{"garble_output": true}`
+//! connection without answering), `{"lost": true}` (close the connection without
+//! processing: lost on the way), `{"infcode_as_string": true}`, `{"garble_output": true}`
 //! (process an `enc_type: "SM4"` request, then answer an `output` that cannot be
 //! decrypted), `{"err_msg": "..."}` (refuse with `infcode` -1 and exactly that message,
 //! unprocessed).
@@ -419,6 +420,10 @@ fn take_zip(sh: &Shared, body: &[u8]) -> Option<std::sync::Arc<Vec<u8>>> {
 /// `{"reject_sign_no_once": true}` refuses the next business call's sign_no;
 /// `{"cut_download_once_after": N}` drops the next 9102 zip stream after N bytes;
 /// `{"open_gate": "g"}` lets the requests held at gate `g` through;
+/// `{"platform_reverse": "setl_id"}` reverses a settlement on the platform alone and
+/// `{"settlement_day": {"setl_id": "…", "day": "yyyy-MM-dd"}}` books it on another
+/// day (the mismatches reconciliation finds; answered 400 when the settlement is
+/// unknown);
 /// `{"catalogue_ver": "v"}` puts version `v` in every catalogue row, and
 /// `{"catalogue_break_layout_at": n}` gives row (or paged record) n one column too many.
 fn faults(sh: &Shared, body: &[u8]) -> Reply {
@@ -433,6 +438,18 @@ fn faults(sh: &Shared, body: &[u8]) -> Reply {
     }
     if let Some(n) = v.get("catalogue_break_layout_at").and_then(Value::as_u64) {
         sh.ledger.lock().unwrap_or_else(|p| p.into_inner()).files.catalogues.break_at = Some(n as usize);
+    }
+    let books = {
+        let mut ledger = sh.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let reversed = v.get("platform_reverse").and_then(Value::as_str).map(|id| ledger.reverse_on_platform(id));
+        let moved = v.get("settlement_day").map(|m| {
+            let field = |k| m.get(k).and_then(Value::as_str).unwrap_or_default();
+            ledger.move_settlement(field("setl_id"), field("day"))
+        });
+        reversed.into_iter().chain(moved).collect::<Result<Vec<()>, String>>()
+    };
+    if let Err(why) = books {
+        return answer(400, json!({"error": why}).to_string());
     }
     if let Some(n) = v.get("cut_download_once_after").and_then(Value::as_u64) {
         sh.cut_download_once.store(n, std::sync::atomic::Ordering::Release);
@@ -509,6 +526,10 @@ fn process(
         .and_then(|i| i.remove("_sim"))
         .and_then(|f| f.as_object().cloned())
         .unwrap_or_default();
+    if fault.get("lost").and_then(Value::as_bool) == Some(true) {
+        // Lost on the way (a proxy that cut the connection): never processed.
+        return (200, String::new(), Map::from_iter([("drop".to_string(), Value::Bool(true))]));
+    }
     let as_string = sh.cfg.infcode_as_string || fault.get("infcode_as_string").and_then(Value::as_bool) == Some(true);
     let infno = env["infno"].as_str().unwrap_or_default().to_string();
     let msgid = env["msgid"].as_str().unwrap_or_default().to_string();

@@ -9,9 +9,15 @@
 //!   tab-separated file through 9101 (`setl_id, mdtrt_id, psn_no, medfee_sumamt,
 //!   fund_pay_sumamt, acct_pay, refd_setl_flag` per line), sends its
 //!   `file_qury_no` with the totals, and is answered `fileinfo{file_qury_no,
-//!   filename}`: a file of the differing rows (`setl_id, mdtrt_id, psn_no,
-//!   stmt_rslt, memo`; 1 only at the institution, 2 only at the platform, 3 the
-//!   amounts differ) that 9102 fetches under the institution's own code.
+//!   filename}`: a file of the differing rows (`psn_no, mdtrt_id, setl_id, msgid,
+//!   stmt_rslt, refd_setl_flag, memo, medfee_sumamt, fund_pay_sumamt, acct_pay`,
+//!   the order a public HIS reads it in; `stmt_rslt` 1 only at the institution, 2
+//!   only at the platform, 3 the amounts differ; `msgid` is the platform's record
+//!   of the message that settled) that 9102 fetches under the institution's own
+//!   code.
+//! - Controls (`POST /sim/faults`) make the classic mismatches: the platform
+//!   reverses a settlement on its own (`platform_reverse`), or books one on
+//!   another day (`settlement_day`).
 
 use crate::ledger::{fen, text, yuan, Ledger, Settlement, TxResult};
 use serde_json::{json, Map, Value};
@@ -60,6 +66,18 @@ impl Ledger {
         let mine: Vec<Settlement> = self.period(d)?.into_iter().cloned().collect();
         let mut rows = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let row = |s: &Settlement, rslt: &str, memo: &str| {
+            format!(
+                "{}\t{}\t{}\t{}\t{rslt}\t0\t{memo}\t{}\t{}\t{}",
+                s.psn_no,
+                s.mdtrt_id,
+                s.setl_id,
+                s.msgid,
+                yuan(s.medfee_fen),
+                yuan(s.fund_fen),
+                yuan(s.acct_fen)
+            )
+        };
         for (i, line) in text_of.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() < 6 {
@@ -68,15 +86,18 @@ impl Ledger {
             let (setl_id, medfee, fund) = (f[0], fen(Some(&json!(f[3]))), fen(Some(&json!(f[4]))));
             seen.insert(setl_id.to_string());
             match mine.iter().find(|s| s.setl_id == setl_id) {
-                None => rows.push(format!("{setl_id}\t{}\t{}\t1\t医药机构有, 中心无", f[1], f[2])),
+                None => rows.push(format!(
+                    "{}\t{}\t{setl_id}\t\t1\t0\t医药机构有, 中心无\t{}\t{}\t{}",
+                    f[2], f[1], f[3], f[4], f[5]
+                )),
                 Some(s) if Some(s.medfee_fen) != medfee || Some(s.fund_fen) != fund => {
-                    rows.push(format!("{setl_id}\t{}\t{}\t3\t金额不一致", s.mdtrt_id, s.psn_no))
+                    rows.push(row(s, "3", "金额不一致"))
                 }
                 Some(_) => {}
             }
         }
         for s in mine.iter().filter(|s| !seen.contains(&s.setl_id)) {
-            rows.push(format!("{}\t{}\t{}\t2\t中心有, 医药机构无", s.setl_id, s.mdtrt_id, s.psn_no));
+            rows.push(row(s, "2", "中心有, 医药机构无"));
         }
         let code = env.get("fixmedins_code").and_then(Value::as_str).unwrap_or_default();
         let now = crate::checks::now_local().format("%Y%m%d%H%M%S").to_string();
@@ -85,5 +106,24 @@ impl Ledger {
         body.push('\n');
         let (no, filename) = self.files.store(&name, body.into_bytes(), &now);
         Ok(json!({"fileinfo": {"file_qury_no": no, "filename": filename, "dld_endtime": "2099-12-31 23:59:59"}}))
+    }
+}
+
+impl Ledger {
+    /// `platform_reverse`: the platform reverses a settlement on its own (a centre's
+    /// correction the institution was not told of).
+    pub fn reverse_on_platform(&mut self, setl_id: &str) -> Result<(), String> {
+        self.undo_settlement(setl_id, "reversed").map(|_| ())
+    }
+
+    /// `settlement_day`: the platform books a settlement on `day` (`yyyy-MM-dd`),
+    /// as a settlement sent just before midnight and booked after it.
+    pub fn move_settlement(&mut self, setl_id: &str, day: &str) -> Result<(), String> {
+        if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+            return Err(format!("settlement_day: [{day}] is not yyyy-MM-dd"));
+        }
+        let s = self.settlements.iter_mut().find(|s| s.setl_id == setl_id).ok_or(format!("结算ID[{setl_id}]不存在"))?;
+        s.setl_time = format!("{day}{}", &s.setl_time[10..]);
+        Ok(())
     }
 }

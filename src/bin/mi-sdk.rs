@@ -16,6 +16,11 @@ commands:
   show ID [--json]                one request with its attempts
   reverse ID                      send 2601 for an uncertain or succeeded settlement
   report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
+  reconcile --date DATE [--to DATE] [--journal FILE|DIR]... [--json]
+                                  the day's books with the platform: 3201 per group, the 3202
+                                  detail where they differ, uncertain settlements resolved by
+                                  the platform's books; other workstations' journals (or a folder
+                                  of copies) are read only; exits 1 when the books differ
   export --from DATE [--to DATE] [--encoding utf8-bom|utf8|gbk]
                                   CSV of the requests created in that range, to stdout; UTF-8
                                   with a BOM by default, so a Chinese Excel opens it right
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         "show" => id_arg(rest).and_then(|id| Ok(printed(ops::requests::show(&cfg, id, json)?))),
         "reverse" => id_arg(rest).and_then(|id| Ok(ops::reverse(cfg, id)?)),
         "report" => report(&cfg, rest, json),
+        "reconcile" => reconcile(cfg, rest, json),
         "catalog" => catalog(cfg, rest, json),
         "serve" => serve(cfg, rest),
         "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| {
@@ -184,6 +190,13 @@ fn opt(rest: &[String], name: &str) -> Result<Option<String>, Stop> {
         Some(i) => rest.get(i + 1).cloned().map(Some).ok_or_else(|| Stop::Usage(format!("{name} needs a value"))),
         None => Ok(None),
     }
+}
+
+fn reconcile(cfg: Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
+    let from = date_arg(&opt(rest, "--date")?.ok_or_else(|| Stop::Usage("reconcile needs --date YYYY-MM-DD".into()))?)?;
+    let to = opt(rest, "--to")?.map(|d| date_arg(&d)).transpose()?;
+    let journals = rest.windows(2).filter(|w| w[0] == "--journal").map(|w| w[1].clone().into()).collect();
+    Ok(ops::reconcile::reconcile(cfg, &from, to.as_deref(), journals, json)?)
 }
 
 fn id_arg(rest: &[String]) -> Result<i64, Stop> {

@@ -8,6 +8,7 @@
 //! - [`queue`]: claims, ownership (heartbeats, taking over from dead processes),
 //!   and how a request moves on after an attempt;
 //! - [`reads`]: what operators ask of it;
+//! - [`books`]: the settlements a journal kept, for reconciliation;
 //! - [`writer`]: group commit, the write path of async submissions and workers;
 //! - [`owners`]: each process's lock file, which says whether it is alive;
 //! - `checkpoint`: WAL checkpoints on a thread of their own.
@@ -16,6 +17,7 @@
 //! transaction (one of its own, [`Journal::write`], or a share of a group commit,
 //! [`Journal::batch`]) and calls the verb inside it.
 
+pub mod books;
 mod checkpoint;
 pub mod owners;
 pub mod queue;

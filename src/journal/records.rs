@@ -2,7 +2,7 @@
 //! transaction), the start of an attempt, reversal links, reading a row back, the
 //! msgid counter, and the day's sign-ins.
 
-use super::{exec, row, Journal, RequestRow, State, Tx};
+use super::{exec, row, Final, Journal, RequestRow, State, Tx};
 use crate::error::{Error, Result};
 use crate::protocol::msgid::{self, SeqState};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -333,6 +333,19 @@ impl Tx<'_> {
             params![original, State::Reversed, self.now()],
         )?;
         Ok(())
+    }
+
+    /// Evidence from the platform's books ends an uncertain request: `fin` says
+    /// whether it was processed. False when the request is no longer uncertain
+    /// (someone reversed or resolved it meanwhile): nothing is changed then.
+    pub fn resolve_uncertain(&self, id: i64, fin: &Final) -> Result<bool> {
+        let n = exec(
+            self,
+            "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6
+              WHERE id = ?1 AND owner IS NULL AND state = 'uncertain'",
+            params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, self.now()],
+        )?;
+        Ok(n == 1)
     }
 
     /// Keeps an operator's sign_no of a day.

@@ -160,6 +160,33 @@ impl Sdk {
         self.core.reverse(id)
     }
 
+    /// The journal file of this SDK.
+    pub fn journal_path(&self) -> std::path::PathBuf {
+        self.core.journal.path().to_path_buf()
+    }
+
+    /// The journal's time now (`yyyy-MM-dd HH:MM:SS.mmm`, local).
+    pub fn now(&self) -> String {
+        self.core.journal.clock().stamp()
+    }
+
+    /// The settlement-class requests this journal kept (for the day's books).
+    pub fn kept(&self, infnos: &[&str], since: &str) -> Result<Vec<crate::journal::books::Kept>> {
+        let _in = self.enter()?;
+        self.core.journal.kept(infnos, since)
+    }
+
+    /// Ends an uncertain request by evidence (reconciliation); false when it is no
+    /// longer uncertain.
+    pub fn resolve_uncertain(&self, id: i64, fin: &crate::journal::Final) -> Result<bool> {
+        let _in = self.enter()?;
+        let done = self.core.journal.write(|tx| tx.resolve_uncertain(id, fin))?;
+        if done {
+            log::warn!("request {id}: uncertain, now {} by the platform's books", fin.state);
+        }
+        Ok(done)
+    }
+
     /// The status of `mi_get_status`: the journal's, with this process's workers,
     /// latencies and last success and failure.
     pub fn status(&self) -> Result<Status> {

@@ -155,13 +155,8 @@ impl<'a> Rows<'a> {
             if raw.is_empty() {
                 continue;
             }
-            let line = match std::str::from_utf8(&raw) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => crate::charset::Charset::Gbk
-                    .decode(&raw, "a catalogue row")
-                    .map(std::borrow::Cow::Owned)
-                    .map_err(|e| bad(line_no, format!("neither UTF-8 nor GBK: {e}")))?,
-            };
+            let line = crate::charset::utf8_or_gbk(&raw, "a catalogue row")
+                .map_err(|e| bad(line_no, format!("neither UTF-8 nor GBK: {e}")))?;
             let fields: Vec<&str> = line.split('\t').collect();
             match self.width {
                 None => self.header(fields.len(), w).map_err(io)?,

@@ -1,0 +1,384 @@
+//! The day's books (docs/operations.md, "Day end"): the institution's settlements,
+//! read from the journals of every workstation, reconciled with the platform's —
+//! totals per group (3201), and, where they differ or a settlement is uncertain,
+//! the detail (zip, 9101, 3202, 9102) — and the uncertain settlements resolved by
+//! what the platform's detail shows.
+//!
+//! - [`books`]: the institution's side, summed;
+//! - [`detail`]: the 3202 files;
+//! - [`evidence`]: what the detail proves about an uncertain settlement;
+//! - this file: the run and its report.
+
+pub mod books;
+pub mod detail;
+pub mod evidence;
+
+use crate::error::{Code, Error, Result};
+use crate::sdk::Sdk;
+use books::{yuan, Books, Group, Sums};
+use detail::{Difference, Side};
+use evidence::Verdict;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// At most this many days in one run: a month's books.
+const MAX_DAYS: i64 = 31;
+
+/// What to reconcile: the days `from` to `to` (`yyyy-MM-dd`, inclusive), with the
+/// journals of other workstations (or copies, or folders of copies) beside the
+/// SDK's own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub from: String,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub journals: Vec<PathBuf>,
+}
+
+impl Spec {
+    /// The JSON form of `mi_reconcile`: `{"from":"…","to":"…","journals":[…]}`.
+    pub fn parse(text: &str) -> Result<Spec> {
+        let spec: Spec = serde_json::from_str(text).map_err(|e| {
+            Error::invalid(format!("the reconciliation request is not {{\"from\",\"to\",\"journals\"}}: {e}"))
+        })?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn to(&self) -> &str {
+        self.to.as_deref().unwrap_or(&self.from)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let day = |s: &str, what: &str| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| Error::invalid(format!("{what} \"{s}\" is not a date (yyyy-MM-dd)")))
+        };
+        let (from, to) = (day(&self.from, "from")?, day(self.to(), "to")?);
+        let days = (to - from).num_days() + 1;
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(Error::invalid(format!("from {from} to {to}: give 1 to {MAX_DAYS} days, from before to")));
+        }
+        Ok(())
+    }
+
+    /// The journal files named: a folder stands for the journals in it (`*.db`).
+    fn journal_files(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for p in &self.journals {
+            if p.is_dir() {
+                let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|e| Error::invalid(format!("cannot read the folder {}: {e}", p.display())))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file() && f.extension().is_some_and(|x| x.eq_ignore_ascii_case("db")))
+                    .collect();
+                found.sort();
+                out.extend(found);
+            } else {
+                out.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One group's totals on both sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    #[serde(flatten)]
+    pub group: Group,
+    pub ours: Value,
+    pub platform: Value,
+    pub balanced: bool,
+}
+
+/// A difference the detail found, with the institution's record of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DifferenceReport {
+    #[serde(flatten)]
+    pub row: Difference,
+    pub clr_type: String,
+    pub setl_optins: String,
+    /// The journal and request of the institution's record, where it has one.
+    pub journal: Option<PathBuf>,
+    pub request_id: Option<i64>,
+}
+
+/// What the run did to an uncertain settlement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub journal: PathBuf,
+    pub request_id: i64,
+    pub msgid: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// Written into the journal (only the SDK's own journal is written).
+    pub applied: bool,
+}
+
+/// The run's report (`mi_reconcile`'s output, `mi-sdk reconcile --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub from: String,
+    pub to: String,
+    /// Every group's totals agreed with the platform's.
+    pub balanced: bool,
+    pub journals: Vec<books::Source>,
+    pub groups: Vec<GroupReport>,
+    pub differences: Vec<DifferenceReport>,
+    pub resolved: Vec<Resolution>,
+    /// Uncertain settlements the run could not decide.
+    pub uncertain_left: usize,
+}
+
+fn sums_json(s: &Sums) -> Value {
+    json!({"medfee_sumamt": yuan(s.medfee), "fund_pay_sumamt": yuan(s.fund), "acct_pay": yuan(s.acct),
+           "cash_payamt": yuan(s.cash), "fixmedins_setl_cnt": s.count})
+}
+
+/// The `output` of a call that must have succeeded, or why it did not.
+fn answered(what: &str, r: Result<crate::call::Outcome>) -> Result<Value> {
+    let out = r?;
+    let v: Value = serde_json::from_str(&out.output).unwrap_or(Value::Null);
+    if out.code != Code::Ok {
+        let why = v.get("err_msg").and_then(Value::as_str).unwrap_or(&out.output).to_string();
+        return Err(Error::new(out.code, format!("{what} (request {}): {why}", out.request_id)));
+    }
+    Ok(v.get("output").cloned().unwrap_or(Value::Null))
+}
+
+/// Runs the reconciliation of `spec` on a running SDK.
+pub fn run(sdk: &Sdk, spec: &Spec) -> Result<Report> {
+    spec.check()?;
+    let (from, to) = (spec.from.as_str(), spec.to());
+    // Settlements are read from the day before: one sent before midnight may be
+    // the platform's next day.
+    let since = (chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d").expect("checked") - chrono::Days::new(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut books = Books::default();
+    let own = sdk.journal_path();
+    books.read(own.clone(), true, sdk.kept(&books::infnos(), &since)?);
+    let own_canon = std::fs::canonicalize(&own).ok();
+    for path in spec.journal_files()? {
+        if std::fs::canonicalize(&path).ok() == own_canon {
+            continue;
+        }
+        let c = crate::journal::books::open_read_only(&path)?;
+        books.read(path, false, crate::journal::books::kept(&c, &books::infnos(), &since)?);
+    }
+
+    let mut groups = Vec::new();
+    for (group, sums) in books.totals(from, to) {
+        let input = json!({"data": {"insutype": group.insutype, "clr_type": group.clr_type, "setl_optins": group.setl_optins,
+            "stmt_begndate": from, "stmt_enddate": to, "medfee_sumamt": yuan(sums.medfee),
+            "fund_pay_sumamt": yuan(sums.fund), "acct_pay": yuan(sums.acct), "fixmedins_setl_cnt": sums.count}});
+        let out = answered("3201", sdk.call_sync("3201", &input.to_string()))?;
+        let info = out.get("stmtinfo").cloned().unwrap_or(Value::Null);
+        let balanced = info.get("stmt_rslt").and_then(Value::as_str) == Some("0");
+        groups.push(GroupReport { group, ours: sums_json(&sums), platform: info, balanced });
+    }
+
+    // The detail, per clearing type and agency (3202 has no insurance type), where
+    // a group differs or holds an uncertain settlement.
+    let mut details: BTreeSet<(String, String)> = BTreeSet::new();
+    let differing = groups.iter().filter(|g| !g.balanced).map(|g| &g.group);
+    for g in differing.chain(books.pending.iter().map(|p| &p.group)) {
+        details.insert((g.clr_type.clone(), g.setl_optins.clone()));
+    }
+    let mut differences = Vec::new();
+    let mut detailed = Vec::new();
+    for (clr_type, optins) in details {
+        let rows = detail_chain(sdk, &books, from, to, &clr_type, &optins)?;
+        for row in rows {
+            let ours = books.settled.iter().find(|s| !row.setl_id.is_empty() && s.setl_id == row.setl_id);
+            differences.push(DifferenceReport {
+                journal: ours.map(|s| books.sources[s.journal].path.clone()),
+                request_id: ours.map(|s| s.request_id),
+                clr_type: clr_type.clone(),
+                setl_optins: optins.clone(),
+                row,
+            });
+        }
+        detailed.push((clr_type, optins));
+    }
+
+    let mut resolved = Vec::new();
+    let mut left = 0;
+    let now = sdk.now();
+    for p in &books.pending {
+        let covered = detailed.iter().any(|(c, o)| *c == p.group.clr_type && *o == p.group.setl_optins);
+        let rows: Vec<&Difference> = differences.iter().map(|d| &d.row).collect();
+        match evidence::judge(p, covered.then_some(rows.as_slice()), from, to, &now) {
+            Some(verdict) => {
+                let src = &books.sources[p.journal];
+                let applied = src.own && sdk.resolve_uncertain(p.request_id, &evidence::final_of(&verdict, p))?;
+                resolved.push(Resolution {
+                    journal: src.path.clone(),
+                    request_id: p.request_id,
+                    msgid: p.msgids[0].clone(),
+                    verdict,
+                    applied,
+                });
+            }
+            None => left += 1,
+        }
+    }
+    let balanced = groups.iter().all(|g| g.balanced);
+    Ok(Report {
+        from: from.into(),
+        to: to.into(),
+        balanced,
+        journals: books.sources,
+        groups,
+        differences,
+        resolved,
+        uncertain_left: left,
+    })
+}
+
+/// Zip, 9101, 3202, 9102: the platform's differing rows for one clearing type
+/// and agency.
+fn detail_chain(
+    sdk: &Sdk,
+    books: &Books,
+    from: &str,
+    to: &str,
+    clr_type: &str,
+    optins: &str,
+) -> Result<Vec<Difference>> {
+    let mine: Vec<_> =
+        books.standing(from, to).filter(|s| s.group.clr_type == clr_type && s.group.setl_optins == optins).collect();
+    let mut sums = Sums::default();
+    mine.iter().for_each(|s| sums.add(s));
+    let work = Work::new()?;
+    let code = &sdk.config().institution.fixmedins_code;
+    let name = format!("{code}_3202_{}_{clr_type}_{optins}", from.replace('-', ""));
+    let zip = detail::zipped(&work.0, &name, &detail::text(mine.iter().copied()))?;
+    let up = answered("9101 of the 3202 detail", sdk.upload_file(&zip))?;
+    let file_qury_no = up.get("file_qury_no").and_then(Value::as_str).unwrap_or_default();
+    let input = json!({"data": {"setl_optins": optins, "file_qury_no": file_qury_no, "stmt_begndate": from,
+        "stmt_enddate": to, "medfee_sumamt": yuan(sums.medfee), "fund_pay_sumamt": yuan(sums.fund),
+        "cash_payamt": yuan(sums.cash), "fixmedins_setl_cnt": sums.count, "refd_setl_flag": "0", "clr_type": clr_type}});
+    let out = answered("3202", sdk.call_sync("3202", &input.to_string()))?;
+    let info = out.get("fileinfo").cloned().unwrap_or(Value::Null);
+    let field = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let dest = work.0.join("answer");
+    let down =
+        answered("9102 of the 3202 answer", sdk.download_file(&field("file_qury_no"), &field("filename"), &dest))?;
+    let mut rows = Vec::new();
+    for f in down.get("files").and_then(Value::as_array).into_iter().flatten() {
+        let path = Path::new(f.get("path").and_then(Value::as_str).unwrap_or_default());
+        let bytes = std::fs::read(path).map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
+        rows.extend(detail::differences(&crate::charset::utf8_or_gbk(&bytes, "the 3202 answer")?)?);
+    }
+    Ok(rows)
+}
+
+/// A folder of the run's files, removed when it ends.
+struct Work(PathBuf);
+
+impl Work {
+    fn new() -> Result<Work> {
+        let dir = std::env::temp_dir().join(format!(
+            "mi_sdk-reconcile-{}-{}",
+            std::process::id(),
+            &crate::crypto::nonce()[..8]
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(Work(dir))
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Report {
+    /// For a person: the table of groups, the differences, what was resolved.
+    pub fn to_text(&self) -> String {
+        let mut out = vec![format!(
+            "reconciliation {} to {}: {}",
+            self.from,
+            self.to,
+            if self.balanced { "BALANCED" } else { "DIFFERENT" }
+        )];
+        for j in &self.journals {
+            out.push(format!(
+                "journal  {}{}: {} settlement(s), {} uncertain{}",
+                j.path.display(),
+                if j.own { " (own)" } else { "" },
+                j.settlements,
+                j.uncertain,
+                if j.duplicates > 0 { format!(", {} already read elsewhere", j.duplicates) } else { String::new() }
+            ));
+        }
+        out.push(format!(
+            "{:<8} {:<4} {:<8} {:>12} {:>12} {:>10} {:>5}   {:>12} {:>5}  result",
+            "insutype", "clr", "optins", "medfee", "fund", "acct", "count", "platform", "count"
+        ));
+        for g in &self.groups {
+            // Amounts as yuan with two decimals on both sides (the platform may answer numbers).
+            let money = |v: &Value, k: &str| v.get(k).and_then(books::fen).map(yuan).unwrap_or_default();
+            let count =
+                |v: &Value| v.get("fixmedins_setl_cnt").map(|c| c.to_string().replace('"', "")).unwrap_or_default();
+            let o = |k: &str| money(&g.ours, k);
+            out.push(format!(
+                "{:<8} {:<4} {:<8} {:>12} {:>12} {:>10} {:>5}   {:>12} {:>5}  {}",
+                g.group.insutype,
+                g.group.clr_type,
+                g.group.setl_optins,
+                o("medfee_sumamt"),
+                o("fund_pay_sumamt"),
+                o("acct_pay"),
+                count(&g.ours),
+                money(&g.platform, "medfee_sumamt"),
+                count(&g.platform),
+                if g.balanced {
+                    "balanced".to_string()
+                } else {
+                    format!("DIFFERENT: {}", g.platform.get("stmt_rslt_dscr").and_then(Value::as_str).unwrap_or("-"))
+                }
+            ));
+        }
+        for d in &self.differences {
+            let side = match d.row.side {
+                Side::InstitutionOnly => "only in our books",
+                Side::PlatformOnly => "only at the platform",
+                Side::AmountsDiffer => "amounts differ",
+            };
+            let ours = match (&d.journal, d.request_id) {
+                (Some(j), Some(id)) => format!(" (request {id} in {})", j.display()),
+                _ => String::new(),
+            };
+            out.push(format!("  setl_id {} msgid {}: {side}{ours}", d.row.setl_id, d.row.msgid));
+        }
+        for r in &self.resolved {
+            out.push(format!(
+                "  uncertain request {} ({}): {}{}",
+                r.request_id,
+                r.journal.display(),
+                r.verdict.describe(),
+                if r.applied { "" } else { " - not written: run mi-sdk reconcile on that workstation" }
+            ));
+        }
+        if self.uncertain_left > 0 {
+            out.push(format!(
+                "ACTION: {} uncertain settlement(s) still undecided: reconcile again once the day has ended",
+                self.uncertain_left
+            ));
+        }
+        out.join("\n")
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
