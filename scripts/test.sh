@@ -107,7 +107,7 @@ cargo test --workspace 2>&1 | tee target/test-output.txt
 # About 2 minutes per pair on 2 cores.
 variant_tests=()
 for t in abi_async abi_calls abi_inputs c_program classes cli crash crypto dropbox encrypted_answers \
-         engine files hostile mobile_pay node_id ownership secrets storage tls; do
+         engine files hostile mobile_pay node_id ownership reconcile secrets storage tls; do
   variant_tests+=(--test "$t")
 done
 variant_skips=(--skip c99_program_against_the_shared_library --skip header_compiles_as_pedantic

@@ -363,6 +363,10 @@ pub enum UncertainPolicy {
     Hold,
     /// Send the 2601 reversal at once.
     Reverse,
+    /// Look for a settlement at once in the platform's detail of the day (the 3202
+    /// chain, docs/operations.md "Day end"): found there under its msgid, the call
+    /// succeeds with the platform's settlement; otherwise it is held.
+    Query,
 }
 
 impl Default for Retry {

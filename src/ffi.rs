@@ -408,7 +408,7 @@ pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut 
         // SAFETY: NULL or NUL-terminated by the caller's contract.
         let request = unsafe { text_arg(request, "request", RECONCILE_LIMIT, cs) }?;
         let spec = crate::reconcile::Spec::parse(&request)?;
-        let report = crate::reconcile::run(&sdk, &spec)?;
+        let report = crate::reconcile::run(&*sdk, &spec)?;
         out.text(&report.to_json(), cs)
     })
 }

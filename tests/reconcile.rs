@@ -299,3 +299,36 @@ fn mismatches_the_platform_made_are_named_and_change_nothing_and_a_lost_settleme
     }
     mi_shutdown(2000);
 }
+
+/// `uncertain_policy: "query"`: a settlement whose answer was lost is looked for at
+/// once in the platform's detail of the day; found, the cashier gets the platform's
+/// settlement; not found (it never arrived), it is held, never declared either way.
+#[test]
+fn the_query_policy_confirms_a_dropped_settlement_at_once_and_holds_a_lost_one() {
+    let _g = serial();
+    let env = Env::plain();
+    assert_eq!(env.init(json!({"retry": {"uncertain_policy": "query"}, "gateway": {"timeout_ms": 2000}})), MI_OK);
+    let (rc, out) = call("2207", json!({"input": visit(PSN, "RQ1", 21.0), "insuplc_admdvs": "440300"}));
+    assert_eq!(rc, MI_OK, "{out}");
+    let mut dropped = visit(PSN, "RQ2", 22.0);
+    dropped["_sim"] = json!({"drop": true});
+    let (rc, out) = call("2207", json!({"input": dropped, "insuplc_admdvs": "440300"}));
+    assert_eq!(rc, MI_OK, "the platform's detail has it: {out}");
+    let id = mi_last_request_id();
+    let (_, row) = get_request(id);
+    let theirs = platform_settlement(&env, row["msgid"].as_str().unwrap());
+    assert_eq!(out["output"]["setlinfo"]["setl_id"], theirs["setl_id"], "{out}");
+    assert_eq!(out["output"]["setlinfo"]["medfee_sumamt"], "22.00");
+    assert_eq!(out["confirmed_by"], format!("reconciliation of {}", today()));
+    assert_eq!(row["state"], "succeeded");
+    assert_eq!(env.ledger()["by_infno"]["3202"], 1, "asked through the 3202 chain");
+
+    let mut lost = visit(PSN, "RQ3", 23.0);
+    lost["_sim"] = json!({"lost": true});
+    let (rc, out) = call("2207", json!({"input": lost, "insuplc_admdvs": "440300"}));
+    assert_eq!(rc, MI_E_UNCERTAIN, "{out}");
+    let (_, row) = get_request(mi_last_request_id());
+    assert_eq!(row["state"], "uncertain", "held: {row}");
+    assert_eq!(env.ledger()["by_infno"]["3202"], 2);
+    mi_shutdown(2000);
+}

@@ -13,8 +13,11 @@ pub mod books;
 pub mod detail;
 pub mod evidence;
 
+use crate::call::Outcome;
+use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::sdk::Sdk;
+use crate::journal::books::Kept;
+use crate::journal::Final;
 use books::{yuan, Books, Group, Sums};
 use detail::{Difference, Side};
 use evidence::Verdict;
@@ -22,6 +25,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// What reconciliation needs of a running SDK: its calls and its journal. (The SDK
+/// implements it; reconciliation knows nothing else of it, so that a call can ask
+/// for reconciliation without a circle between the two.)
+pub trait Platform {
+    fn config(&self) -> &Config;
+    fn call_sync(&self, infno: &str, input: &str) -> Result<Outcome>;
+    fn upload_file(&self, path: &Path) -> Result<Outcome>;
+    fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &Path) -> Result<Outcome>;
+    fn journal_path(&self) -> PathBuf;
+    /// The journal's time now (`yyyy-MM-dd HH:MM:SS.mmm`, local).
+    fn now(&self) -> String;
+    /// The requests of `infnos` since `since` that the books read.
+    fn kept(&self, infnos: &[&str], since: &str) -> Result<Vec<Kept>>;
+    /// Ends an uncertain request by evidence; false when it is no longer uncertain.
+    fn resolve_uncertain(&self, id: i64, fin: &Final) -> Result<bool>;
+}
 
 /// At most this many days in one run: a month's books.
 const MAX_DAYS: i64 = 31;
@@ -141,7 +161,7 @@ fn sums_json(s: &Sums) -> Value {
 }
 
 /// The `output` of a call that must have succeeded, or why it did not.
-fn answered(what: &str, r: Result<crate::call::Outcome>) -> Result<Value> {
+fn answered(what: &str, r: Result<Outcome>) -> Result<Value> {
     let out = r?;
     let v: Value = serde_json::from_str(&out.output).unwrap_or(Value::Null);
     if out.code != Code::Ok {
@@ -152,7 +172,7 @@ fn answered(what: &str, r: Result<crate::call::Outcome>) -> Result<Value> {
 }
 
 /// Runs the reconciliation of `spec` on a running SDK.
-pub fn run(sdk: &Sdk, spec: &Spec) -> Result<Report> {
+pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
     spec.check()?;
     let (from, to) = (spec.from.as_str(), spec.to());
     // Settlements are read from the day before: one sent before midnight may be
@@ -241,10 +261,47 @@ pub fn run(sdk: &Sdk, spec: &Spec) -> Result<Report> {
     })
 }
 
+/// `uncertain_policy: "query"`: a settlement call that just ended uncertain is
+/// looked for at once in the platform's detail of the day. Found under its msgid,
+/// its request ends succeeded and the caller gets the platform's settlement;
+/// otherwise (not there yet, or the platform unreachable: the likely reason it is
+/// uncertain) the outcome stays as it was, held. Absence decides nothing here.
+pub fn confirm_now(sdk: &impl Platform, out: Outcome) -> Outcome {
+    let tried = (|| -> Result<Option<Outcome>> {
+        let today = sdk.now().chars().take(10).collect::<String>();
+        let mut b = Books::default();
+        b.read(sdk.journal_path(), true, sdk.kept(&books::infnos(), &today)?);
+        let Some(p) = b.pending.iter().find(|p| p.request_id == out.request_id) else { return Ok(None) };
+        let rows = detail_chain(sdk, &b, &today, &today, &p.group.clr_type, &p.group.setl_optins)?;
+        let refs: Vec<&Difference> = rows.iter().collect();
+        let Some(v @ Verdict::Succeeded { .. }) = evidence::judge(p, Some(&refs), &today, &today, &sdk.now()) else {
+            return Ok(None);
+        };
+        let fin = evidence::final_of(&v, p);
+        Ok(sdk.resolve_uncertain(p.request_id, &fin)?.then_some(Outcome {
+            request_id: out.request_id,
+            code: Code::Ok,
+            output: fin.result,
+        }))
+    })();
+    match tried {
+        Ok(Some(found)) => found,
+        Ok(None) => out,
+        Err(e) => {
+            log::warn!(
+                "request {}: uncertain, and the platform's detail could not be asked: {}",
+                out.request_id,
+                e.message
+            );
+            out
+        }
+    }
+}
+
 /// Zip, 9101, 3202, 9102: the platform's differing rows for one clearing type
 /// and agency.
 fn detail_chain(
-    sdk: &Sdk,
+    sdk: &impl Platform,
     books: &Books,
     from: &str,
     to: &str,

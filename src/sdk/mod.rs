@@ -7,14 +7,17 @@ pub mod status;
 
 use crate::call::{sdk_output, Core, Outcome};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, UncertainPolicy};
 use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
+use crate::journal::books::Kept;
 use crate::journal::writer::Writer;
-use crate::journal::{Journal, Options};
+use crate::journal::{Final, Journal, Options};
 use crate::protocol::envelope::CallInput;
+use crate::reconcile;
 pub use record::RequestRecord;
 pub use status::Status;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -96,7 +99,14 @@ impl Sdk {
     pub fn call_sync(&self, infno: &str, input: &str) -> Result<Outcome> {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
-        self.core.call_sync(infno, &call)
+        let out = self.core.call_sync(infno, &call)?;
+        if out.code == Code::Uncertain
+            && self.core.cfg.retry.uncertain_policy == UncertainPolicy::Query
+            && reconcile::books::SETTLING.iter().any(|(settles, _, _)| *settles == infno)
+        {
+            return Ok(reconcile::confirm_now(self, out));
+        }
+        Ok(out)
     }
 
     /// 9101: sends the file at `path` to the upload URL; the platform's answer names
@@ -160,33 +170,6 @@ impl Sdk {
         self.core.reverse(id)
     }
 
-    /// The journal file of this SDK.
-    pub fn journal_path(&self) -> std::path::PathBuf {
-        self.core.journal.path().to_path_buf()
-    }
-
-    /// The journal's time now (`yyyy-MM-dd HH:MM:SS.mmm`, local).
-    pub fn now(&self) -> String {
-        self.core.journal.clock().stamp()
-    }
-
-    /// The settlement-class requests this journal kept (for the day's books).
-    pub fn kept(&self, infnos: &[&str], since: &str) -> Result<Vec<crate::journal::books::Kept>> {
-        let _in = self.enter()?;
-        self.core.journal.kept(infnos, since)
-    }
-
-    /// Ends an uncertain request by evidence (reconciliation); false when it is no
-    /// longer uncertain.
-    pub fn resolve_uncertain(&self, id: i64, fin: &crate::journal::Final) -> Result<bool> {
-        let _in = self.enter()?;
-        let done = self.core.journal.write(|tx| tx.resolve_uncertain(id, fin))?;
-        if done {
-            log::warn!("request {id}: uncertain, now {} by the platform's books", fin.state);
-        }
-        Ok(done)
-    }
-
     /// The status of `mi_get_status`: the journal's, with this process's workers,
     /// latencies and last success and failure.
     pub fn status(&self) -> Result<Status> {
@@ -235,5 +218,47 @@ impl Sdk {
     /// The output for an error that left nothing in the journal.
     pub fn error_output(e: &Error) -> String {
         sdk_output(e.code, &e.message, "")
+    }
+}
+
+/// What reconciliation needs of the SDK (`mi_reconcile`, `mi-sdk reconcile`, and
+/// `uncertain_policy: "query"`).
+impl reconcile::Platform for Sdk {
+    fn config(&self) -> &Config {
+        &self.core.cfg
+    }
+
+    fn call_sync(&self, infno: &str, input: &str) -> Result<Outcome> {
+        Sdk::call_sync(self, infno, input)
+    }
+
+    fn upload_file(&self, path: &Path) -> Result<Outcome> {
+        Sdk::upload_file(self, path)
+    }
+
+    fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &Path) -> Result<Outcome> {
+        Sdk::download_file(self, file_qury_no, filename, dest_dir)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.core.journal.path().to_path_buf()
+    }
+
+    fn now(&self) -> String {
+        self.core.journal.clock().stamp()
+    }
+
+    fn kept(&self, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
+        let _in = self.enter()?;
+        self.core.journal.kept(infnos, since)
+    }
+
+    fn resolve_uncertain(&self, id: i64, fin: &Final) -> Result<bool> {
+        let _in = self.enter()?;
+        let done = self.core.journal.write(|tx| tx.resolve_uncertain(id, fin))?;
+        if done {
+            log::warn!("request {id}: uncertain, now {} by the platform's books", fin.state);
+        }
+        Ok(done)
     }
 }
