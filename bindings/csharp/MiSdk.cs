@@ -31,6 +31,7 @@ namespace MiSdk
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_result(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_request(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_reverse(long requestId, byte[] output, ref int outputLen);
+        [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_reconcile(byte[] request, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_upload_file(byte[] path, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_download_file(byte[] fileQuryNo, byte[] filename, byte[] destDir, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_status(byte[] output, ref int outputLen);
@@ -143,6 +144,19 @@ namespace MiSdk
             string text;
             int rc = Read((byte[] b, ref int l) => Native.mi_reverse(requestId, b, ref l), out text);
             return new CallResult { Code = rc, Output = text, RequestId = Native.mi_last_request_id() };
+        }
+
+        /// The day's books with the platform. request: {"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":[...]}
+        /// ("to" and "journals" optional). Returns the report JSON ("balanced" true or false);
+        /// throws MiException when it could not run (a bad request: Codes.InvalidArgument).
+        /// Nothing is kept to fetch as with Once: a buffer too small runs it again, which is harmless.
+        public string Reconcile(string request)
+        {
+            string text;
+            byte[] r = Z(request);
+            int rc = Read((byte[] b, ref int l) => Native.mi_reconcile(r, b, ref l), out text);
+            if (rc != Codes.Ok) throw new MiException(rc, LastError());
+            return text;
         }
 
         /// 9101: uploads a file; the output names its file_qury_no.

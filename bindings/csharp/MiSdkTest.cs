@@ -1,6 +1,7 @@
 // The C# binding's test, run by tests/bindings.rs under mono against the simulator:
 // mono MiSdkTest.exe <gateway-url> <work-dir>. Prints "N passed, M failed".
 using System;
+using System.Globalization;
 using System.IO;
 using System.Threading;
 using MiSdk;
@@ -22,6 +23,37 @@ static class MiSdkTest
                "\"log\":{\"dir\":\"" + Path.Combine(work, "cs_logs") + "\"}}";
     }
 
+    /// The first value of "name" in a JSON text: a string's contents, or a number's or literal's text.
+    static string Field(string json, string name)
+    {
+        string key = "\"" + name + "\":";
+        int i = json.IndexOf(key, StringComparison.Ordinal);
+        if (i < 0 || i + key.Length >= json.Length) return null;
+        i += key.Length;
+        bool quoted = json[i] == '"';
+        if (quoted) i++;
+        int end = quoted ? json.IndexOf('"', i) : json.IndexOfAny(new[] { ',', '}', ']' }, i);
+        return end < 0 ? null : json.Substring(i, end - i);
+    }
+
+    /// The largest ours.fixmedins_setl_cnt of a reconciliation report's groups; -1 with no group.
+    static int MostSettled(string report)
+    {
+        int most = -1;
+        for (int i = report.IndexOf("\"ours\":{", StringComparison.Ordinal); i >= 0;
+             i = report.IndexOf("\"ours\":{", i + 1, StringComparison.Ordinal))
+        {
+            string ours = report.Substring(i, report.IndexOf('}', i) - i + 1);
+            int n;
+            if (int.TryParse(Field(ours, "fixmedins_setl_cnt"), out n) && n > most) most = n;
+        }
+        return most;
+    }
+
+    /// A transaction's input as the platform takes it: the input and the insured's area.
+    static string PerCall(string input) { return "{\"input\":" + input + ",\"insuplc_admdvs\":\"440300\"}"; }
+
+    const string Psn = "44030000000000100001";
     const string Q1101 = "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\",\"psn_name\":\"张三\"}}";
 
     static int Main(string[] args)
@@ -51,6 +83,32 @@ static class MiSdkTest
             Check(c.Sm3Hex("abc") == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0", charset + ": sm3");
             try { c.GetRequest(987654321); Check(false, "unknown id throws"); }
             catch (MiException e) { Check(e.Code == Codes.NotFound, charset + ": not found code"); }
+
+            // Settle a visit (fees, then 2207) so that today's books hold a settlement.
+            var reg = c.CallSync("2201", PerCall("{\"data\":{\"psn_no\":\"" + Psn + "\",\"insutype\":\"310\",\"ipt_otp_no\":\"CS-" +
+                charset + "\"}}"));
+            string mdtrt = Field(reg.Output, "mdtrt_id");
+            Check(reg.Code == Codes.Ok && !string.IsNullOrEmpty(mdtrt), charset + ": 2201 " + reg.Output);
+            var fee = c.CallSync("2204", PerCall("{\"feedetail\":[{\"feedetl_sn\":\"1\",\"mdtrt_id\":\"" + mdtrt + "\",\"psn_no\":\"" + Psn +
+                "\",\"chrg_bchno\":\"B\",\"med_list_codg\":\"X1\",\"det_item_fee_sumamt\":12.5,\"cnt\":1,\"pric\":12.5}]}"));
+            Check(fee.Code == Codes.Ok, charset + ": 2204 " + fee.Output);
+            var setl = c.CallSync("2207", PerCall("{\"data\":{\"psn_no\":\"" + Psn + "\",\"mdtrt_id\":\"" + mdtrt +
+                "\",\"medfee_sumamt\":12.5,\"acct_used_flag\":\"1\",\"med_type\":\"11\"}}"));
+            Check(setl.Code == Codes.Ok && Field(setl.Output, "setl_id") != null, charset + ": 2207 " + setl.Output);
+            string today = DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+            try
+            {
+                string report = c.Reconcile("{\"from\":\"" + today + "\"}");
+                Check(Field(report, "balanced") == "true", charset + ": today's books balance " + report);
+                Check(report.Contains("\"groups\":["), charset + ": the report has groups " + report);
+                Check(MostSettled(report) >= 1, charset + ": today's settlement is in our books " + report);
+            }
+            catch (MiException e) { Check(false, charset + ": reconcile " + e.Message); }
+            try { c.Reconcile("{\"from\":\"2026-13-01\"}"); Check(false, charset + ": a bad date throws"); }
+            catch (MiException e)
+            {
+                Check(e.Code == Codes.InvalidArgument && e.Message.Contains("2026-13-01"), charset + ": bad date code " + e.Message);
+            }
             c.Shutdown(2000);
         }
         Console.WriteLine(passed + " passed, " + failed + " failed");

@@ -15,6 +15,7 @@ function MiCallAsync(const Infno, Input: AnsiString; Priority: Integer; out Requ
 function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
 function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
 function MiStatus(out Output: AnsiString): Integer;
+function MiReconcile(const Request: AnsiString; out Report: AnsiString): Integer;
 function MiLastError: AnsiString;
 
 implementation
@@ -28,10 +29,11 @@ begin
 end;
 
 type
-  TTextKind = (tkResult, tkRequest, tkStatus);
+  TTextKind = (tkResult, tkRequest, tkStatus, tkReconcile);
 
-{ Asks for a text with a larger buffer while it does not fit (the ABI's buffer protocol). }
-function ReadText(Kind: TTextKind; RequestId: Int64; out Output: AnsiString): Integer;
+{ Asks for a text with a larger buffer while it does not fit (the ABI's buffer protocol).
+  Request is the text tkReconcile sends. }
+function ReadText(Kind: TTextKind; RequestId: Int64; const Request: AnsiString; out Output: AnsiString): Integer;
 var
   Buf: AnsiString;
   Len: Integer;
@@ -42,6 +44,7 @@ begin
     case Kind of
       tkResult: Result := mi_get_result(RequestId, PAnsiChar(Buf), Len);
       tkRequest: Result := mi_get_request(RequestId, PAnsiChar(Buf), Len);
+      tkReconcile: Result := mi_reconcile(PAnsiChar(Request), PAnsiChar(Buf), Len);
     else
       Result := mi_get_status(PAnsiChar(Buf), Len);
     end;
@@ -52,17 +55,25 @@ end;
 
 function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
 begin
-  Result := ReadText(tkResult, RequestId, Output);
+  Result := ReadText(tkResult, RequestId, '', Output);
 end;
 
 function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
 begin
-  Result := ReadText(tkRequest, RequestId, Output);
+  Result := ReadText(tkRequest, RequestId, '', Output);
 end;
 
 function MiStatus(out Output: AnsiString): Integer;
 begin
-  Result := ReadText(tkStatus, 0, Output);
+  Result := ReadText(tkStatus, 0, '', Output);
+end;
+
+{ Request: JSON with "from" (yyyy-MM-dd) and optionally "to" and "journals". MI_OK with
+  the report JSON whether or not the books balance. Nothing is kept to fetch as for a
+  call: a buffer too small runs it again, which is harmless. }
+function MiReconcile(const Request: AnsiString; out Report: AnsiString): Integer;
+begin
+  Result := ReadText(tkReconcile, 0, Request, Report);
 end;
 
 function MiCallSync(const Infno, Input: AnsiString; out Output: AnsiString; out RequestId: Int64): Integer;

@@ -18,6 +18,7 @@ FUNCTION long mi_call_async(string infno, string input, long priority, ref longl
 FUNCTION long mi_get_result(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_result;Ansi"
 FUNCTION long mi_get_request(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_request;Ansi"
 FUNCTION long mi_reverse(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_reverse;Ansi"
+FUNCTION long mi_reconcile(string request, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_reconcile;Ansi"
 FUNCTION long mi_upload_file(string path, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_upload_file;Ansi"
 FUNCTION long mi_download_file(string file_qury_no, string filename, string dest_dir, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_download_file;Ansi"
 FUNCTION long mi_get_status(ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_status;Ansi"
@@ -56,6 +57,7 @@ forward prototypes
 public function long of_init (string as_config)
 public function long of_call_sync (string as_infno, string as_input, ref string as_output, ref longlong al_request_id)
 public function long of_get_result (longlong al_request_id, ref string as_output)
+public function long of_reconcile (string as_request, ref string as_report)
 public function string of_last_error ()
 end prototypes
 
@@ -85,6 +87,21 @@ ll_len = 65536
 do
 	as_output = Space(ll_len)
 	ll_rc = mi_get_result(al_request_id, as_output, ll_len)
+	if ll_rc = MI_E_BUFFER_TOO_SMALL then ll_len = ll_len + 1
+loop while ll_rc = MI_E_BUFFER_TOO_SMALL
+return ll_rc
+end function
+
+public function long of_reconcile (string as_request, ref string as_report);
+// The day's books with the platform. as_request: {"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":[...]}
+// ("to" and "journals" optional). MI_OK with the report JSON in as_report whether or not
+// the books balance. Nothing is kept to fetch as for a call: a too-small buffer runs it
+// again, which is harmless.
+long ll_len, ll_rc
+ll_len = 65536
+do
+	as_report = Space(ll_len)
+	ll_rc = mi_reconcile(as_request, as_report, ll_len)
 	if ll_rc = MI_E_BUFFER_TOO_SMALL then ll_len = ll_len + 1
 loop while ll_rc = MI_E_BUFFER_TOO_SMALL
 return ll_rc

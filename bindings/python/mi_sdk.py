@@ -79,6 +79,7 @@ class MiSdk:
             getattr(L, name).argtypes, getattr(L, name).restype = [c.c_int64, *buf], c.c_int32
         for name in ("mi_get_status", "mi_last_error"):
             getattr(L, name).argtypes, getattr(L, name).restype = list(buf), c.c_int32
+        L.mi_reconcile.argtypes, L.mi_reconcile.restype = [c.c_char_p, *buf], c.c_int32
         L.mi_upload_file.argtypes, L.mi_upload_file.restype = [c.c_char_p, *buf], c.c_int32
         L.mi_download_file.argtypes = [c.c_char_p, c.c_char_p, c.c_char_p, *buf]
         L.mi_download_file.restype = c.c_int32
@@ -177,6 +178,19 @@ class MiSdk:
         """9102: downloads and unpacks into dest_dir; output["files"] lists what was written."""
         q, f, d = self._enc(file_qury_no), self._enc(filename), self._enc(dest_dir)
         return self._once(lambda b, n: self._lib.mi_download_file(q, f, d, b, n))
+
+    def reconcile(self, request):
+        """The day's books with the platform. request: a dict such as
+        {"from": "2026-11-30", "to": "2026-11-30", "journals": [...]} or its JSON text.
+        Returns the report (a dict, report["balanced"] True or False); MiError when it could
+        not run (a bad request is MI_E_INVALID_ARGUMENT)."""
+        r = self._enc(request)
+        # Nothing is kept to fetch as with _once: a buffer too small runs it again,
+        # which is harmless, so the first buffer is large to make that rare.
+        rc, text = self._read(lambda b, n: self._lib.mi_reconcile(r, b, n), first=65536)
+        if rc != MI_OK:
+            raise MiError(rc, self.last_error())
+        return json.loads(text)
 
     def status(self):
         rc, text = self._read(lambda b, n: self._lib.mi_get_status(b, n))

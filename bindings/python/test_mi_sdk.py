@@ -56,6 +56,22 @@ class BindingTest(unittest.TestCase):
         reg = self.sdk.call_sync("2201", {"input": {"data": {"psn_no": psn, "insutype": "310", "ipt_otp_no": "PY%d" % time.time_ns()}},
                                           "insuplc_admdvs": "440300"})
         self.assertEqual(reg.code, mi_sdk.MI_OK, reg.output)
+        # Settle the visit (fees, then 2207) so that today's books hold a settlement.
+        mdtrt = reg.output["output"]["data"]["mdtrt_id"]
+        line = {"feedetl_sn": "1", "mdtrt_id": mdtrt, "psn_no": psn, "chrg_bchno": "B", "med_list_codg": "X1",
+                "det_item_fee_sumamt": 12.5, "cnt": 1, "pric": 12.5}
+        fee = self.sdk.call_sync("2204", {"input": {"feedetail": [line]}, "insuplc_admdvs": "440300"})
+        self.assertEqual(fee.code, mi_sdk.MI_OK, fee.output)
+        setl = {"psn_no": psn, "mdtrt_id": mdtrt, "medfee_sumamt": 12.5, "acct_used_flag": "1", "med_type": "11"}
+        setl = self.sdk.call_sync("2207", {"input": {"data": setl}, "insuplc_admdvs": "440300"})
+        self.assertEqual(setl.code, mi_sdk.MI_OK, setl.output)
+        report = self.sdk.reconcile({"from": time.strftime("%Y-%m-%d")})
+        self.assertIs(report["balanced"], True, report)
+        self.assertTrue(any(g["ours"]["fixmedins_setl_cnt"] >= 1 for g in report["groups"]), report)
+        with self.assertRaises(MiError) as e:
+            self.sdk.reconcile('{"from":"2026-13-01"}')
+        self.assertEqual(e.exception.code, mi_sdk.MI_E_INVALID_ARGUMENT)
+        self.assertIn("2026-13-01", self.sdk.last_error())
         bad = self.sdk.call_sync("1101", {"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "0"}})
         self.assertEqual(bad.code, mi_sdk.MI_E_BUSINESS)
         self.assertIn("未查询到", bad.output["err_msg"])
