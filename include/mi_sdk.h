@@ -194,9 +194,9 @@ MI_CALL int32_t mi_reverse(int64_t request_id, char *output, int32_t *output_len
  * platform's detail (in this SDK's journal), and writes the report JSON
  * (`balanced`, `groups`, `differences`, `resolved`, `uncertain_left`). `MI_OK`
  * whether or not the books balance; a transaction that failed on the way is its
- * code, with the reason in `mi_last_error()`. Running it again is harmless (3201
- * and 3202 are queries; a resolved request is not resolved twice): a buffer too
- * small is answered by running it again with the size needed.
+ * code, with the reason in `mi_last_error()`. On `MI_E_BUFFER_TOO_SMALL` the report
+ * is kept: the next `mi_reconcile` on the same thread with the same request gets
+ * it without running again (so what it resolved is not lost).
  *
  * # Safety
  * `request`: NULL or NUL-terminated (in the config's charset). `output_len`,

@@ -64,6 +64,9 @@ const RECONCILE_LIMIT: (u64, &str) = (64 * 1024, "a reconciliation request allow
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
+    /// A reconciliation report that did not fit the caller's buffer, with the
+    /// request it answers: what it resolved is written once and must not be lost.
+    static KEPT_REPORT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 /// Runs an export's body and returns its value; a panic inside becomes
@@ -392,9 +395,9 @@ pub unsafe extern "system" fn mi_reverse(request_id: i64, output: *mut c_char, o
 /// platform's detail (in this SDK's journal), and writes the report JSON
 /// (`balanced`, `groups`, `differences`, `resolved`, `uncertain_left`). `MI_OK`
 /// whether or not the books balance; a transaction that failed on the way is its
-/// code, with the reason in `mi_last_error()`. Running it again is harmless (3201
-/// and 3202 are queries; a resolved request is not resolved twice): a buffer too
-/// small is answered by running it again with the size needed.
+/// code, with the reason in `mi_last_error()`. On `MI_E_BUFFER_TOO_SMALL` the report
+/// is kept: the next `mi_reconcile` on the same thread with the same request gets
+/// it without running again (so what it resolved is not lost).
 ///
 /// # Safety
 /// `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
@@ -407,9 +410,16 @@ pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut 
         let cs = sdk.config().charset;
         // SAFETY: NULL or NUL-terminated by the caller's contract.
         let request = unsafe { text_arg(request, "request", RECONCILE_LIMIT, cs) }?;
-        let spec = crate::reconcile::Spec::parse(&request)?;
-        let report = crate::reconcile::run(&*sdk, &spec)?;
-        out.text(&report.to_json(), cs)
+        let kept = KEPT_REPORT.with(|k| k.borrow_mut().take()).filter(|(asked, _)| *asked == request);
+        let report = match kept {
+            Some((_, report)) => report,
+            None => crate::reconcile::run(&*sdk, &crate::reconcile::Spec::parse(&request)?)?.to_json(),
+        };
+        let written = out.text(&report, cs);
+        if matches!(&written, Err(e) if e.code == Code::BufferTooSmall) {
+            KEPT_REPORT.with(|k| *k.borrow_mut() = Some((request, report)));
+        }
+        written
     })
 }
 

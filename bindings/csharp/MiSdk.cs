@@ -149,7 +149,8 @@ namespace MiSdk
         /// The day's books with the platform. request: {"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":[...]}
         /// ("to" and "journals" optional). Returns the report JSON ("balanced" true or false);
         /// throws MiException when it could not run (a bad request: Codes.InvalidArgument).
-        /// Nothing is kept to fetch as with Once: a buffer too small runs it again, which is harmless.
+        /// Not Once (no request to fetch by id): a report too big for the buffer is kept by
+        /// the library and handed over when the same request is asked again, as Read does.
         public string Reconcile(string request)
         {
             string text;

@@ -69,8 +69,9 @@ begin
 end;
 
 { Request: JSON with "from" (yyyy-MM-dd) and optionally "to" and "journals". MI_OK with
-  the report JSON whether or not the books balance. Nothing is kept to fetch as for a
-  call: a buffer too small runs it again, which is harmless. }
+  the report JSON whether or not the books balance. A report too big for
+  the buffer is kept by the library and handed over when the same request is asked
+  again on the same thread, which ReadText does. }
 function MiReconcile(const Request: AnsiString; out Report: AnsiString): Integer;
 begin
   Result := ReadText(tkReconcile, 0, Request, Report);

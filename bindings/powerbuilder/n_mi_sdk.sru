@@ -95,8 +95,8 @@ end function
 public function long of_reconcile (string as_request, ref string as_report);
 // The day's books with the platform. as_request: {"from":"yyyy-MM-dd","to":"yyyy-MM-dd","journals":[...]}
 // ("to" and "journals" optional). MI_OK with the report JSON in as_report whether or not
-// the books balance. Nothing is kept to fetch as for a call: a too-small buffer runs it
-// again, which is harmless.
+// the books balance. A report too big for the buffer is kept by the library and
+// handed over when the same request is asked again, as this loop does.
 long ll_len, ll_rc
 ll_len = 65536
 do

@@ -185,8 +185,8 @@ class MiSdk:
         Returns the report (a dict, report["balanced"] True or False); MiError when it could
         not run (a bad request is MI_E_INVALID_ARGUMENT)."""
         r = self._enc(request)
-        # Nothing is kept to fetch as with _once: a buffer too small runs it again,
-        # which is harmless, so the first buffer is large to make that rare.
+        # Not _once (no request to fetch by id): a report too big for the buffer is
+        # kept by the library and handed over when the same request is asked again.
         rc, text = self._read(lambda b, n: self._lib.mi_reconcile(r, b, n), first=65536)
         if rc != MI_OK:
             raise MiError(rc, self.last_error())

@@ -20,7 +20,7 @@ commands:
                                   the day's books with the platform: 3201 per group, the 3202
                                   detail where they differ, uncertain settlements resolved by
                                   the platform's books; other workstations' journals (or a folder
-                                  of copies) are read only; exits 1 when the books differ
+                                  of copies) are read only; exits 3 when the books differ
   export --from DATE [--to DATE] [--encoding utf8-bom|utf8|gbk]
                                   CSV of the requests created in that range, to stdout; UTF-8
                                   with a BOM by default, so a Chinese Excel opens it right
@@ -95,7 +95,18 @@ fn main() -> ExitCode {
         "show" => id_arg(rest).and_then(|id| Ok(printed(ops::requests::show(&cfg, id, json)?))),
         "reverse" => id_arg(rest).and_then(|id| Ok(ops::reverse(cfg, id)?)),
         "report" => report(&cfg, rest, json),
-        "reconcile" => reconcile(cfg, rest, json),
+        // Books that differ are not a failed command: exit 3, so that a scheduled
+        // task tells "look at the books" from "the run failed" (1).
+        "reconcile" => {
+            return match reconcile(cfg, rest, json) {
+                Ok(Printed { text, failure: Some(why) }) => {
+                    let _ = write_out(format!("{text}\n").as_bytes());
+                    eprintln!("mi-sdk: {why}");
+                    ExitCode::from(3)
+                }
+                other => finish(other),
+            }
+        }
         "catalog" => catalog(cfg, rest, json),
         "serve" => serve(cfg, rest),
         "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| {
@@ -193,9 +204,24 @@ fn opt(rest: &[String], name: &str) -> Result<Option<String>, Stop> {
 }
 
 fn reconcile(cfg: Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
+    // Every word is an option with its value: a mistyped option must not leave a
+    // journal out of the books unnoticed.
+    let mut journals = Vec::new();
+    for pair in rest.chunks(2) {
+        match pair {
+            [flag, value] if ["--date", "--to", "--journal"].contains(&flag.as_str()) && !value.starts_with("--") => {
+                if flag == "--journal" {
+                    journals.push(value.into());
+                }
+            }
+            [flag, ..] => {
+                return Err(Stop::Usage(format!("reconcile: {flag} is not --date, --to or --journal with a value")))
+            }
+            [] => {}
+        }
+    }
     let from = date_arg(&opt(rest, "--date")?.ok_or_else(|| Stop::Usage("reconcile needs --date YYYY-MM-DD".into()))?)?;
     let to = opt(rest, "--to")?.map(|d| date_arg(&d)).transpose()?;
-    let journals = rest.windows(2).filter(|w| w[0] == "--journal").map(|w| w[1].clone().into()).collect();
     Ok(ops::reconcile::reconcile(cfg, &from, to.as_deref(), journals, json)?)
 }
 

@@ -24,17 +24,41 @@ pub struct Kept {
     pub result: Value,
     /// Journal time, `yyyy-MM-dd HH:MM:SS.mmm`.
     pub created_at: String,
+    pub updated_at: String,
+    /// When its first and its last attempt began (None: never sent).
+    pub first_sent_at: Option<String>,
+    pub last_sent_at: Option<String>,
 }
 
-/// Opens another workstation's journal without writing to it: the file is read as
-/// it is and never migrated, so a copy made by an older or newer mi_sdk is read by
-/// the columns every version has.
-pub fn open_read_only(path: &Path) -> Result<Connection> {
-    let named = |e: rusqlite::Error| Error::journal(format!("journal {}: {e}", path.display()));
+/// The name a journal chose for itself (`mi_meta` `journal_id`); None for a journal
+/// of a version before it had one.
+pub fn identity(c: &Connection) -> Option<String> {
+    c.query_row("SELECT value FROM mi_meta WHERE key = 'journal_id'", [], |r| r.get(0)).ok()
+}
+
+/// Opens another workstation's journal without touching it: the file and its WAL
+/// (what was written since the last checkpoint) are copied into `dir` and the copy
+/// is read. SQLite opening even a read-only WAL database creates its `-wal` and
+/// `-shm` beside it, and the shared memory of a WAL cannot be shared across
+/// machines (a journal on another cashier's PC). The copy is never migrated, so a
+/// journal of an older or newer mi_sdk is read by the columns every version has.
+pub fn open_copy(path: &Path, dir: &Path) -> Result<Connection> {
     if !path.is_file() {
         return Err(Error::new(Code::NotFound, format!("no journal at {}", path.display())));
     }
-    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    let copy = dir.join(format!("journal-{}.db", crate::crypto::nonce()));
+    let cannot = |e: std::io::Error| Error::journal(format!("cannot copy the journal {}: {e}", path.display()));
+    std::fs::copy(path, &copy).map_err(cannot)?;
+    let wal = |p: &Path| {
+        let mut w = p.as_os_str().to_owned();
+        w.push("-wal");
+        std::path::PathBuf::from(w)
+    };
+    if wal(path).is_file() {
+        std::fs::copy(wal(path), wal(&copy)).map_err(cannot)?;
+    }
+    let named = |e: rusqlite::Error| Error::journal(format!("journal {}: {e}", path.display()));
+    let c = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(named)?;
     let tables: i64 = c
         .query_row(
@@ -49,13 +73,18 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
-/// The requests of `infnos` created on or after `since` (`yyyy-MM-dd`) that
-/// succeeded, were reversed or are uncertain, oldest first.
+/// The requests of `infnos` created or sent on or after `since` (`yyyy-MM-dd`)
+/// that succeeded, were reversed or are uncertain, oldest first. (An async request
+/// may wait in the queue, or be taken over, and leave days after it was created.)
 pub fn kept(c: &Connection, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
     let marks = vec!["?"; infnos.len()].join(", ");
     let sql = format!(
-        "SELECT id, infno, state, msgid, envelope, result, created_at FROM mi_request
-          WHERE created_at >= ? AND state IN ('succeeded', 'reversed', 'uncertain') AND infno IN ({marks})
+        "SELECT id, infno, state, msgid, envelope, result, created_at, updated_at,
+                (SELECT min(started_at) FROM mi_attempt a WHERE a.request_id = r.id),
+                (SELECT max(started_at) FROM mi_attempt a WHERE a.request_id = r.id)
+           FROM mi_request r
+          WHERE (created_at >= ?1 OR updated_at >= ?1) AND state IN ('succeeded', 'reversed', 'uncertain')
+            AND infno IN ({marks})
           ORDER BY id"
     );
     let args = std::iter::once(since).chain(infnos.iter().copied());
@@ -71,6 +100,9 @@ pub fn kept(c: &Connection, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
                 envelope: json(4)?.unwrap_or(Value::Null),
                 result: json(5)?.unwrap_or(Value::Null),
                 created_at: r.get(6)?,
+                updated_at: r.get(7)?,
+                first_sent_at: r.get(8)?,
+                last_sent_at: r.get(9)?,
             })
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -89,6 +121,11 @@ pub fn kept(c: &Connection, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
 }
 
 impl Journal {
+    /// [`identity`] of this journal.
+    pub fn identity(&self) -> Option<String> {
+        identity(&self.lock())
+    }
+
     /// [`kept`] of this journal.
     pub fn kept(&self, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
         kept(&self.lock(), infnos, since)

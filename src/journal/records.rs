@@ -257,6 +257,14 @@ impl Tx<'_> {
     /// chosen at random the first time (in this transaction, so two processes
     /// opening a new journal together agree on it) and kept.
     pub(super) fn node(&self, configured: Option<u32>) -> Result<Node> {
+        // The journal's own name, chosen once: reconciliation tells a copy of this
+        // journal (same name) from another workstation's (whose msgids may repeat
+        // these, when two chose the same node).
+        exec(
+            self,
+            "INSERT INTO mi_meta(key, value) VALUES ('journal_id', ?1) ON CONFLICT(key) DO NOTHING",
+            [crate::crypto::nonce()],
+        )?;
         if let Some(id) = configured {
             return Ok(Node { id, source: NodeSource::Config });
         }

@@ -11,7 +11,7 @@ use crate::journal::books::Kept;
 use crate::journal::State;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 /// The settlement transactions, their clearing type and their cancellation.
@@ -74,8 +74,12 @@ pub struct Pending {
     pub msgids: Vec<String>,
     pub mdtrt_id: String,
     pub psn_no: String,
-    /// When it was sent (journal time, `yyyy-MM-dd HH:MM:SS.mmm`).
+    /// When its first attempt began (journal time, `yyyy-MM-dd HH:MM:SS.mmm`).
     pub sent_at: String,
+    /// When its last attempt began.
+    pub last_sent_at: String,
+    /// The insured place its envelope named (5203 wants it with a person).
+    pub insuplc_admdvs: String,
     pub journal: usize,
     pub request_id: i64,
 }
@@ -86,7 +90,9 @@ pub struct Source {
     pub path: PathBuf,
     /// The SDK's own journal (evidence is written there); the others are read only.
     pub own: bool,
+    /// Its settlements of the range that stand (set by the run).
     pub settlements: usize,
+    /// Its uncertain settlements the range concerns (set by the run).
     pub uncertain: usize,
     /// Requests already read from another journal (a copy).
     pub duplicates: usize,
@@ -97,7 +103,11 @@ pub struct Books {
     pub sources: Vec<Source>,
     pub settled: Vec<Settled>,
     pub pending: Vec<Pending>,
-    seen: HashSet<String>,
+    /// Every request read once: the row, and the journal it was taken from.
+    rows: Vec<Kept>,
+    row_journal: Vec<usize>,
+    /// Request key -> (index in rows, journal).
+    seen: HashMap<String, (usize, usize)>,
     cancelled: HashSet<String>,
 }
 
@@ -126,15 +136,45 @@ fn text(v: &Value, path: &str) -> String {
 }
 
 impl Books {
-    /// Adds what one journal kept.
-    pub fn read(&mut self, path: PathBuf, own: bool, kept: Vec<Kept>) {
+    /// Adds what one journal kept. `identity` is the journal's own name: a copy of
+    /// a journal has its name, and a request read twice under one name (the same
+    /// request id) counts once, as it stands in the copy changed last. Journals
+    /// too old to have a name are told apart by msgid.
+    pub fn read(&mut self, path: PathBuf, own: bool, identity: Option<String>, kept: Vec<Kept>) {
         let journal = self.sources.len();
-        let mut src = Source { path, own, settlements: 0, uncertain: 0, duplicates: 0 };
+        self.sources.push(Source { path, own, settlements: 0, uncertain: 0, duplicates: 0 });
         for k in kept {
-            if !self.seen.insert(k.msgids[0].clone()) {
-                src.duplicates += 1;
-                continue;
+            let key = match &identity {
+                Some(id) => format!("{id}/{}", k.request_id),
+                None => format!("msgid/{}", k.msgids[0]),
+            };
+            match self.seen.get(&key) {
+                Some(&(j, _)) if self.rows[j].updated_at >= k.updated_at => {
+                    self.sources[journal].duplicates += 1;
+                }
+                Some(&(j, was)) => {
+                    self.sources[was].duplicates += 1;
+                    self.rows[j] = k;
+                    self.row_journal[j] = journal;
+                    self.seen.insert(key, (j, journal));
+                }
+                None => {
+                    self.seen.insert(key, (self.rows.len(), journal));
+                    self.rows.push(k);
+                    self.row_journal.push(journal);
+                }
             }
+        }
+        self.sort();
+    }
+
+    /// The rows read so far, as settlements that stand, cancellations and
+    /// uncertain settlements.
+    fn sort(&mut self) {
+        self.settled.clear();
+        self.pending.clear();
+        self.cancelled.clear();
+        for (k, &journal) in self.rows.iter().zip(&self.row_journal) {
             let Some(&(_, clr_type, _)) = SETTLING.iter().find(|(s, _, _)| *s == k.infno) else {
                 // A cancellation: the settlement it names no longer stands.
                 if k.state == State::Succeeded {
@@ -155,7 +195,6 @@ impl Books {
                     let amount =
                         |f: &str| k.result.pointer(&format!("/output/setlinfo/{f}")).and_then(fen).unwrap_or(0);
                     let day = or(out("setl_time"), k.created_at.clone()).chars().take(10).collect();
-                    src.settlements += 1;
                     self.settled.push(Settled {
                         group,
                         day,
@@ -171,14 +210,16 @@ impl Books {
                     });
                 }
                 State::Uncertain => {
-                    src.uncertain += 1;
+                    let first = k.first_sent_at.clone().unwrap_or_else(|| k.created_at.clone());
                     self.pending.push(Pending {
                         group,
                         infno: k.infno.clone(),
                         msgids: k.msgids.clone(),
                         mdtrt_id: input("mdtrt_id"),
                         psn_no: input("psn_no"),
-                        sent_at: k.created_at.clone(),
+                        insuplc_admdvs: text(&k.envelope, "/insuplc_admdvs"),
+                        last_sent_at: k.last_sent_at.clone().unwrap_or_else(|| first.clone()),
+                        sent_at: first,
                         journal,
                         request_id: k.request_id,
                     });
@@ -186,7 +227,6 @@ impl Books {
                 _ => {}
             }
         }
-        self.sources.push(src);
     }
 
     /// The settlements that stand, settled on the days `from` to `to`.
@@ -225,6 +265,9 @@ mod tests {
             envelope,
             result,
             created_at: "2026-11-30 10:00:00.000".into(),
+            updated_at: "2026-11-30 10:00:00.000".into(),
+            first_sent_at: Some("2026-11-30 10:00:00.000".into()),
+            last_sent_at: Some("2026-11-30 10:00:00.000".into()),
         }
     }
 
@@ -254,6 +297,7 @@ mod tests {
         b.read(
             "a".into(),
             true,
+            Some("A".into()),
             vec![
                 settled(1, "S1", 70.01, "2026-11-30"),
                 settled(2, "S2", 0.29, "2026-11-29"),
@@ -262,9 +306,17 @@ mod tests {
                 open,
             ],
         );
-        // A copy of the same journal adds nothing.
-        b.read("b".into(), false, vec![settled(1, "S1", 70.01, "2026-11-30")]);
+        // A copy of the same journal adds nothing; another journal with the same
+        // request id is another request.
+        b.read("b".into(), false, Some("A".into()), vec![settled(1, "S1", 70.01, "2026-11-30")]);
         assert_eq!(b.sources[1].duplicates, 1);
+        let mut newer = settled(2, "S2", 0.29, "2026-11-29");
+        newer.state = State::Reversed;
+        newer.updated_at = "2026-11-30 11:00:00.000".into();
+        b.read("c".into(), false, Some("A".into()), vec![newer]);
+        assert_eq!((b.sources[0].duplicates, b.settled.len()), (1, 2), "the copy changed last wins");
+        b.read("d".into(), false, Some("D".into()), vec![settled(1, "S9", 1.0, "2026-11-28")]);
+        assert_eq!(b.settled.len(), 3);
         let t = b.totals("2026-11-30", "2026-11-30");
         let g = |ins: &str| Group { insutype: ins.into(), clr_type: "11".into(), setl_optins: "440300".into() };
         assert_eq!(t[&g("310")], Sums { medfee: 7001, fund: 1010, acct: 10, cash: 20, count: 1 });

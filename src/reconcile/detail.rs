@@ -71,10 +71,11 @@ pub fn differences(text: &str) -> Result<Vec<Difference>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let f: Vec<&str> = line.trim_end_matches('\r').split('\t').map(str::trim).collect();
+        // The line itself is not quoted: it names a patient.
         let bad = || {
             Error::new(
                 Code::Protocol,
-                format!("line {} of the platform's 3202 answer is not in its layout: {line}", i + 1),
+                format!("line {} of the platform's 3202 answer is not in its layout ({} fields)", i + 1, f.len()),
             )
         };
         if f.len() < 7 {

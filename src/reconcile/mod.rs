@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::journal::books::Kept;
 use crate::journal::Final;
-use books::{yuan, Books, Group, Sums};
+use books::{yuan, Books, Group, Pending, Sums};
 use detail::{Difference, Side};
 use evidence::Verdict;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,8 @@ pub trait Platform {
     fn upload_file(&self, path: &Path) -> Result<Outcome>;
     fn download_file(&self, file_qury_no: &str, filename: &str, dest_dir: &Path) -> Result<Outcome>;
     fn journal_path(&self) -> PathBuf;
+    /// The journal's own name (`mi_meta` `journal_id`).
+    fn journal_identity(&self) -> Option<String>;
     /// The journal's time now (`yyyy-MM-dd HH:MM:SS.mmm`, local).
     fn now(&self) -> String;
     /// The requests of `infnos` since `since` that the books read.
@@ -96,6 +98,9 @@ impl Spec {
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|f| f.is_file() && f.extension().is_some_and(|x| x.eq_ignore_ascii_case("db")))
                     .collect();
+                if found.is_empty() {
+                    return Err(Error::invalid(format!("no journal (*.db) in the folder {}", p.display())));
+                }
                 found.sort();
                 out.extend(found);
             } else {
@@ -180,16 +185,18 @@ pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
     let since = (chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d").expect("checked") - chrono::Days::new(1))
         .format("%Y-%m-%d")
         .to_string();
+    let work = Work::new()?;
     let mut books = Books::default();
     let own = sdk.journal_path();
-    books.read(own.clone(), true, sdk.kept(&books::infnos(), &since)?);
+    books.read(own.clone(), true, sdk.journal_identity(), sdk.kept(&books::infnos(), &since)?);
     let own_canon = std::fs::canonicalize(&own).ok();
     for path in spec.journal_files()? {
         if std::fs::canonicalize(&path).ok() == own_canon {
             continue;
         }
-        let c = crate::journal::books::open_read_only(&path)?;
-        books.read(path, false, crate::journal::books::kept(&c, &books::infnos(), &since)?);
+        let c = crate::journal::books::open_copy(&path, &work.0)?;
+        let kept = crate::journal::books::kept(&c, &books::infnos(), &since)?;
+        books.read(path, false, crate::journal::books::identity(&c), kept);
     }
 
     let mut groups = Vec::new();
@@ -199,7 +206,9 @@ pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
             "fund_pay_sumamt": yuan(sums.fund), "acct_pay": yuan(sums.acct), "fixmedins_setl_cnt": sums.count}});
         let out = answered("3201", sdk.call_sync("3201", &input.to_string()))?;
         let info = out.get("stmtinfo").cloned().unwrap_or(Value::Null);
-        let balanced = info.get("stmt_rslt").and_then(Value::as_str) == Some("0");
+        // "0" agrees; some gateways answer codes as numbers.
+        let balanced = matches!(info.get("stmt_rslt"), Some(Value::String(r)) if r == "0")
+            || info.get("stmt_rslt").and_then(Value::as_i64) == Some(0);
         groups.push(GroupReport { group, ours: sums_json(&sums), platform: info, balanced });
     }
 
@@ -207,7 +216,8 @@ pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
     // a group differs or holds an uncertain settlement.
     let mut details: BTreeSet<(String, String)> = BTreeSet::new();
     let differing = groups.iter().filter(|g| !g.balanced).map(|g| &g.group);
-    for g in differing.chain(books.pending.iter().map(|p| &p.group)) {
+    let pending = books.pending.iter().filter(|p| evidence::concerns(p, from, to));
+    for g in differing.chain(pending.map(|p| &p.group)) {
         details.insert((g.clr_type.clone(), g.setl_optins.clone()));
     }
     let mut differences = Vec::new();
@@ -230,13 +240,19 @@ pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
     let mut resolved = Vec::new();
     let mut left = 0;
     let now = sdk.now();
+    let rows: Vec<evidence::Row<'_>> = differences
+        .iter()
+        .map(|d| evidence::Row { row: &d.row, clr_type: &d.clr_type, setl_optins: &d.setl_optins })
+        .collect();
     for p in &books.pending {
-        let covered = detailed.iter().any(|(c, o)| *c == p.group.clr_type && *o == p.group.setl_optins);
-        let rows: Vec<&Difference> = differences.iter().map(|d| &d.row).collect();
-        match evidence::judge(p, covered.then_some(rows.as_slice()), from, to, &now) {
+        let detailed = detailed.iter().any(|(c, o)| *c == p.group.clr_type && *o == p.group.setl_optins);
+        match evidence::judge(p, &rows, detailed, from, to, &now) {
             Some(verdict) => {
                 let src = &books.sources[p.journal];
-                let applied = src.own && sdk.resolve_uncertain(p.request_id, &evidence::final_of(&verdict, p))?;
+                let applied = src.own && {
+                    let theirs = platform_record(sdk, p, &verdict);
+                    sdk.resolve_uncertain(p.request_id, &evidence::final_of(&verdict, p, theirs.as_ref()))?
+                };
                 resolved.push(Resolution {
                     journal: src.path.clone(),
                     request_id: p.request_id,
@@ -245,8 +261,17 @@ pub fn run(sdk: &impl Platform, spec: &Spec) -> Result<Report> {
                     applied,
                 });
             }
-            None => left += 1,
+            None if evidence::concerns(p, from, to) => left += 1,
+            None => {}
         }
+    }
+    // What each journal holds of the range: its settlements that stand, and its
+    // uncertain ones the range concerns.
+    let standing: Vec<usize> =
+        (0..books.sources.len()).map(|i| books.standing(from, to).filter(|s| s.journal == i).count()).collect();
+    for (i, src) in books.sources.iter_mut().enumerate() {
+        src.settlements = standing[i];
+        src.uncertain = books.pending.iter().filter(|p| p.journal == i && evidence::concerns(p, from, to)).count();
     }
     let balanced = groups.iter().all(|g| g.balanced);
     Ok(Report {
@@ -270,19 +295,18 @@ pub fn confirm_now(sdk: &impl Platform, out: Outcome) -> Outcome {
     let tried = (|| -> Result<Option<Outcome>> {
         let today = sdk.now().chars().take(10).collect::<String>();
         let mut b = Books::default();
-        b.read(sdk.journal_path(), true, sdk.kept(&books::infnos(), &today)?);
+        b.read(sdk.journal_path(), true, sdk.journal_identity(), sdk.kept(&books::infnos(), &today)?);
         let Some(p) = b.pending.iter().find(|p| p.request_id == out.request_id) else { return Ok(None) };
-        let rows = detail_chain(sdk, &b, &today, &today, &p.group.clr_type, &p.group.setl_optins)?;
-        let refs: Vec<&Difference> = rows.iter().collect();
-        let Some(v @ Verdict::Succeeded { .. }) = evidence::judge(p, Some(&refs), &today, &today, &sdk.now()) else {
+        let (clr_type, optins) = (&p.group.clr_type, &p.group.setl_optins);
+        let found = detail_chain(sdk, &b, &today, &today, clr_type, optins)?;
+        let rows: Vec<evidence::Row<'_>> =
+            found.iter().map(|row| evidence::Row { row, clr_type, setl_optins: optins }).collect();
+        let Some(v @ Verdict::Succeeded { .. }) = evidence::judge(p, &rows, true, &today, &today, &sdk.now()) else {
             return Ok(None);
         };
-        let fin = evidence::final_of(&v, p);
-        Ok(sdk.resolve_uncertain(p.request_id, &fin)?.then_some(Outcome {
-            request_id: out.request_id,
-            code: Code::Ok,
-            output: fin.result,
-        }))
+        let fin = evidence::final_of(&v, p, platform_record(sdk, p, &v).as_ref());
+        let done = sdk.resolve_uncertain(p.request_id, &fin)?;
+        Ok(done.then_some(Outcome { request_id: out.request_id, code: Code::Ok, output: fin.result }))
     })();
     match tried {
         Ok(Some(found)) => found,
@@ -294,6 +318,25 @@ pub fn confirm_now(sdk: &impl Platform, out: Outcome) -> Outcome {
                 e.message
             );
             out
+        }
+    }
+}
+
+/// The platform's own record of a settlement found in its detail (5203, which
+/// needs the `setl_id` that only the detail gave): the cash part, the balance and
+/// the rest the detail lacks. None when it cannot be had; the detail's figures
+/// stand then.
+fn platform_record(sdk: &impl Platform, p: &Pending, v: &Verdict) -> Option<Value> {
+    let Verdict::Succeeded { setl_id, .. } = v else { return None };
+    let mut input = json!({"input": {"data": {"psn_no": p.psn_no, "setl_id": setl_id, "mdtrt_id": p.mdtrt_id}}});
+    if !p.insuplc_admdvs.is_empty() {
+        input["insuplc_admdvs"] = json!(p.insuplc_admdvs);
+    }
+    match answered("5203", sdk.call_sync("5203", &input.to_string())) {
+        Ok(out) => out.get("setlinfo").filter(|s| s.get("setl_id").and_then(Value::as_str) == Some(setl_id)).cloned(),
+        Err(e) => {
+            log::warn!("request {}: confirmed by the platform's detail; its 5203 record: {}", p.request_id, e.message);
+            None
         }
     }
 }
@@ -314,7 +357,9 @@ fn detail_chain(
     mine.iter().for_each(|s| sums.add(s));
     let work = Work::new()?;
     let code = &sdk.config().institution.fixmedins_code;
-    let name = format!("{code}_3202_{}_{clr_type}_{optins}", from.replace('-', ""));
+    // The file's name carries codes the HIS sent: only letters and digits of them.
+    let safe = |t: &str| t.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
+    let name = format!("{}_3202_{}_{}_{}", safe(code), from.replace('-', ""), safe(clr_type), safe(optins));
     let zip = detail::zipped(&work.0, &name, &detail::text(mine.iter().copied()))?;
     let up = answered("9101 of the 3202 detail", sdk.upload_file(&zip))?;
     let file_qury_no = up.get("file_qury_no").and_then(Value::as_str).unwrap_or_default();
@@ -327,8 +372,13 @@ fn detail_chain(
     let dest = work.0.join("answer");
     let down =
         answered("9102 of the 3202 answer", sdk.download_file(&field("file_qury_no"), &field("filename"), &dest))?;
+    let files = down.get("files").and_then(Value::as_array).cloned().unwrap_or_default();
+    if files.is_empty() {
+        // An empty answer would read as "nothing differs": proof of absence.
+        return Err(Error::new(Code::Protocol, "the platform's 3202 answer (9102) held no file"));
+    }
     let mut rows = Vec::new();
-    for f in down.get("files").and_then(Value::as_array).into_iter().flatten() {
+    for f in &files {
         let path = Path::new(f.get("path").and_then(Value::as_str).unwrap_or_default());
         let bytes = std::fs::read(path).map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
         rows.extend(detail::differences(&crate::charset::utf8_or_gbk(&bytes, "the 3202 answer")?)?);

@@ -244,6 +244,10 @@ impl reconcile::Platform for Sdk {
         self.core.journal.path().to_path_buf()
     }
 
+    fn journal_identity(&self) -> Option<String> {
+        self.core.journal.identity()
+    }
+
     fn now(&self) -> String {
         self.core.journal.clock().stamp()
     }
