@@ -141,7 +141,7 @@ done
 # One closing line over all test binaries, for people and CI alike.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed\n(%d ignored: helpers the tests run as child processes; the count includes the unit tests run on Windows under wine64)\n", p, f, i }' target/test-output.txt $( [ -f target/windows-units.txt ] && [ "$windows" = 1 ] && echo target/windows-units.txt)
 # Fuzzing (nightly, cargo-fuzz): each target for FUZZ_SECONDS, two at a time (20 s
-# here; scripts/fuzz.sh alone runs 60), built while the variants ran.
+# here; scripts/fuzz.sh alone runs 60), built at the lowest priority beside cargo test.
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 fuzz_failed=0
 fuzz_built=1

@@ -723,7 +723,7 @@ pub fn run_service(spec: crate::ops::service::Spec) -> Result<()> {
 /// Elsewhere there is no Service Control Manager to run under.
 #[cfg(not(windows))]
 pub fn run_service(_: crate::ops::service::Spec) -> Result<()> {
-    Err(Error::invalid("mi-sdk service is for Windows; elsewhere run `mi-sdk serve --watch DIR`"))
+    Err(crate::ops::service::unsupported())
 }
 
 /// What the service entry point runs: one service per process.

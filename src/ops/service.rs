@@ -109,7 +109,8 @@ mod elsewhere {
     use super::Spec;
     use crate::error::{Error, Result};
 
-    fn unsupported() -> Error {
+    /// Said by every `mi-sdk service` command off Windows (and by `service run`).
+    pub fn unsupported() -> Error {
         Error::invalid(
             "mi-sdk service is for Windows; elsewhere run `mi-sdk serve --watch DIR` under the \
              system's service manager (a systemd unit is in docs/operations.md)",
@@ -128,11 +129,9 @@ mod elsewhere {
     pub fn stop(_: &str) -> Result<String> {
         Err(unsupported())
     }
-    /// Never called: `service run` is refused before it could be.
-    pub fn main(_: Spec) {}
 }
 #[cfg(not(windows))]
-pub use self::elsewhere::{install, main, start, stop, uninstall};
+pub use self::elsewhere::{install, start, stop, uninstall, unsupported};
 
 #[cfg(windows)]
 mod windows {
