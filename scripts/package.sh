@@ -23,7 +23,7 @@ common() {
   local d=$1
   mkdir -p "$d/include" "$d/examples"
   cp include/mi_sdk.h "$d/include/"
-  cp -r bindings docs README.md "$d/"
+  cp -r bindings docs sql README.md "$d/"
   cp examples/mi_sdk.example.json "$d/examples/"
   cp -r examples/c "$d/examples/"
 }

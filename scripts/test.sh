@@ -27,6 +27,15 @@ command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # The bindings' runtimes: mono (with the CJK code pages for GBK) and Free Pascal.
 command -v mcs >/dev/null 2>&1 || need+=(mono-mcs mono-runtime libmono-i18n4.0-cil libmono-i18n-cjk4.0-cil)
 command -v fpc >/dev/null 2>&1 || need+=(fp-compiler-3.2.2 fp-units-rtl-3.2.2)
+# The database bridge: unixODBC to link `mi-sdk` against, and the databases its tests
+# start on loopback (PostgreSQL, MariaDB) with their clients and ODBC drivers.
+[ -e /usr/include/sql.h ] || need+=(unixodbc-dev)
+grep -qs '^\[PostgreSQL Unicode\]' /etc/odbcinst.ini || need+=(odbc-postgresql)
+grep -qs '^\[MariaDB Unicode\]' /etc/odbcinst.ini || need+=(odbc-mariadb)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+[ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 # The Windows DLLs are built and tested when CI requires everything, or when the
 # cross toolchain is already here; wine64 runs the 64-bit one.
 windows=0
@@ -47,6 +56,13 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# sqlfluff (PyPI), a SQL parser with T-SQL and Oracle grammars: the database bridge's
+# scripts for the two databases that cannot run here are parsed by it (tests/bridge.rs).
+if [ ! -x target/sqlfluff/bin/sqlfluff ]; then
+  echo "== $(at) installing sqlfluff into target/sqlfluff"
+  { python3 -m venv target/sqlfluff && target/sqlfluff/bin/pip install -q sqlfluff==4.5.0; } ||
+    echo "sqlfluff could not be installed; the test that needs it will say SKIPPED"
+fi
 echo "== $(at) cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
@@ -101,7 +117,7 @@ cargo test --workspace 2>&1 | tee target/test-output.txt
 # variant, chosen on both sides (simulator and SDK config) by MI_SIM_VARIANT alone.
 # Not rerun, because the variant cannot reach them: the unit tests (no platform),
 # header, windows, bindings and demos (their programs build a national config
-# inside themselves), the C programs that do the same (abi_test.c and the memory
+# inside themselves), bridge (its databases, not the platform, are what it tests), the C programs that do the same (abi_test.c and the memory
 # runs of c_program), and regions (it names its regions itself). Two variants run
 # at a time: the tests wait on sockets and child processes about half the time.
 # About 2 minutes per pair on 2 cores.

@@ -7,6 +7,7 @@
 //! operators' command `mi-sdk` is an adapter over [`ops`]. docs/architecture.md
 //! walks through the modules below.
 
+pub mod bridge;
 mod call;
 pub mod charset;
 mod clock;

@@ -48,6 +48,13 @@ impl Core {
     /// for what `protocol::wire` adds on the wire only), so the common case costs two journal commits: one before the send and
     /// one after. `Err` means nothing was journaled.
     pub fn call_sync(&self, infno: &str, call: &CallInput) -> Result<Outcome> {
+        self.call_sync_from(infno, call, None)
+    }
+
+    /// `call_sync` for a request from outside the ABI under a unique name (`source`,
+    /// a bridge row): the journal refuses the same source twice, and a process that
+    /// takes over finds what was sent under it.
+    pub fn call_sync_from(&self, infno: &str, call: &CallInput, source: Option<&str>) -> Result<Outcome> {
         let opter = call.opter(&self.cfg).to_string();
         let sign_no = match self.sign_no_if_needed(infno, &opter) {
             Ok(s) => s,
@@ -57,7 +64,7 @@ impl Core {
                 return self.finish_unsent(&row, e);
             }
         };
-        let req = Core::new_request(infno, call, CallMode::Sync, 0);
+        let req = NewRequest { source: source.map(str::to_owned), ..Core::new_request(infno, call, CallMode::Sync, 0) };
         let inf_time = envelope::format_inf_time(self.clock.local());
         let ins = self.journal.write(|tx| {
             tx.insert(&req, Start::Sending(&self.owner), |msgid| {

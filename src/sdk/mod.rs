@@ -100,13 +100,39 @@ impl Sdk {
         let _in = self.enter()?;
         let call = self.core.parse(infno, input)?;
         let out = self.core.call_sync(infno, &call)?;
+        Ok(self.confirm_if_uncertain(infno, out))
+    }
+
+    /// `call_sync` for a request that comes from outside the ABI under a unique name
+    /// (`source`, a database bridge row): the journal refuses the same source twice
+    /// ([`Sdk::by_source`] then finds the request).
+    pub fn call_sync_from(&self, infno: &str, input: &str, source: &str) -> Result<Outcome> {
+        let _in = self.enter()?;
+        let call = self.core.parse(infno, input)?;
+        let out = self.core.call_sync_from(infno, &call, Some(source))?;
+        Ok(self.confirm_if_uncertain(infno, out))
+    }
+
+    /// Under `uncertain_policy: "query"`, a settlement left uncertain is looked up
+    /// in the platform's books at once.
+    fn confirm_if_uncertain(&self, infno: &str, out: Outcome) -> Outcome {
         if out.code == Code::Uncertain
             && self.core.cfg.retry.uncertain_policy == UncertainPolicy::Query
             && reconcile::books::SETTLING.iter().any(|(settles, _, _)| *settles == infno)
         {
-            return Ok(reconcile::confirm_now(self, out));
+            return reconcile::confirm_now(self, out);
         }
-        Ok(out)
+        out
+    }
+
+    /// Whether a failed send of `infno` may be sent again (a query, a reversal).
+    pub fn resendable(&self, infno: &str) -> bool {
+        self.core.resendable(infno)
+    }
+
+    /// The journal's own name (`mi_meta` `journal_id`).
+    pub fn journal_identity(&self) -> Option<String> {
+        self.core.journal.identity()
     }
 
     /// 9101: sends the file at `path` to the upload URL; the platform's answer names

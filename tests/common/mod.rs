@@ -486,7 +486,7 @@ pub fn package(platform: &str, ext: &str) -> Option<std::path::PathBuf> {
 }
 
 /// What every package holds besides its platform's libraries and programs.
-pub const PACKAGE_FILES: [&str; 8] = [
+pub const PACKAGE_FILES: [&str; 9] = [
     "include/mi_sdk.h",
     "bindings/delphi/MiSdk.pas",
     "bindings/csharp/MiSdk.cs",
@@ -494,6 +494,7 @@ pub const PACKAGE_FILES: [&str; 8] = [
     "bindings/powerbuilder/n_mi_sdk.sru",
     "examples/mi_sdk.example.json",
     "docs/installation.md",
+    "sql/bridge/postgres/install.sql",
     "README.md",
 ];
 

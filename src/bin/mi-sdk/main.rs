@@ -3,6 +3,9 @@
 //! commands. Exit codes: 0 done, 1 the command failed (message on stderr), 2 wrong
 //! usage.
 
+mod bridge;
+mod odbc;
+
 use mi_sdk::ops::{self, Printed};
 use mi_sdk::{Config, Error, Filter, State};
 use std::io::Write;
@@ -33,6 +36,14 @@ commands:
                                   the drop-box service as a Windows service that starts with
                                   Windows (default name mi-sdk); install needs --watch DIR and
                                   takes the config as every command does; run as administrator
+  bridge script|install|uninstall|run [--dsn ODBC] [--dialect D] [--prefix P]
+                                  the HIS database as the front door: a request table,
+                                  sp_<P>_call, sp_<P>_call_wait and v_<P>_result (docs/bridge.md);
+                                  script prints the SQL for a DBA (--dialect postgres|mysql|
+                                  sqlserver|oracle, --uninstall); install / uninstall run it over
+                                  ODBC (--force drops unfinished requests); run is a bridge node
+                                  (--workers N, --node NAME, --lease S, --poll-ms MS); the
+                                  connection string may come from MI_BRIDGE_DSN instead
   sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
   check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
                                   with --sign-in also signs the operator in (9001)
@@ -78,6 +89,10 @@ fn main() -> ExitCode {
     }
     mi_sdk::charset::set_ansi_code_page(mi_sdk::ffi::system_ansi_code_page());
     let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    if cmd == "bridge" {
+        // script, install and uninstall need no config; run reads it as serve does.
+        return finish(bridge::command(config.as_deref(), &exe_dir, rest));
+    }
     if cmd == "service" {
         // start, stop and uninstall need no config; install and run name its file.
         return finish(service(config.as_deref(), &exe_dir, rest));
