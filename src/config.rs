@@ -61,6 +61,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub files: Files,
+    /// The database bridge (`mi-sdk bridge run`, its Windows service; docs/bridge.md).
+    #[serde(default)]
+    pub bridge: Bridge,
     /// Province variants of the envelope (docs/configuration.md, `envelope`).
     #[serde(default)]
     pub envelope: crate::variant::Envelope,
@@ -245,6 +248,94 @@ impl Default for SignIn {
     fn default() -> Self {
         SignIn { auto: true, style: Default::default(), userid: String::new(), password: Secret::default() }
     }
+}
+
+/// The database bridge's defaults (`mi-sdk bridge` options override them). The
+/// dialect and prefix are checked when a bridge starts.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bridge {
+    /// The ODBC connection string; a secret when it holds a password.
+    pub dsn: String,
+    /// `postgres`, `mysql`, `sqlserver`, `oracle`; empty: as the driver says.
+    pub dialect: String,
+    pub prefix: String,
+    pub workers: u32,
+    pub lease_s: u32,
+    pub poll_ms: u64,
+    /// This node's name; empty: the computer's.
+    pub node: String,
+}
+
+impl Default for Bridge {
+    fn default() -> Self {
+        Bridge {
+            dsn: String::new(),
+            dialect: String::new(),
+            prefix: "mi".into(),
+            workers: 4,
+            lease_s: 30,
+            poll_ms: 100,
+            node: String::new(),
+        }
+    }
+}
+
+/// Never prints the connection string's password.
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("dsn", &safe_dsn(&self.dsn))
+            .field("dialect", &self.dialect)
+            .field("prefix", &self.prefix)
+            .field("workers", &self.workers)
+            .field("lease_s", &self.lease_s)
+            .field("poll_ms", &self.poll_ms)
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+/// An ODBC connection string as it may be shown: its password replaced. A value in
+/// braces may hold `;` (and `}}` for a brace): it is one value.
+pub fn safe_dsn(dsn: &str) -> String {
+    let mut out = String::new();
+    let mut rest = dsn;
+    while !rest.is_empty() {
+        let (key, after) = match rest.split_once('=') {
+            Some(kv) => kv,
+            None => {
+                out.push_str(rest);
+                break;
+            }
+        };
+        // The value runs to the next `;`, or, braced, to its closing brace.
+        let end = if after.trim_start().starts_with('{') {
+            let open = after.find('{').unwrap_or(0);
+            let mut i = open + 1;
+            let b = after.as_bytes();
+            loop {
+                match b.get(i) {
+                    None => break after.len(),
+                    Some(b'}') if b.get(i + 1) == Some(&b'}') => i += 2,
+                    Some(b'}') => break after[i + 1..].find(';').map_or(after.len(), |j| i + 1 + j),
+                    Some(_) => i += 1,
+                }
+            }
+        } else {
+            after.find(';').unwrap_or(after.len())
+        };
+        let secret = ["pwd", "password"].contains(&key.trim().to_ascii_lowercase().as_str());
+        out.push_str(key);
+        out.push('=');
+        out.push_str(if secret { "***" } else { &after[..end] });
+        rest = &after[end..];
+        if let Some(r) = rest.strip_prefix(';') {
+            out.push(';');
+            rest = r;
+        }
+    }
+    out
 }
 
 /// File transfer (9101, 9102): where, and how much is accepted.
@@ -859,6 +950,16 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be at least 1");
             }
+        }
+        let b = &self.bridge;
+        if !(1..=64).contains(&b.workers) {
+            return bad("bridge.workers", "must be 1 to 64");
+        }
+        if !(10..=3600).contains(&b.lease_s) {
+            return bad("bridge.lease_s", "must be 10 to 3600 seconds");
+        }
+        if !(10..=60_000).contains(&b.poll_ms) {
+            return bad("bridge.poll_ms", "must be 10 to 60000");
         }
         if self.files.catalog_fixmedins_code.trim().is_empty() {
             return bad("files.catalog_fixmedins_code", "must not be empty (the platform's is \"plc\")");

@@ -556,6 +556,12 @@ fn exes_run_under_wine(arch: &str) {
     assert_eq!(code, Some(0), "{arch} status:\n{out}\n{err}");
     assert!(out.contains("mi_journal.db"), "{arch}: {out}");
     service_runs_under_wine(arch, &wine, &work, &run);
+    // Wine's ODBC hands calls to the host's unixODBC and its drivers: the 64-bit
+    // program's bridge runs against a real PostgreSQL. (The i386 root has no 32-bit
+    // unixODBC or drivers.)
+    if arch == "x64" {
+        bridge_service_runs_under_wine(&work, &cfg, &run);
+    }
     // The drop-box service in a console: a request file in, its result file out.
     let drop = work.join("dropbox");
     std::fs::create_dir_all(&drop).unwrap();
@@ -635,6 +641,47 @@ fn service_runs_under_wine(arch: &str, wine: &Wine, work: &Path, run: &dyn Fn(&[
     let (code, _, err) = run(&["service", "stop"]);
     assert_eq!(code, Some(1), "{arch} stop after uninstall: {err}");
     assert!(err.contains("no such service"), "{arch}: {err}");
+}
+
+/// The database bridge through Windows' ODBC API (UTF-16 text) and as a Windows
+/// service: installed into PostgreSQL by `mi-sdk.exe bridge install`, a request
+/// written by the HIS with psql, run by the bridge service under Wine's Service
+/// Control Manager, its answer read back from the view.
+fn bridge_service_runs_under_wine(work: &Path, cfg: &serde_json::Value, run: &dyn Fn(&[&str]) -> Ran) {
+    use common::databases::*;
+    let Some(pg) = postgres() else { return };
+    let mut cfg = cfg.clone();
+    cfg["bridge"] = serde_json::json!({"dsn": pg.dsn(), "poll_ms": 20});
+    std::fs::write(work.join("mi_sdk.json"), cfg.to_string()).unwrap();
+    let (code, out, err) = run(&["bridge", "install"]);
+    assert_eq!(code, Some(0), "bridge install:\n{out}\n{err}");
+    assert!(out.contains("installed (postgres)"), "{out}");
+    let input = serde_json::json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234",
+                                            "psn_name": "张三"}});
+    let id = pg.sql(&format!("CALL sp_mi_call('1101', '{input}', 0, NULL)")).trim().to_string();
+    let _ = run(&["service", "uninstall", "--name", "mi-bridge"]);
+    let _uninstall = OnDrop(|| drop(run(&["service", "uninstall", "--name", "mi-bridge"])));
+    let (code, out, err) = run(&["service", "install", "--bridge", "--name", "mi-bridge"]);
+    assert_eq!(code, Some(0), "service install --bridge:\n{out}\n{err}");
+    assert!(out.contains("database bridge"), "{out}");
+    let (code, out, err) = run(&["service", "start", "--name", "mi-bridge"]);
+    assert_eq!(code, Some(0), "service start:\n{out}\n{err}");
+    let state = || pg.sql(&format!("SELECT state FROM v_mi_result WHERE request_id = {id}")).trim().to_string();
+    let done = common::wait_until(|| state() == "succeeded");
+    let (code, out, err) = run(&["service", "stop", "--name", "mi-bridge"]);
+    assert_eq!(code, Some(0), "service stop:\n{out}\n{err}");
+    assert!(done, "the bridge service did not run the row: {}", state());
+    let output = pg.sql(&format!("SELECT output_json FROM v_mi_result WHERE request_id = {id}"));
+    let output: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(output["output"]["baseinfo"]["psn_name"], "张三", "{output}");
+    println!("bridge service under Wine: row {id} succeeded");
+    let (code, _, _) = run(&["service", "uninstall", "--name", "mi-bridge"]);
+    assert_eq!(code, Some(0));
+    // A config whose database has no bridge installed is refused at install time.
+    assert_eq!(run(&["bridge", "uninstall"]).0, Some(0));
+    let (code, out, err) = run(&["service", "install", "--bridge", "--name", "mi-bridge"]);
+    assert_eq!(code, Some(1), "install --bridge without the bridge installed:\n{out}\n{err}");
+    assert!(err.contains("not installed") && !err.contains("Pwd="), "{err}");
 }
 
 #[test]

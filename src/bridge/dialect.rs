@@ -214,6 +214,9 @@ pub fn install(d: Dialect, n: &Names) -> Vec<Stmt> {
     let mut s = vec![
         plain(table),
         plain(format!("CREATE INDEX {} ON {t} (state, priority DESC, id)", n.index())),
+        // For the DBA's clean-up of old rows (`DELETE ... WHERE finished_at < ...`),
+        // which would otherwise scan, and lock, the whole table.
+        plain(format!("CREATE INDEX {}_request_done ON {t} (finished_at)", n.prefix())),
         plain(format!(
             "CREATE TABLE {m} (meta_key {ascii}(40) NOT NULL PRIMARY KEY, meta_value {ascii}(200) NOT NULL){}",
             if d == Dialect::MySql { " ENGINE=InnoDB" } else { "" }
@@ -271,6 +274,8 @@ BEGIN
   LOOP
     SELECT state, mi_code, output_json, err_msg INTO p_state, p_mi_code, p_output, p_err_msg
       FROM {t} WHERE id = p_request_id;
+    -- A new snapshot each round, whatever the session's isolation level.
+    COMMIT;
     EXIT WHEN p_state IN ({fin}) OR clock_timestamp() >= v_deadline;
     PERFORM pg_sleep(0.02);
   END LOOP;
@@ -323,6 +328,9 @@ END"
 AS
 BEGIN
   SET NOCOUNT ON;
+  -- A caller in manual-commit mode (IMPLICIT_TRANSACTIONS ON) would open a
+  -- transaction with the INSERT that the bridge cannot see; reverts on return.
+  SET IMPLICIT_TRANSACTIONS OFF;
   IF @@TRANCOUNT > 0
   BEGIN
     RAISERROR('{wait} must be called outside a transaction: the bridge sees a request only once it is committed', 16, 1);
@@ -487,10 +495,11 @@ impl Sql {
         )
     }
 
-    /// Renews this node's claims. Parameter: node.
-    pub fn renew(&self) -> String {
+    /// Renews the claims on the rows this node's workers hold. Parameter: node.
+    pub fn renew(&self, ids: &[i64]) -> String {
+        let ids = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
         format!(
-            "UPDATE {} SET lease_until = {} WHERE node = ? AND state = 'sending'",
+            "UPDATE {} SET lease_until = {} WHERE node = ? AND state = 'sending' AND id IN ({ids})",
             self.names.table(),
             self.dialect.lease_after(self.lease_s)
         )
@@ -531,9 +540,27 @@ impl Sql {
         )
     }
 
-    /// Uncertain rows this node's journal sent (`id`). Parameter: journal id.
+    /// Uncertain rows this node's journal sent (`id`), from an id on. Parameters:
+    /// journal id, the last id seen.
     pub fn uncertain(&self) -> String {
-        format!("SELECT id FROM {} WHERE state = 'uncertain' AND journal_id = ? ORDER BY id", self.names.table())
+        format!(
+            "SELECT id FROM {} WHERE state = 'uncertain' AND journal_id = ? AND id > ? ORDER BY id",
+            self.names.table()
+        )
+    }
+
+    /// Oracle reports a procedure that does not compile as a success (with a
+    /// warning): the installer asks for the invalid objects afterwards.
+    pub fn invalid_objects(&self) -> Option<String> {
+        let n = &self.names;
+        (self.dialect == Dialect::Oracle).then(|| {
+            format!(
+                "SELECT object_name FROM user_objects WHERE status = 'INVALID' AND object_name IN ('{}', '{}', '{}')",
+                n.call().to_uppercase(),
+                n.call_wait().to_uppercase(),
+                n.view().to_uppercase()
+            )
+        })
     }
 
     /// How many rows are not final yet.

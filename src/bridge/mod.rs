@@ -19,8 +19,9 @@ pub mod dialect;
 mod node;
 
 pub use dialect::{Dialect, Names, Sql};
-pub use node::{node_name, run, serve, Options};
+pub use node::{dsn_of, node_name, options, run, serve, serve_until, Options, Overrides};
 
+pub use crate::config::safe_dsn;
 use crate::error::{Error, Result};
 
 /// A value bound to a `?` of a statement.
@@ -43,10 +44,17 @@ pub trait Database: Send {
     fn rollback(&mut self);
     /// `SQL_DBMS_NAME`: which database this is.
     fn dbms(&mut self) -> Result<String>;
+    /// Bounds every later statement to `secs` (a hung connection must not outlast
+    /// a lease unseen).
+    fn set_timeout(&mut self, _secs: u32) {}
 }
 
 /// Opens a new connection (each node thread holds its own).
 pub type Connect = dyn Fn() -> Result<Box<dyn Database>> + Send + Sync;
+
+/// Opens a connection by its connection string: what the `mi-sdk` program hands
+/// the bridge (its ODBC), here and to the Windows service.
+pub type Opener = fn(&str) -> Result<Box<dyn Database>>;
 
 /// The dialect named, else the one the database says it is.
 pub fn dialect_of(db: &mut dyn Database, named: Option<Dialect>) -> Result<Dialect> {
@@ -60,6 +68,26 @@ pub fn dialect_of(db: &mut dyn Database, named: Option<Dialect>) -> Result<Diale
              (postgres, mysql, sqlserver, oracle)"
         ))
     })
+}
+
+/// Whether a node could run on the config's `bridge` section: its connection string
+/// connects, and the database has the bridge installed. Says which dialect and
+/// prefix.
+pub fn check(cfg: &crate::config::Bridge, open: Opener) -> Result<String> {
+    let over = Overrides::default();
+    let dsn = dsn_of(cfg, &over)?;
+    let mut db = open(&dsn)?;
+    let o = options(cfg, &over, db.as_mut())?;
+    let installed = db.query(&o.sql.probe(), &[], 1);
+    db.rollback();
+    match installed {
+        Ok(rows) if !rows.is_empty() => Ok(format!("{}, prefix {}", o.sql.dialect.name(), o.sql.names.prefix())),
+        Ok(_) | Err(_) => Err(Error::config(format!(
+            "the bridge is not installed in {} (no {}): run `mi-sdk bridge install` first",
+            safe_dsn(&dsn),
+            o.sql.names.meta()
+        ))),
+    }
 }
 
 /// Installs the bridge's objects; refuses when they are there already.
@@ -81,6 +109,18 @@ pub fn install(db: &mut dyn Database, d: Dialect, names: &Names) -> Result<Strin
                 d.name(),
                 first_line(&s.sql),
                 e.message
+            )));
+        }
+    }
+    if let Some(q) = sql.invalid_objects() {
+        let bad = db.query(&q, &[], 10)?;
+        db.rollback();
+        if !bad.is_empty() {
+            let names: Vec<String> = bad.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+            return Err(Error::invalid(format!(
+                "installed, but {} did not compile (Oracle 18c or later is needed: DBMS_SESSION.SLEEP); \
+                 see USER_ERRORS",
+                names.join(", ")
             )));
         }
     }
@@ -134,19 +174,6 @@ fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or("")
 }
 
-/// A connection string as it may be shown: passwords replaced.
-pub fn safe_dsn(dsn: &str) -> String {
-    dsn.split(';')
-        .map(|part| match part.split_once('=') {
-            Some((k, _)) if ["pwd", "password"].contains(&k.trim().to_ascii_lowercase().as_str()) => {
-                format!("{}=***", k)
-            }
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +182,11 @@ mod tests {
     fn passwords_never_shown() {
         assert_eq!(safe_dsn("Driver={X};Server=h;UID=a;PWD=s3cret;"), "Driver={X};Server=h;UID=a;PWD=***;");
         assert_eq!(safe_dsn("DSN=his;Password=p"), "DSN=his;Password=***");
+        assert_eq!(safe_dsn("Server=h;PWD={a;b}}c};UID=u"), "Server=h;PWD=***;UID=u");
+        assert_eq!(safe_dsn("Driver={PostgreSQL Unicode};Server=h"), "Driver={PostgreSQL Unicode};Server=h");
+        assert_eq!(safe_dsn("no pairs"), "no pairs");
+        let cfg = crate::config::Bridge { dsn: "DSN=his;pwd = s3cret".into(), ..Default::default() };
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("DSN=his") && !shown.contains("s3cret"), "{shown}");
     }
 }

@@ -1,8 +1,10 @@
 //! One bridge node: worker threads that claim rows and run them through the SDK,
-//! and a keeper thread that renews this node's leases, takes over rows whose node
-//! stopped, and brings `uncertain` rows up to date when this node's journal learns
-//! how they ended. Each thread holds its own connection; a database that goes away
-//! is waited out (the outcome in hand is kept and written when it is back).
+//! and a keeper thread that renews the leases of the rows the workers hold, takes
+//! over rows whose node stopped, and brings `uncertain` rows up to date when this
+//! node's journal learns how they ended. Each thread holds its own connection; a
+//! database that goes away is waited out (the outcome in hand is kept and written
+//! when it is back), and an outcome the database refuses to store is written in a
+//! plainer form rather than retried for ever.
 
 use super::{dialect::ERR_MSG_CHARS, Connect, Database, Param, Sql};
 use crate::error::{Code, Error, Result};
@@ -10,7 +12,9 @@ use crate::journal::State;
 use crate::sdk::Sdk;
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How a node runs.
@@ -38,18 +42,66 @@ enum Write {
     Finish(Finish),
     /// Never journaled, so never sent: back to `new` for any node.
     Release,
-    /// Stopping before the outcome is known: the row stays `sending`, and whichever
-    /// node takes it over finds it in the journal.
+    /// The outcome is not known here now (stopping, the journal unreadable): the row
+    /// stays `sending`, its lease lapses, and the node that takes it over finds it
+    /// in the journal.
     Leave,
 }
 
+#[derive(Clone)]
 struct Finish {
     state: String,
     mi_code: i32,
-    output: String,
+    output: Option<String>,
     err_msg: Option<String>,
     journal_request_id: Option<i64>,
     msgid: Option<String>,
+    /// How plain the text already is: 0 as given, 1 non-ASCII escaped, 2 no output.
+    plainness: u8,
+}
+
+impl Finish {
+    /// The same outcome in a form more databases store, or `None` when there is
+    /// none plainer: first every non-ASCII character escaped (`\uXXXX`: the output
+    /// is still the same JSON; a GBK column cannot hold every character the platform
+    /// may answer with), then without the output (the journal keeps it).
+    fn plainer(&self, node: &str, why: &Error) -> Option<Finish> {
+        let mut f = self.clone();
+        match self.plainness {
+            0 => {
+                f.output = f.output.as_deref().map(ascii_json);
+                f.err_msg = f.err_msg.as_deref().map(ascii_json);
+            }
+            1 => {
+                f.output = None;
+                let said: String = why.message.chars().take(300).collect();
+                f.err_msg = Some(ascii_json(&format!(
+                    "the outcome could not be stored in this database ({said}); `mi-sdk show {}` on node {node} has it",
+                    self.journal_request_id.unwrap_or(0)
+                )));
+            }
+            _ => return None,
+        }
+        f.plainness += 1;
+        Some(f)
+    }
+}
+
+/// `text` with every non-ASCII character written as a JSON `\uXXXX` escape: valid
+/// JSON stays the same JSON, and plain text stays readable to a JSON parser.
+fn ascii_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 struct Ctx<'a> {
@@ -62,6 +114,26 @@ struct Ctx<'a> {
     finished: AtomicU64,
     /// Whether the database was last seen failing (said once per outage).
     down: AtomicBool,
+    /// The rows this node's workers hold: the only ones it renews, and never
+    /// taken over by itself. A row claimed by a commit whose outcome was lost is
+    /// not here: its lease lapses and it is taken over as any other.
+    held: Mutex<BTreeSet<i64>>,
+    /// Workers still running: the keeper renews until the last one has stopped.
+    live: AtomicUsize,
+    /// When the keeper last reached the database: workers claim nothing new once
+    /// that is half a lease ago (their claims could lapse unseen).
+    reached: Mutex<Instant>,
+    /// Where the next look at `uncertain` rows starts (an id).
+    refresh_after: AtomicI64,
+}
+
+/// Counts a worker while it runs.
+struct Live<'a>(&'a AtomicUsize);
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Runs a node until `stop` is set; returns how many rows it finished.
@@ -83,6 +155,7 @@ pub fn run(sdk: &Sdk, connect: &Connect, opts: &Options, stop: &AtomicBool) -> R
     .ok_or_else(|| Error::config(format!("{} has no database_id: reinstall the bridge", opts.sql.names.meta())))?;
     db.rollback();
     drop(db);
+    let workers = opts.workers.max(1);
     let ctx = Ctx {
         sdk,
         connect,
@@ -92,36 +165,35 @@ pub fn run(sdk: &Sdk, connect: &Connect, opts: &Options, stop: &AtomicBool) -> R
         journal_id,
         finished: AtomicU64::new(0),
         down: AtomicBool::new(false),
+        held: Mutex::new(BTreeSet::new()),
+        live: AtomicUsize::new(workers),
+        reached: Mutex::new(Instant::now()),
+        refresh_after: AtomicI64::new(0),
     };
     log::info!(
         "bridge node {} on {} ({} workers, prefix {}, lease {} s), journal {}",
         opts.node,
         opts.sql.dialect.name(),
-        opts.workers,
+        workers,
         opts.sql.names.prefix(),
         opts.sql.lease_s,
         ctx.journal_id
     );
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::scope(|s| {
-        for _ in 0..opts.workers.max(1) {
+        for _ in 0..workers {
             let rx = rx.clone();
             let ctx = &ctx;
-            s.spawn(move || ctx.worker(&rx));
+            s.spawn(move || {
+                let _live = Live(&ctx.live);
+                ctx.worker(&rx)
+            });
         }
         ctx.keeper(&tx);
     });
     let n = ctx.finished.load(Ordering::Relaxed);
     log::info!("bridge node {} stopped; {n} rows finished", opts.node);
     Ok(n)
-}
-
-/// The connection a thread holds, opened when first needed after a failure.
-fn db<'c>(conn: &'c mut Option<Box<dyn Database>>, connect: &Connect) -> Result<&'c mut Box<dyn Database>> {
-    if conn.is_none() {
-        *conn = Some(connect()?);
-    }
-    Ok(conn.as_mut().expect("just opened"))
 }
 
 fn int(rows: &[super::Row], row: usize, col: usize) -> Option<i64> {
@@ -137,6 +209,21 @@ impl Ctx<'_> {
         self.stop.load(Ordering::Acquire)
     }
 
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.opts.sql.lease_s.into())
+    }
+
+    /// The connection a thread holds, opened when first needed after a failure,
+    /// with statements bounded well inside a lease.
+    fn db<'c>(&self, conn: &'c mut Option<Box<dyn Database>>) -> Result<&'c mut Box<dyn Database>> {
+        if conn.is_none() {
+            let mut db = (self.connect)()?;
+            db.set_timeout((self.opts.sql.lease_s / 3).max(3));
+            *conn = Some(db);
+        }
+        Ok(conn.as_mut().expect("just opened"))
+    }
+
     /// Sleeps up to `d`, waking early when the node stops.
     fn nap(&self, d: Duration) {
         let until = Instant::now() + d;
@@ -149,6 +236,18 @@ impl Ctx<'_> {
         format!("bridge:{}:{}:{id}", self.database_id, self.opts.sql.names.table())
     }
 
+    fn hold(&self, id: i64) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    }
+
+    fn let_go(&self, id: i64) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    fn holds(&self, id: i64) -> bool {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).contains(&id)
+    }
+
     /// Says a database failure once per outage, drops the connection, and waits.
     fn trouble(&self, conn: &mut Option<Box<dyn Database>>, e: &Error, backoff: &mut Duration) {
         if !self.down.swap(true, Ordering::AcqRel) {
@@ -157,7 +256,8 @@ impl Ctx<'_> {
             log::debug!("bridge: the database still fails: {}", e.message);
         }
         *conn = None;
-        self.nap(*backoff);
+        // Not cut short by a stop: the keeper goes on renewing while workers finish.
+        std::thread::sleep(*backoff);
         *backoff = (*backoff * 2).min(Duration::from_secs(5));
     }
 
@@ -167,12 +267,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether the database answers on this connection (after a statement failed:
+    /// then the statement itself was refused).
+    fn reachable(&self, conn: &mut Option<Box<dyn Database>>) -> bool {
+        let Ok(db) = self.db(conn) else { return false };
+        let ok = db.query(&self.opts.sql.probe(), &[], 1).is_ok();
+        db.rollback();
+        ok
+    }
+
+    /// Workers claim nothing new while the keeper cannot renew.
+    fn fenced(&self) -> bool {
+        self.reached.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > self.lease() / 2
+    }
+
     fn worker(&self, adopted: &Receiver<Job>) {
         let mut conn = None;
         let mut backoff = Duration::from_millis(200);
         while !self.stopping() {
             let job = match adopted.try_recv() {
                 Ok(j) => j,
+                Err(_) if self.fenced() => {
+                    self.nap(self.opts.poll);
+                    continue;
+                }
                 Err(_) => match self.claim(&mut conn) {
                     Ok(Some(j)) => j,
                     Ok(None) => {
@@ -187,28 +305,58 @@ impl Ctx<'_> {
             };
             backoff = Duration::from_millis(200);
             let w = self.process(&job);
-            // The outcome is kept until the database takes it.
-            loop {
-                match self.write(&mut conn, job.id, &w) {
-                    Ok(()) => break,
-                    Err(e) if self.stopping() => {
-                        log::warn!(
-                            "bridge: row {} not written before stopping ({}): the journal keeps its outcome for the \
-                             next start",
-                            job.id,
+            self.settle(&mut conn, job.id, w, &mut backoff);
+            self.let_go(job.id);
+        }
+    }
+
+    /// Writes what became of a row: kept until the database takes it, written
+    /// plainer when the database refuses it.
+    fn settle(&self, conn: &mut Option<Box<dyn Database>>, id: i64, mut w: Write, backoff: &mut Duration) {
+        loop {
+            let e = match self.write(conn, id, &w) {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if self.reachable(conn) {
+                let plainer = match &w {
+                    Write::Finish(f) => f.plainer(&self.opts.node, &e),
+                    _ => None,
+                };
+                match plainer {
+                    Some(p) => {
+                        log::error!(
+                            "bridge: row {id}: the database refused its outcome ({}); writing it plainer",
                             e.message
                         );
-                        break;
+                        w = Write::Finish(p);
+                        continue;
                     }
-                    Err(e) => self.trouble(&mut conn, &e, &mut backoff),
+                    None => {
+                        log::error!(
+                            "bridge: row {id}: the database refuses to record it ({}); it is left to its lease and \
+                             the journal",
+                            e.message
+                        );
+                        return;
+                    }
                 }
             }
+            if self.stopping() {
+                log::warn!(
+                    "bridge: row {id} not written before stopping ({}): the journal keeps its outcome for the node \
+                     that takes it over",
+                    e.message
+                );
+                return;
+            }
+            self.trouble(conn, &e, backoff);
         }
     }
 
     /// Claims the next new row for this node.
     fn claim(&self, conn: &mut Option<Box<dyn Database>>) -> Result<Option<Job>> {
-        let db = db(conn, self.connect)?;
+        let db = self.db(conn)?;
         let sql = &self.opts.sql;
         let rows = match db.query(&sql.claim(1), &[], 1) {
             Ok(r) => r,
@@ -229,12 +377,15 @@ impl Ctx<'_> {
         match taken.and_then(|n| db.commit().map(|()| n)) {
             Ok(1) => {
                 self.fine();
+                self.hold(id);
                 Ok(Some(Job { id, infno: text(&rows, 0, 1), input: text(&rows, 0, 2), follow: None }))
             }
             Ok(_) => {
                 db.rollback();
                 Ok(None)
             }
+            // A commit whose outcome is lost may have claimed the row: not held,
+            // its lease lapses and it is taken over like any other.
             Err(e) => {
                 db.rollback();
                 Err(e)
@@ -252,7 +403,12 @@ impl Ctx<'_> {
                 Err(e) if e.code == Code::InvalidArgument => match self.sdk.by_source(&source) {
                     // Journaled before (this journal sent it): its outcome is the row's.
                     Ok(Some(jid)) => jid,
-                    _ => return self.refused(job, &e),
+                    Ok(None) => return self.refused(job, &e),
+                    // Whether it was journaled is unknown: never called refused.
+                    Err(je) => {
+                        log::error!("bridge: row {}: the journal cannot be read ({je}); left to its lease", job.id);
+                        return Write::Leave;
+                    }
                 },
                 // Busy, stopping, a journal failure: nothing was journaled, so nothing sent.
                 Err(e) if matches!(e.code, Code::Busy | Code::Shutdown | Code::Journal) => {
@@ -279,10 +435,11 @@ impl Ctx<'_> {
         Write::Finish(Finish {
             state: State::Failed.as_str().into(),
             mi_code: e.code.as_i32(),
-            output: Sdk::error_output(e),
+            output: Some(Sdk::error_output(e)),
             err_msg: Some(e.message.chars().take(ERR_MSG_CHARS).collect()),
             journal_request_id: None,
             msgid: None,
+            plainness: 0,
         })
     }
 
@@ -300,10 +457,11 @@ impl Ctx<'_> {
                     return Some(Finish {
                         state: rec.state.as_str().into(),
                         mi_code: out.code.as_i32(),
-                        output: out.output,
+                        output: Some(out.output),
                         err_msg,
                         journal_request_id: Some(jid),
                         msgid: Some(rec.msgid),
+                        plainness: 0,
                     });
                 }
                 (Err(e), _) | (_, Err(e)) => log::error!("bridge: journal request {jid}: {e}"),
@@ -318,7 +476,7 @@ impl Ctx<'_> {
 
     fn write(&self, conn: &mut Option<Box<dyn Database>>, id: i64, w: &Write) -> Result<()> {
         let sql = &self.opts.sql;
-        let db = db(conn, self.connect)?;
+        let db = self.db(conn)?;
         let n = match w {
             Write::Leave => return Ok(()),
             Write::Release => {
@@ -330,8 +488,10 @@ impl Ctx<'_> {
             Ok(n) => {
                 self.fine();
                 if n == 0 {
-                    // Another node took it over meanwhile (a query it sent again).
-                    log::warn!("bridge: row {id} was taken over by another node; its outcome there stands");
+                    log::warn!(
+                        "bridge: row {id}: nothing written: another node holds it now (a query it sends again), or \
+                         this outcome was written before"
+                    );
                 } else if matches!(w, Write::Finish(_)) {
                     self.finished.fetch_add(1, Ordering::Relaxed);
                 }
@@ -348,7 +508,7 @@ impl Ctx<'_> {
         vec![
             Param::Text(Some(f.state.clone())),
             Param::Int(Some(f.mi_code.into())),
-            Param::Text(Some(f.output.clone())),
+            Param::Text(f.output.clone()),
             Param::Text(f.err_msg.clone()),
             Param::Int(f.journal_request_id),
             Param::Text(f.msgid.clone()),
@@ -358,44 +518,66 @@ impl Ctx<'_> {
         ]
     }
 
-    /// Leases, take-overs and uncertain rows, until the node stops.
+    /// Leases, take-overs and uncertain rows, until the node stops and its last
+    /// worker has finished (its rows renewed to the end).
     fn keeper(&self, adopted: &Sender<Job>) {
-        let lease = Duration::from_secs(self.opts.sql.lease_s.max(3).into());
+        let lease = self.lease();
         let (renew_every, scan_every, refresh_every) = (lease / 3, lease / 2, Duration::from_secs(10));
         let mut conn = None;
         let mut backoff = Duration::from_millis(200);
         let start = Instant::now();
-        // The first scan at once: rows a stopped node left wait no longer than needed.
-        let (mut renewed, mut scanned, mut refreshed) = (start, start - scan_every, start - refresh_every);
-        while !self.stopping() {
+        let (mut renewed, mut scanned, mut refreshed) = (start - renew_every, start, start);
+        // Since when this node has reached the database without a break.
+        let mut connected: Option<Instant> = None;
+        loop {
+            let stopping = self.stopping();
+            if stopping && self.live.load(Ordering::Acquire) == 0 {
+                break;
+            }
             let now = Instant::now();
             let mut r = Ok(());
             if now >= renewed + renew_every {
-                r = self.renew(&mut conn).map(|()| renewed = now);
+                r = self.renew(&mut conn).map(|()| {
+                    renewed = now;
+                    *self.reached.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                    connected.get_or_insert(now);
+                });
             }
-            if r.is_ok() && now >= scanned + scan_every {
+            // Rows of other nodes only after a whole lease of reaching the database:
+            // after an outage every node's leases have lapsed, and each needs that
+            // long to renew its own.
+            let settled = connected.is_some_and(|c| now.duration_since(c) >= lease);
+            if !stopping && r.is_ok() && settled && now >= scanned + scan_every {
                 r = self.take_over(&mut conn, adopted).map(|()| scanned = now);
             }
-            if r.is_ok() && now >= refreshed + refresh_every {
+            if !stopping && r.is_ok() && now >= refreshed + refresh_every {
                 r = self.refresh(&mut conn).map(|()| refreshed = now);
             }
             match r {
                 Ok(()) => {
                     backoff = Duration::from_millis(200);
-                    self.nap(Duration::from_millis(250));
+                    std::thread::sleep(Duration::from_millis(if stopping { 50 } else { 250 }));
                 }
-                Err(e) => self.trouble(&mut conn, &e, &mut backoff),
+                Err(e) => {
+                    connected = None;
+                    self.trouble(&mut conn, &e, &mut backoff);
+                }
             }
         }
     }
 
+    /// Renews the rows the workers hold (or, holding none, makes sure the
+    /// database answers).
     fn renew(&self, conn: &mut Option<Box<dyn Database>>) -> Result<()> {
-        let db = db(conn, self.connect)?;
-        let r =
-            db.execute(&self.opts.sql.renew(), &[Param::Text(Some(self.opts.node.clone()))]).and_then(|_| db.commit());
-        if r.is_err() {
-            db.rollback();
-        }
+        let ids: Vec<i64> = self.held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let db = self.db(conn)?;
+        let r = if ids.is_empty() {
+            db.query(&self.opts.sql.probe(), &[], 1).map(|_| ())
+        } else {
+            db.execute(&self.opts.sql.renew(&ids), &[Param::Text(Some(self.opts.node.clone()))])
+                .and_then(|_| db.commit())
+        };
+        db.rollback();
         r
     }
 
@@ -403,7 +585,7 @@ impl Ctx<'_> {
     /// else `uncertain`.
     fn take_over(&self, conn: &mut Option<Box<dyn Database>>, adopted: &Sender<Job>) -> Result<()> {
         let sql = &self.opts.sql;
-        let db = db(conn, self.connect)?;
+        let db = self.db(conn)?;
         let rows = db.query(&sql.expired(), &[], 200);
         db.rollback();
         let rows = rows?;
@@ -413,10 +595,24 @@ impl Ctx<'_> {
             else {
                 continue;
             };
-            // This journal knows whether it was sent: follow it, or send it (never sent).
-            let follow =
-                if journal == self.journal_id { self.sdk.by_source(&self.source(id)).ok().flatten() } else { None };
-            if journal == self.journal_id || self.sdk.resendable(&infno) {
+            if self.holds(id) {
+                continue;
+            }
+            // This journal knows whether it was sent: follow it, or send it (never
+            // sent); when it cannot be asked now, the row waits for the next round.
+            let same = journal == self.journal_id;
+            let follow = if same {
+                match self.sdk.by_source(&self.source(id)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        log::error!("bridge: row {id}: the journal cannot be read ({e}); taken over later");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            if same || self.sdk.resendable(&infno) {
                 let n = db.execute(
                     &sql.adopt(),
                     &[
@@ -432,10 +628,11 @@ impl Ctx<'_> {
                             "bridge: row {id} ({infno}) taken over from node {node}, which stopped renewing its claim: {}",
                             match follow {
                                 Some(jid) => format!("following journal request {jid}"),
-                                None if journal == self.journal_id => "never sent, sending it".into(),
+                                None if same => "never sent, sending it".into(),
                                 None => "a query, sending it again".into(),
                             }
                         );
+                        self.hold(id);
                         let _ = adopted.send(Job { id, infno, input, follow });
                     }
                     Ok(_) => db.rollback(),
@@ -447,8 +644,8 @@ impl Ctx<'_> {
             } else {
                 let msg = format!(
                     "node {node} stopped renewing its claim while this {infno} may have been sent (journal {journal}); \
-                     it is not sent again: reconciliation on that node's workstation (mi-sdk reconcile) tells \
-                     whether the platform processed it"
+                     it is not sent again: a bridge node on that workstation's journal writes its true outcome here \
+                     once the journal knows it (mi-sdk reconcile there finds it in the platform's books)"
                 );
                 let n = db.execute(
                     &sql.abandon(),
@@ -474,14 +671,20 @@ impl Ctx<'_> {
     }
 
     /// `uncertain` rows this node's journal sent, written again once the journal
-    /// knows better (reconciliation, a reversal, a node that was only slow).
+    /// knows better (reconciliation, a reversal, a node that was only slow); a page
+    /// at a time, round and round.
     fn refresh(&self, conn: &mut Option<Box<dyn Database>>) -> Result<()> {
+        const PAGE: usize = 500;
+        let after = self.refresh_after.load(Ordering::Relaxed);
         let rows = {
-            let db = db(conn, self.connect)?;
-            let rows = db.query(&self.opts.sql.uncertain(), &[Param::Text(Some(self.journal_id.clone()))], 500);
+            let db = self.db(conn)?;
+            let params = [Param::Text(Some(self.journal_id.clone())), Param::Int(Some(after))];
+            let rows = db.query(&self.opts.sql.uncertain(), &params, PAGE);
             db.rollback();
             rows?
         };
+        let last = (0..rows.len()).filter_map(|i| int(&rows, i, 0)).max().unwrap_or(0);
+        self.refresh_after.store(if rows.len() < PAGE { 0 } else { last }, Ordering::Relaxed);
         for i in 0..rows.len() {
             let Some(id) = int(&rows, i, 0) else { continue };
             let Ok(Some(jid)) = self.sdk.by_source(&self.source(id)) else { continue };
@@ -494,18 +697,73 @@ impl Ctx<'_> {
     }
 }
 
-/// `mi-sdk bridge run`: starts the SDK and runs a node until Ctrl-C or SIGTERM
-/// (`started` is told once it runs); returns how many rows it finished.
-pub fn serve(cfg: crate::config::Config, connect: &Connect, opts: &Options, started: impl FnOnce()) -> Result<u64> {
+/// What `mi-sdk bridge run` says over the config's `bridge` section.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub dsn: Option<String>,
+    pub dialect: Option<String>,
+    pub prefix: Option<String>,
+    pub workers: Option<u32>,
+    pub lease_s: Option<u32>,
+    pub poll_ms: Option<u64>,
+    pub node: Option<String>,
+}
+
+/// The connection string: given, else the config's.
+pub fn dsn_of(cfg: &crate::config::Bridge, over: &Overrides) -> Result<String> {
+    over.dsn.clone().or_else(|| Some(cfg.dsn.clone()).filter(|d| !d.trim().is_empty())).ok_or_else(|| {
+        Error::config("no connection string: give --dsn (or MI_BRIDGE_DSN), or set bridge.dsn in the config")
+    })
+}
+
+/// How a node runs, from the config's `bridge` section and the overrides; the
+/// dialect, when neither names it, as the database says.
+pub fn options(cfg: &crate::config::Bridge, over: &Overrides, db: &mut dyn Database) -> Result<Options> {
+    let named = over.dialect.clone().or_else(|| Some(cfg.dialect.clone()).filter(|d| !d.is_empty()));
+    let dialect = super::dialect_of(db, named.as_deref().map(super::Dialect::parse).transpose()?)?;
+    db.rollback();
+    let prefix = over.prefix.as_deref().unwrap_or(&cfg.prefix);
+    let node = over.node.clone().or_else(|| Some(cfg.node.clone()).filter(|n| !n.is_empty()));
+    Ok(Options {
+        sql: Sql { dialect, names: super::Names::new(prefix)?, lease_s: over.lease_s.unwrap_or(cfg.lease_s) },
+        node: node_name(node.as_deref()),
+        workers: over.workers.unwrap_or(cfg.workers) as usize,
+        poll: Duration::from_millis(over.poll_ms.unwrap_or(cfg.poll_ms)),
+    })
+}
+
+/// A bridge node on the config (and the overrides) until `stop` is set: connects,
+/// starts the SDK, tells `started`, runs, shuts the SDK down; returns how many rows
+/// it finished.
+pub fn serve_until(
+    cfg: crate::config::Config,
+    open: super::Opener,
+    over: &Overrides,
+    stop: &AtomicBool,
+    started: impl FnOnce(&Options),
+) -> Result<u64> {
+    let dsn = dsn_of(&cfg.bridge, over)?;
+    let connect = move || open(&dsn);
+    let opts = options(&cfg.bridge, over, connect()?.as_mut())?;
+    let sdk = Sdk::start(cfg)?;
+    started(&opts);
+    let r = run(&sdk, &connect, &opts, stop);
+    sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
+    r
+}
+
+/// `mi-sdk bridge run`: [`serve_until`] Ctrl-C or SIGTERM.
+pub fn serve(
+    cfg: crate::config::Config,
+    open: super::Opener,
+    over: &Overrides,
+    started: impl FnOnce(&Options),
+) -> Result<u64> {
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Release))
         .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
-    let sdk = Sdk::start(cfg)?;
-    started();
-    let r = run(&sdk, connect, opts, &stop);
-    sdk.shutdown(crate::ops::dropbox::SHUTDOWN);
-    r
+    serve_until(cfg, open, over, &stop, started)
 }
 
 /// This process's node name: `NAME#pid.xxxx` (NAME given, else the computer's),

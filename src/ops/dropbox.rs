@@ -46,10 +46,8 @@ pub fn serve(cfg: Config, dir: &Path, started: impl FnOnce()) -> Result<()> {
     serve_until(cfg, folder, &stop, started)
 }
 
-/// How long the SDK is given to finish what it is sending once the service stops
-/// (the Windows service reports its progress meanwhile, and asks Windows for 30 s
-/// at shutdown).
-pub const SHUTDOWN: Duration = Duration::from_secs(10);
+/// How long the SDK is given to finish what it is sending once the service stops.
+pub const SHUTDOWN: Duration = crate::sdk::SERVICE_SHUTDOWN;
 
 /// The service itself on a folder already opened, until `stop` is set (by Ctrl-C,
 /// or by Windows' Service Control Manager for `mi-sdk service`).

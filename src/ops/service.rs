@@ -1,5 +1,6 @@
-//! `mi-sdk service`: the drop-box service (`mi-sdk serve --watch DIR`) registered
-//! with Windows' Service Control Manager, so that it runs from boot without a
+//! `mi-sdk service`: the drop-box service (`mi-sdk serve --watch DIR`), or a
+//! database bridge node (`mi-sdk bridge run`, on the config's `bridge` section),
+//! registered with Windows' Service Control Manager, so that it runs from boot without a
 //! logged-on cashier, survives the console window being closed, and stops when
 //! Windows asks (at shutdown too) within the time Windows gives it.
 //!
@@ -19,12 +20,20 @@ use std::path::{Path, PathBuf};
 /// The service's name when none is given: one drop-box service per PC is usual.
 pub const DEFAULT_NAME: &str = "mi-sdk";
 
-/// What the service runs: its name, the config file and the watched folder.
+/// What the service runs: its name, the config file, and what it serves.
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
     pub config: PathBuf,
-    pub watch: PathBuf,
+    pub serves: Serves,
+}
+
+/// The drop-box folder, or the database bridge (through the `mi-sdk` program's
+/// ODBC, handed over as an opener: the library links no driver manager).
+#[derive(Clone, Debug)]
+pub enum Serves {
+    Folder(PathBuf),
+    Bridge(crate::bridge::Opener),
 }
 
 /// Why the service stopped by itself, as the service-specific exit code Windows
@@ -39,11 +48,15 @@ pub enum ExitCode {
     Start = 3,
     /// The service failed while running.
     Failed = 4,
+    /// A bridge's database could not be reached, or has no bridge installed.
+    Database = 5,
 }
 
 impl ExitCode {
     pub fn from_code(code: u32) -> Option<ExitCode> {
-        [ExitCode::Config, ExitCode::Folder, ExitCode::Start, ExitCode::Failed].into_iter().find(|c| *c as u32 == code)
+        [ExitCode::Config, ExitCode::Folder, ExitCode::Start, ExitCode::Failed, ExitCode::Database]
+            .into_iter()
+            .find(|c| *c as u32 == code)
     }
 
     pub fn meaning(self) -> &'static str {
@@ -52,40 +65,63 @@ impl ExitCode {
             ExitCode::Folder => "its watched folder is missing, or another service watches it",
             ExitCode::Start => "the SDK could not start (see the log folder: the journal, most often)",
             ExitCode::Failed => "it failed while running (see the log folder)",
+            ExitCode::Database => {
+                "its database could not be reached, or the bridge is not installed there (mi-sdk bridge install)"
+            }
         }
     }
 }
 
 impl Spec {
-    /// The spec `install` registers: absolute paths, and the config and folder
-    /// checked now, so a mistake is told to the person installing rather than
-    /// found at the next boot.
-    pub fn checked(name: &str, config: &Path, watch: &Path) -> Result<Spec> {
+    /// The spec `install` registers: absolute paths, and the config and folder (or
+    /// database) checked now, so a mistake is told to the person installing rather
+    /// than found at the next boot.
+    pub fn checked(name: &str, config: &Path, serves: Serves) -> Result<Spec> {
         check_name(name)?;
         let absolute = |p: &Path, what: &str| {
             std::path::absolute(p).map_err(|e| Error::config(format!("{what} {}: {e}", p.display())))
         };
         let config = absolute(config, "config")?;
-        Config::from_file(&config)?;
-        let watch = absolute(watch, "watch folder")?;
-        // Opening takes the folder's lock, released at once: a folder that another
-        // service already watches is refused here.
-        drop(super::dropbox::Folder::open(&watch)?);
-        Ok(Spec { name: name.to_string(), config, watch })
+        let cfg = Config::from_file(&config)?;
+        let serves = match serves {
+            Serves::Folder(watch) => {
+                let watch = absolute(&watch, "watch folder")?;
+                // Opening takes the folder's lock, released at once: a folder that
+                // another service already watches is refused here.
+                drop(super::dropbox::Folder::open(&watch)?);
+                Serves::Folder(watch)
+            }
+            Serves::Bridge(open) => {
+                crate::bridge::check(&cfg.bridge, open)?;
+                Serves::Bridge(open)
+            }
+        };
+        Ok(Spec { name: name.to_string(), config, serves })
+    }
+
+    /// What the service serves, in words.
+    pub fn what(&self) -> String {
+        match &self.serves {
+            Serves::Folder(watch) => format!("drop-box: request files in {}", watch.display()),
+            Serves::Bridge(_) => "database bridge: the config's bridge section".to_string(),
+        }
     }
 
     /// The arguments the Service Control Manager starts the program with.
     pub fn launch_arguments(&self) -> Vec<std::ffi::OsString> {
-        vec![
+        let mut args: Vec<std::ffi::OsString> = vec![
             "--config".into(),
             self.config.clone().into_os_string(),
             "service".into(),
             "run".into(),
             "--name".into(),
             self.name.clone().into(),
-            "--watch".into(),
-            self.watch.clone().into_os_string(),
-        ]
+        ];
+        match &self.serves {
+            Serves::Folder(watch) => args.extend(["--watch".into(), watch.clone().into_os_string()]),
+            Serves::Bridge(_) => args.push("--bridge".into()),
+        }
+        args
     }
 }
 
@@ -135,7 +171,7 @@ pub use self::elsewhere::{install, start, stop, uninstall, unsupported};
 
 #[cfg(windows)]
 mod windows {
-    use super::{ExitCode, Spec};
+    use super::{ExitCode, Serves, Spec};
     use crate::config::Config;
     use crate::error::{Code, Error, Result};
     use crate::ops::dropbox;
@@ -194,7 +230,11 @@ mod windows {
         let exe = std::env::current_exe().map_err(|e| Error::config(format!("where is this program? {e}")))?;
         let info = ServiceInfo {
             name: spec.name.clone().into(),
-            display_name: format!("mi_sdk drop-box ({})", spec.name).into(),
+            display_name: match spec.serves {
+                Serves::Folder(_) => format!("mi_sdk drop-box ({})", spec.name),
+                Serves::Bridge(_) => format!("mi_sdk database bridge ({})", spec.name),
+            }
+            .into(),
             service_type: ServiceType::OWN_PROCESS,
             start_type: ServiceStartType::AutoStart,
             error_control: ServiceErrorControl::Normal,
@@ -212,15 +252,15 @@ mod windows {
         // SHUTDOWN). Both settings are courtesies: a service without them still runs.
         let _ = s.set_preshutdown_timeout(PRESHUTDOWN);
         let _ = s.set_description(format!(
-            "Medical-insurance drop-box for the HIS: request files in {}; config {}",
-            spec.watch.display(),
+            "Medical-insurance {} for the HIS; config {}",
+            spec.what(),
             spec.config.display()
         ));
         Ok(format!(
-            "installed the service {} (starts with Windows): watching {} with the config {}\n\
+            "installed the service {} (starts with Windows): {} with the config {}\n\
              start it now with: mi-sdk service start{}\n",
             spec.name,
-            spec.watch.display(),
+            spec.what(),
             spec.config.display(),
             name_arg(&spec.name)
         ))
@@ -390,23 +430,34 @@ mod windows {
         }
     }
 
-    /// The drop-box service on the spec's config and folder; on failure, the exit
-    /// code that says what failed and the error itself (also logged once the
-    /// config has named the log folder).
+    /// The drop-box service (or the bridge node) on the spec's config; on failure,
+    /// the exit code that says what failed and the error itself (also logged once
+    /// the config has named the log folder).
     fn serve(spec: &Spec, stop: &AtomicBool, running: impl FnOnce()) -> std::result::Result<(), (ExitCode, String)> {
         let cfg = Config::from_file(&spec.config).map_err(|e| (ExitCode::Config, e.message))?;
         // The SDK starts its logging too; started here, a folder refused is logged.
         let _ = crate::logging::init(&cfg);
-        let folder = dropbox::Folder::open(&spec.watch).map_err(|e| {
+        let refused = |code: ExitCode, e: Error| {
             log::error!("service {}: {}", spec.name, e.message);
-            (ExitCode::Folder, e.message)
-        })?;
+            (code, e.message)
+        };
         let started = AtomicBool::new(false);
-        let r = dropbox::serve_until(cfg, folder, stop, || {
+        let on_start = || {
             started.store(true, Ordering::Release);
             log::info!("service {} started by Windows", spec.name);
             running();
-        });
+        };
+        let r = match &spec.serves {
+            Serves::Folder(watch) => {
+                let folder = dropbox::Folder::open(watch).map_err(|e| refused(ExitCode::Folder, e))?;
+                dropbox::serve_until(cfg, folder, stop, on_start)
+            }
+            Serves::Bridge(open) => {
+                crate::bridge::check(&cfg.bridge, *open).map_err(|e| refused(ExitCode::Database, e))?;
+                let over = crate::bridge::Overrides::default();
+                crate::bridge::serve_until(cfg, *open, &over, stop, |_| on_start()).map(|_| ())
+            }
+        };
         match r {
             Ok(()) => {
                 log::info!("service {} stopped by Windows", spec.name);

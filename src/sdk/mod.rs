@@ -28,6 +28,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// to record how they ended (journal writes only: no network any more).
 const CALLS_END_WITHIN: Duration = Duration::from_secs(2);
 
+/// How long a service (the drop-box, a bridge node) gives the SDK to finish what it
+/// is sending when it stops (the Windows service reports its progress meanwhile, and
+/// asks Windows for 30 s at shutdown).
+pub const SERVICE_SHUTDOWN: Duration = Duration::from_secs(10);
+
 /// The C ABI version, as `mi_abi_version()` returns it.
 pub const ABI_VERSION: i32 = 1;
 

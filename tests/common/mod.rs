@@ -2,6 +2,8 @@
 //! simulator on loopback and a real journal file in a temp folder.
 #![allow(dead_code)]
 
+pub mod databases;
+
 use mi_sdk::ffi::*;
 use mi_sim::variants::{SignIn, Urls, Variant};
 use mi_sim::{Profile, Sim, SimConfig};

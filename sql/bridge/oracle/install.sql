@@ -25,6 +25,8 @@ CREATE TABLE mi_request (
 
 CREATE INDEX mi_request_todo ON mi_request (state, priority DESC, id);
 
+CREATE INDEX mi_request_done ON mi_request (finished_at);
+
 CREATE TABLE mi_meta (meta_key VARCHAR2(40) NOT NULL PRIMARY KEY, meta_value VARCHAR2(200) NOT NULL);
 
 INSERT INTO mi_meta (meta_key, meta_value) VALUES ('database_id', LOWER(RAWTOHEX(SYS_GUID())));

@@ -25,6 +25,8 @@ CREATE TABLE mi_request (
 
 CREATE INDEX mi_request_todo ON mi_request (state, priority DESC, id);
 
+CREATE INDEX mi_request_done ON mi_request (finished_at);
+
 CREATE TABLE mi_meta (meta_key VARCHAR(40) NOT NULL PRIMARY KEY, meta_value VARCHAR(200) NOT NULL);
 
 INSERT INTO mi_meta (meta_key, meta_value) VALUES ('database_id', md5(random()::text || clock_timestamp()::text));
@@ -54,6 +56,8 @@ BEGIN
   LOOP
     SELECT state, mi_code, output_json, err_msg INTO p_state, p_mi_code, p_output, p_err_msg
       FROM mi_request WHERE id = p_request_id;
+    -- A new snapshot each round, whatever the session's isolation level.
+    COMMIT;
     EXIT WHEN p_state IN ('succeeded', 'business_error', 'failed', 'uncertain', 'reversed') OR clock_timestamp() >= v_deadline;
     PERFORM pg_sleep(0.02);
   END LOOP;

@@ -27,6 +27,9 @@ GO
 CREATE INDEX mi_request_todo ON mi_request (state, priority DESC, id)
 GO
 
+CREATE INDEX mi_request_done ON mi_request (finished_at)
+GO
+
 CREATE TABLE mi_meta (meta_key VARCHAR(40) NOT NULL PRIMARY KEY, meta_value VARCHAR(200) NOT NULL)
 GO
 
@@ -54,6 +57,9 @@ CREATE PROCEDURE sp_mi_call_wait @p_infno VARCHAR(10), @p_input NVARCHAR(MAX), @
 AS
 BEGIN
   SET NOCOUNT ON;
+  -- A caller in manual-commit mode (IMPLICIT_TRANSACTIONS ON) would open a
+  -- transaction with the INSERT that the bridge cannot see; reverts on return.
+  SET IMPLICIT_TRANSACTIONS OFF;
   IF @@TRANCOUNT > 0
   BEGIN
     RAISERROR('sp_mi_call_wait must be called outside a transaction: the bridge sees a request only once it is committed', 16, 1);

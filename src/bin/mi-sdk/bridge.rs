@@ -1,13 +1,12 @@
 //! `mi-sdk bridge script|install|uninstall|run`: the arguments, and the ODBC
 //! connections the bridge runs on.
 
-use super::odbc::Odbc;
+use super::odbc;
 use super::{printed, Stop};
-use mi_sdk::bridge::{self, dialect, Database, Dialect, Names, Options, Sql};
+use mi_sdk::bridge::{self, dialect, Dialect, Names, Options, Overrides};
 use mi_sdk::ops::Printed;
 use mi_sdk::Config;
 use std::path::Path;
-use std::time::Duration;
 
 /// The options each action takes with a value, and its flags.
 fn allowed(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
@@ -46,6 +45,8 @@ impl Args {
                 i += 2;
             } else {
                 let known: Vec<&str> = with_value.iter().chain(flags).copied().collect();
+                // Only up to an `=`: `--dsn=...;PWD=...` must not be echoed.
+                let w = w.split('=').next().unwrap_or_default();
                 return Err(Stop::Usage(format!("bridge {action}: {w} is not one of {}", known.join(", "))));
             }
         }
@@ -59,31 +60,34 @@ impl Args {
     fn flag(&self, name: &str) -> bool {
         self.flags.iter().any(|f| f == name)
     }
+}
 
-    fn names(&self) -> Result<Names, Stop> {
-        Names::new(self.get("--prefix").unwrap_or("mi")).map_err(|e| Stop::Usage(e.message))
-    }
-
-    fn dialect(&self) -> Result<Option<Dialect>, Stop> {
-        self.get("--dialect").map(Dialect::parse).transpose().map_err(|e| Stop::Usage(e.message))
-    }
-
-    /// `--dsn`, else `MI_BRIDGE_DSN` (which keeps a password out of the process list).
-    fn dsn(&self, action: &str) -> Result<String, Stop> {
-        self.get("--dsn").map(str::to_owned).or_else(|| std::env::var("MI_BRIDGE_DSN").ok()).ok_or_else(|| {
-            Stop::Usage(format!("bridge {action} needs --dsn \"ODBC connection string\" (or MI_BRIDGE_DSN)"))
-        })
-    }
-
-    fn number(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, Stop> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => {
-                v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                    Stop::Usage(format!("{name} takes a number from {} to {}", range.start(), range.end()))
+impl Args {
+    fn overrides(&self) -> Result<Overrides, Stop> {
+        let num = |name: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>, Stop> {
+            self.get(name)
+                .map(|v| {
+                    v.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                        Stop::Usage(format!("{name} takes a number from {} to {}", range.start(), range.end()))
+                    })
                 })
-            }
+                .transpose()
+        };
+        if let Some(d) = self.get("--dialect") {
+            Dialect::parse(d).map_err(|e| Stop::Usage(e.message))?;
         }
+        if let Some(p) = self.get("--prefix") {
+            Names::new(p).map_err(|e| Stop::Usage(e.message))?;
+        }
+        Ok(Overrides {
+            dsn: self.get("--dsn").map(str::to_owned).or_else(|| std::env::var("MI_BRIDGE_DSN").ok()),
+            dialect: self.get("--dialect").map(str::to_owned),
+            prefix: self.get("--prefix").map(str::to_owned),
+            workers: num("--workers", 1..=64)?.map(|n| n as u32),
+            lease_s: num("--lease", 10..=3600)?.map(|n| n as u32),
+            poll_ms: num("--poll-ms", 10..=60_000)?,
+            node: self.get("--node").map(str::to_owned),
+        })
     }
 }
 
@@ -93,49 +97,42 @@ pub fn command(config: Option<&str>, exe_dir: &Path, rest: &[String]) -> Result<
         return Err(Stop::Usage("bridge script, install, uninstall or run?".into()));
     }
     let args = Args::parse(action, &rest[1..])?;
-    let names = args.names()?;
-    match action {
-        "script" => {
-            let d = args
-                .dialect()?
-                .ok_or_else(|| Stop::Usage("bridge script needs --dialect postgres|mysql|sqlserver|oracle".into()))?;
-            let (stmts, what) = if args.flag("--uninstall") {
-                (dialect::uninstall(d, &names), "uninstall")
-            } else {
-                (dialect::install(d, &names), "install")
-            };
-            Ok(printed(dialect::render(d, &names, &stmts, what).trim_end().to_string()))
-        }
-        "install" | "uninstall" => {
-            let mut db = Odbc::connect(&args.dsn(action)?)?;
-            let d = bridge::dialect_of(&mut db, args.dialect()?)?;
-            let text = if action == "install" {
-                bridge::install(&mut db, d, &names)?
-            } else {
-                bridge::uninstall(&mut db, d, &names, args.flag("--force"))?
-            };
-            Ok(printed(text))
-        }
-        _ => {
-            let dsn = args.dsn(action)?;
-            let cfg = Config::load(config, exe_dir)?;
-            let mut db = Odbc::connect(&dsn)?;
-            let d = bridge::dialect_of(&mut db, args.dialect()?)?;
-            db.rollback();
-            drop(db);
-            let opts = Options {
-                sql: Sql { dialect: d, names, lease_s: args.number("--lease", 30, 3..=3600)? as u32 },
-                node: bridge::node_name(args.get("--node")),
-                workers: args.number("--workers", 4, 1..=64)? as usize,
-                poll: Duration::from_millis(args.number("--poll-ms", 100, 10..=60_000)?),
-            };
-            let connect = move || -> mi_sdk::Result<Box<dyn Database>> { Ok(Box::new(Odbc::connect(&dsn)?)) };
-            let node = opts.node.clone();
-            let n = bridge::serve(cfg, &connect, &opts, || {
-                eprintln!("mi-sdk: bridge node {node} running on {} (Ctrl-C to stop)", d.name())
-            })?;
-            eprintln!("mi-sdk: bridge node {node} stopped; {n} rows finished");
-            Ok(printed(String::new()))
-        }
+    let over = args.overrides()?;
+    if action == "script" {
+        let d = args
+            .get("--dialect")
+            .map(Dialect::parse)
+            .transpose()?
+            .ok_or_else(|| Stop::Usage("bridge script needs --dialect postgres|mysql|sqlserver|oracle".into()))?;
+        let names = Names::new(args.get("--prefix").unwrap_or("mi"))?;
+        let (stmts, what) = if args.flag("--uninstall") {
+            (dialect::uninstall(d, &names), "uninstall")
+        } else {
+            (dialect::install(d, &names), "install")
+        };
+        return Ok(printed(dialect::render(d, &names, &stmts, what).trim_end().to_string()));
     }
+    // The config's `bridge` section, when there is a config; install and uninstall
+    // need none when the connection string is given.
+    let cfg = match (&over.dsn, action) {
+        (Some(_), "install" | "uninstall") => Config::load(config, exe_dir).ok(),
+        _ => Some(Config::load(config, exe_dir)?),
+    };
+    let section = cfg.as_ref().map(|c| c.bridge.clone()).unwrap_or_default();
+    if action == "run" {
+        let cfg = cfg.expect("loaded for run");
+        let n = bridge::serve(cfg, odbc::open, &over, |o: &Options| {
+            eprintln!("mi-sdk: bridge node {} running on {} (Ctrl-C to stop)", o.node, o.sql.dialect.name())
+        })?;
+        eprintln!("mi-sdk: bridge node stopped; {n} rows finished");
+        return Ok(printed(String::new()));
+    }
+    let mut db = odbc::open(&bridge::dsn_of(&section, &over)?)?;
+    let o = bridge::options(&section, &over, db.as_mut())?;
+    let text = if action == "install" {
+        bridge::install(db.as_mut(), o.sql.dialect, &o.sql.names)?
+    } else {
+        bridge::uninstall(db.as_mut(), o.sql.dialect, &o.sql.names, args.flag("--force"))?
+    };
+    Ok(printed(text))
 }

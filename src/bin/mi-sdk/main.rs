@@ -32,10 +32,11 @@ commands:
                                   every version after VERSION (default: the one DIR/INFNO.version
                                   records); resumable by version
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
-  service install|start|stop|uninstall [--name N] [--watch DIR]
-                                  the drop-box service as a Windows service that starts with
-                                  Windows (default name mi-sdk); install needs --watch DIR and
-                                  takes the config as every command does; run as administrator
+  service install|start|stop|uninstall [--name N] [--watch DIR | --bridge]
+                                  the drop-box service (--watch DIR), or a database bridge node on
+                                  the config's bridge section (--bridge), as a Windows service that
+                                  starts with Windows (default name mi-sdk); install takes the
+                                  config as every command does; run as administrator
   bridge script|install|uninstall|run [--dsn ODBC] [--dialect D] [--prefix P]
                                   the HIS database as the front door: a request table,
                                   sp_<P>_call, sp_<P>_call_wait and v_<P>_result (docs/bridge.md);
@@ -310,19 +311,22 @@ fn serve(cfg: Config, rest: &[String]) -> Result<Printed, Stop> {
 }
 
 fn service(config: Option<&str>, exe_dir: &Path, rest: &[String]) -> Result<Printed, Stop> {
-    use ops::service::{self, Spec};
+    use ops::service::{self, Serves, Spec};
     let name = opt(rest, "--name")?.unwrap_or_else(|| service::DEFAULT_NAME.to_string());
     service::check_name(&name)?;
     let text = match rest.first().map(String::as_str) {
         Some(action @ ("install" | "run")) => {
-            let watch =
-                opt(rest, "--watch")?.ok_or_else(|| Stop::Usage(format!("service {action} needs --watch DIR")))?;
+            let serves = match (opt(rest, "--watch")?, rest.iter().any(|a| a == "--bridge")) {
+                (Some(watch), false) => Serves::Folder(watch.into()),
+                (None, true) => Serves::Bridge(odbc::open),
+                _ => return Err(Stop::Usage(format!("service {action} needs --watch DIR or --bridge"))),
+            };
             let config = Config::file_for(config, exe_dir)?;
             if action == "run" {
-                mi_sdk::ffi::run_service(Spec { name, config, watch: watch.into() })?;
+                mi_sdk::ffi::run_service(Spec { name, config, serves })?;
                 return Ok(printed(String::new()));
             }
-            service::install(&Spec::checked(&name, &config, Path::new(&watch))?)?
+            service::install(&Spec::checked(&name, &config, serves)?)?
         }
         Some("start") => service::start(&name)?,
         Some("stop") => service::stop(&name)?,

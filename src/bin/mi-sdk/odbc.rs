@@ -19,11 +19,18 @@ fn environment() -> Result<&'static Environment> {
 
 pub struct Odbc {
     conn: Connection<'static>,
+    /// Every statement's bound (`SQL_ATTR_QUERY_TIMEOUT`), once set.
+    timeout: Option<usize>,
 }
 
 /// A database error, with what the driver said (never the connection string).
 fn db_err(what: &str, e: odbc_api::Error) -> Error {
     Error::new(mi_sdk::Code::Network, format!("database: {what}: {e}"))
+}
+
+/// The bridge's [`mi_sdk::bridge::Opener`].
+pub fn open(dsn: &str) -> Result<Box<dyn Database>> {
+    Ok(Box::new(Odbc::connect(dsn)?))
 }
 
 impl Odbc {
@@ -35,7 +42,7 @@ impl Odbc {
             )
             .map_err(|e| Error::config(format!("cannot connect to {}: {e}", safe_dsn(dsn))))?;
         conn.set_autocommit(false).map_err(|e| db_err("manual commit", e))?;
-        Ok(Odbc { conn })
+        Ok(Odbc { conn, timeout: None })
     }
 }
 
@@ -60,6 +67,9 @@ fn head(sql: &str) -> String {
 impl Database for Odbc {
     fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let mut stmt = self.conn.preallocate().map_err(|e| db_err("statement", e))?;
+        if let Some(t) = self.timeout {
+            stmt.set_query_timeout_sec(t).map_err(|e| db_err("query timeout", e))?;
+        }
         let bound = bind(params);
         stmt.execute(sql, bound.as_slice()).map_err(|e| db_err(&head(sql), e))?;
         Ok(stmt.row_count().map_err(|e| db_err("row count", e))?.unwrap_or(0) as u64)
@@ -68,7 +78,8 @@ impl Database for Odbc {
     fn query(&mut self, sql: &str, params: &[Param], limit: usize) -> Result<Vec<Row>> {
         let bound = bind(params);
         let mut rows = Vec::new();
-        let Some(mut cursor) = self.conn.execute(sql, bound.as_slice(), None).map_err(|e| db_err(&head(sql), e))?
+        let Some(mut cursor) =
+            self.conn.execute(sql, bound.as_slice(), self.timeout).map_err(|e| db_err(&head(sql), e))?
         else {
             return Ok(rows);
         };
@@ -92,6 +103,10 @@ impl Database for Odbc {
 
     fn rollback(&mut self) {
         let _ = self.conn.rollback();
+    }
+
+    fn set_timeout(&mut self, secs: u32) {
+        self.timeout = Some(secs as usize);
     }
 
     fn dbms(&mut self) -> Result<String> {
