@@ -325,7 +325,10 @@ pub fn safe_dsn(dsn: &str) -> String {
         } else {
             after.find(';').unwrap_or(after.len())
         };
-        let secret = ["pwd", "password"].contains(&key.trim().to_ascii_lowercase().as_str());
+        // Empty or valueless attributes before it (`;;PWD=`, `Trusted_Connection;PWD=`)
+        // end up in `key`: the attribute is what follows the last `;`.
+        let name = key.rsplit(';').next().unwrap_or(key);
+        let secret = ["pwd", "password"].contains(&name.trim().to_ascii_lowercase().as_str());
         out.push_str(key);
         out.push('=');
         out.push_str(if secret { "***" } else { &after[..end] });

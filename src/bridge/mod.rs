@@ -24,6 +24,11 @@ pub use node::{dsn_of, node_name, options, run, serve, serve_until, Options, Ove
 pub use crate::config::safe_dsn;
 use crate::error::{Error, Result};
 
+/// The code of a [`Database`] error that is a value the database refuses to store
+/// (a character its column's encoding lacks, a text too long), as opposed to a
+/// database that cannot be reached now.
+pub const REFUSED: crate::error::Code = crate::error::Code::Protocol;
+
 /// A value bound to a `?` of a statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
@@ -75,18 +80,26 @@ pub fn dialect_of(db: &mut dyn Database, named: Option<Dialect>) -> Result<Diale
 /// prefix.
 pub fn check(cfg: &crate::config::Bridge, open: Opener) -> Result<String> {
     let over = Overrides::default();
-    let dsn = dsn_of(cfg, &over)?;
-    let mut db = open(&dsn)?;
+    let mut db = open(&dsn_of(cfg, &over)?)?;
     let o = options(cfg, &over, db.as_mut())?;
-    let installed = db.query(&o.sql.probe(), &[], 1);
+    installed(db.as_mut(), &o.sql)?;
+    Ok(format!("{}, prefix {}", o.sql.dialect.name(), o.sql.names.prefix()))
+}
+
+/// `MI_E_NOT_FOUND` unless the database has the bridge installed (its meta table
+/// names the database).
+pub fn installed(db: &mut dyn Database, sql: &Sql) -> Result<()> {
+    let found = db.query(&sql.probe(), &[], 1);
     db.rollback();
-    match installed {
-        Ok(rows) if !rows.is_empty() => Ok(format!("{}, prefix {}", o.sql.dialect.name(), o.sql.names.prefix())),
-        Ok(_) | Err(_) => Err(Error::config(format!(
-            "the bridge is not installed in {} (no {}): run `mi-sdk bridge install` first",
-            safe_dsn(&dsn),
-            o.sql.names.meta()
-        ))),
+    match found {
+        Ok(rows) if !rows.is_empty() => Ok(()),
+        Ok(_) | Err(_) => Err(Error::new(
+            crate::error::Code::NotFound,
+            format!(
+                "the bridge is not installed in this database (no {}): run `mi-sdk bridge install` first",
+                sql.names.meta()
+            ),
+        )),
     }
 }
 
@@ -185,6 +198,8 @@ mod tests {
         assert_eq!(safe_dsn("Server=h;PWD={a;b}}c};UID=u"), "Server=h;PWD=***;UID=u");
         assert_eq!(safe_dsn("Driver={PostgreSQL Unicode};Server=h"), "Driver={PostgreSQL Unicode};Server=h");
         assert_eq!(safe_dsn("no pairs"), "no pairs");
+        assert_eq!(safe_dsn("DSN=his;;PWD=s3cret"), "DSN=his;;PWD=***");
+        assert_eq!(safe_dsn(";Trusted_Connection; pwd =x;UID=u"), ";Trusted_Connection; pwd =***;UID=u");
         let cfg = crate::config::Bridge { dsn: "DSN=his;pwd = s3cret".into(), ..Default::default() };
         let shown = format!("{cfg:?}");
         assert!(shown.contains("DSN=his") && !shown.contains("s3cret"), "{shown}");

@@ -38,6 +38,7 @@ struct Job {
 }
 
 /// What becomes of a row.
+#[derive(Clone)]
 enum Write {
     Finish(Finish),
     /// Never journaled, so never sent: back to `new` for any node.
@@ -70,7 +71,8 @@ impl Finish {
         match self.plainness {
             0 => {
                 f.output = f.output.as_deref().map(ascii_json);
-                f.err_msg = f.err_msg.as_deref().map(ascii_json);
+                // Escaped, a Chinese message grows six-fold: kept within its column.
+                f.err_msg = f.err_msg.as_deref().map(|m| capped(&ascii_json(m), 1900));
             }
             1 => {
                 f.output = None;
@@ -104,6 +106,21 @@ fn ascii_json(text: &str) -> String {
     out
 }
 
+/// `text` cut to at most `max` characters, never inside a `\uXXXX` escape.
+fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    // An escape is six characters from its backslash; `text` is ASCII here.
+    if let Some(b) = text[..end].rfind('\\') {
+        if end - b < 6 {
+            end = b;
+        }
+    }
+    text[..end].to_string()
+}
+
 struct Ctx<'a> {
     sdk: &'a Sdk,
     connect: &'a Connect,
@@ -125,6 +142,15 @@ struct Ctx<'a> {
     reached: Mutex<Instant>,
     /// Where the next look at `uncertain` rows starts (an id).
     refresh_after: AtomicI64,
+}
+
+/// A row a worker holds, let go however its work ends.
+struct Held<'c, 'a>(&'c Ctx<'a>, i64);
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        self.0.let_go(self.1);
+    }
 }
 
 /// Counts a worker while it runs.
@@ -267,15 +293,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Whether the database answers on this connection (after a statement failed:
-    /// then the statement itself was refused).
-    fn reachable(&self, conn: &mut Option<Box<dyn Database>>) -> bool {
-        let Ok(db) = self.db(conn) else { return false };
-        let ok = db.query(&self.opts.sql.probe(), &[], 1).is_ok();
-        db.rollback();
-        ok
-    }
-
     /// Workers claim nothing new while the keeper cannot renew.
     fn fenced(&self) -> bool {
         self.reached.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > self.lease() / 2
@@ -304,43 +321,36 @@ impl Ctx<'_> {
                 },
             };
             backoff = Duration::from_millis(200);
-            let w = self.process(&job);
+            let _held = Held(self, job.id);
+            // Told to stop while claiming: nothing is sent any more.
+            let w = if self.stopping() && job.follow.is_none() { Write::Release } else { self.process(&job) };
+            let released = matches!(w, Write::Release);
             self.settle(&mut conn, job.id, w, &mut backoff);
-            self.let_go(job.id);
+            if released {
+                // The SDK was busy or its journal failing: not straight back to it.
+                self.nap(self.opts.poll.max(Duration::from_millis(500)));
+            }
         }
     }
 
     /// Writes what became of a row: kept until the database takes it, written
     /// plainer when the database refuses it.
-    fn settle(&self, conn: &mut Option<Box<dyn Database>>, id: i64, mut w: Write, backoff: &mut Duration) {
+    fn settle(&self, conn: &mut Option<Box<dyn Database>>, id: i64, w: Write, backoff: &mut Duration) {
+        if matches!(w, Write::Leave) {
+            return;
+        }
         loop {
-            let e = match self.write(conn, id, &w) {
+            let e = match self.store(conn, id, w.clone()) {
                 Ok(()) => return,
                 Err(e) => e,
             };
-            if self.reachable(conn) {
-                let plainer = match &w {
-                    Write::Finish(f) => f.plainer(&self.opts.node, &e),
-                    _ => None,
-                };
-                match plainer {
-                    Some(p) => {
-                        log::error!(
-                            "bridge: row {id}: the database refused its outcome ({}); writing it plainer",
-                            e.message
-                        );
-                        w = Write::Finish(p);
-                        continue;
-                    }
-                    None => {
-                        log::error!(
-                            "bridge: row {id}: the database refuses to record it ({}); it is left to its lease and \
-                             the journal",
-                            e.message
-                        );
-                        return;
-                    }
-                }
+            if e.code == super::REFUSED {
+                log::error!(
+                    "bridge: row {id}: the database refuses to record it ({}); it is left to its lease and the \
+                     journal",
+                    e.message
+                );
+                return;
             }
             if self.stopping() {
                 log::warn!(
@@ -351,6 +361,32 @@ impl Ctx<'_> {
                 return;
             }
             self.trouble(conn, &e, backoff);
+        }
+    }
+
+    /// One try at writing a row: plainer and plainer while the database refuses
+    /// the values (never for a database that fails otherwise: a deadlock or a lost
+    /// connection is tried again as it was).
+    fn store(&self, conn: &mut Option<Box<dyn Database>>, id: i64, mut w: Write) -> Result<()> {
+        loop {
+            let e = match self.write(conn, id, &w) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let plainer = match &w {
+                Write::Finish(f) if e.code == super::REFUSED => f.plainer(&self.opts.node, &e),
+                _ => None,
+            };
+            match plainer {
+                Some(p) => {
+                    log::error!(
+                        "bridge: row {id}: the database refused its outcome ({}); writing it plainer",
+                        e.message
+                    );
+                    w = Write::Finish(p);
+                }
+                None => return Err(e),
+            }
         }
     }
 
@@ -526,7 +562,8 @@ impl Ctx<'_> {
         let mut conn = None;
         let mut backoff = Duration::from_millis(200);
         let start = Instant::now();
-        let (mut renewed, mut scanned, mut refreshed) = (start - renew_every, start, start);
+        // (Never an instant before `start`: Windows' clock starts at boot.)
+        let (mut renewed, mut scanned, mut refreshed): (Option<Instant>, _, _) = (None, start, start);
         // Since when this node has reached the database without a break.
         let mut connected: Option<Instant> = None;
         loop {
@@ -536,9 +573,9 @@ impl Ctx<'_> {
             }
             let now = Instant::now();
             let mut r = Ok(());
-            if now >= renewed + renew_every {
+            if renewed.is_none_or(|at| now >= at + renew_every) {
                 r = self.renew(&mut conn).map(|()| {
-                    renewed = now;
+                    renewed = Some(now);
                     *self.reached.lock().unwrap_or_else(|p| p.into_inner()) = now;
                     connected.get_or_insert(now);
                 });
@@ -586,7 +623,8 @@ impl Ctx<'_> {
     fn take_over(&self, conn: &mut Option<Box<dyn Database>>, adopted: &Sender<Job>) -> Result<()> {
         let sql = &self.opts.sql;
         let db = self.db(conn)?;
-        let rows = db.query(&sql.expired(), &[], 200);
+        // A few at a time: renewals come between rounds.
+        let rows = db.query(&sql.expired(), &[], 20);
         db.rollback();
         let rows = rows?;
         for i in 0..rows.len() {
@@ -674,7 +712,7 @@ impl Ctx<'_> {
     /// knows better (reconciliation, a reversal, a node that was only slow); a page
     /// at a time, round and round.
     fn refresh(&self, conn: &mut Option<Box<dyn Database>>) -> Result<()> {
-        const PAGE: usize = 500;
+        const PAGE: usize = 100;
         let after = self.refresh_after.load(Ordering::Relaxed);
         let rows = {
             let db = self.db(conn)?;
@@ -690,7 +728,14 @@ impl Ctx<'_> {
             let Ok(Some(jid)) = self.sdk.by_source(&self.source(id)) else { continue };
             if let Some(f) = self.final_of(jid, false).filter(|f| f.state != State::Uncertain.as_str()) {
                 log::warn!("bridge: row {id} was uncertain; its journal request {jid} is now {}", f.state);
-                self.write(conn, id, &Write::Finish(f))?;
+                match self.store(conn, id, Write::Finish(f)) {
+                    Ok(()) => {}
+                    // This row's values, not the database: the others go on.
+                    Err(e) if e.code == super::REFUSED => {
+                        log::error!("bridge: row {id}: the database refuses its outcome ({})", e.message)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(())
@@ -734,22 +779,60 @@ pub fn options(cfg: &crate::config::Bridge, over: &Overrides, db: &mut dyn Datab
 
 /// A bridge node on the config (and the overrides) until `stop` is set: connects,
 /// starts the SDK, tells `started`, runs, shuts the SDK down; returns how many rows
-/// it finished.
+/// it finished. With `wait_for_database` (a service starting with Windows, maybe
+/// before its database) a database that cannot be reached yet is waited for.
 pub fn serve_until(
     cfg: crate::config::Config,
     open: super::Opener,
     over: &Overrides,
     stop: &AtomicBool,
+    wait_for_database: bool,
     started: impl FnOnce(&Options),
 ) -> Result<u64> {
     let dsn = dsn_of(&cfg.bridge, over)?;
     let connect = move || open(&dsn);
-    let opts = options(&cfg.bridge, over, connect()?.as_mut())?;
+    let mut said = false;
+    let opts = loop {
+        let ready = connect().and_then(|mut db| {
+            let o = options(&cfg.bridge, over, db.as_mut())?;
+            super::installed(db.as_mut(), &o.sql)?;
+            Ok(o)
+        });
+        match ready {
+            Ok(o) => break o,
+            Err(e) if wait_for_database && e.code == Code::Network => {
+                if !std::mem::replace(&mut said, true) {
+                    log::warn!("bridge: waiting for the database: {}", e.message);
+                }
+                let until = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < until {
+                    if stop.load(Ordering::Acquire) {
+                        return Ok(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let sdk = Sdk::start(cfg)?;
     started(&opts);
-    let r = run(&sdk, &connect, &opts, stop);
-    sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
-    r
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let node = s.spawn(|| {
+            let r = run(&sdk, &connect, &opts, stop);
+            done.store(true, Ordering::Release);
+            r
+        });
+        while !stop.load(Ordering::Acquire) && !done.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Told to stop: calls in flight get the services' grace, then are broken
+        // off as the SDK's shutdown does (a settlement left uncertain, never resent),
+        // so that the workers write their rows and the node ends in bounded time.
+        sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
+        node.join().unwrap_or_else(|_| Err(Error::new(Code::Internal, "the bridge node failed")))
+    })
 }
 
 /// `mi-sdk bridge run`: [`serve_until`] Ctrl-C or SIGTERM.
@@ -763,7 +846,7 @@ pub fn serve(
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::Release))
         .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
-    serve_until(cfg, open, over, &stop, started)
+    serve_until(cfg, open, over, &stop, false, started)
 }
 
 /// This process's node name: `NAME#pid.xxxx` (NAME given, else the computer's),
@@ -779,4 +862,45 @@ pub fn node_name(given: Option<&str>) -> String {
     });
     let host: String = host.chars().filter(|c| !c.is_control()).take(60).collect();
     format!("{host}#{}.{}", std::process::id(), &crate::crypto::nonce()[..4])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_is_the_same_json_and_cut_between_escapes() {
+        let json = r#"{"err_msg":"查无此人𠀀","n":1}"#;
+        let ascii = ascii_json(json);
+        assert!(ascii.is_ascii());
+        assert!(ascii.contains(r"\ud840\udc00"), "{ascii}");
+        let back: Value = serde_json::from_str(&ascii).unwrap();
+        assert_eq!(back, serde_json::from_str::<Value>(json).unwrap());
+        let long = ascii_json(&"张".repeat(1000));
+        let cut = capped(&long, 1900);
+        assert!(cut.len() <= 1900 && cut.len() % 6 == 0, "{}", cut.len());
+        assert_eq!(capped("short", 1900), "short");
+    }
+
+    #[test]
+    fn an_outcome_gets_plainer_twice_then_no_more() {
+        let f = Finish {
+            state: "business_error".into(),
+            mi_code: -8,
+            output: Some(r#"{"err_msg":"查无此人𠀀"}"#.into()),
+            err_msg: Some("查无此人𠀀".into()),
+            journal_request_id: Some(42),
+            msgid: Some("M1".into()),
+            plainness: 0,
+        };
+        let why = Error::new(crate::bridge::REFUSED, "database: Incorrect string value");
+        let p1 = f.plainer("ws-1#9.abcd", &why).unwrap();
+        assert!(p1.output.as_deref().unwrap().is_ascii() && p1.err_msg.as_deref().unwrap().is_ascii());
+        assert_eq!(p1.msgid.as_deref(), Some("M1"));
+        let p2 = p1.plainer("ws-1#9.abcd", &why).unwrap();
+        assert_eq!(p2.output, None);
+        let said = p2.err_msg.unwrap();
+        assert!(said.contains("mi-sdk show 42") && said.contains("ws-1#9.abcd"), "{said}");
+        assert!(p2.plainness == 2 && Finish { plainness: 2, ..f }.plainer("n", &why).is_none());
+    }
 }

@@ -453,9 +453,20 @@ mod windows {
                 dropbox::serve_until(cfg, folder, stop, on_start)
             }
             Serves::Bridge(open) => {
-                crate::bridge::check(&cfg.bridge, *open).map_err(|e| refused(ExitCode::Database, e))?;
+                // A database not up yet at boot is waited for; one without the
+                // bridge, or a bridge section that cannot work, ends the service.
                 let over = crate::bridge::Overrides::default();
-                crate::bridge::serve_until(cfg, *open, &over, stop, |_| on_start()).map(|_| ())
+                match crate::bridge::serve_until(cfg, *open, &over, stop, true, |_| on_start()) {
+                    Err(e) if !started.load(Ordering::Acquire) => {
+                        let code = match e.code {
+                            Code::NotFound | Code::Network => ExitCode::Database,
+                            Code::Config | Code::InvalidArgument => ExitCode::Config,
+                            _ => ExitCode::Start,
+                        };
+                        return Err(refused(code, e));
+                    }
+                    other => other.map(|_| ()),
+                }
             }
         };
         match r {

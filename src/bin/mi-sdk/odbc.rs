@@ -23,9 +23,20 @@ pub struct Odbc {
     timeout: Option<usize>,
 }
 
-/// A database error, with what the driver said (never the connection string).
+/// A database error, with what the driver said (never the connection string): a
+/// value the database refuses to store (SQLSTATE class 22 or 23, or MySQL's 1366 and
+/// 1406, which it reports as HY000) is [`mi_sdk::bridge::REFUSED`]; anything else may
+/// pass (a lost connection, a deadlock, a timeout).
 fn db_err(what: &str, e: odbc_api::Error) -> Error {
-    Error::new(mi_sdk::Code::Network, format!("database: {what}: {e}"))
+    let refused = match &e {
+        odbc_api::Error::Diagnostics { record, .. } => {
+            let state = record.state.as_str();
+            state.starts_with("22") || state.starts_with("23") || [1366, 1406].contains(&record.native_error)
+        }
+        _ => false,
+    };
+    let code = if refused { mi_sdk::bridge::REFUSED } else { mi_sdk::Code::Network };
+    Error::new(code, format!("database: {what}: {e}"))
 }
 
 /// The bridge's [`mi_sdk::bridge::Opener`].
@@ -40,7 +51,7 @@ impl Odbc {
                 dsn,
                 ConnectionOptions { login_timeout_sec: Some(10), ..Default::default() },
             )
-            .map_err(|e| Error::config(format!("cannot connect to {}: {e}", safe_dsn(dsn))))?;
+            .map_err(|e| Error::new(mi_sdk::Code::Network, format!("cannot connect to {}: {e}", safe_dsn(dsn))))?;
         conn.set_autocommit(false).map_err(|e| db_err("manual commit", e))?;
         Ok(Odbc { conn, timeout: None })
     }
