@@ -23,6 +23,7 @@ mod journal;
 mod logging;
 pub mod ops;
 mod protocol;
+pub mod readers;
 mod reconcile;
 mod region;
 mod sdk;
