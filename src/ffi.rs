@@ -743,6 +743,92 @@ fn service_body(_arguments: Vec<std::ffi::OsString>) {
     }
 }
 
+/// A reader library (the e-voucher's, a card reader's) loaded from the path the
+/// config names. Its functions are declared as the public HIS code that calls them
+/// declares them (docs/readers.md): stdcall on 32-bit Windows, C elsewhere, ANSI
+/// text, output buffers of no stated size ([`crate::readers::guard::Guarded`]).
+pub struct ReaderLib {
+    lib: libloading::Library,
+    name: String,
+}
+
+type EcTransFn = unsafe extern "system" fn(*const c_char, *const c_char, *mut c_char) -> *const c_char;
+type InitFn = unsafe extern "system" fn(*const c_char, *mut c_char) -> i32;
+type ReadCardBasFn = unsafe extern "system" fn(*mut c_char, *mut c_char) -> i32;
+type IReadCardBasFn = unsafe extern "system" fn(i32, *mut c_char) -> i32;
+type ReadSfzFn = unsafe extern "system" fn(*const c_char, *mut c_char, *mut c_char) -> i32;
+
+impl ReaderLib {
+    pub fn open(path: &std::path::Path) -> Result<ReaderLib> {
+        // SAFETY: loading a library runs its initialisers; this is the reader library
+        // the hospital installed and named in the config, trusted as its HIS trusts it.
+        let lib = unsafe { libloading::Library::new(path) }
+            .map_err(|e| Error::config(format!("cannot load the reader library {}: {e}", path.display())))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(ReaderLib { lib, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn symbol<T: Copy>(&self, export: &str) -> Result<T> {
+        // SAFETY: `T` is the function type the readers' callers declare for `export`
+        // (the aliases above); a library exporting the name with another type is
+        // beyond what can be checked before calling it.
+        let f = unsafe { self.lib.get::<T>(export.as_bytes()) }
+            .map_err(|e| Error::new(Code::Protocol, format!("{} has no function {export}: {e}", self.name)))?;
+        Ok(*f)
+    }
+
+    /// `NationEcTrans(url, input, output)`; what it returns is not used (versions
+    /// differ), the output's `code` says how it went.
+    pub fn nation_ec_trans(&self, url: &CStr, input: &CStr, out: &mut crate::readers::guard::Guarded) -> Result<()> {
+        let f: EcTransFn = self.symbol("NationEcTrans")?;
+        // SAFETY: `url` and `input` are NUL-terminated and outlive the call; `out`
+        // is writable for its usable size and its guard, checked after the call.
+        unsafe { f(url.as_ptr(), input.as_ptr(), out.as_mut_ptr().cast()) };
+        Ok(())
+    }
+
+    /// `Init(json, errMsg)` of HeaSecReadInfo.dll: 0 is success.
+    pub fn init(&self, json: &CStr, err: &mut crate::readers::guard::Guarded) -> Result<i32> {
+        let f: InitFn = self.symbol("Init")?;
+        // SAFETY: as in `nation_ec_trans`.
+        Ok(unsafe { f(json.as_ptr(), err.as_mut_ptr().cast()) })
+    }
+
+    /// `ReadCardBas(cardInfo, busiCardInfo)` of HeaSecReadInfo.dll: 0 is success.
+    pub fn read_card_bas(
+        &self,
+        info: &mut crate::readers::guard::Guarded,
+        busi: &mut crate::readers::guard::Guarded,
+    ) -> Result<i32> {
+        let f: ReadCardBasFn = self.symbol("ReadCardBas")?;
+        // SAFETY: as in `nation_ec_trans`, for both buffers.
+        Ok(unsafe { f(info.as_mut_ptr().cast(), busi.as_mut_ptr().cast()) })
+    }
+
+    /// `iReadCardBas(type, out)` of SSCardDriver.dll: 0 is success.
+    pub fn i_read_card_bas(&self, kind: i32, out: &mut crate::readers::guard::Guarded) -> Result<i32> {
+        let f: IReadCardBasFn = self.symbol("iReadCardBas")?;
+        // SAFETY: as in `nation_ec_trans`.
+        Ok(unsafe { f(kind, out.as_mut_ptr().cast()) })
+    }
+
+    /// `ReadSFZ(photoPath, info, busi)` of HeaSecReadInfo.dll, without a photo.
+    pub fn read_sfz(
+        &self,
+        info: &mut crate::readers::guard::Guarded,
+        busi: &mut crate::readers::guard::Guarded,
+    ) -> Result<i32> {
+        let f: ReadSfzFn = self.symbol("ReadSFZ")?;
+        // SAFETY: a NULL photo path asks for no photo (as its callers pass it); the
+        // buffers as in `nation_ec_trans`.
+        Ok(unsafe { f(std::ptr::null(), info.as_mut_ptr().cast(), busi.as_mut_ptr().cast()) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,9 @@
 
 use crate::error::{Code, Error, Result};
 
-/// Bytes after the usable part that the reader must leave alone.
-const GUARD: usize = 64;
+/// Bytes after the usable part that the reader must leave alone: a reader that
+/// overruns by less than this is caught before anything else is harmed.
+const GUARD: usize = 4096;
 /// What the guard bytes hold (and the usable part before the call: no stray NUL
 /// is mistaken for the end of the reader's text).
 const PATTERN: u8 = 0xA5;

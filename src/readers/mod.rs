@@ -4,12 +4,14 @@
 //! [`Identity`] that is the `data` of 1101. docs/readers.md has the layouts, the
 //! mapping per region and their sources.
 //!
-//! This module reads what a reader wrote (into a [`guard::Guarded`] buffer) and maps
-//! it; loading the readers and `mi_identify` build on it.
+//! [`reader::Reader`] loads a reader library and calls it on a thread of its own,
+//! with a timeout, into [`guard::Guarded`] buffers; `ecard` and `card` read what it
+//! wrote.
 
 pub mod card;
 pub mod ecard;
 pub mod guard;
+pub mod reader;
 
 use serde::Serialize;
 use serde_json::{json, Value};
