@@ -222,6 +222,16 @@ pub fn run(sdk: &Sdk, connect: &Connect, opts: &Options, stop: &AtomicBool) -> R
     Ok(n)
 }
 
+/// Runs one statement as a transaction of its own: the rows it changed once
+/// committed; rolled back when the statement or the commit fails.
+fn change(db: &mut dyn Database, sql: &str, params: &[Param]) -> Result<u64> {
+    let r = db.execute(sql, params).and_then(|n| db.commit().map(|()| n));
+    if r.is_err() {
+        db.rollback();
+    }
+    r
+}
+
 fn int(rows: &[super::Row], row: usize, col: usize) -> Option<i64> {
     rows.get(row)?.get(col)?.as_deref()?.trim().parse().ok()
 }
@@ -406,27 +416,15 @@ impl Ctx<'_> {
             self.fine();
             return Ok(None);
         };
-        let taken = db.execute(
-            &sql.take(&[id]),
-            &[Param::Text(Some(self.opts.node.clone())), Param::Text(Some(self.journal_id.clone()))],
-        );
-        match taken.and_then(|n| db.commit().map(|()| n)) {
-            Ok(1) => {
-                self.fine();
-                self.hold(id);
-                Ok(Some(Job { id, infno: text(&rows, 0, 1), input: text(&rows, 0, 2), follow: None }))
-            }
-            Ok(_) => {
-                db.rollback();
-                Ok(None)
-            }
-            // A commit whose outcome is lost may have claimed the row: not held,
-            // its lease lapses and it is taken over like any other.
-            Err(e) => {
-                db.rollback();
-                Err(e)
-            }
+        let params = [Param::Text(Some(self.opts.node.clone())), Param::Text(Some(self.journal_id.clone()))];
+        // A commit whose outcome is lost (an error here) may have claimed the row:
+        // not held, its lease lapses and it is taken over like any other.
+        if change(db.as_mut(), &sql.take(&[id]), &params)? != 1 {
+            return Ok(None);
         }
+        self.fine();
+        self.hold(id);
+        Ok(Some(Job { id, infno: text(&rows, 0, 1), input: text(&rows, 0, 2), follow: None }))
     }
 
     /// Runs a row through the SDK (or follows its journaled request).
@@ -516,28 +514,20 @@ impl Ctx<'_> {
         let n = match w {
             Write::Leave => return Ok(()),
             Write::Release => {
-                db.execute(&sql.release(), &[Param::Int(Some(id)), Param::Text(Some(self.opts.node.clone()))])
+                change(db.as_mut(), &sql.release(), &[Param::Int(Some(id)), Param::Text(Some(self.opts.node.clone()))])?
             }
-            Write::Finish(f) => db.execute(&sql.finish(), &self.finish_params(id, f)),
+            Write::Finish(f) => change(db.as_mut(), &sql.finish(), &self.finish_params(id, f))?,
         };
-        match n.and_then(|n| db.commit().map(|()| n)) {
-            Ok(n) => {
-                self.fine();
-                if n == 0 {
-                    log::warn!(
-                        "bridge: row {id}: nothing written: another node holds it now (a query it sends again), or \
-                         this outcome was written before"
-                    );
-                } else if matches!(w, Write::Finish(_)) {
-                    self.finished.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                db.rollback();
-                Err(e)
-            }
+        self.fine();
+        if n == 0 {
+            log::warn!(
+                "bridge: row {id}: nothing written: another node holds it now (a query it sends again), or this \
+                 outcome was written before"
+            );
+        } else if matches!(w, Write::Finish(_)) {
+            self.finished.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     fn finish_params(&self, id: i64, f: &Finish) -> Vec<Param> {
@@ -608,12 +598,11 @@ impl Ctx<'_> {
     fn renew(&self, conn: &mut Option<Box<dyn Database>>) -> Result<()> {
         let ids: Vec<i64> = self.held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
         let db = self.db(conn)?;
-        let r = if ids.is_empty() {
-            db.query(&self.opts.sql.probe(), &[], 1).map(|_| ())
-        } else {
-            db.execute(&self.opts.sql.renew(&ids), &[Param::Text(Some(self.opts.node.clone()))])
-                .and_then(|_| db.commit())
-        };
+        if !ids.is_empty() {
+            return change(db.as_mut(), &self.opts.sql.renew(&ids), &[Param::Text(Some(self.opts.node.clone()))])
+                .map(|_| ());
+        }
+        let r = db.query(&self.opts.sql.probe(), &[], 1).map(|_| ());
         db.rollback();
         r
     }
@@ -651,33 +640,23 @@ impl Ctx<'_> {
                 None
             };
             if same || self.sdk.resendable(&infno) {
-                let n = db.execute(
-                    &sql.adopt(),
-                    &[
-                        Param::Text(Some(self.opts.node.clone())),
-                        Param::Text(Some(self.journal_id.clone())),
-                        Param::Int(Some(id)),
-                        Param::Text(Some(node.clone())),
-                    ],
-                );
-                match n.and_then(|n| db.commit().map(|()| n)) {
-                    Ok(1) => {
-                        log::warn!(
-                            "bridge: row {id} ({infno}) taken over from node {node}, which stopped renewing its claim: {}",
-                            match follow {
-                                Some(jid) => format!("following journal request {jid}"),
-                                None if same => "never sent, sending it".into(),
-                                None => "a query, sending it again".into(),
-                            }
-                        );
-                        self.hold(id);
-                        let _ = adopted.send(Job { id, infno, input, follow });
-                    }
-                    Ok(_) => db.rollback(),
-                    Err(e) => {
-                        db.rollback();
-                        return Err(e);
-                    }
+                let params = [
+                    Param::Text(Some(self.opts.node.clone())),
+                    Param::Text(Some(self.journal_id.clone())),
+                    Param::Int(Some(id)),
+                    Param::Text(Some(node.clone())),
+                ];
+                if change(db.as_mut(), &sql.adopt(), &params)? == 1 {
+                    log::warn!(
+                        "bridge: row {id} ({infno}) taken over from node {node}, which stopped renewing its claim: {}",
+                        match follow {
+                            Some(jid) => format!("following journal request {jid}"),
+                            None if same => "never sent, sending it".into(),
+                            None => "a query, sending it again".into(),
+                        }
+                    );
+                    self.hold(id);
+                    let _ = adopted.send(Job { id, infno, input, follow });
                 }
             } else {
                 let msg = format!(
@@ -685,22 +664,14 @@ impl Ctx<'_> {
                      it is not sent again: a bridge node on that workstation's journal writes its true outcome here \
                      once the journal knows it (mi-sdk reconcile there finds it in the platform's books)"
                 );
-                let n = db.execute(
-                    &sql.abandon(),
-                    &[
-                        Param::Int(Some(Code::Uncertain.as_i32().into())),
-                        Param::Text(Some(msg.clone())),
-                        Param::Int(Some(id)),
-                        Param::Text(Some(node.clone())),
-                    ],
-                );
-                match n.and_then(|n| db.commit().map(|()| n)) {
-                    Ok(1) => log::warn!("bridge: row {id}: {msg}"),
-                    Ok(_) => db.rollback(),
-                    Err(e) => {
-                        db.rollback();
-                        return Err(e);
-                    }
+                let params = [
+                    Param::Int(Some(Code::Uncertain.as_i32().into())),
+                    Param::Text(Some(msg.clone())),
+                    Param::Int(Some(id)),
+                    Param::Text(Some(node.clone())),
+                ];
+                if change(db.as_mut(), &sql.abandon(), &params)? == 1 {
+                    log::warn!("bridge: row {id}: {msg}");
                 }
             }
         }

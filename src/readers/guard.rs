@@ -55,20 +55,9 @@ impl Guarded {
         let Some(end) = self.buf[..self.usable].iter().position(|b| *b == 0) else {
             return Err(Error::new(Code::Protocol, format!("{reader} returned text without an end (no NUL)")));
         };
-        let bytes = &self.buf[..end];
-        match std::str::from_utf8(bytes) {
-            Ok(t) => Ok(t.to_string()),
-            Err(_) => {
-                let (text, _, bad) = encoding_rs::GB18030.decode(bytes);
-                if bad {
-                    return Err(Error::new(
-                        Code::Protocol,
-                        format!("{reader} returned text that is neither UTF-8 nor GBK"),
-                    ));
-                }
-                Ok(text.into_owned())
-            }
-        }
+        crate::charset::utf8_or_gbk(&self.buf[..end], reader)
+            .map(|t| t.into_owned())
+            .map_err(|_| Error::new(Code::Protocol, format!("{reader} returned text that is neither UTF-8 nor GBK")))
     }
 }
 
