@@ -1,7 +1,8 @@
 //! The main job: a cashier's outpatient visit, end to end, through the C ABI.
 //!
 //! Starts the platform simulator in-process on a free port (tif gateway profile),
-//! initialises mi_sdk with an inline JSON config, then runs sign-in, 1101, 2201,
+//! initialises mi_sdk with an inline JSON config, identifies the patient by the
+//! e-voucher through a stand-in reader (`mi_identify`), then runs sign-in, 1101, 2201,
 //! 2203, 2204, 2206 and 2207 as a HIS would, a batch of async queries with a
 //! progress bar, and prints `mi_get_status`. Exits non-zero if any step fails.
 //!
@@ -26,13 +27,13 @@ fn run() -> Result<(), String> {
     let sim = demo::start("his_demo")?;
 
     println!("Outpatient visit for 张三 (sign-in 9001 happens by itself before the first call)");
-    let p = step(
-        1,
-        "person info",
-        "1101",
-        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234",
-        "card_sn": "", "begntime": "", "psn_cert_type": "01", "certno": "440301199001011234", "psn_name": "张三"}}),
-    )?;
+    let person = identify_by_ecard()?.unwrap_or_else(|| {
+        json!({"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234",
+        "card_sn": "", "begntime": "", "psn_cert_type": "01", "certno": "440301199001011234", "psn_name": "张三"})
+    });
+    // The visit is registered and settled under the voucher the patient showed.
+    let (cert_type, cert_no) = (person["mdtrt_cert_type"].clone(), person["mdtrt_cert_no"].clone());
+    let p = step(1, "person info", "1101", json!({"data": person}))?;
     let base = &p["baseinfo"];
     let insu = &p["insuinfo"][0];
     let psn_no = base["psn_no"].as_str().ok_or("1101 gave no psn_no")?.to_string();
@@ -53,7 +54,7 @@ fn run() -> Result<(), String> {
         "register",
         "2201",
         with_person(json!({"data": {"psn_no": psn_no, "insutype": "310",
-        "begntime": "2026-11-27 09:00:00", "mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234", "ipt_otp_no": otp_no,
+        "begntime": "2026-11-27 09:00:00", "mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no, "ipt_otp_no": otp_no,
         "atddr_no": "D0001", "dr_name": "李医生", "dept_code": "A03", "dept_name": "内科", "caty": "A03"}})),
     )?;
     let mdtrt_id = r["data"]["mdtrt_id"].as_str().ok_or("2201 gave no mdtrt_id")?.to_string();
@@ -82,7 +83,7 @@ fn run() -> Result<(), String> {
     let total: f64 = fees.iter().map(|f| f["det_item_fee_sumamt"].as_f64().unwrap()).sum();
     let r = step(4, "fee details", "2204", with_person(json!({"feedetail": fees})))?;
     println!("   {} items uploaded, total {total:.2}", r["result"].as_array().map_or(0, Vec::len));
-    let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234", "med_type": "11",
+    let settle = json!({"data": {"psn_no": psn_no, "mdtrt_cert_type": cert_type, "mdtrt_cert_no": cert_no, "med_type": "11",
         "medfee_sumamt": total, "psn_setlway": "01", "mdtrt_id": mdtrt_id, "chrg_bchno": "B0001", "insutype": "310",
         "acct_used_flag": "1"}});
     let pre = step(5, "pre-settlement", "2206", with_person(settle.clone()))?;
@@ -165,4 +166,28 @@ fn progress(done: usize, total: usize) {
     }
     print!("\r   [{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
     let _ = std::io::stdout().flush();
+}
+
+/// Who the patient is: the e-voucher they show, read through `mi_identify`, as the
+/// `data` of 1101; `None` when no reader is configured.
+fn identify_by_ecard() -> Result<Option<Value>, String> {
+    let req = CString::new(r#"{"way":"ecard","business_type":"01101"}"#).unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = buf.len() as i32;
+    print!("0. {:<28} ... ", "identify (e-voucher QR code)");
+    let _ = std::io::stdout().flush();
+    // SAFETY: a NUL-terminated string and a buffer of `len` bytes.
+    let rc = unsafe { mi_identify(req.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
+    if rc == MI_E_CONFIG {
+        println!("no reader configured");
+        return Ok(None);
+    }
+    if rc != MI_OK {
+        println!("code {rc}");
+        return Err(format!("mi_identify returned {rc}: {}", last_error()));
+    }
+    let answer: Value =
+        serde_json::from_slice(&buf[..len as usize]).map_err(|e| format!("mi_identify: not JSON: {e}"))?;
+    println!("ok, {} through {} (reader wrote {})", answer["way"], answer["reader"], answer["raw"]);
+    Ok(Some(answer["data"].clone()))
 }

@@ -205,6 +205,27 @@ MI_CALL int32_t mi_reverse(int64_t request_id, char *output, int32_t *output_len
 MI_CALL int32_t mi_reconcile(const char *request, char *output, int32_t *output_len);
 
 /**
+ * Identifies the patient through the card and e-voucher readers configured in
+ * `readers` (docs/readers.md). `request` is JSON: `way` (`"ecard"`, `"sscard"`,
+ * `"idcard"`, or `"auto"`: the configured order, the first reader that finds a
+ * person wins), `business_type` (what the e-voucher is shown for, `"01101"` by
+ * default), `operator_id` / `operator_name` (default: the config's). NULL or empty
+ * asks for `auto`. A reader is loaded at its first use and kept until the process
+ * ends. The output is JSON: `data`, ready to be the `data` of 1101, `way`,
+ * `reader`, `insured_in`, `raw` (what the reader wrote, masked) and `tried` (in
+ * `auto`, what the readers before said). A reader that says no (no card, an
+ * expired QR code) is `MI_E_BUSINESS`; one that answers garbage or writes past its
+ * buffer `MI_E_PROTOCOL`; one that does not return within `readers.timeout_ms`
+ * `MI_E_TIMEOUT`, and it is not called again until the process restarts. Nothing
+ * is sent to the platform and nothing is journaled. Buffer as in `mi_call_sync`.
+ *
+ * # Safety
+ * `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
+ * `output`: as in `mi_call_sync`.
+ */
+MI_CALL int32_t mi_identify(const char *request, char *output, int32_t *output_len);
+
+/**
  * Uploads a file (9101): reads the file at `path`, sends its bytes, the file name
  * and the institution code to the upload URL (`files.upload_url`, by default
  * `/fsi/api/fileupload/upload` beside `gateway.url`) and returns the platform's

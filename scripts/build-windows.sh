@@ -77,6 +77,7 @@ mi_reverse@16
 mi_upload_file@12
 mi_download_file@20
 mi_reconcile@12
+mi_identify@12
 mi_get_status@8
 mi_last_error@8
 mi_last_request_id@0

@@ -64,6 +64,9 @@ pub struct Config {
     /// The database bridge (`mi-sdk bridge run`, its Windows service; docs/bridge.md).
     #[serde(default)]
     pub bridge: Bridge,
+    /// The card and e-voucher readers `mi_identify` uses (docs/readers.md).
+    #[serde(default)]
+    pub readers: crate::readers::settings::Readers,
     /// Province variants of the envelope (docs/configuration.md, `envelope`).
     #[serde(default)]
     pub envelope: crate::variant::Envelope,
@@ -954,6 +957,7 @@ impl Config {
                 return bad(key, "must be at least 1");
             }
         }
+        self.readers.validate()?;
         let b = &self.bridge;
         if !(1..=64).contains(&b.workers) {
             return bad("bridge.workers", "must be 1 to 64");
@@ -1310,6 +1314,8 @@ mod region_tests {
         assert_eq!(c.envelope.cainfo, Cainfo::Sm3OfInput);
         assert_eq!(c.envelope.extra["recer_admdvs"], "{mdtrtarea_admvs}");
         assert!(c.sign_in.auto, "keys the preset does not name keep their defaults");
+        assert_eq!(c.readers.mapping.card_as_id_in, ["440"], "Guangdong's cards go into 1101 as 02");
+        assert_eq!(c.readers.mapping.card_no, crate::readers::CardNo::CardNo);
         let c = cfg(
             r#","region":"guangzhou","sign_in":{"userid":"u1","password":"p"},"envelope":{"cainfo":"none","extra":{"recer_admdvs":"440000"}}"#,
         )

@@ -59,14 +59,15 @@ pub const MI_E_INTERNAL: i32 = -99;
 const INFNO_LIMIT: (u64, &str) = (16, "a transaction code allows");
 /// Paths, file names and file query numbers.
 const PATH_LIMIT: (u64, &str) = (4096, "a path allows");
-const RECONCILE_LIMIT: (u64, &str) = (64 * 1024, "a reconciliation request allows");
+const REQUEST_LIMIT: (u64, &str) = (64 * 1024, "a request of this kind allows");
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
-    /// A reconciliation report that did not fit the caller's buffer, with the
-    /// request it answers: what it resolved is written once and must not be lost.
-    static KEPT_REPORT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+    /// An answer that did not fit the caller's buffer, with the export and request it
+    /// answers: a reconciliation resolved things once, an identification asked the
+    /// patient once; asking again with the same request hands it over.
+    static KEPT_ANSWER: RefCell<Option<(&'static str, String, String)>> = const { RefCell::new(None) };
 }
 
 /// Runs an export's body and returns its value; a panic inside becomes
@@ -409,18 +410,65 @@ pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut 
         let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
         let cs = sdk.config().charset;
         // SAFETY: NULL or NUL-terminated by the caller's contract.
-        let request = unsafe { text_arg(request, "request", RECONCILE_LIMIT, cs) }?;
-        let kept = KEPT_REPORT.with(|k| k.borrow_mut().take()).filter(|(asked, _)| *asked == request);
-        let report = match kept {
-            Some((_, report)) => report,
-            None => crate::reconcile::run(&*sdk, &crate::reconcile::Spec::parse(&request)?)?.to_json(),
-        };
-        let written = out.text(&report, cs);
-        if matches!(&written, Err(e) if e.code == Code::BufferTooSmall) {
-            KEPT_REPORT.with(|k| *k.borrow_mut() = Some((request, report)));
-        }
-        written
+        let request = unsafe { text_arg(request, "request", REQUEST_LIMIT, cs) }?;
+        kept_or(&out, cs, "mi_reconcile", request, |r| {
+            Ok(crate::reconcile::run(&*sdk, &crate::reconcile::Spec::parse(r)?)?.to_json())
+        })
     })
+}
+
+/// Identifies the patient through the card and e-voucher readers configured in
+/// `readers` (docs/readers.md). `request` is JSON: `way` (`"ecard"`, `"sscard"`,
+/// `"idcard"`, or `"auto"`: the configured order, the first reader that finds a
+/// person wins), `business_type` (what the e-voucher is shown for, `"01101"` by
+/// default), `operator_id` / `operator_name` (default: the config's). NULL or empty
+/// asks for `auto`. A reader is loaded at its first use and kept until the process
+/// ends. The output is JSON: `data`, ready to be the `data` of 1101, `way`,
+/// `reader`, `insured_in`, `raw` (what the reader wrote, masked) and `tried` (in
+/// `auto`, what the readers before said). A reader that says no (no card, an
+/// expired QR code) is `MI_E_BUSINESS`; one that answers garbage or writes past its
+/// buffer `MI_E_PROTOCOL`; one that does not return within `readers.timeout_ms`
+/// `MI_E_TIMEOUT`, and it is not called again until the process restarts. Nothing
+/// is sent to the platform and nothing is journaled. Buffer as in `mi_call_sync`.
+///
+/// # Safety
+/// `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
+/// `output`: as in `mi_call_sync`.
+#[no_mangle]
+pub unsafe extern "system" fn mi_identify(request: *const c_char, output: *mut c_char, output_len: *mut i32) -> i32 {
+    export(|| {
+        // SAFETY: pointer contract of this function.
+        let (sdk, out) = unsafe { running_with_output(output, output_len) }?;
+        let cs = sdk.config().charset;
+        let request = if request.is_null() {
+            String::new()
+        } else {
+            // SAFETY: not NULL, and NUL-terminated by the caller's contract.
+            unsafe { text_arg(request, "request", REQUEST_LIMIT, cs) }?
+        };
+        kept_or(&out, cs, "mi_identify", request, |r| crate::readers::identify::identify(sdk.config(), r))
+    })
+}
+
+/// Writes the answer this thread kept for the same export and request (it did not
+/// fit last time), else `make`'s; an answer that does not fit is kept.
+fn kept_or(
+    out: &OutBuf,
+    cs: Charset,
+    export: &'static str,
+    request: String,
+    make: impl FnOnce(&str) -> Result<String>,
+) -> Result<Code> {
+    let kept = KEPT_ANSWER.with(|k| k.borrow_mut().take()).filter(|(e, asked, _)| *e == export && *asked == request);
+    let answer = match kept {
+        Some((_, _, answer)) => answer,
+        None => make(&request)?,
+    };
+    let written = out.text(&answer, cs);
+    if matches!(&written, Err(e) if e.code == Code::BufferTooSmall) {
+        KEPT_ANSWER.with(|k| *k.borrow_mut() = Some((export, request, answer)));
+    }
+    written
 }
 
 /// Uploads a file (9101): reads the file at `path`, sends its bytes, the file name

@@ -144,6 +144,8 @@ const ID_KEYS: &[&str] = &[
     "idcardno",
     "idno",
     "usercertno",
+    // The e-voucher's token: whoever holds it can be billed as the patient for a while.
+    "ectoken",
 ];
 const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conntel", "emptel", "mobile", "mobileno", "phoneno", "telno"];
 /// Values that open something: a password, and `cainfo`, which some provinces fill

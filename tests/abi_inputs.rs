@@ -60,6 +60,21 @@ fn null_and_malformed_arguments_are_invalid_and_nothing_is_sent() {
         assert_eq!(mi_get_result(1, out, null_mut()), MI_E_INVALID_ARGUMENT);
         assert_eq!(mi_get_status(out, null_mut()), MI_E_INVALID_ARGUMENT);
         assert_eq!(mi_last_error(out, null_mut()), MI_E_INVALID_ARGUMENT);
+        // mi_identify: a NULL length, a NULL buffer with room, a request too big or not
+        // the charset's text; with no reader configured, a way asked for is MI_E_CONFIG.
+        let way = CString::new(r#"{"way":"ecard"}"#).unwrap();
+        assert_eq!(mi_identify(way.as_ptr(), out, null_mut()), MI_E_INVALID_ARGUMENT);
+        len = 10;
+        assert_eq!(mi_identify(way.as_ptr(), null_mut(), &mut len), MI_E_INVALID_ARGUMENT);
+        let huge = CString::new(format!("{{\"way\":\"{}\"}}", "x".repeat(1 << 20))).unwrap();
+        len = 4096;
+        assert_eq!(mi_identify(huge.as_ptr(), out, &mut len), MI_E_INVALID_ARGUMENT);
+        assert!(last_error().contains("more than"), "{}", last_error());
+        let gbk = CString::new(b"{\"operator_name\":\"\xd5\xc5\"}".to_vec()).unwrap();
+        assert_eq!(mi_identify(gbk.as_ptr(), out, &mut len), MI_E_INVALID_ARGUMENT);
+        assert_eq!(mi_identify(way.as_ptr(), out, &mut len), MI_E_CONFIG);
+        assert!(last_error().contains("readers.ecard.library"), "{}", last_error());
+        assert_eq!(mi_identify(null(), out, &mut len), MI_E_CONFIG, "NULL is auto, and no reader is configured");
     }
     for (infno, input, why) in [
         ("11O1", json!({}).to_string(), "transaction code"),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{require_tool, shared_library};
+use common::{fake_reader, require_tool, shared_library};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,6 +25,11 @@ fn sim() -> mi_sim::Sim {
     mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap()
 }
 
+/// The stand-in e-voucher reader every binding identifies its patient through.
+fn reader() -> PathBuf {
+    fake_reader().expect("gcc builds the stand-in reader (scripts/test.sh installs it)")
+}
+
 fn lib_dir() -> PathBuf {
     shared_library().parent().unwrap().to_path_buf()
 }
@@ -42,6 +47,7 @@ fn python_binding() {
         .env("MI_SDK_LIB", shared_library())
         .env("MI_SIM_URL", sim.service_url())
         .env("MI_WORK", work.path())
+        .env("MI_FAKE_READER_LIB", reader())
         .env("PYTHONDONTWRITEBYTECODE", "1");
     run(cmd, "python3 -m unittest test_mi_sdk");
     assert_eq!(sim.ledger()["rejected"], 0, "{}", sim.ledger()["rejections"]);
@@ -69,7 +75,7 @@ fn csharp_binding_under_mono() {
     );
     let sim = sim();
     let mut cmd = Command::new("mono");
-    cmd.arg(&exe).arg(sim.service_url()).arg(work.path()).env("LD_LIBRARY_PATH", lib_dir());
+    cmd.arg(&exe).arg(sim.service_url()).arg(work.path()).arg(reader()).env("LD_LIBRARY_PATH", lib_dir());
     run(cmd, "mono MiSdkTest.exe");
     assert_eq!(sim.ledger()["rejected"], 0, "{}", sim.ledger()["rejections"]);
 }
@@ -92,7 +98,7 @@ fn delphi_binding_with_free_pascal() {
     assert!(out.status.success(), "fpc:\n{}", String::from_utf8_lossy(&out.stdout));
     let sim = sim();
     let mut cmd = Command::new(work.path().join("MiSdkTest"));
-    cmd.arg(sim.service_url()).arg(work.path()).env("LD_LIBRARY_PATH", lib_dir());
+    cmd.arg(sim.service_url()).arg(work.path()).arg(reader()).env("LD_LIBRARY_PATH", lib_dir());
     run(cmd, "MiSdkTest (Free Pascal)");
     assert_eq!(sim.ledger()["rejected"], 0, "{}", sim.ledger()["rejections"]);
 }

@@ -34,6 +34,7 @@ fn header_declares_every_export_with_mi_call() {
         "mi_upload_file(",
         "mi_download_file(",
         "mi_reconcile(",
+        "mi_identify(",
     ] {
         let decl = h
             .lines()

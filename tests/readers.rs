@@ -1,5 +1,5 @@
 //! The readers' libraries called for real: a stand-in library with the signatures
-//! public HIS code declares (tests/readers/fake_reader.c), built here by gcc and
+//! public HIS code declares (sim/readers/fake_reader.c), built here by gcc and
 //! loaded as the e-voucher, social-card and ID-card readers are: the person read
 //! and mapped into 1101, and every way a reader fails — no card, a wrong PIN, text
 //! that is not its format, an overrun of its buffer, a call that never returns.
@@ -7,12 +7,14 @@
 mod common;
 
 use common::*;
+use mi_sdk::ffi::{mi_identify, MI_E_BUFFER_TOO_SMALL, MI_E_NOT_INITIALIZED};
 use mi_sdk::readers::ecard::Asker;
 use mi_sdk::readers::reader::{CardCall, Reader, ECARD_OUT};
 use mi_sdk::readers::{CardNo, Mapping};
 use mi_sdk::Code;
-use std::path::PathBuf;
-use std::process::Command;
+use serde_json::{json, Value};
+use std::ffi::{c_char, CString};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,30 +25,6 @@ fn with_mode(mode: &str) -> MutexGuard<'static, ()> {
     let g = MODE.lock().unwrap_or_else(|p| p.into_inner());
     std::env::set_var("MI_FAKE_READER", mode);
     g
-}
-
-/// Built once for the whole test binary (tests run side by side: a library
-/// rebuilt under another test's feet would not load).
-fn fake_reader() -> Option<PathBuf> {
-    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_fake_reader).clone()
-}
-
-fn build_fake_reader() -> Option<PathBuf> {
-    if !require_tool("gcc", &["--version"]) {
-        return None;
-    }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libfake_reader.so");
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/fake_reader.c");
-    let ok = Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "the stand-in reader did not build");
-    Some(out)
 }
 
 fn asker() -> Asker<'static> {
@@ -81,7 +59,9 @@ fn a_person_read_by_each_reader_is_the_data_of_1101() {
         ("03", "A12345678", "440300D15600000500123456")
     );
     assert_eq!((c.psn_name.as_str(), c.psn_cert_type.as_str()), ("张三", "01"));
-    let busi = r.social_card(CardCall::HeaSec, INIT, Mapping { card_no: CardNo::CardNoAndBusi }).unwrap();
+    let busi = r
+        .social_card(CardCall::HeaSec, INIT, Mapping { card_no: CardNo::CardNoAndBusi, ..Default::default() })
+        .unwrap();
     assert_eq!(busi.mdtrt_cert_no, "A12345678|QkFTRTY0LWJ1c2k=");
     let d = r.social_card(CardCall::SsCardDriver(3), "", Mapping::default()).unwrap();
     assert_eq!(d.mdtrt_cert_no, "A12345678");
@@ -115,7 +95,7 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
             r.id_card().unwrap_err(),
         ] {
             assert_eq!(e.code, Code::Protocol, "{}", e.message);
-            assert!(e.message.contains("libfake_reader.so") || e.message.contains("NationEcTrans"), "{}", e.message);
+            assert!(e.message.contains("libfake_reader") || e.message.contains("NationEcTrans"), "{}", e.message);
         }
     }
     // A buffer overrun (past the usable part, into the guard) is caught and named.
@@ -151,4 +131,157 @@ fn a_reader_that_never_returns_is_abandoned_after_its_timeout() {
     // A reader that is not there.
     let e = Reader::open(std::path::Path::new("/nonexistent/libreader.so"), Duration::from_secs(1)).err().unwrap();
     assert!(e.message.contains("cannot load the reader library"), "{}", e.message);
+}
+
+/// `mi_identify` with a buffer of `cap` bytes: its code, and its output as text.
+fn identify(request: Option<&str>, cap: i32) -> (i32, String, i32) {
+    let req = request.map(|r| CString::new(r).unwrap());
+    let mut buf = vec![0u8; cap as usize];
+    let mut len = cap;
+    let ptr = if cap == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr() as *mut c_char };
+    // SAFETY: a valid string or NULL; `buf` has `cap` bytes.
+    let rc = unsafe { mi_identify(req.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()), ptr, &mut len) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    (rc, String::from_utf8(buf[..end].to_vec()).unwrap(), len)
+}
+
+fn identified(request: &str) -> Value {
+    let (rc, out, _) = identify(Some(request), 1 << 16);
+    assert_eq!(rc, 0, "{request}: {}", last_error());
+    serde_json::from_str(&out).unwrap()
+}
+
+/// A copy of the stand-in under `name`: each copy is a library of its own to the
+/// loader, as the province's NationECCode.dll and HeaSecReadInfo.dll are.
+fn reader_copy(dir: &Path, name: &str) -> String {
+    let to = dir.join(name);
+    std::fs::copy(fake_reader().unwrap(), &to).unwrap();
+    to.to_string_lossy().into_owned()
+}
+
+#[test]
+fn mi_identify_reads_each_way_and_auto_through_the_c_abi() {
+    if fake_reader().is_none() {
+        return;
+    }
+    let _s = serial();
+    assert_eq!(identify(Some(r#"{"way":"ecard"}"#), 1024).0, MI_E_NOT_INITIALIZED);
+    let env = Env::plain();
+    let ecard = reader_copy(env.dir.path(), "NationECCode.so");
+    let card = reader_copy(env.dir.path(), "HeaSecReadInfo.so");
+    let readers = json!({"readers": {
+        "ecard": {"library": ecard, "url": URL},
+        "sscard": {"library": card, "init": {"IP": "127.0.0.1", "PORT": 8080}},
+        "timeout_ms": 5000
+    }});
+    assert_eq!(env.init(readers), 0, "{}", last_error());
+    let _m = with_mode("ok");
+    let e = identified(r#"{"way":"ecard","business_type":"01101"}"#);
+    assert_eq!(e["way"], "ecard");
+    assert_eq!(e["reader"], "NationECCode.so");
+    assert_eq!(e["data"]["mdtrt_cert_type"], "01");
+    assert_eq!(e["data"]["mdtrt_cert_no"], "440300EC0000000000000000001234");
+    assert_eq!((e["data"]["certno"].as_str(), e["data"]["psn_name"].as_str()), (Some(ZHANG_CERTNO), Some("张三")));
+    assert_eq!(e["insured_in"], "440300");
+    // What the reader wrote, for the log: the person's data masked.
+    let raw = e["raw"].as_str().unwrap();
+    assert!(raw.contains("张*") && !raw.contains(ZHANG_CERTNO) && !raw.contains("EC0000000000000000001234"), "{raw}");
+    let c = identified(r#"{"way":"sscard"}"#);
+    assert_eq!(
+        (c["data"]["mdtrt_cert_type"].as_str(), c["data"]["mdtrt_cert_no"].as_str()),
+        (Some("03"), Some("A12345678"))
+    );
+    assert_eq!(c["data"]["card_sn"], "440300D15600000500123456");
+    let i = identified(r#"{"way":"idcard"}"#);
+    assert_eq!((i["data"]["mdtrt_cert_type"].as_str(), i["reader"].as_str()), (Some("02"), Some("HeaSecReadInfo.so")));
+    // NULL asks for auto: the e-voucher first, as configured.
+    let (rc, out, _) = identify(None, 1 << 16);
+    assert_eq!(rc, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["way"], "ecard");
+    // A buffer too small: the size needed, and the answer kept for the same request,
+    // without the reader read again (here it would now say there is no card).
+    let (rc, _, need) = identify(Some(r#"{"way":"idcard"}"#), 8);
+    assert_eq!(rc, MI_E_BUFFER_TOO_SMALL);
+    drop(_m);
+    let _m = with_mode("absent");
+    let (rc, out, len) = identify(Some(r#"{"way":"idcard"}"#), need + 1);
+    assert_eq!((rc, len), (0, need), "{}", last_error());
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["data"], i["data"]);
+    let (rc, _, _) = identify(Some(r#"{"way":"idcard"}"#), 1 << 16);
+    assert_eq!(rc, Code::Business.as_i32());
+    drop(_m);
+
+    // Nobody there: in auto every reader is asked, and the answer is the readers' "no".
+    {
+        let _m = with_mode("absent");
+        let (rc, _, _) = identify(Some(r#"{"way":"auto"}"#), 1 << 16);
+        assert_eq!(rc, Code::Business.as_i32());
+        let said = last_error();
+        assert!(said.contains("ecard: ") && said.contains("未插卡") && said.contains("未放卡"), "{said}");
+    }
+    // A reader's garbage ends auto's search with MI_E_PROTOCOL naming the reader,
+    // once nobody else answered.
+    {
+        let _m = with_mode("garbage");
+        let (rc, _, _) = identify(Some(r#"{"way":"auto"}"#), 1 << 16);
+        assert_eq!(rc, Code::Protocol.as_i32());
+        assert!(last_error().contains("NationEcTrans"), "{}", last_error());
+    }
+    // The caller's mistakes.
+    let (rc, _, _) = identify(Some(r#"{"way":"face"}"#), 1024);
+    assert_eq!(rc, Code::InvalidArgument.as_i32());
+    let (rc, _, _) = identify(Some("{"), 1024);
+    assert_eq!(rc, Code::InvalidArgument.as_i32());
+    // The log has the identification, masked.
+    mi_sdk::ffi::mi_shutdown(5000);
+    let logs: String = std::fs::read_dir(env.dir.path().join("logs"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(logs.contains("identified the patient by ecard through NationECCode.so"), "{logs}");
+    assert!(!logs.contains(ZHANG_CERTNO) && !logs.contains("张三"), "the log shows the person");
+}
+
+#[test]
+fn mi_identify_follows_the_regions_mapping_and_abandons_a_hung_reader() {
+    if fake_reader().is_none() {
+        return;
+    }
+    let _s = serial();
+    let env = Env::plain();
+    let card = reader_copy(env.dir.path(), "SSCardDriver.so");
+    let hanging = reader_copy(env.dir.path(), "HangingECCode.so");
+    let readers = json!({"readers": {
+        "ecard": {"library": hanging, "url": URL},
+        "sscard": {"library": card, "api": "sscard_driver", "card_type": 2},
+        "mapping": {"card_as_id_in": ["440"]},
+        "timeout_ms": 1000
+    }});
+    assert_eq!(env.init(readers), 0, "{}", last_error());
+    {
+        let _m = with_mode("ok");
+        let c = identified(r#"{"way":"sscard"}"#);
+        assert_eq!(
+            (c["data"]["mdtrt_cert_type"].as_str(), c["data"]["mdtrt_cert_no"].as_str()),
+            (Some("02"), Some(ZHANG_CERTNO))
+        );
+        // No ID-card reader: SSCardDriver has no ReadSFZ, and none is configured.
+        let (rc, _, _) = identify(Some(r#"{"way":"idcard"}"#), 1024);
+        assert_eq!(rc, Code::Config.as_i32());
+        assert!(last_error().contains("readers.idcard.library"), "{}", last_error());
+    }
+    let started = std::time::Instant::now();
+    {
+        let _m = with_mode("hang");
+        let (rc, _, _) = identify(Some(r#"{"way":"ecard"}"#), 1024);
+        assert_eq!(rc, Code::Timeout.as_i32());
+        assert!(last_error().contains("did not return within 1000 ms"), "{}", last_error());
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // auto passes over the stuck e-voucher reader to the card.
+    let _m = with_mode("ok");
+    let a = identified(r#"{"way":"auto"}"#);
+    assert_eq!(a["way"], "sscard");
+    assert_eq!(a["tried"][0]["way"], "ecard");
+    assert_eq!(a["tried"][0]["code"], "MI_E_TIMEOUT");
 }

@@ -19,7 +19,7 @@ fn root() -> &'static Path {
 }
 
 /// The exports and their __stdcall argument bytes on i686.
-const EXPORTS: [(&str, u32); 19] = [
+const EXPORTS: [(&str, u32); 20] = [
     ("mi_init", 4),
     ("mi_call_sync", 16),
     ("mi_call_async", 16),
@@ -29,6 +29,7 @@ const EXPORTS: [(&str, u32); 19] = [
     ("mi_upload_file", 12),
     ("mi_download_file", 20),
     ("mi_reconcile", 12),
+    ("mi_identify", 12),
     ("mi_get_status", 8),
     ("mi_last_error", 8),
     ("mi_last_request_id", 0),
@@ -237,7 +238,8 @@ fn install_loader(arch: &str, dll: &Path, dir: &Path) -> PathBuf {
     exe
 }
 
-/// The HIS-style loader (tests/c/win_loader.c: LoadLibraryA, GetProcAddress, an
+/// The HIS-style loader (tests/c/win_loader.c: LoadLibraryA, GetProcAddress, the
+/// patient identified through stand-in reader DLLs of the same bitness, an
 /// outpatient visit, async, status, then mi_shutdown with a send in flight and
 /// FreeLibrary) built for `arch` and run under that bitness's Wine against the
 /// simulator on loopback.
@@ -252,13 +254,26 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
     exports_and_imports(&gcc.replace("gcc", "objdump"), &dll, arch);
     let work = wine.work_dir();
     let exe = install_loader(arch, &dll, work.path());
+    // The readers beside it, as a province installs them: the stand-in built by mingw,
+    // __stdcall with plain names as the real ones export them.
+    for name in ["NationECCode.dll", "HeaSecReadInfo.dll"] {
+        let built = Command::new(gcc)
+            .args(["-Wall", "-Wextra", "-Werror", "-shared", "-Wl,--kill-at", "-o"])
+            .arg(work.path().join(name))
+            .arg(root().join("sim/readers/fake_reader.c"))
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    }
     let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
     let cfg = serde_json::json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "cashier"},
         "gateway": {"url": sim.service_url(), "timeout_ms": 4000},
         "journal": {"path": "mi_journal.db"},
-        "log": {"dir": "logs"}
+        "log": {"dir": "logs"},
+        "readers": {"ecard": {"library": "NationECCode.dll", "url": "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"},
+                    "sscard": {"library": "HeaSecReadInfo.dll", "init": {"IP": "127.0.0.1", "PORT": 8080}}}
     });
     let config = work.path().join("mi_sdk.json");
     std::fs::write(&config, cfg.to_string()).unwrap();

@@ -32,6 +32,7 @@ namespace MiSdk
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_request(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_reverse(long requestId, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_reconcile(byte[] request, byte[] output, ref int outputLen);
+        [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_identify(byte[] request, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_upload_file(byte[] path, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_download_file(byte[] fileQuryNo, byte[] filename, byte[] destDir, byte[] output, ref int outputLen);
         [DllImport(Lib, CallingConvention = Cc)] public static extern int mi_get_status(byte[] output, ref int outputLen);
@@ -87,6 +88,15 @@ namespace MiSdk
                 text = len >= 0 && len < cap ? enc.GetString(buf, 0, len) : "";
                 return rc;
             }
+        }
+
+        /// The text a function returns, or a MiException with its code and mi_last_error.
+        string Text(Fill f)
+        {
+            string text;
+            int rc = Read(f, out text);
+            if (rc != Codes.Ok) throw new MiException(rc, LastError());
+            return text;
         }
 
         /// config: inline JSON, a file path, or null. Read as UTF-8 by the library.
@@ -153,11 +163,18 @@ namespace MiSdk
         /// the library and handed over when the same request is asked again, as Read does.
         public string Reconcile(string request)
         {
-            string text;
             byte[] r = Z(request);
-            int rc = Read((byte[] b, ref int l) => Native.mi_reconcile(r, b, ref l), out text);
-            if (rc != Codes.Ok) throw new MiException(rc, LastError());
-            return text;
+            return Text((byte[] b, ref int l) => Native.mi_reconcile(r, b, ref l));
+        }
+
+        /// Who the patient is, through the configured card and e-voucher readers. request:
+        /// {"way":"ecard"|"sscard"|"idcard"|"auto","business_type":"01101"}. Returns the answer JSON,
+        /// whose "data" is ready to be 1101's data; throws MiException when no reader identified
+        /// the patient (Codes.Business: no card or QR code; Codes.Timeout: the reader hung).
+        public string Identify(string request)
+        {
+            byte[] r = Z(request);
+            return Text((byte[] b, ref int l) => Native.mi_identify(r, b, ref l));
         }
 
         /// 9101: uploads a file; the output names its file_qury_no.
@@ -176,10 +193,7 @@ namespace MiSdk
 
         public string Status()
         {
-            string text;
-            int rc = Read((byte[] b, ref int l) => Native.mi_get_status(b, ref l), out text);
-            if (rc != Codes.Ok) throw new MiException(rc, LastError());
-            return text;
+            return Text((byte[] b, ref int l) => Native.mi_get_status(b, ref l));
         }
 
         public string Sm3Hex(string data)

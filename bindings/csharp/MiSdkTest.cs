@@ -1,5 +1,6 @@
 // The C# binding's test, run by tests/bindings.rs under mono against the simulator:
-// mono MiSdkTest.exe <gateway-url> <work-dir>. Prints "N passed, M failed".
+// mono MiSdkTest.exe <gateway-url> <work-dir> [<stand-in e-voucher reader library>].
+// Prints "N passed, M failed".
 using System;
 using System.Globalization;
 using System.IO;
@@ -15,12 +16,15 @@ static class MiSdkTest
         if (ok) passed++; else { failed++; Console.Error.WriteLine("FAIL: " + what); }
     }
 
-    static string Config(string url, string work, string charset)
+    static string Config(string url, string work, string charset, string reader)
     {
+        string readers = reader == null ? "" :
+            ",\"readers\":{\"ecard\":{\"library\":\"" + reader.Replace("\\", "\\\\") +
+            "\",\"url\":\"http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery\"}}";
         return "{\"institution\":{\"fixmedins_code\":\"H44030000001\",\"fixmedins_name\":\"C# 测试医院\",\"mdtrtarea_admvs\":\"440300\"," +
                "\"opter\":\"0001\",\"opter_name\":\"收费员\"},\"gateway\":{\"url\":\"" + url + "\",\"timeout_ms\":5000}," +
                "\"charset\":\"" + charset + "\",\"journal\":{\"path\":\"" + Path.Combine(work, "cs_journal.db") + "\"}," +
-               "\"log\":{\"dir\":\"" + Path.Combine(work, "cs_logs") + "\"}}";
+               "\"log\":{\"dir\":\"" + Path.Combine(work, "cs_logs") + "\"}" + readers + "}";
     }
 
     /// The first value of "name" in a JSON text: a string's contents, or a number's or literal's text.
@@ -58,14 +62,24 @@ static class MiSdkTest
 
     static int Main(string[] args)
     {
-        string url = args[0], work = args[1];
+        string url = args[0], work = args[1], reader = args.Length > 2 ? args[2] : null;
         Check(Native.mi_abi_version() == 1, "abi version");
         Check(MiClient.Version().Length >= 5, "version");
         Check(MiClient.CodeName(-9) == "MI_E_UNCERTAIN" && MiClient.CodeName(42) == "MI_UNKNOWN", "code names");
         foreach (var charset in new[] { "utf-8", "gbk" })
         {
             var c = new MiClient(charset == "gbk");
-            c.Init(Config(url, work, charset));
+            c.Init(Config(url, work, charset, reader));
+            try
+            {
+                string who = c.Identify("{\"way\":\"ecard\"}");
+                Check(reader != null, charset + ": identified without a reader");
+                Check(Field(who, "mdtrt_cert_type") == "01" && who.Contains("\"psn_name\":\"张三\""),
+                      charset + ": identified by the e-voucher, the name in the charset " + who);
+            }
+            catch (MiException e) { Check(reader == null && e.Code == Codes.Config, charset + ": identify " + e.Message); }
+            try { c.Identify("{\"way\":\"face\"}"); Check(false, charset + ": an unknown way throws"); }
+            catch (MiException e) { Check(e.Code == Codes.InvalidArgument, charset + ": unknown way code " + e.Message); }
             var r = c.CallSync("1101", Q1101);
             Check(r.Code == Codes.Ok, charset + ": 1101 " + r.Output);
             Check(r.Output.Contains("\"psn_name\":\"张三\""), charset + ": the name survives the charset");

@@ -41,6 +41,7 @@ function mi_get_result(requestId: Int64; output: PAnsiChar; var outputLen: Integ
 function mi_get_request(requestId: Int64; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_reverse(requestId: Int64; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_reconcile(request: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
+function mi_identify(request: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_upload_file(path: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_download_file(fileQuryNo, filename, destDir: PAnsiChar; output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;
 function mi_get_status(output: PAnsiChar; var outputLen: Integer): Integer; {$IFDEF MSWINDOWS}stdcall{$ELSE}cdecl{$ENDIF}; external MiSdkLib;

@@ -16,6 +16,9 @@ function MiGetResult(RequestId: Int64; out Output: AnsiString): Integer;
 function MiGetRequest(RequestId: Int64; out Output: AnsiString): Integer;
 function MiStatus(out Output: AnsiString): Integer;
 function MiReconcile(const Request: AnsiString; out Report: AnsiString): Integer;
+(* Who the patient is, through the configured card and e-voucher readers: Request like
+  '{"way":"auto"}'; Identity the answer, its "data" ready to be 1101's data. *)
+function MiIdentify(const Request: AnsiString; out Identity: AnsiString): Integer;
 function MiLastError: AnsiString;
 
 implementation
@@ -29,10 +32,10 @@ begin
 end;
 
 type
-  TTextKind = (tkResult, tkRequest, tkStatus, tkReconcile);
+  TTextKind = (tkResult, tkRequest, tkStatus, tkReconcile, tkIdentify);
 
 { Asks for a text with a larger buffer while it does not fit (the ABI's buffer protocol).
-  Request is the text tkReconcile sends. }
+  Request is the text tkReconcile and tkIdentify send. }
 function ReadText(Kind: TTextKind; RequestId: Int64; const Request: AnsiString; out Output: AnsiString): Integer;
 var
   Buf: AnsiString;
@@ -45,6 +48,7 @@ begin
       tkResult: Result := mi_get_result(RequestId, PAnsiChar(Buf), Len);
       tkRequest: Result := mi_get_request(RequestId, PAnsiChar(Buf), Len);
       tkReconcile: Result := mi_reconcile(PAnsiChar(Request), PAnsiChar(Buf), Len);
+      tkIdentify: Result := mi_identify(PAnsiChar(Request), PAnsiChar(Buf), Len);
     else
       Result := mi_get_status(PAnsiChar(Buf), Len);
     end;
@@ -75,6 +79,11 @@ end;
 function MiReconcile(const Request: AnsiString; out Report: AnsiString): Integer;
 begin
   Result := ReadText(tkReconcile, 0, Request, Report);
+end;
+
+function MiIdentify(const Request: AnsiString; out Identity: AnsiString): Integer;
+begin
+  Result := ReadText(tkIdentify, 0, Request, Identity);
 end;
 
 function MiCallSync(const Infno, Input: AnsiString; out Output: AnsiString; out RequestId: Int64): Integer;

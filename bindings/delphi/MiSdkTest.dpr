@@ -1,5 +1,6 @@
 { The Delphi binding's test, compiled by fpc -Mdelphi and run by tests/bindings.rs:
-  MiSdkTest <gateway-url> <work-dir>. Prints "N passed, M failed". }
+  MiSdkTest <gateway-url> <work-dir> [<stand-in e-voucher reader library>].
+  Prints "N passed, M failed". }
 program MiSdkTest;
 
 {$IFDEF FPC}{$MODE DELPHI}{$ENDIF}
@@ -83,7 +84,11 @@ begin
   Check(Rc = MI_E_NOT_INITIALIZED, 'call before init');
   Config := '{"institution":{"fixmedins_code":"H44030000001","fixmedins_name":"Delphi","mdtrtarea_admvs":"440300",' +
     '"opter":"0001","opter_name":"cashier"},"gateway":{"url":"' + AnsiString(ParamStr(1)) + '","timeout_ms":5000},' +
-    '"journal":{"path":"' + AnsiString(ParamStr(2)) + '/pas_journal.db"},"log":{"dir":"' + AnsiString(ParamStr(2)) + '/pas_logs"}}';
+    '"journal":{"path":"' + AnsiString(ParamStr(2)) + '/pas_journal.db"},"log":{"dir":"' + AnsiString(ParamStr(2)) + '/pas_logs"}';
+  if ParamCount >= 3 then
+    Config := Config + ',"readers":{"ecard":{"library":"' + AnsiString(ParamStr(3)) +
+      '","url":"http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"}}';
+  Config := Config + '}';
   Rc := MiInit(Config);
   Check(Rc = MI_OK, 'init: ' + string(MiLastError));
   Rc := MiCallSync('1101', Q1101, Output, Id);
@@ -108,6 +113,16 @@ begin
   Check((MiGetRequest(AsyncId, Rec) = MI_OK) and (Pos('"state":"succeeded"', string(Rec)) > 0), 'request record');
   Check(MiGetRequest(987654321, Rec) = MI_E_NOT_FOUND, 'unknown id');
   Check((MiStatus(Rec) = MI_OK) and (Pos('"queue_depth"', string(Rec)) > 0), 'status');
+  Rc := MiIdentify('{"way":"ecard"}', Rec);
+  if ParamCount >= 3 then
+  begin
+    Check(Rc = MI_OK, 'identify: ' + string(MiLastError));
+    Check((Field(Rec, 'mdtrt_cert_type') = '01') and (Field(Rec, 'certno') = '440301199001011234'),
+      'identified by the e-voucher: ' + string(Rec));
+  end
+  else
+    Check((Rc = MI_E_CONFIG) and (Pos('readers.ecard.library', string(MiLastError)) > 0), 'no reader configured');
+  Check(MiIdentify('{"way":"face"}', Rec) = MI_E_INVALID_ARGUMENT, 'an unknown way is refused');
 
   { Settle a visit (fees, then 2207) so that today's books hold a settlement. }
   Rc := MiCallSync('2201', PerCall('{"data":{"psn_no":"' + Psn + '","insutype":"310","ipt_otp_no":"PAS-1"}}'), Output, Id);

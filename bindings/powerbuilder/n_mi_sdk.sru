@@ -19,6 +19,7 @@ FUNCTION long mi_get_result(longlong request_id, ref string output, ref long out
 FUNCTION long mi_get_request(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_request;Ansi"
 FUNCTION long mi_reverse(longlong request_id, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_reverse;Ansi"
 FUNCTION long mi_reconcile(string request, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_reconcile;Ansi"
+FUNCTION long mi_identify(string request, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_identify;Ansi"
 FUNCTION long mi_upload_file(string path, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_upload_file;Ansi"
 FUNCTION long mi_download_file(string file_qury_no, string filename, string dest_dir, ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_download_file;Ansi"
 FUNCTION long mi_get_status(ref string output, ref long output_len) LIBRARY "mi_sdk.dll" ALIAS FOR "mi_get_status;Ansi"
@@ -58,6 +59,7 @@ public function long of_init (string as_config)
 public function long of_call_sync (string as_infno, string as_input, ref string as_output, ref longlong al_request_id)
 public function long of_get_result (longlong al_request_id, ref string as_output)
 public function long of_reconcile (string as_request, ref string as_report)
+public function long of_identify (string as_request, ref string as_identity)
 public function string of_last_error ()
 end prototypes
 
@@ -102,6 +104,22 @@ ll_len = 65536
 do
 	as_report = Space(ll_len)
 	ll_rc = mi_reconcile(as_request, as_report, ll_len)
+	if ll_rc = MI_E_BUFFER_TOO_SMALL then ll_len = ll_len + 1
+loop while ll_rc = MI_E_BUFFER_TOO_SMALL
+return ll_rc
+end function
+
+public function long of_identify (string as_request, ref string as_identity);
+// Who the patient is, through the configured card and e-voucher readers.
+// as_request: {"way":"ecard"|"sscard"|"idcard"|"auto","business_type":"01101"}.
+// MI_OK with the answer JSON in as_identity, whose "data" is ready to be 1101's data.
+// An answer too big for the buffer is kept for the same request (the patient is not
+// asked again), as this loop does.
+long ll_len, ll_rc
+ll_len = 4096
+do
+	as_identity = Space(ll_len)
+	ll_rc = mi_identify(as_request, as_identity, ll_len)
 	if ll_rc = MI_E_BUFFER_TOO_SMALL then ll_len = ll_len + 1
 loop while ll_rc = MI_E_BUFFER_TOO_SMALL
 return ll_rc

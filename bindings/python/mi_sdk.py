@@ -80,6 +80,7 @@ class MiSdk:
         for name in ("mi_get_status", "mi_last_error"):
             getattr(L, name).argtypes, getattr(L, name).restype = list(buf), c.c_int32
         L.mi_reconcile.argtypes, L.mi_reconcile.restype = [c.c_char_p, *buf], c.c_int32
+        L.mi_identify.argtypes, L.mi_identify.restype = [c.c_char_p, *buf], c.c_int32
         L.mi_upload_file.argtypes, L.mi_upload_file.restype = [c.c_char_p, *buf], c.c_int32
         L.mi_download_file.argtypes = [c.c_char_p, c.c_char_p, c.c_char_p, *buf]
         L.mi_download_file.restype = c.c_int32
@@ -188,6 +189,20 @@ class MiSdk:
         # Not _once (no request to fetch by id): a report too big for the buffer is
         # kept by the library and handed over when the same request is asked again.
         rc, text = self._read(lambda b, n: self._lib.mi_reconcile(r, b, n), first=65536)
+        if rc != MI_OK:
+            raise MiError(rc, self.last_error())
+        return json.loads(text)
+
+    def identify(self, request=None):
+        """Who the patient is, through the configured card and e-voucher readers.
+        request: a dict such as {"way": "auto", "business_type": "01101"} or its JSON text;
+        None is auto. Returns the answer (a dict): answer["data"] is ready to be 1101's data.
+        MiError when no reader identified the patient (MI_E_BUSINESS: no card or QR code,
+        MI_E_TIMEOUT: the reader hung, MI_E_CONFIG: no such reader configured)."""
+        r = None if request is None else self._enc(request)
+        # A text too big for the buffer is kept by the library for the same request:
+        # the patient is not asked to show the QR code twice.
+        rc, text = self._read(lambda b, n: self._lib.mi_identify(r, b, n))
         if rc != MI_OK:
             raise MiError(rc, self.last_error())
         return json.loads(text)

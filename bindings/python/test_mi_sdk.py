@@ -1,7 +1,8 @@
 """Tests of the Python binding against a running mi-sim (unittest, stdlib only).
 
 Run by tests/bindings.rs with MI_SDK_LIB (the built library), MI_SIM_URL (the
-simulator's service URL) and MI_WORK (a temp folder) in the environment."""
+simulator's service URL), MI_WORK (a temp folder) and MI_FAKE_READER_LIB (the
+stand-in reader library, sim/readers/fake_reader.c) in the environment."""
 
 import hashlib
 import json
@@ -102,6 +103,29 @@ class BindingTest(unittest.TestCase):
         [written] = down.output["output"]["files"]
         with open(written["path"], "rb") as f, open(doc, "rb") as g:
             self.assertEqual(f.read(), g.read())
+
+    def test_identify_by_the_e_voucher_then_1101(self):
+        reader = os.environ["MI_FAKE_READER_LIB"]
+        url = "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"
+        for charset in ("utf-8", "gbk"):
+            sdk = MiSdk(charset=charset)
+            try:
+                sdk.init(config(charset=charset, readers={"ecard": {"library": reader, "url": url}}))
+                who = sdk.identify({"way": "ecard", "business_type": "01101"})
+                self.assertEqual(who["data"]["mdtrt_cert_type"], "01")
+                self.assertEqual(who["data"]["psn_name"], "张三")
+                self.assertNotIn("440301199001011234", who["raw"])
+                r = sdk.call_sync("1101", {"data": who["data"]})
+                self.assertEqual(r.code, mi_sdk.MI_OK, r.output)
+                self.assertEqual(r.output["output"]["baseinfo"]["certno"], "440301199001011234")
+                with self.assertRaises(MiError) as e:
+                    sdk.identify({"way": "sscard"})
+                self.assertEqual(e.exception.code, mi_sdk.MI_E_CONFIG)
+                with self.assertRaises(MiError) as e:
+                    sdk.identify('{"way": "face"}')
+                self.assertEqual(e.exception.code, mi_sdk.MI_E_INVALID_ARGUMENT)
+            finally:
+                sdk.shutdown(2000)
 
     def test_bad_input_codes(self):
         self.sdk.init(config())

@@ -57,8 +57,15 @@ pub fn start(name: &str) -> Result<mi_sim::Sim, String> {
     let _ = std::fs::remove_dir_all(&work);
     println!("mi_sdk {} (C ABI {})", mi_sdk::VERSION, mi_abi_version());
     println!("simulated platform: {} (tif gateway)", sim.service_url());
-    println!("journal and logs:   {}\n", work.display());
-    let config = serde_json::json!({
+    println!("journal and logs:   {}", work.display());
+    let reader = fake_ecard_reader(&work);
+    match &reader {
+        Some(lib) => println!("e-voucher reader:   {} (a stand-in for NationECCode.dll)\n", lib.display()),
+        None => {
+            println!("e-voucher reader:   NONE (no C compiler `cc` to build the stand-in; the patient is typed in)\n")
+        }
+    }
+    let mut config = serde_json::json!({
         "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "深圳市示例医院", "mdtrtarea_admvs": "440300",
                         "opter": "0001", "opter_name": "收费员甲", "mac": "00-16-3E-00-00-01", "ip": "10.1.2.3"},
         "gateway": {"url": sim.service_url(), "profile": "tif", "paas_id": sim.config().paas_id, "paas_token": sim.config().paas_token,
@@ -68,6 +75,10 @@ pub fn start(name: &str) -> Result<mi_sim::Sim, String> {
         "log": {"dir": work.join("logs").to_string_lossy()},
         "workers": 4
     });
+    if let Some(lib) = reader {
+        config["readers"] = serde_json::json!({"ecard": {"library": lib.to_string_lossy(),
+            "url": "http://127.0.0.1:7001/localcfc/api/hsecfc/localQrCodeQuery"}});
+    }
     let c_config = CString::new(config.to_string()).unwrap();
     // SAFETY: a NUL-terminated string.
     let rc = unsafe { mi_init(c_config.as_ptr()) };
@@ -110,4 +121,20 @@ pub fn print_settlement(settled: &Value) {
         s["psn_cash_pay"],
         s["balc"]
     );
+}
+
+/// The stand-in e-voucher reader (sim/readers/fake_reader.c, what the province's
+/// NationECCode.dll is to a real cashier's PC) built by the C compiler cargo links
+/// with; `None` when there is none.
+fn fake_ecard_reader(work: &std::path::Path) -> Option<std::path::PathBuf> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/readers/fake_reader.c");
+    let lib = work.join(if cfg!(windows) { "NationECCode.dll" } else { "libNationECCode.so" });
+    std::fs::create_dir_all(work).ok()?;
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    built.then_some(lib)
 }

@@ -257,12 +257,18 @@ impl Ledger {
         if !["01", "02", "03"].contains(&cert_type.as_str()) {
             return Err("就诊凭证类型[mdtrt_cert_type]不正确".into());
         }
-        let key = if cert_no.is_empty() { certno } else { cert_no };
-        let p = self
-            .people
-            .iter()
-            .find(|p| p.certno == key || p.psn_no == key)
-            .ok_or_else(|| "未查询到该人员的参保信息".to_string())?;
+        // An e-voucher is known by its token and a card by its number (some regions
+        // send `卡号|busiCardInfo`); an ID number, or the person number, is itself.
+        let key = if cert_no.is_empty() { certno.clone() } else { cert_no };
+        let p = match cert_type.as_str() {
+            "01" => self.people.iter().find(|p| p.ec_token == key),
+            "03" => self.people.iter().find(|p| p.card_no == key.split('|').next().unwrap_or("") || p.certno == key),
+            _ => self.people.iter().find(|p| p.certno == key || p.psn_no == key),
+        }
+        .ok_or_else(|| "未查询到该人员的参保信息".to_string())?;
+        if !certno.is_empty() && certno != p.certno {
+            return Err("证件号码与就诊凭证不符".into());
+        }
         if !name.is_empty() && name != p.psn_name {
             return Err("姓名与证件号码不符".into());
         }

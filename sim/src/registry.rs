@@ -17,6 +17,10 @@ pub struct Person {
     pub balc_fen: i64,
     /// Share of in-scope fees the fund pays, in percent.
     pub fund_ratio: i64,
+    /// The e-voucher token the platform knows this person by today (mdtrt_cert_type 01).
+    pub ec_token: &'static str,
+    /// The social-security card's number (mdtrt_cert_type 03).
+    pub card_no: &'static str,
 }
 
 pub fn people() -> Vec<Person> {
@@ -34,6 +38,8 @@ pub fn people() -> Vec<Person> {
             emp_name: "深圳市示例科技有限公司",
             balc_fen: 120_050,
             fund_ratio: 70,
+            ec_token: "440300EC0000000000000000001234",
+            card_no: "A12345678",
         },
         Person {
             psn_no: "44010000000000200002",
@@ -48,6 +54,8 @@ pub fn people() -> Vec<Person> {
             emp_name: "",
             balc_fen: 0,
             fund_ratio: 50,
+            ec_token: "440100EC0000000000000000002345",
+            card_no: "B23456789",
         },
         Person {
             psn_no: "44030000000000300003",
@@ -62,6 +70,8 @@ pub fn people() -> Vec<Person> {
             emp_name: "深圳市示例退休人员管理中心",
             balc_fen: 5_000_000,
             fund_ratio: 85,
+            ec_token: "440300EC000000000000000000002X",
+            card_no: "C34567890",
         },
     ]
 }

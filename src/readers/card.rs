@@ -21,33 +21,83 @@ fn fields<'a>(text: &'a str, want: usize, reader: &str) -> Result<Vec<&'a str>> 
     Ok(f)
 }
 
+/// How each field of an output is shown in the log.
+#[derive(Clone, Copy)]
+enum Show {
+    As,
+    Id,
+    Name,
+    Hidden,
+}
+
+/// The fields as the log may show them; fields beyond the layout are hidden.
+fn masked(f: &[&str], layout: &[Show]) -> String {
+    let shown: Vec<String> = f
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match layout.get(i).copied().unwrap_or(Show::Hidden) {
+            Show::As => v.to_string(),
+            // Short numbers keep less of themselves: a quarter at each end, at most 4.
+            Show::Id => {
+                let keep = (v.chars().count() / 4).min(4);
+                crate::logging::mask_middle(v, keep, keep)
+            }
+            Show::Name => crate::logging::mask_name(v),
+            Show::Hidden if v.is_empty() => String::new(),
+            Show::Hidden => "***".into(),
+        })
+        .collect();
+    shown.join("|") + "|"
+}
+
+/// 发卡地区, 社会保障号码, 卡号, 卡识别码, 姓名, 卡复位信息, 规范版本, 发卡日期, 卡有效期, 终端机编号, 终端设备号.
+const SOCIAL_CARD: [Show; 11] =
+    [Show::As, Show::Id, Show::Id, Show::Id, Show::Name, Show::Id, Show::As, Show::As, Show::As, Show::As, Show::As];
+/// 姓名, 性别, 民族, 出生日期, 住址, 公民身份号码, 签发日期, 有效期, 签发机关.
+const ID_CARD: [Show; 9] =
+    [Show::Name, Show::As, Show::As, Show::Hidden, Show::Hidden, Show::Id, Show::As, Show::As, Show::As];
+
 /// The identity on a social-security card: `card_info` as `ReadCardBas` wrote it,
 /// `busi` its business string (may be empty), mapped as the region says.
 pub fn social_card(card_info: &str, busi: &str, mapping: &Mapping, reader: &str) -> Result<Identity> {
     let f = fields(card_info, 11, reader)?;
     let (division, ss_no, card_no, card_sn, name) = (f[0], f[1], f[2], f[3], f[4]);
+    let raw = match busi.trim() {
+        "" => masked(&f, &SOCIAL_CARD),
+        // An opaque string the platform checks: its length only.
+        b => format!("{} busiCardInfo <{} bytes>", masked(&f, &SOCIAL_CARD), b.len()),
+    };
     if card_no.is_empty() {
         return Err(Error::new(Code::Protocol, format!("{reader} answered a card without a card number")));
     }
-    let mdtrt_cert_no = match (mapping.card_no, busi.trim()) {
-        (CardNo::CardNoAndBusi, b) if !b.is_empty() => format!("{card_no}|{b}"),
-        (CardNo::CardNoAndBusi, _) => {
-            return Err(Error::new(
-                Code::Protocol,
-                format!("{reader} gave no business string (busiCardInfo), which this region's 1101 needs"),
-            ))
+    let (cert_type, mdtrt_cert_no) = if mapping.card_as_id_in.iter().any(|p| division.starts_with(p.as_str())) {
+        // These platforms know their own province's cards by the 社会保障号码.
+        if ss_no.is_empty() {
+            return Err(Error::new(Code::Protocol, format!("{reader} answered a card without a 社会保障号码")));
         }
-        (CardNo::CardNo, _) => card_no.to_string(),
+        ("02", ss_no.to_string())
+    } else {
+        match (mapping.card_no, busi.trim()) {
+            (CardNo::CardNoAndBusi, b) if !b.is_empty() => ("03", format!("{card_no}|{b}")),
+            (CardNo::CardNoAndBusi, _) => {
+                return Err(Error::new(
+                    Code::Protocol,
+                    format!("{reader} gave no business string (busiCardInfo), which this region's 1101 needs"),
+                ))
+            }
+            (CardNo::CardNo, _) => ("03", card_no.to_string()),
+        }
     };
     Ok(Identity {
         way: Way::Sscard,
-        mdtrt_cert_type: "03".into(),
+        mdtrt_cert_type: cert_type.into(),
         mdtrt_cert_no,
         card_sn: card_sn.to_string(),
         psn_cert_type: if is_resident_id(ss_no) { "01".into() } else { String::new() },
         certno: ss_no.to_string(),
         psn_name: name.to_string(),
         insured_in: division.to_string(),
+        raw,
     })
 }
 
@@ -67,6 +117,7 @@ pub fn id_card(text: &str, reader: &str) -> Result<Identity> {
         certno: number.to_uppercase(),
         psn_name: name.to_string(),
         insured_in: String::new(),
+        raw: masked(&f, &ID_CARD),
     })
 }
 
@@ -83,9 +134,19 @@ mod tests {
         assert_eq!(id.card_sn, "440300D15600000500123456");
         assert_eq!((id.certno.as_str(), id.psn_cert_type.as_str()), ("11010519491231002X", "01"));
         assert_eq!((id.psn_name.as_str(), id.insured_in.as_str()), ("张三", "440300"));
-        let busi = Mapping { card_no: CardNo::CardNoAndBusi };
+        assert_eq!(
+            id.raw,
+            "440300|1101**********002X|A1*****78|4403****************3456|张*|00******3A|3.00|20190101|20290101|T001|D001| busiCardInfo <8 bytes>"
+        );
+        let busi = Mapping { card_no: CardNo::CardNoAndBusi, ..Default::default() };
         assert_eq!(social_card(CARD, "QkFTRTY0", &busi, "r").unwrap().mdtrt_cert_no, "A12345678|QkFTRTY0");
         assert!(social_card(CARD, "", &busi, "r").unwrap_err().message.contains("busiCardInfo"));
+        // Guangdong's own cards go as 02 with the 社会保障号码; others as the nation's.
+        let gd = Mapping { card_as_id_in: vec!["440".into()], ..Default::default() };
+        let id = social_card(CARD, "", &gd, "r").unwrap();
+        assert_eq!((id.mdtrt_cert_type.as_str(), id.mdtrt_cert_no.as_str()), ("02", "11010519491231002X"));
+        let elsewhere = CARD.replacen("440300", "320500", 1);
+        assert_eq!(social_card(&elsewhere, "", &gd, "r").unwrap().mdtrt_cert_type, "03");
     }
 
     #[test]
@@ -105,6 +166,7 @@ mod tests {
                 .unwrap();
         assert_eq!((id.mdtrt_cert_type.as_str(), id.mdtrt_cert_no.as_str()), ("02", "11010519491231002X"));
         assert_eq!((id.psn_cert_type.as_str(), id.psn_name.as_str()), ("01", "张三"));
+        assert_eq!(id.raw, "张*|男|汉|***|***|1101**********002x|20200101|20400101|北京市公安局西城分局|");
         assert!(id_card("张三|男|汉|19491231|x|123|a|b|c", "r").is_err());
     }
 }

@@ -83,6 +83,7 @@ pub fn parse(output: &str) -> Result<Identity> {
         certno,
         psn_name: field("userName"),
         insured_in: field("insuOrg"),
+        raw: crate::logging::mask(&v).to_string(),
     })
 }
 
@@ -111,6 +112,8 @@ mod tests {
             assert_eq!(id.mdtrt_cert_no, "4403000000000000001234567890");
             assert_eq!((id.certno.as_str(), id.psn_cert_type.as_str()), ("11010519491231002X", "01"));
             assert_eq!((id.psn_name.as_str(), id.insured_in.as_str()), ("张三", "440300"));
+            assert!(id.raw.contains("张*") && id.raw.contains("1101**********002X"), "{}", id.raw);
+            assert!(!id.raw.contains("4403000000000000001234567890"), "{}", id.raw);
         }
     }
 

@@ -11,13 +11,15 @@
 pub mod card;
 pub mod ecard;
 pub mod guard;
+pub mod identify;
 pub mod reader;
+pub mod settings;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 /// How the patient was identified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Way {
     /// The national medical-insurance e-voucher (QR code or face).
@@ -49,10 +51,16 @@ pub enum CardNo {
     CardNoAndBusi,
 }
 
-/// A region's mapping of reader outputs into 1101 (carried by region presets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A region's mapping of reader outputs into 1101: the config's `readers.mapping`,
+/// which region presets set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Mapping {
+    /// `card_no` (the national default) or `card_no_and_busi` (卡号|busiCardInfo).
     pub card_no: CardNo,
+    /// Issuing divisions (prefixes of 发卡地区行政区划代码, e.g. `"440"` for Guangdong)
+    /// whose cards are sent as 02 with the 社会保障号码, as those platforms expect.
+    pub card_as_id_in: Vec<String>,
 }
 
 /// The patient as a reader identified them: the `data` of 1101 ([`Identity::data_1101`]).
@@ -71,6 +79,8 @@ pub struct Identity {
     /// Where the person is insured as the reader says (the e-voucher's `insuOrg`, the
     /// card's issuing division): a hint for `insuplc_admdvs`, never sent as it is.
     pub insured_in: String,
+    /// What the reader wrote, with the person's data masked: for the log.
+    pub raw: String,
 }
 
 impl Identity {
@@ -125,6 +135,7 @@ mod tests {
             certno: "11010519491231002X".into(),
             psn_name: "张三".into(),
             insured_in: String::new(),
+            raw: String::new(),
         };
         let d = id.data_1101();
         assert_eq!(d["mdtrt_cert_type"], "02");

@@ -4,7 +4,10 @@
  * usage: win_loader <config-json-file> <visit-number>   Prints "N passed, M failed".
  * With @<path> as the first argument, the path itself goes to mi_init (in the ANSI
  * code page, as a HIS passes it), not the file's text; the program prints GetACP().
- * Runs sign-in (automatic), 1101, an outpatient visit (2201 2204 2206 2207), an async
+ * Where the stand-in e-voucher and card readers sit beside it (NationECCode.dll,
+ * HeaSecReadInfo.dll: sim/readers/fake_reader.c built by mingw, configured in
+ * "readers"), identifies the patient through them first; then runs sign-in (automatic), 1101 with that identity, an outpatient visit
+ * (2201 2204 2206 2207), an async
  * 1101, and the status, as a cashier's program on Windows would; then mi_shutdown
  * with a send in flight and FreeLibrary right after it.
  */
@@ -21,6 +24,18 @@ typedef int32_t(MI_CALL *text_fn)(char *, int32_t *);
 typedef int32_t(MI_CALL *shutdown_fn)(int32_t);
 typedef int32_t(MI_CALL *abi_fn)(void);
 typedef int32_t(MI_CALL *sm3_fn)(const char *, char *, int32_t *);
+typedef int32_t(MI_CALL *identify_fn)(const char *, char *, int32_t *);
+
+/* The "data" object of an mi_identify answer (flat: no braces inside) as 1101's input. */
+static int input_1101(const char *answer, char *input, size_t cap) {
+    const char *p = strstr(answer, "\"data\":{"), *end;
+    if (p == NULL) return 0;
+    p += 7;
+    end = strchr(p, '}');
+    if (end == NULL || (size_t)(end - p) + 12 > cap) return 0;
+    snprintf(input, cap, "{\"data\":%.*s}", (int)(end - p + 1), p);
+    return 1;
+}
 
 static int passed = 0, failed = 0;
 #define CHECK(c, w) do { if (c) passed++; else { failed++; fprintf(stderr, "FAIL: %s\n", w); } } while (0)
@@ -53,8 +68,9 @@ int main(int argc, char **argv) {
         shutdown_fn mi_shutdown = (shutdown_fn)(void *)GetProcAddress(dll, "mi_shutdown");
         abi_fn mi_abi_version = (abi_fn)(void *)GetProcAddress(dll, "mi_abi_version");
         sm3_fn mi_sm3_hex = (sm3_fn)(void *)GetProcAddress(dll, "mi_sm3_hex");
+        identify_fn mi_identify = (identify_fn)(void *)GetProcAddress(dll, "mi_identify");
         CHECK(mi_init && mi_call_sync && mi_call_async && mi_get_result && mi_get_status && mi_last_error && mi_shutdown &&
-                  mi_abi_version && mi_sm3_hex, "every export found by its plain name");
+                  mi_abi_version && mi_sm3_hex && mi_identify, "every export found by its plain name");
         if (failed) return 1;
         CHECK(mi_abi_version() == 1, "abi version");
         len = (int32_t)sizeof out;
@@ -65,6 +81,34 @@ int main(int argc, char **argv) {
             mi_last_error(out, &len);
             fprintf(stderr, "mi_init %d: %s\n", (int)rc, out);
             return 1;
+        }
+        if (GetFileAttributesA("NationECCode.dll") == INVALID_FILE_ATTRIBUTES) {
+            static char who[4096];
+            len = (int32_t)sizeof who;
+            CHECK(mi_identify("{\"way\":\"ecard\"}", who, &len) == MI_E_CONFIG, "no reader configured: MI_E_CONFIG");
+        } else {
+            /* The patient shows the e-voucher: the reader DLL (GBK, __stdcall) read on a
+             * thread of the library's own, its answer mapped into 1101's data. */
+            static char who[4096], by_voucher[4096];
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"ecard\",\"business_type\":\"01101\"}", who, &len);
+            if (rc != MI_OK) {
+                len = (int32_t)sizeof out;
+                mi_last_error(out, &len);
+                fprintf(stderr, "mi_identify %d: %s\n", (int)rc, out);
+            }
+            CHECK(rc == MI_OK && strstr(who, "\"mdtrt_cert_type\":\"01\"") != NULL, "identified by the e-voucher reader DLL");
+            CHECK(strstr(who, "\"psn_name\":\"\xE5\xBC\xA0\xE4\xB8\x89\"") != NULL, "the reader's GBK name read as UTF-8");
+            CHECK(input_1101(who, by_voucher, sizeof by_voucher), "the identity is 1101's data");
+            len = (int32_t)sizeof out;
+            rc = mi_call_sync("1101", by_voucher, out, &len);
+            CHECK(rc == MI_OK && strstr(out, "44030000000000100001") != NULL, "sync 1101 by the e-voucher over the network");
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"sscard\"}", who, &len);
+            CHECK(rc == MI_OK && strstr(who, "\"mdtrt_cert_no\":\"A12345678\"") != NULL, "identified by the card reader DLL");
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"idcard\"}", who, &len);
+            CHECK(rc == MI_OK && strstr(who, "\"mdtrt_cert_type\":\"02\"") != NULL, "identified by the ID card (ReadSFZ)");
         }
         len = (int32_t)sizeof out;
         rc = mi_call_sync("1101", q, out, &len);

@@ -746,3 +746,28 @@ pub fn download_file(file_qury_no: &str, filename: &str, dest: &Path) -> (i32, V
     let rc = unsafe { mi_download_file(q.as_ptr(), f.as_ptr(), d.as_ptr(), buf.as_mut_ptr() as *mut c_char, &mut len) };
     (rc, serde_json::from_slice(&buf[..len.max(0) as usize]).unwrap_or(Value::Null))
 }
+
+/// The stand-in card and e-voucher reader (sim/readers/fake_reader.c), built by gcc
+/// once per test binary (tests run side by side: a library rebuilt under another
+/// test's feet would not load); `None`, said loudly, without gcc.
+pub fn fake_reader() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_fake_reader).clone()
+}
+
+fn build_fake_reader() -> Option<PathBuf> {
+    if !require_tool("gcc", &["--version"]) {
+        return None;
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("libfake_reader-{}.so", std::process::id()));
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sim/readers/fake_reader.c");
+    let ok = std::process::Command::new("gcc")
+        .args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "the stand-in reader did not build");
+    Some(out)
+}

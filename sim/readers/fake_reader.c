@@ -9,7 +9,7 @@
  *   overflow:N  N bytes of 'A' and no NUL (past the end of a smaller buffer)
  *   hang        never returns
  *   init_fail   HeaSecReadInfo's Init fails
- * Build: gcc -shared -fPIC -o libfake_reader.so fake_reader.c
+ * Build: cc -shared -fPIC -o libfake_reader.so fake_reader.c
  *        i686-w64-mingw32-gcc -shared -Wl,--kill-at -o fake_reader.dll fake_reader.c */
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,185 @@
+//! The config's `readers` section: which reader library each way uses, how it is
+//! called, and the region's mapping into 1101 (region presets set `readers.mapping`).
+//! A way whose library is empty is not configured: `mi_identify` says so, and
+//! `"auto"` passes over it.
+
+use super::{Mapping, Way};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Readers {
+    /// The ways `"auto"` tries, in this order.
+    pub order: Vec<Way>,
+    /// How long one reader call may take (a patient scanning a QR code, typing a
+    /// PIN) before it is abandoned.
+    pub timeout_ms: u64,
+    pub ecard: Ecard,
+    pub sscard: Sscard,
+    pub idcard: Idcard,
+    pub mapping: Mapping,
+}
+
+impl Default for Readers {
+    fn default() -> Self {
+        Readers {
+            order: vec![Way::Ecard, Way::Sscard, Way::Idcard],
+            timeout_ms: 60_000,
+            ecard: Ecard::default(),
+            sscard: Sscard::default(),
+            idcard: Idcard::default(),
+            mapping: Mapping::default(),
+        }
+    }
+}
+
+/// The e-voucher reader: the province's `NationECCode.dll` and the local
+/// e-voucher service it talks to.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ecard {
+    /// The library's path, relative to the config's folder; empty: no e-voucher reader.
+    pub library: String,
+    /// The local e-voucher service, e.g. `http://127.0.0.1:7001/localcfc/api/hsecfc/localQrCodeQuery`.
+    pub url: String,
+    /// `ec.query` when empty.
+    pub trans_type: String,
+    pub device_type: String,
+    pub office_id: String,
+    pub office_name: String,
+}
+
+/// How the social-security card's library is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CardApi {
+    /// HeaSecReadInfo.dll: `Init(json, err)` once, `ReadCardBas(cardInfo, busiCardInfo)`.
+    #[default]
+    Heasec,
+    /// SSCardDriver.dll: `iReadCardBas(type, out)`.
+    SscardDriver,
+}
+
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sscard {
+    pub library: String,
+    pub api: CardApi,
+    /// `iReadCardBas`'s type: 1 contact, 2 contactless, 3 or 4 either.
+    pub card_type: i32,
+    /// HeaSecReadInfo's `Init` input, as the province's reader wants it (an object,
+    /// or its text). It may hold the reader's own passwords: never printed.
+    pub init: serde_json::Value,
+}
+
+impl Default for Sscard {
+    fn default() -> Self {
+        Sscard { library: String::new(), api: CardApi::Heasec, card_type: 3, init: serde_json::json!({}) }
+    }
+}
+
+/// Prints the init's keys, never their values.
+impl std::fmt::Debug for Sscard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self.init.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        f.debug_struct("Sscard")
+            .field("library", &self.library)
+            .field("api", &self.api)
+            .field("card_type", &self.card_type)
+            .field("init_keys", &keys)
+            .finish()
+    }
+}
+
+impl Sscard {
+    /// The `Init` input as the reader reads it.
+    pub fn init_text(&self) -> String {
+        match &self.init {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
+
+/// The resident ID card's reader (HeaSecReadInfo.dll `ReadSFZ`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idcard {
+    /// Empty: the social-security card's library, when that is HeaSecReadInfo.
+    pub library: String,
+}
+
+impl Readers {
+    /// The library for `way`, relative to the config's folder; empty when none.
+    pub fn library(&self, way: Way) -> &str {
+        match way {
+            Way::Ecard => &self.ecard.library,
+            Way::Sscard => &self.sscard.library,
+            Way::Idcard if self.idcard.library.trim().is_empty() && self.sscard.api == CardApi::Heasec => {
+                &self.sscard.library
+            }
+            Way::Idcard => &self.idcard.library,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::config(format!("config key `readers.{key}`: {why}")));
+        if !(1_000..=600_000).contains(&self.timeout_ms) {
+            return bad("timeout_ms", "must be 1000 to 600000");
+        }
+        if self.order.is_empty() {
+            return bad("order", "must name at least one way (\"ecard\", \"sscard\", \"idcard\")");
+        }
+        if (1..self.order.len()).any(|i| self.order[..i].contains(&self.order[i])) {
+            return bad("order", "names a way twice");
+        }
+        if !(1..=4).contains(&self.sscard.card_type) {
+            return bad("sscard.card_type", "must be 1 (contact), 2 (contactless), 3 or 4 (either)");
+        }
+        if !matches!(self.sscard.init, serde_json::Value::Object(_) | serde_json::Value::String(_)) {
+            return bad("sscard.init", "must be a JSON object or its text");
+        }
+        if !self.ecard.library.trim().is_empty() && self.ecard.url.trim().is_empty() {
+            return bad("ecard.url", "must be set when ecard.library is: the local e-voucher service's address");
+        }
+        if self.mapping.card_as_id_in.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+            return bad("mapping.card_as_id_in", "must list division code prefixes (digits, e.g. \"440\")");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_card_reader_is_the_card_library_when_it_is_heasec() {
+        let mut r = Readers::default();
+        r.sscard.library = "HeaSecReadInfo.dll".into();
+        assert_eq!(r.library(Way::Idcard), "HeaSecReadInfo.dll");
+        r.sscard.api = CardApi::SscardDriver;
+        assert_eq!(r.library(Way::Idcard), "");
+        r.idcard.library = "sfz.dll".into();
+        assert_eq!(r.library(Way::Idcard), "sfz.dll");
+    }
+
+    #[test]
+    fn bad_values_are_named_and_the_init_is_never_printed() {
+        let r = Readers { order: vec![Way::Ecard, Way::Ecard], ..Default::default() };
+        assert!(r.validate().unwrap_err().message.contains("readers.order"));
+        let mut r = Readers::default();
+        r.ecard.library = "NationECCode.dll".into();
+        assert!(r.validate().unwrap_err().message.contains("readers.ecard.url"));
+        let mut r = Readers::default();
+        r.mapping.card_as_id_in = vec!["44a".into()];
+        assert!(r.validate().unwrap_err().message.contains("card_as_id_in"));
+        let mut r = Readers::default();
+        r.sscard.init = serde_json::json!({"IP": "10.1.1.1", "PASS": "hunter2"});
+        assert!(r.validate().is_ok());
+        let shown = format!("{r:?}");
+        assert!(shown.contains("PASS") && !shown.contains("hunter2"), "{shown}");
+        assert_eq!(r.sscard.init_text(), r#"{"IP":"10.1.1.1","PASS":"hunter2"}"#);
+    }
+}
