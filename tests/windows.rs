@@ -273,7 +273,8 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
         "journal": {"path": "mi_journal.db"},
         "log": {"dir": "logs"},
         "readers": {"ecard": {"library": "NationECCode.dll", "url": "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"},
-                    "sscard": {"library": "HeaSecReadInfo.dll", "init": {"IP": "127.0.0.1", "PORT": 8080}}}
+                    "sscard": {"library": "HeaSecReadInfo.dll", "init": {"IP": "127.0.0.1", "PORT": 8080}},
+                    "timeout_ms": 1000}
     });
     let config = work.path().join("mi_sdk.json");
     std::fs::write(&config, cfg.to_string()).unwrap();

@@ -1,7 +1,9 @@
 /* A stand-in for the card and e-voucher readers' libraries (NationECCode.dll,
  * HeaSecReadInfo.dll, SSCardDriver.dll), with the signatures their public callers
  * declare, for the tests of src/readers/. What it does is chosen by the environment
- * variable MI_FAKE_READER:
+ * variable MI_FAKE_READER, or where that is not set by the first line of the file
+ * MI_FAKE_READER.txt in the working folder (a Windows program under Wine changes it
+ * between calls):
  *   ok          a person (张三, written in GBK, as these readers write)
  *   absent      no card / no e-voucher: the reader's "no"
  *   wrong_pin   the card's PIN refused
@@ -11,6 +13,7 @@
  *   init_fail   HeaSecReadInfo's Init fails
  * Build: cc -shared -fPIC -o libfake_reader.so fake_reader.c
  *        i686-w64-mingw32-gcc -shared -Wl,--kill-at -o fake_reader.dll fake_reader.c */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _WIN32
@@ -29,8 +32,16 @@
 #define ZHANG_SAN "\xD5\xC5\xC8\xFD"
 
 static const char *mode(void) {
+    static char line[64];
     const char *m = getenv("MI_FAKE_READER");
-    return m ? m : "ok";
+    FILE *f;
+    if (m != NULL) return m;
+    f = fopen("MI_FAKE_READER.txt", "rb");
+    if (f == NULL) return "ok";
+    if (fgets(line, sizeof line, f) == NULL) line[0] = 0;
+    fclose(f);
+    line[strcspn(line, "\r\n")] = 0;
+    return line[0] ? line : "ok";
 }
 
 static int is(const char *m) { return strcmp(mode(), m) == 0; }

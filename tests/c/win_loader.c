@@ -26,6 +26,15 @@ typedef int32_t(MI_CALL *abi_fn)(void);
 typedef int32_t(MI_CALL *sm3_fn)(const char *, char *, int32_t *);
 typedef int32_t(MI_CALL *identify_fn)(const char *, char *, int32_t *);
 
+/* What the stand-in readers do from now on (sim/readers/fake_reader.c reads the file). */
+static void reader_mode(const char *mode) {
+    FILE *m = fopen("MI_FAKE_READER.txt", "wb");
+    if (m != NULL) {
+        fputs(mode, m);
+        fclose(m);
+    }
+}
+
 /* The "data" object of an mi_identify answer (flat: no braces inside) as 1101's input. */
 static int input_1101(const char *answer, char *input, size_t cap) {
     const char *p = strstr(answer, "\"data\":{"), *end;
@@ -109,6 +118,35 @@ int main(int argc, char **argv) {
             len = (int32_t)sizeof who;
             rc = mi_identify("{\"way\":\"idcard\"}", who, &len);
             CHECK(rc == MI_OK && strstr(who, "\"mdtrt_cert_type\":\"02\"") != NULL, "identified by the ID card (ReadSFZ)");
+            /* Each way a reader fails, as the cashier meets it. */
+            reader_mode("absent");
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"auto\"}", who, &len);
+            len = (int32_t)sizeof out;
+            mi_last_error(out, &len);
+            CHECK(rc == MI_E_BUSINESS && strstr(out, "ecard: ") && strstr(out, "sscard: "), "nobody there: every reader said no");
+            reader_mode("wrong_pin");
+            len = (int32_t)sizeof who;
+            CHECK(mi_identify("{\"way\":\"sscard\"}", who, &len) == MI_E_BUSINESS, "a wrong PIN is the reader's no");
+            reader_mode("garbage");
+            len = (int32_t)sizeof who;
+            CHECK(mi_identify("{\"way\":\"ecard\"}", who, &len) == MI_E_PROTOCOL, "garbage is MI_E_PROTOCOL");
+            /* 100 bytes past the 64 KiB the library gives the e-voucher reader, into its guard. */
+            reader_mode("overflow:65636");
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"ecard\"}", who, &len);
+            len = (int32_t)sizeof out;
+            mi_last_error(out, &len);
+            CHECK(rc == MI_E_PROTOCOL && strstr(out, "wrote past the end") != NULL, "an overrun is caught by the guard");
+            /* A reader that never returns: abandoned after readers.timeout_ms, and passed over. */
+            reader_mode("hang");
+            len = (int32_t)sizeof who;
+            CHECK(mi_identify("{\"way\":\"ecard\"}", who, &len) == MI_E_TIMEOUT, "a hung reader is abandoned");
+            reader_mode("ok");
+            len = (int32_t)sizeof who;
+            rc = mi_identify("{\"way\":\"auto\"}", who, &len);
+            CHECK(rc == MI_OK && strstr(who, "\"way\":\"sscard\"") && strstr(who, "MI_E_TIMEOUT"),
+                  "auto passes over the hung reader to the card");
         }
         len = (int32_t)sizeof out;
         rc = mi_call_sync("1101", q, out, &len);
