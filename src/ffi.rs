@@ -64,10 +64,9 @@ const REQUEST_LIMIT: (u64, &str) = (64 * 1024, "a request of this kind allows");
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
     static LAST_REQUEST_ID: Cell<i64> = const { Cell::new(0) };
-    /// An answer that did not fit the caller's buffer, with the export and request it
-    /// answers: a reconciliation resolved things once, an identification asked the
-    /// patient once; asking again with the same request hands it over.
-    static KEPT_ANSWER: RefCell<Option<(&'static str, String, String)>> = const { RefCell::new(None) };
+    /// A reconciliation report that did not fit the caller's buffer, with the
+    /// request it answers: what it resolved is written once and must not be lost.
+    static KEPT_REPORT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
 /// Runs an export's body and returns its value; a panic inside becomes
@@ -411,9 +410,16 @@ pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut 
         let cs = sdk.config().charset;
         // SAFETY: NULL or NUL-terminated by the caller's contract.
         let request = unsafe { text_arg(request, "request", REQUEST_LIMIT, cs) }?;
-        kept_or(&out, cs, "mi_reconcile", request, |r| {
-            Ok(crate::reconcile::run(&*sdk, &crate::reconcile::Spec::parse(r)?)?.to_json())
-        })
+        let kept = KEPT_REPORT.with(|k| k.borrow_mut().take()).filter(|(asked, _)| *asked == request);
+        let report = match kept {
+            Some((_, report)) => report,
+            None => crate::reconcile::run(&*sdk, &crate::reconcile::Spec::parse(&request)?)?.to_json(),
+        };
+        let written = out.text(&report, cs);
+        if matches!(&written, Err(e) if e.code == Code::BufferTooSmall) {
+            KEPT_REPORT.with(|k| *k.borrow_mut() = Some((request, report)));
+        }
+        written
     })
 }
 
@@ -446,29 +452,11 @@ pub unsafe extern "system" fn mi_identify(request: *const c_char, output: *mut c
             // SAFETY: not NULL, and NUL-terminated by the caller's contract.
             unsafe { text_arg(request, "request", REQUEST_LIMIT, cs) }?
         };
-        kept_or(&out, cs, "mi_identify", request, |r| crate::readers::identify::identify(sdk.config(), r))
+        // Not kept when it does not fit, unlike a reconciliation: a kept identity
+        // could be handed over for the next patient. Asked again, the reader is read
+        // again; answers are about 1 KiB.
+        out.text(&crate::readers::identify::identify(sdk.config(), &request)?, cs)
     })
-}
-
-/// Writes the answer this thread kept for the same export and request (it did not
-/// fit last time), else `make`'s; an answer that does not fit is kept.
-fn kept_or(
-    out: &OutBuf,
-    cs: Charset,
-    export: &'static str,
-    request: String,
-    make: impl FnOnce(&str) -> Result<String>,
-) -> Result<Code> {
-    let kept = KEPT_ANSWER.with(|k| k.borrow_mut().take()).filter(|(e, asked, _)| *e == export && *asked == request);
-    let answer = match kept {
-        Some((_, _, answer)) => answer,
-        None => make(&request)?,
-    };
-    let written = out.text(&answer, cs);
-    if matches!(&written, Err(e) if e.code == Code::BufferTooSmall) {
-        KEPT_ANSWER.with(|k| *k.borrow_mut() = Some((export, request, answer)));
-    }
-    written
 }
 
 /// Uploads a file (9101): reads the file at `path`, sends its bytes, the file name
@@ -795,6 +783,30 @@ fn service_body(_arguments: Vec<std::ffi::OsString>) {
 /// config names. Its functions are declared as the public HIS code that calls them
 /// declares them (docs/readers.md): stdcall on 32-bit Windows, C elsewhere, ANSI
 /// text, output buffers of no stated size ([`crate::readers::guard::Guarded`]).
+/// Keeps this library loaded for the life of the process, once a thread has been
+/// abandoned inside a reader: were the reader ever to return, that thread would
+/// come back into this library's code, which the HIS's `FreeLibrary` after
+/// `mi_shutdown` must then not have unloaded. Loading the library again raises its
+/// reference count, and the handle is never given back.
+pub fn pin_this_library() {
+    static PINNED: std::sync::Once = std::sync::Once::new();
+    PINNED.call_once(|| {
+        let Some(path) = process_path::get_dylib_path() else { return };
+        // SAFETY: this library is already loaded in this process: loading it again
+        // runs no initialiser, it only counts one more user of it.
+        match unsafe { libloading::Library::new(&path) } {
+            Ok(lib) => std::mem::forget(lib),
+            // Linked into a program rather than loaded: nothing can unload it.
+            Err(e) => log::debug!("{} not pinned: {e}", path.display()),
+        }
+    });
+}
+
+/// A buffer's size as a reader's `int` length.
+fn len_arg(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 pub struct ReaderLib {
     lib: libloading::Library,
     name: String,
@@ -805,6 +817,8 @@ type InitFn = unsafe extern "system" fn(*const c_char, *mut c_char) -> i32;
 type ReadCardBasFn = unsafe extern "system" fn(*mut c_char, *mut c_char) -> i32;
 type IReadCardBasFn = unsafe extern "system" fn(i32, *mut c_char) -> i32;
 type ReadSfzFn = unsafe extern "system" fn(*const c_char, *mut c_char, *mut c_char) -> i32;
+type InitUrlUserFn = unsafe extern "system" fn(*const c_char, *const c_char) -> i32;
+type SizedReadFn = unsafe extern "system" fn(*mut c_char, i32, *mut c_char, i32) -> i32;
 
 impl ReaderLib {
     pub fn open(path: &std::path::Path) -> Result<ReaderLib> {
@@ -862,6 +876,27 @@ impl ReaderLib {
         let f: IReadCardBasFn = self.symbol("iReadCardBas")?;
         // SAFETY: as in `nation_ec_trans`.
         Ok(unsafe { f(kind, out.as_mut_ptr().cast()) })
+    }
+
+    /// `Init(url, user)` of SSCard.dll: 0 is success.
+    pub fn init_url_user(&self, url: &CStr, user: &CStr) -> Result<i32> {
+        let f: InitUrlUserFn = self.symbol("Init")?;
+        // SAFETY: both NUL-terminated and outliving the call.
+        Ok(unsafe { f(url.as_ptr(), user.as_ptr()) })
+    }
+
+    /// SSCard.dll's sized reads, `ReadCardBas` or `ReadSFZ` (`export`): `(out,
+    /// outLen, sign, signLen)`, 0 is success.
+    pub fn sized_read(
+        &self,
+        export: &str,
+        out: &mut crate::readers::guard::Guarded,
+        sign: &mut crate::readers::guard::Guarded,
+    ) -> Result<i32> {
+        let f: SizedReadFn = self.symbol(export)?;
+        let (out_len, sign_len) = (len_arg(out.usable()), len_arg(sign.usable()));
+        // SAFETY: as in `nation_ec_trans`, for both buffers, each told its usable size.
+        Ok(unsafe { f(out.as_mut_ptr().cast(), out_len, sign.as_mut_ptr().cast(), sign_len) })
     }
 
     /// `ReadSFZ(photoPath, info, busi)` of HeaSecReadInfo.dll, without a photo.

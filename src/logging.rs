@@ -199,7 +199,7 @@ impl Kind {
     fn mask(self, s: &str) -> String {
         match self {
             Kind::Name => mask_name(s),
-            Kind::Id => mask_middle(s, 4, 4),
+            Kind::Id => mask_id(s),
             Kind::Phone => mask_middle(s, 3, 4),
             // Nothing of it: even its length says something.
             Kind::Secret if s.is_empty() => String::new(),
@@ -356,6 +356,14 @@ pub fn for_log(text: &str, mask_pii: bool) -> String {
         // Not JSON: it may still hold personal data, so say only how long it was.
         Err(_) => format!("<{} bytes, not JSON>", text.len()),
     }
+}
+
+/// An ID, card or token number: a quarter of it kept at each end, at most 4
+/// characters, so a short card number (`A12345678` -> `A1*****78`) shows no more of
+/// itself than an ID number (`4403**********1234`).
+pub fn mask_id(s: &str) -> String {
+    let keep = (s.chars().count() / 4).min(4);
+    mask_middle(s, keep, keep)
 }
 
 /// `张三` -> `张*`, `欧阳娜娜` -> `欧***`.

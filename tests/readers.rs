@@ -9,12 +9,12 @@ mod common;
 use common::*;
 use mi_sdk::ffi::{mi_identify, MI_E_BUFFER_TOO_SMALL, MI_E_NOT_INITIALIZED};
 use mi_sdk::readers::ecard::Asker;
-use mi_sdk::readers::reader::{CardCall, Reader, ECARD_OUT};
+use mi_sdk::readers::reader::{CardCall, Reader, Setup, ECARD_OUT};
 use mi_sdk::readers::{CardNo, Mapping};
 use mi_sdk::Code;
 use serde_json::{json, Value};
 use std::ffi::{c_char, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +40,10 @@ fn asker() -> Asker<'static> {
 const URL: &str = "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery";
 const INIT: &str = r#"{"IP":"127.0.0.1","PORT":8080,"TIMEOUT":30,"LOG_PATH":"C:\\log"}"#;
 
+fn heasec() -> Setup {
+    Setup::HeaSec(INIT.into())
+}
+
 #[test]
 fn a_person_read_by_each_reader_is_the_data_of_1101() {
     let Some(lib) = fake_reader() else { return };
@@ -53,19 +57,19 @@ fn a_person_read_by_each_reader_is_the_data_of_1101() {
     );
     assert_eq!((d["certno"].as_str(), d["psn_name"].as_str()), (Some(ZHANG_CERTNO), Some("张三")));
     assert_eq!(e.insured_in, "440300");
-    let c = r.social_card(CardCall::HeaSec, INIT, Mapping::default()).unwrap();
+    let c = r.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap();
     assert_eq!(
         (c.mdtrt_cert_type.as_str(), c.mdtrt_cert_no.as_str(), c.card_sn.as_str()),
         ("03", "A12345678", "440300D15600000500123456")
     );
     assert_eq!((c.psn_name.as_str(), c.psn_cert_type.as_str()), ("张三", "01"));
     let busi = r
-        .social_card(CardCall::HeaSec, INIT, Mapping { card_no: CardNo::CardNoAndBusi, ..Default::default() })
+        .social_card(CardCall::HeaSec, &heasec(), Mapping { card_no: CardNo::CardNoAndBusi, ..Default::default() })
         .unwrap();
     assert_eq!(busi.mdtrt_cert_no, "A12345678|QkFTRTY0LWJ1c2k=");
-    let d = r.social_card(CardCall::SsCardDriver(3), "", Mapping::default()).unwrap();
+    let d = r.social_card(CardCall::SsCardDriver(3), &Setup::None, Mapping::default()).unwrap();
     assert_eq!(d.mdtrt_cert_no, "A12345678");
-    let i = r.id_card().unwrap();
+    let i = r.id_card(&heasec()).unwrap();
     assert_eq!((i.mdtrt_cert_type.as_str(), i.certno.as_str(), i.psn_name.as_str()), ("02", ZHANG_CERTNO, "张三"));
 }
 
@@ -78,21 +82,21 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
         let e = r.ecard(URL, &asker()).unwrap_err();
         assert_eq!(e.code, Code::Business);
         assert!(e.message.contains("未检测到电子凭证"), "{}", e.message);
-        let e = r.social_card(CardCall::SsCardDriver(3), "", Mapping::default()).unwrap_err();
+        let e = r.social_card(CardCall::SsCardDriver(3), &Setup::None, Mapping::default()).unwrap_err();
         assert_eq!(e.code, Code::Business);
         assert!(e.message.contains("未插卡") && e.message.contains("returned -11"), "{}", e.message);
     }
     {
         let _m = with_mode("wrong_pin");
-        let e = r.social_card(CardCall::HeaSec, INIT, Mapping::default()).unwrap_err();
+        let e = r.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap_err();
         assert!(e.code == Code::Business && e.message.contains("密码错误"), "{}", e.message);
     }
     {
         let _m = with_mode("garbage");
         for e in [
             r.ecard(URL, &asker()).unwrap_err(),
-            r.social_card(CardCall::HeaSec, INIT, Mapping::default()).unwrap_err(),
-            r.id_card().unwrap_err(),
+            r.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap_err(),
+            r.id_card(&heasec()).unwrap_err(),
         ] {
             assert_eq!(e.code, Code::Protocol, "{}", e.message);
             assert!(e.message.contains("libfake_reader") || e.message.contains("NationEcTrans"), "{}", e.message);
@@ -108,8 +112,11 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
     // Init refused: said, and tried again next time.
     let r2 = Reader::open(&lib, Duration::from_secs(5)).unwrap();
     let _m = with_mode("init_fail");
-    let e = r2.social_card(CardCall::HeaSec, INIT, Mapping::default()).unwrap_err();
+    let e = r2.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap_err();
     assert!(e.message.contains("Init") && e.message.contains("读卡器未连接"), "{}", e.message);
+    drop(_m);
+    let _m = with_mode("ok");
+    assert_eq!(r2.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap().mdtrt_cert_type, "03");
 }
 
 #[test]
@@ -119,14 +126,14 @@ fn a_reader_that_never_returns_is_abandoned_after_its_timeout() {
     let started = std::time::Instant::now();
     let e = {
         let _m = with_mode("hang");
-        r.social_card(CardCall::SsCardDriver(3), "", Mapping::default()).unwrap_err()
+        r.social_card(CardCall::SsCardDriver(3), &Setup::None, Mapping::default()).unwrap_err()
     };
     assert_eq!(e.code, Code::Timeout);
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(e.message.contains("did not return within 300 ms"), "{}", e.message);
     // Not called again: the library may be stuck for good.
     let _m = with_mode("ok");
-    let e = r.id_card().unwrap_err();
+    let e = r.id_card(&heasec()).unwrap_err();
     assert!(e.code == Code::Timeout && e.message.contains("restart the program"), "{}", e.message);
     // A reader that is not there.
     let e = Reader::open(std::path::Path::new("/nonexistent/libreader.so"), Duration::from_secs(1)).err().unwrap();
@@ -154,8 +161,12 @@ fn identified(request: &str) -> Value {
 /// A copy of the stand-in under `name`: each copy is a library of its own to the
 /// loader, as the province's NationECCode.dll and HeaSecReadInfo.dll are.
 fn reader_copy(dir: &Path, name: &str) -> String {
+    copy_of(fake_reader().unwrap(), dir, name)
+}
+
+fn copy_of(lib: PathBuf, dir: &Path, name: &str) -> String {
     let to = dir.join(name);
-    std::fs::copy(fake_reader().unwrap(), &to).unwrap();
+    std::fs::copy(lib, &to).unwrap();
     to.to_string_lossy().into_owned()
 }
 
@@ -186,29 +197,33 @@ fn mi_identify_reads_each_way_and_auto_through_the_c_abi() {
     // What the reader wrote, for the log: the person's data masked.
     let raw = e["raw"].as_str().unwrap();
     assert!(raw.contains("张*") && !raw.contains(ZHANG_CERTNO) && !raw.contains("EC0000000000000000001234"), "{raw}");
+    // The ID card first: HeaSecReadInfo's Init comes before its first read of either
+    // kind (the stand-in answers nothing before it).
+    let i = identified(r#"{"way":"idcard"}"#);
+    assert_eq!((i["data"]["mdtrt_cert_type"].as_str(), i["reader"].as_str()), (Some("02"), Some("HeaSecReadInfo.so")));
     let c = identified(r#"{"way":"sscard"}"#);
     assert_eq!(
         (c["data"]["mdtrt_cert_type"].as_str(), c["data"]["mdtrt_cert_no"].as_str()),
         (Some("03"), Some("A12345678"))
     );
     assert_eq!(c["data"]["card_sn"], "440300D15600000500123456");
-    let i = identified(r#"{"way":"idcard"}"#);
-    assert_eq!((i["data"]["mdtrt_cert_type"].as_str(), i["reader"].as_str()), (Some("02"), Some("HeaSecReadInfo.so")));
     // NULL asks for auto: the e-voucher first, as configured.
     let (rc, out, _) = identify(None, 1 << 16);
     assert_eq!(rc, 0);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["way"], "ecard");
-    // A buffer too small: the size needed, and the answer kept for the same request,
-    // without the reader read again (here it would now say there is no card).
+    // A buffer too small: the size needed; asked again, the reader is read again,
+    // never an identity kept from before (here the card is gone by then).
     let (rc, _, need) = identify(Some(r#"{"way":"idcard"}"#), 8);
     assert_eq!(rc, MI_E_BUFFER_TOO_SMALL);
-    drop(_m);
-    let _m = with_mode("absent");
     let (rc, out, len) = identify(Some(r#"{"way":"idcard"}"#), need + 1);
     assert_eq!((rc, len), (0, need), "{}", last_error());
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["data"], i["data"]);
-    let (rc, _, _) = identify(Some(r#"{"way":"idcard"}"#), 1 << 16);
-    assert_eq!(rc, Code::Business.as_i32());
+    let (rc, _, _) = identify(Some(r#"{"way":"idcard"}"#), 8);
+    assert_eq!(rc, MI_E_BUFFER_TOO_SMALL);
+    drop(_m);
+    let _m = with_mode("absent");
+    let (rc, _, _) = identify(Some(r#"{"way":"idcard"}"#), need + 1);
+    assert_eq!(rc, Code::Business.as_i32(), "the earlier identity is not handed over");
     drop(_m);
 
     // Nobody there: in auto every reader is asked, and the answer is the readers' "no".
@@ -240,6 +255,7 @@ fn mi_identify_reads_each_way_and_auto_through_the_c_abi() {
         .collect();
     assert!(logs.contains("identified the patient by ecard through NationECCode.so"), "{logs}");
     assert!(!logs.contains(ZHANG_CERTNO) && !logs.contains("张三"), "the log shows the person");
+    assert!(!logs.contains("A12345678") && !logs.contains("EC0000000000000000001234"), "the log shows a card or token");
 }
 
 #[test]
@@ -284,4 +300,35 @@ fn mi_identify_follows_the_regions_mapping_and_abandons_a_hung_reader() {
     assert_eq!(a["way"], "sscard");
     assert_eq!(a["tried"][0]["way"], "ecard");
     assert_eq!(a["tried"][0]["code"], "MI_E_TIMEOUT");
+}
+
+/// SSCard.dll's way: `Init(url, user)` from `sscard.init`, then the sized reads, its
+/// signature as the card's business string; the ID card through the same library.
+#[test]
+fn mi_identify_through_sscard_dll() {
+    let Some(lib) = fake_sscard_reader() else { return };
+    let _s = serial();
+    let env = Env::plain();
+    let card = copy_of(lib, env.dir.path(), "SSCard.so");
+    let readers = json!({"readers": {
+        "order": ["sscard", "idcard"],
+        "sscard": {"library": card, "api": "sscard", "init": {"url": "http://10.1.1.1:9000/card", "user": "440300"}},
+        "mapping": {"card_no": "card_no_and_busi"}
+    }});
+    assert_eq!(env.init(readers), 0, "{}", last_error());
+    let _m = with_mode("ok");
+    let c = identified(r#"{"way":"auto"}"#);
+    assert_eq!((c["way"].as_str(), c["data"]["mdtrt_cert_type"].as_str()), (Some("sscard"), Some("03")));
+    assert_eq!(c["data"]["mdtrt_cert_no"], "A12345678|U0lHTi1zc2NhcmQ=");
+    let i = identified(r#"{"way":"idcard"}"#);
+    assert_eq!((i["data"]["certno"].as_str(), i["reader"].as_str()), (Some(ZHANG_CERTNO), Some("SSCard.so")));
+    drop(_m);
+    // Its Init refused: the reader's no, named; tried again on the next call.
+    mi_sdk::ffi::mi_shutdown(5000);
+    let other = copy_of(fake_sscard_reader().unwrap(), env.dir.path(), "SSCard2.so");
+    let readers = json!({"readers": {"sscard": {"library": other, "api": "sscard", "init": {"url": "http://10.1.1.1:9000/card"}}}});
+    assert_eq!(env.init(readers), 0, "{}", last_error());
+    let (rc, _, _) = identify(Some(r#"{"way":"sscard"}"#), 4096);
+    assert_eq!(rc, Code::Business.as_i32());
+    assert!(last_error().contains("SSCard2.so Init returned -1"), "{}", last_error());
 }

@@ -256,8 +256,13 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
     let exe = install_loader(arch, &dll, work.path());
     // The readers beside it, as a province installs them: the stand-in built by mingw,
     // __stdcall with plain names as the real ones export them.
-    for name in ["NationECCode.dll", "HeaSecReadInfo.dll"] {
+    // SSCard.dll is the same source with its own Init and sized reads, whose four
+    // stdcall arguments 32-bit Windows must get exactly right.
+    for (name, defines) in
+        [("NationECCode.dll", &[][..]), ("HeaSecReadInfo.dll", &[]), ("SSCard.dll", &["-DSSCARD_DLL"])]
+    {
         let built = Command::new(gcc)
+            .args(defines)
             .args(["-Wall", "-Wextra", "-Werror", "-shared", "-Wl,--kill-at", "-o"])
             .arg(work.path().join(name))
             .arg(root().join("sim/readers/fake_reader.c"))
@@ -273,7 +278,8 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
         "journal": {"path": "mi_journal.db"},
         "log": {"dir": "logs"},
         "readers": {"ecard": {"library": "NationECCode.dll", "url": "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"},
-                    "sscard": {"library": "HeaSecReadInfo.dll", "init": {"IP": "127.0.0.1", "PORT": 8080}},
+                    "sscard": {"library": "SSCard.dll", "api": "sscard", "init": {"url": "http://127.0.0.1:9/card", "user": "440300"}},
+                    "idcard": {"library": "HeaSecReadInfo.dll", "api": "heasec", "init": {"IP": "127.0.0.1", "PORT": 8080}},
                     "timeout_ms": 1000}
     });
     let config = work.path().join("mi_sdk.json");

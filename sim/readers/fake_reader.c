@@ -11,6 +11,9 @@
  *   overflow:N  N bytes of 'A' and no NUL (past the end of a smaller buffer)
  *   hang        never returns
  *   init_fail   HeaSecReadInfo's Init fails
+ * The card reads answer only after a successful Init, as the real libraries do.
+ * Built with -DSSCARD_DLL it is SSCard.dll instead of HeaSecReadInfo.dll: Init(url,
+ * user), ReadCardBas(out, outLen, sign, signLen), ReadSFZ(out, outLen, sign, signLen).
  * Build: cc -shared -fPIC -o libfake_reader.so fake_reader.c
  *        i686-w64-mingw32-gcc -shared -Wl,--kill-at -o fake_reader.dll fake_reader.c */
 #include <stdio.h>
@@ -80,13 +83,25 @@ API const char *CALL NationEcTrans(const char *url, const char *input, char *out
     return "0000";
 }
 
+/* Whether Init succeeded. */
+static int initialised = 0;
+
+#ifndef SSCARD_DLL
 API long CALL Init(const char *json, char *err) {
     if (is("init_fail") || !strstr(json, "\"IP\"")) {
         strcpy(err, "\xB6\xC1\xBF\xA8\xC6\xF7\xCE\xB4\xC1\xAC\xBD\xD3"); /* 读卡器未连接 */
         return -1;
     }
+    initialised = 1;
     return 0;
 }
+#else
+API long CALL Init(const char *url, const char *user) {
+    if (is("init_fail") || strncmp(url, "http", 4) != 0 || user[0] == 0) return -1;
+    initialised = 1;
+    return 0;
+}
+#endif
 
 static long card(char *info) {
     if (common(info)) return 0;
@@ -103,23 +118,13 @@ static long card(char *info) {
     return 0;
 }
 
-API long CALL ReadCardBas(char *info, char *busi) {
-    long rc = card(info);
-    if (rc == 0 && is("ok")) strcpy(busi, "QkFTRTY0LWJ1c2k=");
-    return rc;
+/* A read before Init: the reader's "no". */
+static long not_initialised(char *out) {
+    strcpy(out, "\xCE\xB4\xB3\xF5\xCA\xBC\xBB\xAF"); /* 未初始化 */
+    return -3;
 }
 
-API long CALL iReadCardBas(int type, char *out) {
-    if (type < 1 || type > 4) {
-        strcpy(out, "bad type");
-        return 1;
-    }
-    return card(out);
-}
-
-API long CALL ReadSFZ(const char *photo, char *info, char *busi) {
-    (void)photo;
-    (void)busi;
+static long id_card(char *info) {
     if (common(info)) return 0;
     if (is("absent")) {
         strcpy(info, "\xCE\xB4\xB7\xC5\xBF\xA8"); /* 未放卡 */
@@ -128,4 +133,42 @@ API long CALL ReadSFZ(const char *photo, char *info, char *busi) {
     strcpy(info, ZHANG_SAN "|\xC4\xD0|\xBA\xBA|19900101|\xC9\xEE\xDB\xDA|440301199001011234|20200101|20400101|"
                  "\xC9\xEE\xDB\xDA\xCA\xD0\xB9\xAB\xB0\xB2\xBE\xD6|");
     return 0;
+}
+
+#ifndef SSCARD_DLL
+API long CALL ReadCardBas(char *info, char *busi) {
+    long rc = initialised ? card(info) : not_initialised(info);
+    if (rc == 0 && is("ok")) strcpy(busi, "QkFTRTY0LWJ1c2k=");
+    return rc;
+}
+
+API long CALL ReadSFZ(const char *photo, char *info, char *busi) {
+    (void)photo;
+    (void)busi;
+    return initialised ? id_card(info) : not_initialised(info);
+}
+#else
+/* SSCard.dll is told its buffers' sizes; it writes no more than they hold, except
+ * in the overflow mode, which ignores them as a broken reader would. */
+API long CALL ReadCardBas(char *out, int out_len, char *sign, int sign_len) {
+    long rc;
+    if (out_len < 256 || sign_len < 64) return -4;
+    rc = initialised ? card(out) : not_initialised(out);
+    if (rc == 0 && is("ok")) strcpy(sign, "U0lHTi1zc2NhcmQ=");
+    return rc;
+}
+
+API long CALL ReadSFZ(char *out, int out_len, char *sign, int sign_len) {
+    (void)sign;
+    if (out_len < 256 || sign_len < 64) return -4;
+    return initialised ? id_card(out) : not_initialised(out);
+}
+#endif
+
+API long CALL iReadCardBas(int type, char *out) {
+    if (type < 1 || type > 4) {
+        strcpy(out, "bad type");
+        return 1;
+    }
+    return card(out);
 }

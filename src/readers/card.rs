@@ -37,11 +37,7 @@ fn masked(f: &[&str], layout: &[Show]) -> String {
         .enumerate()
         .map(|(i, v)| match layout.get(i).copied().unwrap_or(Show::Hidden) {
             Show::As => v.to_string(),
-            // Short numbers keep less of themselves: a quarter at each end, at most 4.
-            Show::Id => {
-                let keep = (v.chars().count() / 4).min(4);
-                crate::logging::mask_middle(v, keep, keep)
-            }
+            Show::Id => crate::logging::mask_id(v),
             Show::Name => crate::logging::mask_name(v),
             Show::Hidden if v.is_empty() => String::new(),
             Show::Hidden => "***".into(),

@@ -44,13 +44,12 @@ pub fn request(a: &Asker) -> String {
     .to_string()
 }
 
-const READER: &str = "the e-voucher reader (NationEcTrans)";
-
-/// The identity in an output of `NationEcTrans`. A reader that says no (QR code
-/// expired, cancelled) is `MI_E_BUSINESS` with its message; one whose output cannot
-/// be read is `MI_E_PROTOCOL` naming the reader.
-pub fn parse(output: &str) -> Result<Identity> {
-    let garbage = |why: &str| Error::new(Code::Protocol, format!("{READER} answered {why}"));
+/// The identity in an output of `NationEcTrans`; `reader` names the library and
+/// call in errors. A reader that says no (QR code expired, cancelled) is
+/// `MI_E_BUSINESS` with its message; one whose output cannot be read is
+/// `MI_E_PROTOCOL` naming the reader.
+pub fn parse(output: &str, reader: &str) -> Result<Identity> {
+    let garbage = |why: &str| Error::new(Code::Protocol, format!("{reader} answered {why}"));
     let v: Value = serde_json::from_str(output.trim()).map_err(|_| garbage("with something that is not JSON"))?;
     // `code` a number (0) or a string ("0", "0000") by version.
     let ok = match &v["code"] {
@@ -60,7 +59,8 @@ pub fn parse(output: &str) -> Result<Identity> {
     };
     if !ok {
         let said = v["message"].as_str().unwrap_or("").chars().take(200).collect::<String>();
-        return Err(Error::new(Code::Business, format!("{READER}: {} (code {})", said, v["code"])));
+        let said = crate::logging::mask_text(&said);
+        return Err(Error::new(Code::Business, format!("{reader}: {} (code {})", said, v["code"])));
     }
     let data = match &v["data"] {
         Value::String(s) => serde_json::from_str(s).map_err(|_| garbage("with a data string that is not JSON"))?,
@@ -91,6 +91,8 @@ pub fn parse(output: &str) -> Result<Identity> {
 mod tests {
     use super::*;
 
+    const R: &str = "NationECCode.dll NationEcTrans";
+
     #[test]
     fn the_input_names_the_institution_and_the_business() {
         let a = Asker { org_id: "H44030000001", business_type: "01101", operator_id: "0001", ..Default::default() };
@@ -107,7 +109,7 @@ mod tests {
         for out in
             [json!({"code": 0, "message": "成功", "data": data}), json!({"code": "0000", "data": data.to_string()})]
         {
-            let id = parse(&out.to_string()).unwrap();
+            let id = parse(&out.to_string(), R).unwrap();
             assert_eq!(id.mdtrt_cert_type, "01");
             assert_eq!(id.mdtrt_cert_no, "4403000000000000001234567890");
             assert_eq!((id.certno.as_str(), id.psn_cert_type.as_str()), ("11010519491231002X", "01"));
@@ -119,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_business_and_garbage_is_protocol() {
-        let e = parse(r#"{"code": 1, "message": "二维码已过期"}"#).unwrap_err();
+        let e = parse(r#"{"code": 1, "message": "二维码已过期"}"#, R).unwrap_err();
         assert_eq!(e.code, Code::Business);
         assert!(e.message.contains("二维码已过期"));
         for bad in [
@@ -129,7 +131,7 @@ mod tests {
             r#"{"code": 0, "data": "{"}"#,
             r#"{"code": 0, "data": {}}"#,
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad, R).unwrap_err();
             assert_eq!(e.code, Code::Protocol, "{bad}");
             assert!(e.message.contains("NationEcTrans"), "{bad}");
         }

@@ -3,8 +3,8 @@
 //! `data` of 1101 with the reader's output, masked, beside it.
 
 use super::ecard::Asker;
-use super::reader::{CardCall, Reader};
-use super::settings::{CardApi, Readers};
+use super::reader::{CardCall, Reader, Setup};
+use super::settings::{CardApi, Init, Readers};
 use super::{Identity, Way};
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
@@ -73,6 +73,7 @@ fn reader_at(path: &Path, timeout: Duration) -> Result<Arc<Reader>> {
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     let open = open.get_or_insert_with(HashMap::new);
     if let Some(r) = open.get(path) {
+        r.set_timeout(timeout);
         return Ok(r.clone());
     }
     let r = Arc::new(Reader::open(path, timeout)?);
@@ -142,10 +143,26 @@ fn read(cfg: &Config, req: &Request, way: Way, path: &Path) -> Result<Identity> 
             let call = match s.api {
                 CardApi::Heasec => CardCall::HeaSec,
                 CardApi::SscardDriver => CardCall::SsCardDriver(s.card_type),
+                CardApi::Sscard => CardCall::SsCard,
             };
-            reader.social_card(call, &s.init_text(), readers.mapping.clone())
+            reader.social_card(call, &setup(s.api, &s.init), readers.mapping.clone())
         }
-        Way::Idcard => reader.id_card(),
+        Way::Idcard => {
+            let (api, init) = readers.idcard_api();
+            reader.id_card(&setup(api, init))
+        }
+    }
+}
+
+/// What a library of `api` needs before its first read.
+fn setup(api: CardApi, init: &Init) -> Setup {
+    match api {
+        CardApi::Heasec => Setup::HeaSec(init.text()),
+        CardApi::Sscard => {
+            let (url, user) = init.url_and_user();
+            Setup::SsCard { url, user }
+        }
+        CardApi::SscardDriver => Setup::None,
     }
 }
 

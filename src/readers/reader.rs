@@ -1,8 +1,11 @@
 //! A reader library in use: loaded once, each call on a thread of its own so that a
 //! reader that never returns is abandoned after its timeout instead of taking the
 //! cashier's program with it. What that costs: the thread stays inside the library
-//! (nothing can stop it), and the reader is not called again until the program
-//! restarts, since a library stuck in one call may not take another.
+//! (nothing can stop it), the reader is not called again until the program
+//! restarts (a library stuck in one call may not take another), and mi_sdk's own
+//! library stays loaded for the life of the process, since that thread would come
+//! back into its code if the reader ever returned. One call at a time per library:
+//! these libraries drive one device and are not known to be re-entrant.
 
 use super::card::{id_card, social_card};
 use super::ecard::{self, Asker};
@@ -11,7 +14,7 @@ use super::{Identity, Mapping};
 use crate::error::{Code, Error, Result};
 use crate::ffi::ReaderLib;
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,28 +32,51 @@ pub enum CardCall {
     /// SSCardDriver.dll: `iReadCardBas(type, out)` (1 contact, 2 contactless, 3 and 4
     /// automatic); no business string.
     SsCardDriver(i32),
+    /// SSCard.dll: `Init(url, user)` once, then `ReadCardBas(out, outLen, sign,
+    /// signLen)`; the signature is the card's business string.
+    SsCard,
+}
+
+/// How a library is made ready before its first read: HeaSecReadInfo's
+/// `Init(json, err)`, SSCard's `Init(url, user)`, or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setup {
+    None,
+    HeaSec(String),
+    SsCard { url: String, user: String },
 }
 
 pub struct Reader {
     lib: Arc<ReaderLib>,
-    timeout: Duration,
+    /// The timeout of the next call, in milliseconds (the config's, which a new
+    /// `mi_init` may change).
+    timeout_ms: AtomicU64,
     /// A call never came back: the library is not called again.
-    hung: Arc<AtomicBool>,
-    /// HeaSecReadInfo's `Init`, done once.
-    initialised: Mutex<bool>,
+    hung: AtomicBool,
+    /// Held for the whole of each call (one at a time per library); holds whether
+    /// the library's `Init` has succeeded.
+    calling: Mutex<bool>,
 }
 
 impl Reader {
     pub fn open(path: &std::path::Path, timeout: Duration) -> Result<Reader> {
-        Ok(Reader {
+        let reader = Reader {
             lib: Arc::new(ReaderLib::open(path)?),
-            timeout,
-            hung: Arc::new(AtomicBool::new(false)),
-            initialised: Mutex::new(false),
-        })
+            timeout_ms: AtomicU64::new(0),
+            hung: AtomicBool::new(false),
+            calling: Mutex::new(false),
+        };
+        reader.set_timeout(timeout);
+        Ok(reader)
+    }
+
+    /// How long the following calls may take.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// Runs `f` on the library on a thread of its own, waiting up to the timeout.
+    /// The caller holds `calling`.
     fn run<T: Send + 'static>(
         &self,
         what: &str,
@@ -63,58 +89,89 @@ impl Reader {
                 format!("{name}: an earlier call never returned; restart the program before using this reader again"),
             ));
         }
+        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Acquire));
         let (tx, rx) = crossbeam_channel::bounded(1);
         let lib = self.lib.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("mi-reader".into())
             .spawn(move || {
                 let _ = tx.send(f(&lib));
             })
             .map_err(|e| Error::new(Code::Internal, format!("{name}: no thread for the call: {e}")))?;
-        match rx.recv_timeout(self.timeout) {
-            Ok(r) => r,
-            Err(_) => {
+        match rx.recv_timeout(timeout) {
+            Ok(r) => {
+                // It has only to end: no thread of ours outlives a call that returned.
+                let _ = thread.join();
+                r
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+                Err(Error::new(Code::Internal, format!("{name}: the call failed inside mi_sdk (a panic)")))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 self.hung.store(true, Ordering::Release);
+                crate::ffi::pin_this_library();
                 Err(Error::new(
                     Code::Timeout,
                     format!(
                         "{name} did not return within {} ms: abandoned (its thread stays inside the reader); \
                          restart the program before using this reader again",
-                        self.timeout.as_millis()
+                        timeout.as_millis()
                     ),
                 ))
             }
         }
     }
 
-    /// The e-voucher shown at `url` (the local e-voucher service's address).
-    pub fn ecard(&self, url: &str, asker: &Asker) -> Result<Identity> {
-        let url = text_arg(url, "the e-voucher URL")?;
-        let input = text_arg(&ecard::request(asker), "the e-voucher request")?;
-        self.run("NationEcTrans", move |lib| {
-            let mut out = Guarded::new(ECARD_OUT);
-            lib.nation_ec_trans(&url, &input, &mut out)?;
-            ecard::parse(&out.text(&format!("{} NationEcTrans", lib.name()))?)
-        })
-    }
-
-    /// The social-security card in the reader; `init_json` is HeaSecReadInfo's
-    /// `Init` input (its keys differ by province).
-    pub fn social_card(&self, call: CardCall, init_json: &str, mapping: Mapping) -> Result<Identity> {
-        if call == CardCall::HeaSec {
-            let mut done = self.initialised.lock().unwrap_or_else(|p| p.into_inner());
-            if !*done {
-                let json = text_arg(init_json, "the reader's Init JSON")?;
+    /// One call at a time; the library set up (its `Init`) before its first read.
+    fn ready(&self, setup: &Setup) -> Result<std::sync::MutexGuard<'_, bool>> {
+        let mut done = self.calling.lock().unwrap_or_else(|p| p.into_inner());
+        if *done {
+            return Ok(done);
+        }
+        match setup.clone() {
+            Setup::None => return Ok(done),
+            Setup::HeaSec(json) => {
+                let json = text_arg(&json, "the reader's Init JSON")?;
                 self.run("Init", move |lib| {
                     let mut err = Guarded::new(CARD_OUT);
                     match lib.init(&json, &mut err)? {
                         0 => Ok(()),
                         rc => Err(refused(&format!("{} Init", lib.name()), rc, &err)),
                     }
-                })?;
-                *done = true;
+                })?
+            }
+            Setup::SsCard { url, user } => {
+                let (url, user) =
+                    (text_arg(&url, "the reader's Init URL")?, text_arg(&user, "the reader's Init user")?);
+                self.run("Init", move |lib| match lib.init_url_user(&url, &user)? {
+                    0 => Ok(()),
+                    rc => Err(Error::new(Code::Business, format!("{} Init returned {rc}", lib.name()))),
+                })?
             }
         }
+        *done = true;
+        Ok(done)
+    }
+
+    /// The e-voucher shown at `url` (the local e-voucher service's address).
+    pub fn ecard(&self, url: &str, asker: &Asker) -> Result<Identity> {
+        let url = text_arg(url, "the e-voucher URL")?;
+        let input = text_arg(&ecard::request(asker), "the e-voucher request")?;
+        let _calling = self.ready(&Setup::None)?;
+        self.run("NationEcTrans", move |lib| {
+            let what = format!("{} NationEcTrans", lib.name());
+            let mut out = Guarded::new(ECARD_OUT);
+            lib.nation_ec_trans(&url, &input, &mut out)?;
+            ecard::parse(&out.text(&what)?, &what)
+        })
+    }
+
+    /// The social-security card in the reader, read as `call` says after `setup`
+    /// (HeaSecReadInfo's `Init` JSON, whose keys differ by province; SSCard's URL
+    /// and user).
+    pub fn social_card(&self, call: CardCall, setup: &Setup, mapping: Mapping) -> Result<Identity> {
+        let _calling = self.ready(setup)?;
         self.run("ReadCardBas", move |lib| {
             let what = format!("{} ReadCardBas", lib.name());
             let mut info = Guarded::new(CARD_OUT);
@@ -122,25 +179,34 @@ impl Reader {
             let rc = match call {
                 CardCall::HeaSec => lib.read_card_bas(&mut info, &mut busi)?,
                 CardCall::SsCardDriver(kind) => lib.i_read_card_bas(kind, &mut info)?,
+                CardCall::SsCard => lib.sized_read("ReadCardBas", &mut info, &mut busi)?,
             };
             if rc != 0 {
                 return Err(refused(&what, rc, &info));
             }
             let busi = match call {
-                CardCall::HeaSec => busi.text(&what)?,
+                CardCall::HeaSec | CardCall::SsCard => busi.text(&what)?,
                 CardCall::SsCardDriver(_) => String::new(),
             };
             social_card(&info.text(&what)?, &busi, &mapping, &what)
         })
     }
 
-    /// The resident ID card on the reader (HeaSecReadInfo.dll `ReadSFZ`).
-    pub fn id_card(&self) -> Result<Identity> {
+    /// The resident ID card on the reader (`ReadSFZ`: HeaSecReadInfo's three
+    /// arguments, or SSCard's four), after `setup`.
+    pub fn id_card(&self, setup: &Setup) -> Result<Identity> {
+        let sized = matches!(setup, Setup::SsCard { .. });
+        let _calling = self.ready(setup)?;
         self.run("ReadSFZ", move |lib| {
             let what = format!("{} ReadSFZ", lib.name());
             let mut info = Guarded::new(CARD_OUT);
             let mut busi = Guarded::new(BUSI_OUT);
-            match lib.read_sfz(&mut info, &mut busi)? {
+            let rc = if sized {
+                lib.sized_read("ReadSFZ", &mut info, &mut busi)?
+            } else {
+                lib.read_sfz(&mut info, &mut busi)?
+            };
+            match rc {
                 0 => id_card(&info.text(&what)?, &what),
                 rc => Err(refused(&what, rc, &info)),
             }
@@ -149,12 +215,19 @@ impl Reader {
 }
 
 /// A reader's "no" (no card, a wrong PIN): its return code and the message it
-/// wrote, which is about the card, not the person.
+/// wrote. A message that looks like the card's fields is not quoted, and any
+/// personal data in one is masked: it goes into errors and the log.
 fn refused(what: &str, rc: i32, out: &Guarded) -> Error {
     match out.text(what) {
+        Ok(said) if said.contains('|') => {
+            Error::new(Code::Business, format!("{what} returned {rc} with {} fields", said.split('|').count()))
+        }
         Ok(said) => Error::new(
             Code::Business,
-            format!("{what}: {} (returned {rc})", said.chars().take(200).collect::<String>()),
+            format!(
+                "{what}: {} (returned {rc})",
+                crate::logging::mask_text(&said.chars().take(200).collect::<String>())
+            ),
         ),
         Err(e) => e,
     }

@@ -59,55 +59,86 @@ pub enum CardApi {
     Heasec,
     /// SSCardDriver.dll: `iReadCardBas(type, out)`.
     SscardDriver,
+    /// SSCard.dll: `Init(url, user)` once, `ReadCardBas(out, outLen, sign, signLen)`,
+    /// and `ReadSFZ(out, outLen, sign, signLen)` for the ID card.
+    Sscard,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sscard {
     pub library: String,
     pub api: CardApi,
     /// `iReadCardBas`'s type: 1 contact, 2 contactless, 3 or 4 either.
     pub card_type: i32,
-    /// HeaSecReadInfo's `Init` input, as the province's reader wants it (an object,
-    /// or its text). It may hold the reader's own passwords: never printed.
-    pub init: serde_json::Value,
+    pub init: Init,
 }
 
 impl Default for Sscard {
     fn default() -> Self {
-        Sscard { library: String::new(), api: CardApi::Heasec, card_type: 3, init: serde_json::json!({}) }
+        Sscard { library: String::new(), api: CardApi::Heasec, card_type: 3, init: Init::default() }
     }
 }
 
-/// Prints the init's keys, never their values.
-impl std::fmt::Debug for Sscard {
+/// A library's `Init` input: HeaSecReadInfo's JSON as the province's reader wants
+/// it (an object, or its text), or SSCard.dll's `{"url": …, "user": …}`, its two
+/// arguments. It may hold the reader's own passwords: printed as its keys only.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Init(pub serde_json::Value);
+
+impl Default for Init {
+    fn default() -> Self {
+        Init(serde_json::json!({}))
+    }
+}
+
+impl std::fmt::Debug for Init {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<&String> = self.init.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        f.debug_struct("Sscard")
-            .field("library", &self.library)
-            .field("api", &self.api)
-            .field("card_type", &self.card_type)
-            .field("init_keys", &keys)
-            .finish()
+        let keys: Vec<&String> = self.0.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        write!(f, "Init(keys {keys:?})")
     }
 }
 
-impl Sscard {
-    /// The `Init` input as the reader reads it.
-    pub fn init_text(&self) -> String {
-        match &self.init {
+impl Init {
+    /// SSCard.dll's `Init(url, user)` arguments.
+    pub fn url_and_user(&self) -> (String, String) {
+        let key = |k: &str| self.0.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        (key("url"), key("user"))
+    }
+
+    /// The input as HeaSecReadInfo's `Init` reads it.
+    pub fn text(&self) -> String {
+        match &self.0 {
             serde_json::Value::String(s) => s.clone(),
             v => v.to_string(),
         }
     }
+
+    fn check(&self, key: &str, api: CardApi) -> Result<()> {
+        let bad = |why: &str| Err(Error::config(format!("config key `readers.{key}`: {why}")));
+        if !matches!(self.0, serde_json::Value::Object(_) | serde_json::Value::String(_)) {
+            return bad("must be a JSON object or its text");
+        }
+        if api == CardApi::Sscard && self.url_and_user().0.is_empty() {
+            return bad("must be {\"url\": ..., \"user\": ...} for SSCard.dll (api \"sscard\")");
+        }
+        Ok(())
+    }
 }
 
-/// The resident ID card's reader (HeaSecReadInfo.dll `ReadSFZ`).
+/// The resident ID card's reader (`ReadSFZ`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Idcard {
-    /// Empty: the social-security card's library, when that is HeaSecReadInfo.
+    /// Empty: the social-security card's library, when that has `ReadSFZ`
+    /// (HeaSecReadInfo.dll, SSCard.dll), called and set up as that library.
     pub library: String,
+    /// How `ReadSFZ` is called: `heasec` (photo, info, busi) or `sscard` (out,
+    /// outLen, sign, signLen). Used when `library` is given.
+    pub api: CardApi,
+    /// Its library's `Init` input, when `library` is given; absent: the card's.
+    pub init: Option<Init>,
 }
 
 impl Readers {
@@ -116,10 +147,20 @@ impl Readers {
         match way {
             Way::Ecard => &self.ecard.library,
             Way::Sscard => &self.sscard.library,
-            Way::Idcard if self.idcard.library.trim().is_empty() && self.sscard.api == CardApi::Heasec => {
+            Way::Idcard if self.idcard.library.trim().is_empty() && self.sscard.api != CardApi::SscardDriver => {
                 &self.sscard.library
             }
             Way::Idcard => &self.idcard.library,
+        }
+    }
+
+    /// How the ID card's `ReadSFZ` is called, and its library set up: as the card's
+    /// library when it is that one.
+    pub fn idcard_api(&self) -> (CardApi, &Init) {
+        if self.idcard.library.trim().is_empty() {
+            (self.sscard.api, &self.sscard.init)
+        } else {
+            (self.idcard.api, self.idcard.init.as_ref().unwrap_or(&self.sscard.init))
         }
     }
 
@@ -137,8 +178,12 @@ impl Readers {
         if !(1..=4).contains(&self.sscard.card_type) {
             return bad("sscard.card_type", "must be 1 (contact), 2 (contactless), 3 or 4 (either)");
         }
-        if !matches!(self.sscard.init, serde_json::Value::Object(_) | serde_json::Value::String(_)) {
-            return bad("sscard.init", "must be a JSON object or its text");
+        self.sscard.init.check("sscard.init", self.sscard.api)?;
+        let (api, init) = self.idcard_api();
+        let key = if self.idcard.init.is_some() { "idcard.init" } else { "sscard.init" };
+        init.check(key, api)?;
+        if self.idcard.api == CardApi::SscardDriver {
+            return bad("idcard.api", "must be \"heasec\" or \"sscard\": SSCardDriver.dll reads no ID card");
         }
         if !self.ecard.library.trim().is_empty() && self.ecard.url.trim().is_empty() {
             return bad("ecard.url", "must be set when ecard.library is: the local e-voucher service's address");
@@ -159,10 +204,12 @@ mod tests {
         let mut r = Readers::default();
         r.sscard.library = "HeaSecReadInfo.dll".into();
         assert_eq!(r.library(Way::Idcard), "HeaSecReadInfo.dll");
+        r.sscard.api = CardApi::Sscard;
+        assert_eq!((r.library(Way::Idcard), r.idcard_api().0), ("HeaSecReadInfo.dll", CardApi::Sscard));
         r.sscard.api = CardApi::SscardDriver;
         assert_eq!(r.library(Way::Idcard), "");
         r.idcard.library = "sfz.dll".into();
-        assert_eq!(r.library(Way::Idcard), "sfz.dll");
+        assert_eq!((r.library(Way::Idcard), r.idcard_api().0), ("sfz.dll", CardApi::Heasec));
     }
 
     #[test]
@@ -173,13 +220,24 @@ mod tests {
         r.ecard.library = "NationECCode.dll".into();
         assert!(r.validate().unwrap_err().message.contains("readers.ecard.url"));
         let mut r = Readers::default();
+        r.sscard.api = CardApi::Sscard;
+        assert!(r.validate().unwrap_err().message.contains("\"url\""));
+        r.sscard.init = Init(serde_json::json!({"url": "http://10.1.1.1:9000", "user": "440300"}));
+        assert!(r.validate().is_ok());
+        assert_eq!(r.sscard.init.url_and_user(), ("http://10.1.1.1:9000".into(), "440300".into()));
+        // An ID card reader of its own takes its own init.
+        r.idcard = Idcard { library: "HeaSecReadInfo.dll".into(), api: CardApi::Heasec, init: None };
+        assert!(r.validate().is_ok());
+        r.idcard.init = Some(Init(serde_json::json!(3)));
+        assert!(r.validate().unwrap_err().message.contains("readers.idcard.init"));
+        let mut r = Readers::default();
         r.mapping.card_as_id_in = vec!["44a".into()];
         assert!(r.validate().unwrap_err().message.contains("card_as_id_in"));
         let mut r = Readers::default();
-        r.sscard.init = serde_json::json!({"IP": "10.1.1.1", "PASS": "hunter2"});
+        r.sscard.init = Init(serde_json::json!({"IP": "10.1.1.1", "PASS": "hunter2"}));
         assert!(r.validate().is_ok());
         let shown = format!("{r:?}");
         assert!(shown.contains("PASS") && !shown.contains("hunter2"), "{shown}");
-        assert_eq!(r.sscard.init_text(), r#"{"IP":"10.1.1.1","PASS":"hunter2"}"#);
+        assert_eq!(r.sscard.init.text(), r#"{"IP":"10.1.1.1","PASS":"hunter2"}"#);
     }
 }

@@ -5,8 +5,9 @@
  * With @<path> as the first argument, the path itself goes to mi_init (in the ANSI
  * code page, as a HIS passes it), not the file's text; the program prints GetACP().
  * Where the stand-in e-voucher and card readers sit beside it (NationECCode.dll,
- * HeaSecReadInfo.dll: sim/readers/fake_reader.c built by mingw, configured in
- * "readers"), identifies the patient through them first; then runs sign-in (automatic), 1101 with that identity, an outpatient visit
+ * SSCard.dll for the card, HeaSecReadInfo.dll for the ID card: sim/readers/fake_reader.c
+ * built by mingw, configured in "readers"), identifies the patient through them
+ * first; then runs sign-in (automatic), 1101 with that identity, an outpatient visit
  * (2201 2204 2206 2207), an async
  * 1101, and the status, as a cashier's program on Windows would; then mi_shutdown
  * with a send in flight and FreeLibrary right after it.
@@ -213,6 +214,10 @@ int main(int argc, char **argv) {
         }
     }
     CHECK(FreeLibrary(dll), "FreeLibrary after mi_shutdown");
+    /* A reader thread was abandoned (the hang above): the library keeps itself loaded,
+     * since that thread would come back into its code were the reader to return. */
+    if (GetFileAttributesA("NationECCode.dll") != INVALID_FILE_ATTRIBUTES)
+        CHECK(GetModuleHandleA("mi_sdk.dll") != NULL, "mi_sdk.dll stays loaded after a reader was abandoned");
     /* Tell the test to let the platform answer now, and give a stray thread time
      * to crash the process. */
     f = fopen("freed.txt", "wb");

@@ -752,16 +752,24 @@ pub fn download_file(file_qury_no: &str, filename: &str, dest: &Path) -> (i32, V
 /// test's feet would not load); `None`, said loudly, without gcc.
 pub fn fake_reader() -> Option<PathBuf> {
     static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_fake_reader).clone()
+    BUILT.get_or_init(|| build_fake_reader("fake_reader", &[])).clone()
 }
 
-fn build_fake_reader() -> Option<PathBuf> {
+/// The stand-in built as SSCard.dll (`Init(url, user)`, sized `ReadCardBas` and
+/// `ReadSFZ`), as [`fake_reader`].
+pub fn fake_sscard_reader() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_fake_reader("fake_sscard", &["-DSSCARD_DLL"])).clone()
+}
+
+fn build_fake_reader(name: &str, defines: &[&str]) -> Option<PathBuf> {
     if !require_tool("gcc", &["--version"]) {
         return None;
     }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("libfake_reader-{}.so", std::process::id()));
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lib{name}-{}.so", std::process::id()));
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sim/readers/fake_reader.c");
     let ok = std::process::Command::new("gcc")
+        .args(defines)
         .args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"])
         .arg(&out)
         .arg(&src)
