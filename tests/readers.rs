@@ -194,6 +194,7 @@ fn mi_identify_reads_each_way_and_auto_through_the_c_abi() {
     assert_eq!(e["data"]["mdtrt_cert_no"], "440300EC0000000000000000001234");
     assert_eq!((e["data"]["certno"].as_str(), e["data"]["psn_name"].as_str()), (Some(ZHANG_CERTNO), Some("张三")));
     assert_eq!(e["insured_in"], "440300");
+    assert!(e["hcard"].is_null(), "no card outputs for an e-voucher");
     // What the reader wrote, for the log: the person's data masked.
     let raw = e["raw"].as_str().unwrap();
     assert!(raw.contains("张*") && !raw.contains(ZHANG_CERTNO) && !raw.contains("EC0000000000000000001234"), "{raw}");
@@ -249,10 +250,7 @@ fn mi_identify_reads_each_way_and_auto_through_the_c_abi() {
     assert_eq!(rc, Code::InvalidArgument.as_i32());
     // The log has the identification, masked.
     mi_sdk::ffi::mi_shutdown(5000);
-    let logs: String = std::fs::read_dir(env.dir.path().join("logs"))
-        .unwrap()
-        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap_or_default())
-        .collect();
+    let logs = logs_of(&env);
     assert!(logs.contains("identified the patient by ecard through NationECCode.so"), "{logs}");
     assert!(!logs.contains(ZHANG_CERTNO) && !logs.contains("张三"), "the log shows the person");
     assert!(!logs.contains("A12345678") && !logs.contains("EC0000000000000000001234"), "the log shows a card or token");
@@ -320,6 +318,9 @@ fn mi_identify_through_sscard_dll() {
     let c = identified(r#"{"way":"auto"}"#);
     assert_eq!((c["way"].as_str(), c["data"]["mdtrt_cert_type"].as_str()), (Some("sscard"), Some("03")));
     assert_eq!(c["data"]["mdtrt_cert_no"], "A12345678|U0lHTi1zc2NhcmQ=");
+    // What Guangzhou's card visits carry: the reader's two outputs, as written.
+    assert!(c["hcard"]["hcard_basinfo"].as_str().unwrap().starts_with("440300|440301199001011234|A12345678|"));
+    assert_eq!(c["hcard"]["hcard_chkinfo"], "U0lHTi1zc2NhcmQ=");
     let i = identified(r#"{"way":"idcard"}"#);
     assert_eq!((i["data"]["certno"].as_str(), i["reader"].as_str()), (Some(ZHANG_CERTNO), Some("SSCard.so")));
     drop(_m);
@@ -331,4 +332,15 @@ fn mi_identify_through_sscard_dll() {
     let (rc, _, _) = identify(Some(r#"{"way":"sscard"}"#), 4096);
     assert_eq!(rc, Code::Business.as_i32());
     assert!(last_error().contains("SSCard2.so Init returned -1"), "{}", last_error());
+    mi_sdk::ffi::mi_shutdown(5000);
+    let logs = logs_of(&env);
+    assert!(logs.contains("identified the patient by sscard through SSCard.so"), "{logs}");
+    assert!(!logs.contains("U0lHTi1zc2NhcmQ=") && !logs.contains("A12345678"), "the log shows the card's outputs");
+}
+
+fn logs_of(env: &Env) -> String {
+    std::fs::read_dir(env.dir.path().join("logs"))
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap_or_default())
+        .collect()
 }

@@ -6,7 +6,7 @@
 //! `ReadSFZ` writes nine (姓名 | 性别 | 民族 | 出生日期 | 住址 | 公民身份号码 | 签发日期 |
 //! 有效期 | 签发机关).
 
-use super::{is_resident_id, CardNo, Identity, Mapping, Way};
+use super::{is_resident_id, CardNo, Hcard, Identity, Mapping, Way};
 use crate::error::{Code, Error, Result};
 
 fn fields<'a>(text: &'a str, want: usize, reader: &str) -> Result<Vec<&'a str>> {
@@ -94,6 +94,7 @@ pub fn social_card(card_info: &str, busi: &str, mapping: &Mapping, reader: &str)
         psn_name: name.to_string(),
         insured_in: division.to_string(),
         raw,
+        hcard: Some(Hcard { hcard_basinfo: card_info.trim().to_string(), hcard_chkinfo: busi.trim().to_string() }),
     })
 }
 
@@ -114,6 +115,7 @@ pub fn id_card(text: &str, reader: &str) -> Result<Identity> {
         psn_name: name.to_string(),
         insured_in: String::new(),
         raw: masked(&f, &ID_CARD),
+        hcard: None,
     })
 }
 
@@ -134,6 +136,8 @@ mod tests {
             id.raw,
             "440300|1101**********002X|A1*****78|4403****************3456|张*|00******3A|3.00|20190101|20290101|T001|D001| busiCardInfo <8 bytes>"
         );
+        let hcard = id.hcard.as_ref().unwrap();
+        assert_eq!((hcard.hcard_basinfo.as_str(), hcard.hcard_chkinfo.as_str()), (CARD, "QkFTRTY0"));
         let busi = Mapping { card_no: CardNo::CardNoAndBusi, ..Default::default() };
         assert_eq!(social_card(CARD, "QkFTRTY0", &busi, "r").unwrap().mdtrt_cert_no, "A12345678|QkFTRTY0");
         assert!(social_card(CARD, "", &busi, "r").unwrap_err().message.contains("busiCardInfo"));

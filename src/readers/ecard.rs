@@ -84,6 +84,7 @@ pub fn parse(output: &str, reader: &str) -> Result<Identity> {
         psn_name: field("userName"),
         insured_in: field("insuOrg"),
         raw: crate::logging::mask(&v).to_string(),
+        hcard: None,
     })
 }
 

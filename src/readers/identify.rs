@@ -175,6 +175,7 @@ fn answer(id: &Identity, reader: &str, tried: &[(Way, Error)]) -> Value {
         "data": id.data_1101(),
         "insured_in": id.insured_in,
         "raw": id.raw,
+        "hcard": id.hcard,
         "tried": tried.iter().map(|(w, e)| json!({"way": w, "code": e.code.name(), "message": e.message})).collect::<Vec<_>>(),
     })
 }

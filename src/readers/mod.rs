@@ -81,6 +81,18 @@ pub struct Identity {
     pub insured_in: String,
     /// What the reader wrote, with the person's data masked: for the log.
     pub raw: String,
+    /// A social-security card's outputs as the reader wrote them, for the regions
+    /// whose visits carry them (Guangzhou's `hcard_basinfo`, `hcard_chkinfo`):
+    /// handed to the HIS, never logged.
+    pub hcard: Option<Hcard>,
+}
+
+/// The card reader's two outputs: `ReadCardBas`'s text, and its business string or
+/// signature (HeaSecReadInfo's `busiCardInfo`, SSCard.dll's `sign`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hcard {
+    pub hcard_basinfo: String,
+    pub hcard_chkinfo: String,
 }
 
 impl Identity {
@@ -136,6 +148,7 @@ mod tests {
             psn_name: "张三".into(),
             insured_in: String::new(),
             raw: String::new(),
+            hcard: None,
         };
         let d = id.data_1101();
         assert_eq!(d["mdtrt_cert_type"], "02");
