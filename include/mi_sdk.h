@@ -211,13 +211,16 @@ MI_CALL int32_t mi_reconcile(const char *request, char *output, int32_t *output_
  * person wins), `business_type` (what the e-voucher is shown for, `"01101"` by
  * default), `operator_id` / `operator_name` (default: the config's). NULL or empty
  * asks for `auto`. A reader is loaded at its first use and kept until the process
- * ends. The output is JSON: `data`, ready to be the `data` of 1101, `way`,
- * `reader`, `insured_in`, `raw` (what the reader wrote, masked) and `tried` (in
- * `auto`, what the readers before said). A reader that says no (no card, an
- * expired QR code) is `MI_E_BUSINESS`; one that answers garbage or writes past its
- * buffer `MI_E_PROTOCOL`; one that does not return within `readers.timeout_ms`
- * `MI_E_TIMEOUT`, and it is not called again until the process restarts. Nothing
- * is sent to the platform and nothing is journaled. Buffer as in `mi_call_sync`.
+ * ends (and keeps mi_sdk loaded until then). The output is JSON: `data`, ready to
+ * be the `data` of 1101, `way`, `reader`, `insured_in`, `hcard` (a social card's two
+ * outputs as written, which some regions' visits carry; else null), `raw` (what the
+ * reader wrote, masked) and `tried` (in `auto`, what the readers before said). A
+ * reader that says no (no card, an expired QR code) is `MI_E_BUSINESS`; one that
+ * answers garbage or writes past its buffer `MI_E_PROTOCOL`; one that does not
+ * return within `readers.timeout_ms` `MI_E_TIMEOUT`, and it is not called again
+ * until the process restarts. Nothing is sent to the platform and nothing is
+ * journaled. Buffer as in `mi_call_sync`, but an answer that does not fit is not
+ * kept: asking again reads the reader again (give 64 KiB).
  *
  * # Safety
  * `request`: NULL or NUL-terminated (in the config's charset). `output_len`,

@@ -429,13 +429,16 @@ pub unsafe extern "system" fn mi_reconcile(request: *const c_char, output: *mut 
 /// person wins), `business_type` (what the e-voucher is shown for, `"01101"` by
 /// default), `operator_id` / `operator_name` (default: the config's). NULL or empty
 /// asks for `auto`. A reader is loaded at its first use and kept until the process
-/// ends. The output is JSON: `data`, ready to be the `data` of 1101, `way`,
-/// `reader`, `insured_in`, `raw` (what the reader wrote, masked) and `tried` (in
-/// `auto`, what the readers before said). A reader that says no (no card, an
-/// expired QR code) is `MI_E_BUSINESS`; one that answers garbage or writes past its
-/// buffer `MI_E_PROTOCOL`; one that does not return within `readers.timeout_ms`
-/// `MI_E_TIMEOUT`, and it is not called again until the process restarts. Nothing
-/// is sent to the platform and nothing is journaled. Buffer as in `mi_call_sync`.
+/// ends (and keeps mi_sdk loaded until then). The output is JSON: `data`, ready to
+/// be the `data` of 1101, `way`, `reader`, `insured_in`, `hcard` (a social card's two
+/// outputs as written, which some regions' visits carry; else null), `raw` (what the
+/// reader wrote, masked) and `tried` (in `auto`, what the readers before said). A
+/// reader that says no (no card, an expired QR code) is `MI_E_BUSINESS`; one that
+/// answers garbage or writes past its buffer `MI_E_PROTOCOL`; one that does not
+/// return within `readers.timeout_ms` `MI_E_TIMEOUT`, and it is not called again
+/// until the process restarts. Nothing is sent to the platform and nothing is
+/// journaled. Buffer as in `mi_call_sync`, but an answer that does not fit is not
+/// kept: asking again reads the reader again (give 64 KiB).
 ///
 /// # Safety
 /// `request`: NULL or NUL-terminated (in the config's charset). `output_len`,
@@ -783,11 +786,11 @@ fn service_body(_arguments: Vec<std::ffi::OsString>) {
 /// config names. Its functions are declared as the public HIS code that calls them
 /// declares them (docs/readers.md): stdcall on 32-bit Windows, C elsewhere, ANSI
 /// text, output buffers of no stated size ([`crate::readers::guard::Guarded`]).
-/// Keeps this library loaded for the life of the process, once a thread has been
-/// abandoned inside a reader: were the reader ever to return, that thread would
-/// come back into this library's code, which the HIS's `FreeLibrary` after
-/// `mi_shutdown` must then not have unloaded. Loading the library again raises its
-/// reference count, and the handle is never given back.
+/// Keeps this library loaded for the life of the process, from the first reader
+/// library opened on: a thread abandoned inside a reader would come back into this
+/// library's code were the reader ever to return, so the HIS's `FreeLibrary` after
+/// `mi_shutdown` must not unload it. Loading the library again (by the full path of
+/// the loaded module) raises its reference count, and the handle is never given back.
 pub fn pin_this_library() {
     static PINNED: std::sync::Once = std::sync::Once::new();
     PINNED.call_once(|| {

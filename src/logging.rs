@@ -150,7 +150,9 @@ const ID_KEYS: &[&str] = &[
 const PHONE_KEYS: &[&str] = &["tel", "mob", "phone", "conntel", "emptel", "mobile", "mobileno", "phoneno", "telno"];
 /// Values that open something: a password, and `cainfo`, which some provinces fill
 /// with the patient's encrypted card or e-voucher password (replayable as it is).
-const SECRET_KEYS: &[&str] = &["password", "passwd", "pwd", "cainfo"];
+/// And a social card's raw outputs (Guangzhou's `hcard_basinfo`, `hcard_chkinfo`):
+/// every field of the card, and its signature.
+const SECRET_KEYS: &[&str] = &["password", "passwd", "pwd", "cainfo", "hcardbasinfo", "hcardchkinfo"];
 
 /// The same kinds of value as they are labelled in free text (a platform's
 /// `err_msg`): `姓名:张三`, `证件号码[4403...]`, `联系电话 0755-1234`.
@@ -400,6 +402,17 @@ mod tests {
         assert!(m.contains("欧***"), "{m}");
         assert!(m.contains("12.5"));
         assert!(!m.contains("张三") && !m.contains("440301199001011234"));
+    }
+
+    #[test]
+    fn card_outputs_and_short_card_numbers() {
+        // A 2201 carrying a social card's outputs (Guangzhou): nothing of them shown.
+        let v = json!({"data":{"hcard_basinfo":"440300|440301199001011234|A12345678|x|张三|","hcard_chkinfo":"U0lH",
+                        "mdtrt_cert_no":"A12345678","card_sn":"440300D15600000500123456"}});
+        let m = mask(&v).to_string();
+        assert!(m.contains(r#""hcard_basinfo":"******""#) && m.contains(r#""hcard_chkinfo":"******""#), "{m}");
+        // A 9-character card number keeps two characters at each end, not four.
+        assert!(m.contains("A1*****78") && m.contains("4403****************3456"), "{m}");
     }
 
     #[test]

@@ -109,8 +109,10 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
         assert_eq!(e.code, Code::Protocol);
         assert!(e.message.contains("wrote past the end"), "{}", e.message);
     }
-    // Init refused: said, and tried again next time.
-    let r2 = Reader::open(&lib, Duration::from_secs(5)).unwrap();
+    // Init refused: said, and tried again next time (a fresh copy of the library, which
+    // nothing has set up yet).
+    let dir = tempfile::tempdir().unwrap();
+    let r2 = Reader::open(Path::new(&copy_of(lib, dir.path(), "fresh.so")), Duration::from_secs(5)).unwrap();
     let _m = with_mode("init_fail");
     let e = r2.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap_err();
     assert!(e.message.contains("Init") && e.message.contains("读卡器未连接"), "{}", e.message);

@@ -254,8 +254,46 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
     exports_and_imports(&gcc.replace("gcc", "objdump"), &dll, arch);
     let work = wine.work_dir();
     let exe = install_loader(arch, &dll, work.path());
-    // The readers beside it, as a province installs them: the stand-in built by mingw,
-    // __stdcall with plain names as the real ones export them.
+    let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+    let mut cfg = serde_json::json!({
+        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
+                        "opter": "0001", "opter_name": "cashier"},
+        "gateway": {"url": sim.service_url(), "timeout_ms": 4000},
+        "journal": {},
+        "log": {"dir": "logs"}
+    });
+    let config = work.path().join("mi_sdk.json");
+    // The program holds its last request at the gate "win<visit>" across mi_shutdown
+    // and FreeLibrary; the platform answers once the library is unloaded.
+    let freed = work.path().join("freed.txt");
+    // Each run with a journal of its own: the first's held request does not carry over.
+    let visit = |n: u32, cfg: &serde_json::Value| {
+        let mut cfg = cfg.clone();
+        cfg["journal"]["path"] = format!("mi_journal{n}.db").into();
+        std::fs::write(&config, cfg.to_string()).unwrap();
+        let _ = std::fs::remove_file(&freed);
+        let visit = format!("{}{arch}{n}", std::process::id());
+        let run = std::thread::scope(|s| {
+            s.spawn(|| {
+                if common::wait_until(|| freed.exists()) {
+                    sim.open_gate(&format!("win{visit}"));
+                }
+            });
+            wine.run(&exe, &[wine.win_path(&config), visit.clone()], work.path())
+        });
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(
+            run.status.success() && stdout.contains(" passed, 0 failed"),
+            "{arch}: {stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        stdout
+    };
+    // First without readers: mi_identify says none is configured, and FreeLibrary
+    // unloads the library with nothing of it left running.
+    let stdout = visit(1, &cfg);
+    // Then with the readers beside it, as a province installs them: the stand-in
+    // built by mingw, __stdcall with plain names as the real ones export them;
     // SSCard.dll is the same source with its own Init and sized reads, whose four
     // stdcall arguments 32-bit Windows must get exactly right.
     for (name, defines) in
@@ -270,41 +308,17 @@ fn loader_runs_an_outpatient_visit(arch: &str) {
             .unwrap();
         assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     }
-    let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
-    let cfg = serde_json::json!({
-        "institution": {"fixmedins_code": "H44030000001", "fixmedins_name": "Windows", "mdtrtarea_admvs": "440300",
-                        "opter": "0001", "opter_name": "cashier"},
-        "gateway": {"url": sim.service_url(), "timeout_ms": 4000},
-        "journal": {"path": "mi_journal.db"},
-        "log": {"dir": "logs"},
-        "readers": {"ecard": {"library": "NationECCode.dll", "url": "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"},
-                    "sscard": {"library": "SSCard.dll", "api": "sscard", "init": {"url": "http://127.0.0.1:9/card", "user": "440300"}},
-                    "idcard": {"library": "HeaSecReadInfo.dll", "api": "heasec", "init": {"IP": "127.0.0.1", "PORT": 8080}},
-                    "timeout_ms": 1000}
+    cfg["readers"] = serde_json::json!({
+        "ecard": {"library": "NationECCode.dll", "url": "http://127.0.0.1:9/localcfc/api/hsecfc/localQrCodeQuery"},
+        "sscard": {"library": "SSCard.dll", "api": "sscard", "init": {"url": "http://127.0.0.1:9/card", "user": "440300"}},
+        "idcard": {"library": "HeaSecReadInfo.dll", "api": "heasec", "init": {"IP": "127.0.0.1", "PORT": 8080}},
+        "timeout_ms": 1000
     });
-    let config = work.path().join("mi_sdk.json");
-    std::fs::write(&config, cfg.to_string()).unwrap();
-    // The program holds its last request at the gate "win" across mi_shutdown and
-    // FreeLibrary; the platform answers once the library is unloaded.
-    let freed = work.path().join("freed.txt");
-    let run = std::thread::scope(|s| {
-        s.spawn(|| {
-            if common::wait_until(|| freed.exists()) {
-                sim.open_gate("win");
-            }
-        });
-        wine.run(&exe, &[wine.win_path(&config), format!("{}{arch}", std::process::id())], work.path())
-    });
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success() && stdout.contains(" passed, 0 failed"),
-        "{arch}: {stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    visit(2, &cfg);
     let ledger = sim.ledger();
     assert_eq!(ledger["rejected"], 0, "{}", ledger["rejections"]);
-    assert_eq!(ledger["settlements"].as_array().unwrap().len(), 1);
-    assert!(work.path().join("mi_journal.db").is_file(), "the journal sits beside the config");
+    assert_eq!(ledger["settlements"].as_array().unwrap().len(), 2);
+    assert!(work.path().join("mi_journal1.db").is_file(), "the journal sits beside the config");
     // On Windows a read blocked on the gateway is not woken when another thread shuts
     // its socket down: mi_shutdown(300) returns when that send times out
     // (gateway.timeout_ms, 4 s here), not later (docs/api_reference.md, mi_shutdown).
@@ -356,7 +370,7 @@ fn x86_dll_reads_a_gbk_config_path_and_file_on_chinese_windows() {
     let run = std::thread::scope(|s| {
         s.spawn(|| {
             if common::wait_until(|| freed.exists()) {
-                sim.open_gate("win");
+                sim.open_gate(&format!("win{}gbk", std::process::id()));
             }
         });
         wine.run_as(&exe, &[arg, format!("{}gbk", std::process::id())], &his, "zh_CN.UTF-8")

@@ -113,10 +113,10 @@ public function long of_identify (string as_request, ref string as_identity);
 // Who the patient is, through the configured card and e-voucher readers.
 // as_request: {"way":"ecard"|"sscard"|"idcard"|"auto","business_type":"01101"}.
 // MI_OK with the answer JSON in as_identity, whose "data" is ready to be 1101's data.
-// An answer too big for the buffer is kept for the same request (the patient is not
-// asked again), as this loop does.
+// The buffer has room for any answer at once: one that does not fit is not kept, and
+// asking again reads the reader again.
 long ll_len, ll_rc
-ll_len = 4096
+ll_len = 65536
 do
 	as_identity = Space(ll_len)
 	ll_rc = mi_identify(as_request, as_identity, ll_len)

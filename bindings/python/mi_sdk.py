@@ -200,9 +200,9 @@ class MiSdk:
         MiError when no reader identified the patient (MI_E_BUSINESS: no card or QR code,
         MI_E_TIMEOUT: the reader hung, MI_E_CONFIG: no such reader configured)."""
         r = None if request is None else self._enc(request)
-        # A text too big for the buffer is kept by the library for the same request:
-        # the patient is not asked to show the QR code twice.
-        rc, text = self._read(lambda b, n: self._lib.mi_identify(r, b, n))
+        # Room for any answer at once: one that does not fit is not kept, and asking
+        # again reads the reader again.
+        rc, text = self._read(lambda b, n: self._lib.mi_identify(r, b, n), first=65536)
         if rc != MI_OK:
             raise MiError(rc, self.last_error())
         return json.loads(text)

@@ -70,14 +70,17 @@ impl Request {
 static OPEN: Mutex<Option<HashMap<PathBuf, Arc<Reader>>>> = Mutex::new(None);
 
 fn reader_at(path: &Path, timeout: Duration) -> Result<Arc<Reader>> {
+    // One library however it is spelled (`SSCard.dll`, `.\sscard.dll`): one lock, one
+    // set-up, one "hung".
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     let open = open.get_or_insert_with(HashMap::new);
-    if let Some(r) = open.get(path) {
+    if let Some(r) = open.get(&key) {
         r.set_timeout(timeout);
         return Ok(r.clone());
     }
     let r = Arc::new(Reader::open(path, timeout)?);
-    open.insert(path.to_path_buf(), r.clone());
+    open.insert(key, r.clone());
     Ok(r)
 }
 

@@ -1,11 +1,13 @@
 //! A reader library in use: loaded once, each call on a thread of its own so that a
 //! reader that never returns is abandoned after its timeout instead of taking the
 //! cashier's program with it. What that costs: the thread stays inside the library
-//! (nothing can stop it), the reader is not called again until the program
-//! restarts (a library stuck in one call may not take another), and mi_sdk's own
-//! library stays loaded for the life of the process, since that thread would come
-//! back into its code if the reader ever returned. One call at a time per library:
-//! these libraries drive one device and are not known to be re-entrant.
+//! (nothing can stop it), and the reader is not called again until the program
+//! restarts (a library stuck in one call may not take another). Because such a
+//! thread would come back into mi_sdk's code were the reader ever to return, mi_sdk
+//! keeps its own library loaded for the life of the process once a reader is opened
+//! (pinned then, not at the timeout, when the stuck reader might hold the loader's
+//! lock). One call at a time per library: these libraries drive one device and are
+//! not known to be re-entrant.
 
 use super::card::{id_card, social_card};
 use super::ecard::{self, Asker};
@@ -60,6 +62,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &std::path::Path, timeout: Duration) -> Result<Reader> {
+        crate::ffi::pin_this_library();
         let reader = Reader {
             lib: Arc::new(ReaderLib::open(path)?),
             timeout_ms: AtomicU64::new(0),
@@ -92,25 +95,22 @@ impl Reader {
         let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Acquire));
         let (tx, rx) = crossbeam_channel::bounded(1);
         let lib = self.lib.clone();
-        let thread = std::thread::Builder::new()
+        // Not joined: a thread leaving needs the loader's lock on Windows, which a
+        // stuck reader may hold; the library is pinned (`open`), so a thread that
+        // outlives `mi_shutdown` never runs in unloaded code.
+        std::thread::Builder::new()
             .name("mi-reader".into())
             .spawn(move || {
                 let _ = tx.send(f(&lib));
             })
             .map_err(|e| Error::new(Code::Internal, format!("{name}: no thread for the call: {e}")))?;
         match rx.recv_timeout(timeout) {
-            Ok(r) => {
-                // It has only to end: no thread of ours outlives a call that returned.
-                let _ = thread.join();
-                r
-            }
+            Ok(r) => r,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                let _ = thread.join();
                 Err(Error::new(Code::Internal, format!("{name}: the call failed inside mi_sdk (a panic)")))
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 self.hung.store(true, Ordering::Release);
-                crate::ffi::pin_this_library();
                 Err(Error::new(
                     Code::Timeout,
                     format!(

@@ -180,8 +180,18 @@ impl Readers {
         }
         self.sscard.init.check("sscard.init", self.sscard.api)?;
         let (api, init) = self.idcard_api();
-        let key = if self.idcard.init.is_some() { "idcard.init" } else { "sscard.init" };
+        let own = !self.idcard.library.trim().is_empty();
+        let key = if own { "idcard.init" } else { "sscard.init" };
         init.check(key, api)?;
+        // One library is called one way: ReadSFZ's arguments follow the card's api.
+        let same_file = |a: &str, b: &str| {
+            let a = a.trim().replace('\\', "/").to_lowercase();
+            let b = b.trim().replace('\\', "/").to_lowercase();
+            a.trim_start_matches("./") == b.trim_start_matches("./")
+        };
+        if own && same_file(&self.idcard.library, &self.sscard.library) && self.idcard.api != self.sscard.api {
+            return bad("idcard.api", "differs from sscard.api for the same library; leave idcard.library empty");
+        }
         if self.idcard.api == CardApi::SscardDriver {
             return bad("idcard.api", "must be \"heasec\" or \"sscard\": SSCardDriver.dll reads no ID card");
         }
@@ -230,6 +240,10 @@ mod tests {
         assert!(r.validate().is_ok());
         r.idcard.init = Some(Init(serde_json::json!(3)));
         assert!(r.validate().unwrap_err().message.contains("readers.idcard.init"));
+        // SSCard.dll named again for the ID card, with HeaSec's ReadSFZ: refused.
+        r.sscard.library = "SSCard.dll".into();
+        r.idcard = Idcard { library: ".\\sscard.DLL".into(), api: CardApi::Heasec, init: None };
+        assert!(r.validate().unwrap_err().message.contains("readers.idcard.api"));
         let mut r = Readers::default();
         r.mapping.card_as_id_in = vec!["44a".into()];
         assert!(r.validate().unwrap_err().message.contains("card_as_id_in"));

@@ -2,6 +2,7 @@
  * A Windows HIS-style client: LoadLibraryA("mi_sdk.dll") + GetProcAddress, no import
  * library, calls through MI_CALL (__stdcall on 32-bit) function pointers.
  * usage: win_loader <config-json-file> <visit-number>   Prints "N passed, M failed".
+ * Its last request waits at the simulator's gate "win<visit-number>".
  * With @<path> as the first argument, the path itself goes to mi_init (in the ANSI
  * code page, as a HIS passes it), not the file's text; the program prints GetACP().
  * Where the stand-in e-voucher and card readers sit beside it (NationECCode.dll,
@@ -195,8 +196,9 @@ int main(int argc, char **argv) {
          * FreeLibrary at once, as the header advises: no thread of the library may
          * run on in unloaded code when the platform's answer comes. */
         {
-            const char *held = "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\"},"
-                               "\"_sim\":{\"gate\":\"win\"}}";
+            static char held[256];
+            snprintf(held, sizeof held, "{\"data\":{\"mdtrt_cert_type\":\"02\",\"mdtrt_cert_no\":\"440301199001011234\"},"
+                     "\"_sim\":{\"gate\":\"win%s\"}}", argv[2]);
             CHECK(mi_call_async("1101", held, 0, &id) == MI_OK, "async submit held at the gate");
             for (i = 0; i < 2000; i++) {
                 len = (int32_t)sizeof out;
