@@ -15,6 +15,8 @@ use crate::call::Outcome;
 use crate::charset::Charset;
 use crate::error::{Code, Error, Result};
 use crate::handle;
+use crate::readers::guard::Guarded;
+use crate::readers::reader::Library;
 use crate::sdk::Sdk;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr};
@@ -458,7 +460,7 @@ pub unsafe extern "system" fn mi_identify(request: *const c_char, output: *mut c
         // Not kept when it does not fit, unlike a reconciliation: a kept identity
         // could be handed over for the next patient. Asked again, the reader is read
         // again; answers are about 1 KiB.
-        out.text(&crate::readers::identify::identify(sdk.config(), &request)?, cs)
+        out.text(&crate::readers::identify::identify(sdk.config(), &request, ReaderLib::open)?, cs)
     })
 }
 
@@ -824,17 +826,16 @@ type InitUrlUserFn = unsafe extern "system" fn(*const c_char, *const c_char) -> 
 type SizedReadFn = unsafe extern "system" fn(*mut c_char, i32, *mut c_char, i32) -> i32;
 
 impl ReaderLib {
-    pub fn open(path: &std::path::Path) -> Result<ReaderLib> {
+    /// Loads the reader library at `path` ([`crate::readers::reader::Opener`]), and
+    /// from then on keeps mi_sdk itself loaded ([`pin_this_library`]).
+    pub fn open(path: &std::path::Path) -> Result<Box<dyn Library>> {
+        pin_this_library();
         // SAFETY: loading a library runs its initialisers; this is the reader library
         // the hospital installed and named in the config, trusted as its HIS trusts it.
         let lib = unsafe { libloading::Library::new(path) }
             .map_err(|e| Error::config(format!("cannot load the reader library {}: {e}", path.display())))?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(ReaderLib { lib, name })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
+        Ok(Box::new(ReaderLib { lib, name }))
     }
 
     fn symbol<T: Copy>(&self, export: &str) -> Result<T> {
@@ -845,10 +846,16 @@ impl ReaderLib {
             .map_err(|e| Error::new(Code::Protocol, format!("{} has no function {export}: {e}", self.name)))?;
         Ok(*f)
     }
+}
 
-    /// `NationEcTrans(url, input, output)`; what it returns is not used (versions
-    /// differ), the output's `code` says how it went.
-    pub fn nation_ec_trans(&self, url: &CStr, input: &CStr, out: &mut crate::readers::guard::Guarded) -> Result<()> {
+impl Library for ReaderLib {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What `NationEcTrans` returns is not used (versions differ): the output's
+    /// `code` says how it went.
+    fn nation_ec_trans(&self, url: &CStr, input: &CStr, out: &mut Guarded) -> Result<()> {
         let f: EcTransFn = self.symbol("NationEcTrans")?;
         // SAFETY: `url` and `input` are NUL-terminated and outlive the call; `out`
         // is writable for its usable size and its guard, checked after the call.
@@ -856,62 +863,42 @@ impl ReaderLib {
         Ok(())
     }
 
-    /// `Init(json, errMsg)` of HeaSecReadInfo.dll: 0 is success.
-    pub fn init(&self, json: &CStr, err: &mut crate::readers::guard::Guarded) -> Result<i32> {
+    fn init(&self, json: &CStr, err: &mut Guarded) -> Result<i32> {
         let f: InitFn = self.symbol("Init")?;
         // SAFETY: as in `nation_ec_trans`.
         Ok(unsafe { f(json.as_ptr(), err.as_mut_ptr().cast()) })
     }
 
-    /// `ReadCardBas(cardInfo, busiCardInfo)` of HeaSecReadInfo.dll: 0 is success.
-    pub fn read_card_bas(
-        &self,
-        info: &mut crate::readers::guard::Guarded,
-        busi: &mut crate::readers::guard::Guarded,
-    ) -> Result<i32> {
-        let f: ReadCardBasFn = self.symbol("ReadCardBas")?;
-        // SAFETY: as in `nation_ec_trans`, for both buffers.
-        Ok(unsafe { f(info.as_mut_ptr().cast(), busi.as_mut_ptr().cast()) })
-    }
-
-    /// `iReadCardBas(type, out)` of SSCardDriver.dll: 0 is success.
-    pub fn i_read_card_bas(&self, kind: i32, out: &mut crate::readers::guard::Guarded) -> Result<i32> {
-        let f: IReadCardBasFn = self.symbol("iReadCardBas")?;
-        // SAFETY: as in `nation_ec_trans`.
-        Ok(unsafe { f(kind, out.as_mut_ptr().cast()) })
-    }
-
-    /// `Init(url, user)` of SSCard.dll: 0 is success.
-    pub fn init_url_user(&self, url: &CStr, user: &CStr) -> Result<i32> {
+    fn init_url_user(&self, url: &CStr, user: &CStr) -> Result<i32> {
         let f: InitUrlUserFn = self.symbol("Init")?;
         // SAFETY: both NUL-terminated and outliving the call.
         Ok(unsafe { f(url.as_ptr(), user.as_ptr()) })
     }
 
-    /// SSCard.dll's sized reads, `ReadCardBas` or `ReadSFZ` (`export`): `(out,
-    /// outLen, sign, signLen)`, 0 is success.
-    pub fn sized_read(
-        &self,
-        export: &str,
-        out: &mut crate::readers::guard::Guarded,
-        sign: &mut crate::readers::guard::Guarded,
-    ) -> Result<i32> {
-        let f: SizedReadFn = self.symbol(export)?;
-        let (out_len, sign_len) = (len_arg(out.usable()), len_arg(sign.usable()));
-        // SAFETY: as in `nation_ec_trans`, for both buffers, each told its usable size.
-        Ok(unsafe { f(out.as_mut_ptr().cast(), out_len, sign.as_mut_ptr().cast(), sign_len) })
+    fn read_card_bas(&self, info: &mut Guarded, busi: &mut Guarded) -> Result<i32> {
+        let f: ReadCardBasFn = self.symbol("ReadCardBas")?;
+        // SAFETY: as in `nation_ec_trans`, for both buffers.
+        Ok(unsafe { f(info.as_mut_ptr().cast(), busi.as_mut_ptr().cast()) })
     }
 
-    /// `ReadSFZ(photoPath, info, busi)` of HeaSecReadInfo.dll, without a photo.
-    pub fn read_sfz(
-        &self,
-        info: &mut crate::readers::guard::Guarded,
-        busi: &mut crate::readers::guard::Guarded,
-    ) -> Result<i32> {
+    fn i_read_card_bas(&self, kind: i32, out: &mut Guarded) -> Result<i32> {
+        let f: IReadCardBasFn = self.symbol("iReadCardBas")?;
+        // SAFETY: as in `nation_ec_trans`.
+        Ok(unsafe { f(kind, out.as_mut_ptr().cast()) })
+    }
+
+    fn read_sfz(&self, info: &mut Guarded, busi: &mut Guarded) -> Result<i32> {
         let f: ReadSfzFn = self.symbol("ReadSFZ")?;
         // SAFETY: a NULL photo path asks for no photo (as its callers pass it); the
         // buffers as in `nation_ec_trans`.
         Ok(unsafe { f(std::ptr::null(), info.as_mut_ptr().cast(), busi.as_mut_ptr().cast()) })
+    }
+
+    fn sized_read(&self, export: &str, out: &mut Guarded, sign: &mut Guarded) -> Result<i32> {
+        let f: SizedReadFn = self.symbol(export)?;
+        let (out_len, sign_len) = (len_arg(out.usable()), len_arg(sign.usable()));
+        // SAFETY: as in `nation_ec_trans`, for both buffers, each told its usable size.
+        Ok(unsafe { f(out.as_mut_ptr().cast(), out_len, sign.as_mut_ptr().cast(), sign_len) })
     }
 }
 

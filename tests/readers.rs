@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use mi_sdk::ffi::{mi_identify, MI_E_BUFFER_TOO_SMALL, MI_E_NOT_INITIALIZED};
+use mi_sdk::ffi::{mi_identify, ReaderLib, MI_E_BUFFER_TOO_SMALL, MI_E_NOT_INITIALIZED};
 use mi_sdk::readers::ecard::Asker;
 use mi_sdk::readers::reader::{CardCall, Reader, Setup, ECARD_OUT};
 use mi_sdk::readers::{CardNo, Mapping};
@@ -48,7 +48,7 @@ fn heasec() -> Setup {
 fn a_person_read_by_each_reader_is_the_data_of_1101() {
     let Some(lib) = fake_reader() else { return };
     let _m = with_mode("ok");
-    let r = Reader::open(&lib, Duration::from_secs(5)).unwrap();
+    let r = Reader::open(&lib, Duration::from_secs(5), ReaderLib::open).unwrap();
     let e = r.ecard(URL, &asker()).unwrap();
     let d = e.data_1101();
     assert_eq!(
@@ -76,7 +76,7 @@ fn a_person_read_by_each_reader_is_the_data_of_1101() {
 #[test]
 fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
     let Some(lib) = fake_reader() else { return };
-    let r = Reader::open(&lib, Duration::from_secs(5)).unwrap();
+    let r = Reader::open(&lib, Duration::from_secs(5), ReaderLib::open).unwrap();
     {
         let _m = with_mode("absent");
         let e = r.ecard(URL, &asker()).unwrap_err();
@@ -112,7 +112,8 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
     // Init refused: said, and tried again next time (a fresh copy of the library, which
     // nothing has set up yet).
     let dir = tempfile::tempdir().unwrap();
-    let r2 = Reader::open(Path::new(&copy_of(lib, dir.path(), "fresh.so")), Duration::from_secs(5)).unwrap();
+    let r2 = Reader::open(Path::new(&copy_of(lib, dir.path(), "fresh.so")), Duration::from_secs(5), ReaderLib::open)
+        .unwrap();
     let _m = with_mode("init_fail");
     let e = r2.social_card(CardCall::HeaSec, &heasec(), Mapping::default()).unwrap_err();
     assert!(e.message.contains("Init") && e.message.contains("读卡器未连接"), "{}", e.message);
@@ -124,7 +125,7 @@ fn a_readers_no_is_business_and_its_garbage_is_protocol_naming_it() {
 #[test]
 fn a_reader_that_never_returns_is_abandoned_after_its_timeout() {
     let Some(lib) = fake_reader() else { return };
-    let r = Reader::open(&lib, Duration::from_millis(300)).unwrap();
+    let r = Reader::open(&lib, Duration::from_millis(300), ReaderLib::open).unwrap();
     let started = std::time::Instant::now();
     let e = {
         let _m = with_mode("hang");
@@ -138,7 +139,9 @@ fn a_reader_that_never_returns_is_abandoned_after_its_timeout() {
     let e = r.id_card(&heasec()).unwrap_err();
     assert!(e.code == Code::Timeout && e.message.contains("restart the program"), "{}", e.message);
     // A reader that is not there.
-    let e = Reader::open(std::path::Path::new("/nonexistent/libreader.so"), Duration::from_secs(1)).err().unwrap();
+    let e = Reader::open(std::path::Path::new("/nonexistent/libreader.so"), Duration::from_secs(1), ReaderLib::open)
+        .err()
+        .unwrap();
     assert!(e.message.contains("cannot load the reader library"), "{}", e.message);
 }
 

@@ -3,7 +3,7 @@
 //! `data` of 1101 with the reader's output, masked, beside it.
 
 use super::ecard::Asker;
-use super::reader::{CardCall, Reader, Setup};
+use super::reader::{CardCall, Opener, Reader, Setup};
 use super::settings::{CardApi, Init, Readers};
 use super::{Identity, Way};
 use crate::config::Config;
@@ -69,7 +69,7 @@ impl Request {
 /// across `mi_shutdown` and `mi_init`.
 static OPEN: Mutex<Option<HashMap<PathBuf, Arc<Reader>>>> = Mutex::new(None);
 
-fn reader_at(path: &Path, timeout: Duration) -> Result<Arc<Reader>> {
+fn reader_at(path: &Path, timeout: Duration, open_lib: Opener) -> Result<Arc<Reader>> {
     // One library however it is spelled (`SSCard.dll`, `.\sscard.dll`): one lock, one
     // set-up, one "hung".
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -79,13 +79,14 @@ fn reader_at(path: &Path, timeout: Duration) -> Result<Arc<Reader>> {
         r.set_timeout(timeout);
         return Ok(r.clone());
     }
-    let r = Arc::new(Reader::open(path, timeout)?);
+    let r = Arc::new(Reader::open(path, timeout, open_lib)?);
     open.insert(key, r.clone());
     Ok(r)
 }
 
-/// Identifies the patient as `request` (JSON) asks; the answer's JSON text.
-pub fn identify(cfg: &Config, request: &str) -> Result<String> {
+/// Identifies the patient as `request` (JSON) asks, through reader libraries
+/// loaded by `open`; the answer's JSON text.
+pub fn identify(cfg: &Config, request: &str, open: Opener) -> Result<String> {
     let req = Request::parse(request)?;
     let readers = &cfg.readers;
     let ways = req.ways(readers)?;
@@ -103,7 +104,7 @@ pub fn identify(cfg: &Config, request: &str) -> Result<String> {
             }
             continue;
         }
-        match read(cfg, &req, way, &cfg.base_dir.join(lib)) {
+        match read(cfg, &req, way, &cfg.base_dir.join(lib), open) {
             Ok(id) => {
                 let reader = Path::new(lib).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 log::info!("identified the patient by {} through {reader}: {}", way.name(), logged(cfg, &id));
@@ -119,9 +120,9 @@ pub fn identify(cfg: &Config, request: &str) -> Result<String> {
     Err(none_identified(tried))
 }
 
-fn read(cfg: &Config, req: &Request, way: Way, path: &Path) -> Result<Identity> {
+fn read(cfg: &Config, req: &Request, way: Way, path: &Path, open: Opener) -> Result<Identity> {
     let readers = &cfg.readers;
-    let reader = reader_at(path, Duration::from_millis(readers.timeout_ms))?;
+    let reader = reader_at(path, Duration::from_millis(readers.timeout_ms), open)?;
     match way {
         Way::Ecard => {
             let e = &readers.ecard;

@@ -14,8 +14,7 @@ use super::ecard::{self, Asker};
 use super::guard::Guarded;
 use super::{Identity, Mapping};
 use crate::error::{Code, Error, Result};
-use crate::ffi::ReaderLib;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,8 +47,33 @@ pub enum Setup {
     SsCard { url: String, user: String },
 }
 
+/// The calls of a reader library as its callers declare them; `src/ffi.rs` makes
+/// them (`ReaderLib`), the one place foreign code is called. Each returns the
+/// library's own return code where it has one (0 is success).
+pub trait Library: Send + Sync {
+    /// The library's file name, for messages.
+    fn name(&self) -> &str;
+    /// `NationEcTrans(url, input, output)`.
+    fn nation_ec_trans(&self, url: &CStr, input: &CStr, out: &mut Guarded) -> Result<()>;
+    /// HeaSecReadInfo's `Init(json, errMsg)`.
+    fn init(&self, json: &CStr, err: &mut Guarded) -> Result<i32>;
+    /// SSCard.dll's `Init(url, user)`.
+    fn init_url_user(&self, url: &CStr, user: &CStr) -> Result<i32>;
+    /// HeaSecReadInfo's `ReadCardBas(cardInfo, busiCardInfo)`.
+    fn read_card_bas(&self, info: &mut Guarded, busi: &mut Guarded) -> Result<i32>;
+    /// SSCardDriver's `iReadCardBas(type, out)`.
+    fn i_read_card_bas(&self, kind: i32, out: &mut Guarded) -> Result<i32>;
+    /// HeaSecReadInfo's `ReadSFZ(photoPath, info, busi)`, without a photo.
+    fn read_sfz(&self, info: &mut Guarded, busi: &mut Guarded) -> Result<i32>;
+    /// SSCard.dll's sized `ReadCardBas` or `ReadSFZ` (`export`): `(out, outLen, sign, signLen)`.
+    fn sized_read(&self, export: &str, out: &mut Guarded, sign: &mut Guarded) -> Result<i32>;
+}
+
+/// Loads the reader library at a path (`ffi::ReaderLib::open`).
+pub type Opener = fn(&std::path::Path) -> Result<Box<dyn Library>>;
+
 pub struct Reader {
-    lib: Arc<ReaderLib>,
+    lib: Arc<dyn Library>,
     /// The timeout of the next call, in milliseconds (the config's, which a new
     /// `mi_init` may change).
     timeout_ms: AtomicU64,
@@ -61,10 +85,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn open(path: &std::path::Path, timeout: Duration) -> Result<Reader> {
-        crate::ffi::pin_this_library();
+    /// The library at `path`, loaded by `open`.
+    pub fn open(path: &std::path::Path, timeout: Duration, open: Opener) -> Result<Reader> {
         let reader = Reader {
-            lib: Arc::new(ReaderLib::open(path)?),
+            lib: Arc::from(open(path)?),
             timeout_ms: AtomicU64::new(0),
             hung: AtomicBool::new(false),
             calling: Mutex::new(false),
@@ -83,7 +107,7 @@ impl Reader {
     fn run<T: Send + 'static>(
         &self,
         what: &str,
-        f: impl FnOnce(&ReaderLib) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Library) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let name = format!("{} {what}", self.lib.name());
         if self.hung.load(Ordering::Acquire) {
@@ -96,12 +120,13 @@ impl Reader {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let lib = self.lib.clone();
         // Not joined: a thread leaving needs the loader's lock on Windows, which a
-        // stuck reader may hold; the library is pinned (`open`), so a thread that
+        // stuck reader may hold; mi_sdk is pinned when a reader is opened
+        // (`ffi::ReaderLib::open`), so a thread that
         // outlives `mi_shutdown` never runs in unloaded code.
         std::thread::Builder::new()
             .name("mi-reader".into())
             .spawn(move || {
-                let _ = tx.send(f(&lib));
+                let _ = tx.send(f(&*lib));
             })
             .map_err(|e| Error::new(Code::Internal, format!("{name}: no thread for the call: {e}")))?;
         match rx.recv_timeout(timeout) {

@@ -37,6 +37,18 @@ static void reader_mode(const char *mode) {
     }
 }
 
+/* mi_identify(request) with the stand-in readers in `mode`: its code, the answer in
+ * who[4096] and mi_last_error in err[4096]. */
+static int32_t identify_in(identify_fn identify, text_fn last_error, const char *mode, const char *request, char *who,
+                           char *err) {
+    int32_t len = 4096, rc;
+    reader_mode(mode);
+    rc = identify(request, who, &len);
+    len = 4096;
+    last_error(err, &len);
+    return rc;
+}
+
 /* The "data" object of an mi_identify answer (flat: no braces inside) as 1101's input. */
 static int input_1101(const char *answer, char *input, size_t cap) {
     const char *p = strstr(answer, "\"data\":{"), *end;
@@ -121,32 +133,21 @@ int main(int argc, char **argv) {
             rc = mi_identify("{\"way\":\"idcard\"}", who, &len);
             CHECK(rc == MI_OK && strstr(who, "\"mdtrt_cert_type\":\"02\"") != NULL, "identified by the ID card (ReadSFZ)");
             /* Each way a reader fails, as the cashier meets it. */
-            reader_mode("absent");
-            len = (int32_t)sizeof who;
-            rc = mi_identify("{\"way\":\"auto\"}", who, &len);
-            len = (int32_t)sizeof out;
-            mi_last_error(out, &len);
-            CHECK(rc == MI_E_BUSINESS && strstr(out, "ecard: ") && strstr(out, "sscard: "), "nobody there: every reader said no");
-            reader_mode("wrong_pin");
-            len = (int32_t)sizeof who;
-            CHECK(mi_identify("{\"way\":\"sscard\"}", who, &len) == MI_E_BUSINESS, "a wrong PIN is the reader's no");
-            reader_mode("garbage");
-            len = (int32_t)sizeof who;
-            CHECK(mi_identify("{\"way\":\"ecard\"}", who, &len) == MI_E_PROTOCOL, "garbage is MI_E_PROTOCOL");
+            static char err[4096];
+            const char *any = "{\"way\":\"auto\"}", *ecard = "{\"way\":\"ecard\"}";
+            rc = identify_in(mi_identify, mi_last_error, "absent", any, who, err);
+            CHECK(rc == MI_E_BUSINESS && strstr(err, "ecard: ") && strstr(err, "sscard: "), "nobody there: every reader said no");
+            rc = identify_in(mi_identify, mi_last_error, "wrong_pin", "{\"way\":\"sscard\"}", who, err);
+            CHECK(rc == MI_E_BUSINESS, "a wrong PIN is the reader's no");
+            rc = identify_in(mi_identify, mi_last_error, "garbage", ecard, who, err);
+            CHECK(rc == MI_E_PROTOCOL, "garbage is MI_E_PROTOCOL");
             /* 100 bytes past the 64 KiB the library gives the e-voucher reader, into its guard. */
-            reader_mode("overflow:65636");
-            len = (int32_t)sizeof who;
-            rc = mi_identify("{\"way\":\"ecard\"}", who, &len);
-            len = (int32_t)sizeof out;
-            mi_last_error(out, &len);
-            CHECK(rc == MI_E_PROTOCOL && strstr(out, "wrote past the end") != NULL, "an overrun is caught by the guard");
+            rc = identify_in(mi_identify, mi_last_error, "overflow:65636", ecard, who, err);
+            CHECK(rc == MI_E_PROTOCOL && strstr(err, "wrote past the end") != NULL, "an overrun is caught by the guard");
             /* A reader that never returns: abandoned after readers.timeout_ms, and passed over. */
-            reader_mode("hang");
-            len = (int32_t)sizeof who;
-            CHECK(mi_identify("{\"way\":\"ecard\"}", who, &len) == MI_E_TIMEOUT, "a hung reader is abandoned");
-            reader_mode("ok");
-            len = (int32_t)sizeof who;
-            rc = mi_identify("{\"way\":\"auto\"}", who, &len);
+            rc = identify_in(mi_identify, mi_last_error, "hang", ecard, who, err);
+            CHECK(rc == MI_E_TIMEOUT, "a hung reader is abandoned");
+            rc = identify_in(mi_identify, mi_last_error, "ok", any, who, err);
             CHECK(rc == MI_OK && strstr(who, "\"way\":\"sscard\"") && strstr(who, "MI_E_TIMEOUT"),
                   "auto passes over the hung reader to the card");
         }
