@@ -67,6 +67,9 @@ pub struct Config {
     /// The card and e-voucher readers `mi_identify` uses (docs/readers.md).
     #[serde(default)]
     pub readers: crate::readers::settings::Readers,
+    /// The local HTTP API (`mi-sdk serve --http`; docs/http.md).
+    #[serde(default)]
+    pub http: Http,
     /// Province variants of the envelope (docs/configuration.md, `envelope`).
     #[serde(default)]
     pub envelope: crate::variant::Envelope,
@@ -250,6 +253,36 @@ pub struct SignIn {
 impl Default for SignIn {
     fn default() -> Self {
         SignIn { auto: true, style: Default::default(), userid: String::new(), password: Secret::default() }
+    }
+}
+
+/// The local HTTP API's settings (`mi-sdk serve --http ADDR`; docs/http.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Every request carries it (`Authorization: Bearer …`); at least 16 characters.
+    /// Empty: the API does not start.
+    pub token: Secret,
+    /// Origins (`http://his.example:8080`) whose browser pages may call the API;
+    /// empty: none (a browser page needs its origin listed).
+    pub allowed_origins: Vec<String>,
+    /// The largest request body taken, in KiB.
+    pub max_body_kb: u64,
+    /// Requests handled at once; more are refused with 429 (`MI_E_BUSY`).
+    pub max_concurrent: u32,
+    /// Whether an address other than loopback may be listened on.
+    pub allow_remote: bool,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            token: Secret::default(),
+            allowed_origins: Vec::new(),
+            max_body_kb: 1024,
+            max_concurrent: 16,
+            allow_remote: false,
+        }
     }
 }
 
@@ -958,6 +991,16 @@ impl Config {
             }
         }
         self.readers.validate()?;
+        let h = &self.http;
+        if !h.token.is_empty() && h.token.expose().chars().count() < 16 {
+            return bad("http.token", "must be at least 16 characters (or empty: no HTTP API)");
+        }
+        if !(1..=256).contains(&h.max_concurrent) {
+            return bad("http.max_concurrent", "must be 1 to 256");
+        }
+        if !(1..=65_536).contains(&h.max_body_kb) {
+            return bad("http.max_body_kb", "must be 1 to 65536");
+        }
         let b = &self.bridge;
         if !(1..=64).contains(&b.workers) {
             return bad("bridge.workers", "must be 1 to 64");

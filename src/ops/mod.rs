@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod check;
 pub mod dropbox;
+pub mod http;
 pub mod reconcile;
 pub mod report;
 pub mod requests;

@@ -32,6 +32,8 @@ commands:
                                   every version after VERSION (default: the one DIR/INFNO.version
                                   records); resumable by version
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
+  serve --http ADDR               the local HTTP API (e.g. 127.0.0.1:8765; token: http.token;
+                                  docs/http.md)
   service install|start|stop|uninstall [--name N] [--watch DIR | --bridge]
                                   the drop-box service (--watch DIR), or a database bridge node on
                                   the config's bridge section (--bridge), as a Windows service that
@@ -304,7 +306,12 @@ fn catalog(cfg: Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
 }
 
 fn serve(cfg: Config, rest: &[String]) -> Result<Printed, Stop> {
-    let dir = opt(rest, "--watch")?.ok_or_else(|| Stop::Usage("serve needs --watch DIR".into()))?;
+    if let Some(addr) = opt(rest, "--http")? {
+        ops::http::serve(cfg, &addr, |at| eprintln!("mi-sdk: serving http://{at} (Ctrl-C to stop)"))?;
+        eprintln!("mi-sdk: stopped");
+        return Ok(printed(String::new()));
+    }
+    let dir = opt(rest, "--watch")?.ok_or_else(|| Stop::Usage("serve needs --watch DIR or --http ADDR".into()))?;
     ops::dropbox::serve(cfg, Path::new(&dir), || eprintln!("mi-sdk: watching {dir} (Ctrl-C to stop)"))?;
     eprintln!("mi-sdk: stopped");
     Ok(printed(String::new()))

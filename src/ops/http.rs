@@ -1,0 +1,280 @@
+//! `mi-sdk serve --http ADDR`: the C ABI's calls as JSON over HTTP on the cashier's
+//! PC, for a HIS that runs in a browser and cannot load a DLL. Every request carries
+//! the config's token; browser pages are let in only from the configured origins;
+//! bodies and the requests handled at once are bounded; every refusal is a JSON
+//! error. docs/http.md has the routes and their answers (docs/openapi.json).
+
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
+use crate::sdk::Sdk;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+/// Serves until Ctrl-C / SIGTERM; `started` is told the address listened on.
+pub fn serve(cfg: Config, addr: &str, started: impl FnOnce(SocketAddr)) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::Release))
+        .map_err(|e| Error::config(format!("cannot watch for Ctrl-C / SIGTERM: {e}")))?;
+    serve_until(cfg, addr, &stop, started)
+}
+
+/// Serves until `stop` is set.
+pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnOnce(SocketAddr)) -> Result<()> {
+    let listen = listen_address(&cfg, addr)?;
+    let h = &cfg.http;
+    if h.token.is_empty() {
+        return Err(Error::config(
+            "config key `http.token`: must be set (16 characters or more) for the HTTP API: every request carries it",
+        ));
+    }
+    let server = Server::http(listen).map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
+    let bound = server.server_addr().to_ip().unwrap_or(listen);
+    let api = Api {
+        token: h.token.expose().as_bytes().to_vec(),
+        origins: h.allowed_origins.clone(),
+        max_body: usize::try_from(h.max_body_kb).unwrap_or(usize::MAX).saturating_mul(1024),
+        max_concurrent: h.max_concurrent as usize,
+        busy: AtomicUsize::new(0),
+        sdk: Sdk::start(cfg)?,
+    };
+    started(bound);
+    std::thread::scope(|s| {
+        while !stop.load(Ordering::Acquire) {
+            let req = match server.recv_timeout(Duration::from_millis(200)) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("http: {e}");
+                    continue;
+                }
+            };
+            if api.busy.fetch_add(1, Ordering::AcqRel) >= api.max_concurrent {
+                api.busy.fetch_sub(1, Ordering::AcqRel);
+                let origin = header(&req, "Origin");
+                let cors = origin.filter(|o| api.origins.contains(o));
+                let e = Error::new(
+                    Code::Busy,
+                    format!(
+                        "{} requests are being handled already (http.max_concurrent): try again",
+                        api.max_concurrent
+                    ),
+                );
+                reply(req, 429, refusal(&e), cors.as_deref());
+                continue;
+            }
+            let api = &api;
+            s.spawn(move || {
+                handle(api, req);
+                api.busy.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    });
+    api.sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
+    Ok(())
+}
+
+/// The address to listen on: loopback unless the config allows others.
+fn listen_address(cfg: &Config, addr: &str) -> Result<SocketAddr> {
+    let a =
+        addr.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+            Error::invalid(format!("--http {addr}: not an address to listen on (e.g. 127.0.0.1:8765)"))
+        })?;
+    if !a.ip().is_loopback() && !cfg.http.allow_remote {
+        return Err(Error::config(format!(
+            "--http {addr}: not a loopback address; the API serves the PC it runs on \
+             (set http.allow_remote to listen on others)"
+        )));
+    }
+    Ok(a)
+}
+
+struct Api {
+    sdk: Sdk,
+    token: Vec<u8>,
+    origins: Vec<String>,
+    max_body: usize,
+    max_concurrent: usize,
+    busy: AtomicUsize,
+}
+
+fn header(req: &Request, name: &'static str) -> Option<String> {
+    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_string())
+}
+
+/// Compares in time that depends on the length only, not on where they differ.
+fn same_secret(given: &[u8], token: &[u8]) -> bool {
+    given.len() == token.len() && given.iter().zip(token).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+}
+
+fn handle(api: &Api, mut req: Request) {
+    let origin = header(&req, "Origin");
+    let cors = match &origin {
+        None => None,
+        Some(o) if api.origins.contains(o) => Some(o.clone()),
+        Some(o) => {
+            let e = Error::invalid(format!("origin {o} is not in http.allowed_origins"));
+            return reply(req, 403, refusal(&e), None);
+        }
+    };
+    let cors = cors.as_deref();
+    if *req.method() == Method::Options {
+        return reply_empty(req, 204, cors);
+    }
+    let given = header(&req, "Authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        .or_else(|| header(&req, "X-MI-Token"))
+        .unwrap_or_default();
+    if !same_secret(given.trim().as_bytes(), &api.token) {
+        let e = Error::invalid("no valid token: send the config's http.token as `Authorization: Bearer <token>`");
+        return reply(req, 401, refusal(&e), cors);
+    }
+    if req.body_length().is_some_and(|n| n > api.max_body) {
+        let e = Error::invalid(format!("the body is larger than http.max_body_kb ({} bytes)", api.max_body));
+        return reply(req, 413, refusal(&e), cors);
+    }
+    let mut body = Vec::new();
+    let read = req.as_reader().take(api.max_body as u64 + 1).read_to_end(&mut body);
+    if read.is_err() || body.len() > api.max_body {
+        let e = Error::invalid(format!("the body is larger than http.max_body_kb ({} bytes), or broken", api.max_body));
+        return reply(req, 413, refusal(&e), cors);
+    }
+    let method = req.method().clone();
+    let url = req.url().to_string();
+    let (status, answer) = route(&api.sdk, &method, &url, &body);
+    reply(req, status, answer, cors)
+}
+
+/// The routes, and what each answers: `(HTTP status, JSON)`.
+fn route(sdk: &Sdk, method: &Method, url: &str, body: &[u8]) -> (u16, Value) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let want = |m: Method, allowed: &str, f: &dyn Fn() -> Result<Value>| -> (u16, Value) {
+        if *method != m {
+            let e = Error::invalid(format!("{method} is not allowed here: {allowed}"));
+            return (405, refusal(&e));
+        }
+        match f() {
+            Ok(v) => (status_of(v["mi_code"].as_i64().unwrap_or(0)), v),
+            Err(e) => (status_of(i64::from(e.code.as_i32())), refusal(&e)),
+        }
+    };
+    let text = || std::str::from_utf8(body).map_err(|_| Error::invalid("the body is not UTF-8 text"));
+    let id = |s: &str| s.parse::<i64>().map_err(|_| Error::invalid(format!("\"{s}\" is not a request id")));
+    match parts.as_slice() {
+        ["v1", "call", infno] => want(Method::Post, "POST", &|| Ok(outcome(sdk.call_sync(infno, text()?)))),
+        ["v1", "submit", infno] => want(Method::Post, "POST", &|| {
+            let priority = query_value(query, "priority").map_or(Ok(0), |p| {
+                p.parse::<i32>().map_err(|_| Error::invalid(format!("priority \"{p}\" is not a number")))
+            })?;
+            let id = sdk.call_async(infno, text()?, priority)?;
+            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "request_id": id}))
+        }),
+        ["v1", "result", n] => want(Method::Get, "GET", &|| Ok(outcome(sdk.get_result(id(n)?)))),
+        ["v1", "request", n] => want(Method::Get, "GET", &|| {
+            let record = sdk.get_request(id(n)?)?;
+            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(&record.to_json())}))
+        }),
+        ["v1", "reverse", n] => want(Method::Post, "POST", &|| Ok(outcome(sdk.reverse(id(n)?)))),
+        ["v1", "status"] => want(Method::Get, "GET", &|| {
+            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(&sdk.status()?.to_json())}))
+        }),
+        _ => (404, refusal(&Error::new(Code::NotFound, format!("no such route: {path} (docs/http.md lists them)")))),
+    }
+}
+
+/// A call's outcome as the ABI gives it: its code, its request id and its output.
+/// A request the SDK refused before journaling it answers as `mi_call_sync` does.
+fn outcome(r: Result<crate::call::Outcome>) -> Value {
+    let o = r.unwrap_or_else(|e| crate::call::Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
+    json!({"mi_code": o.code.as_i32(), "mi_code_name": o.code.name(), "request_id": o.request_id,
+           "output": parsed(&o.output)})
+}
+
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The HTTP status of an ABI code: the SDK's answers (a platform's refusal, an
+/// uncertain settlement) are 200 with the code in the body; the caller's mistakes
+/// and the service's state are 4xx and 503.
+fn status_of(code: i64) -> u16 {
+    match code {
+        -1 => 400,
+        -11 => 404,
+        -12 => 429,
+        -2 | -13 => 503,
+        -99 => 500,
+        _ => 200,
+    }
+}
+
+/// A refusal: its code and message.
+fn refusal(e: &Error) -> Value {
+    json!({"mi_code": e.code.as_i32(), "mi_code_name": e.code.name(), "error": e.message})
+}
+
+fn cors_headers(origin: Option<&str>) -> Vec<Header> {
+    let Some(o) = origin else { return Vec::new() };
+    [
+        ("Access-Control-Allow-Origin", o),
+        ("Vary", "Origin"),
+        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+        ("Access-Control-Allow-Headers", "Authorization, Content-Type, X-MI-Token"),
+        ("Access-Control-Max-Age", "600"),
+    ]
+    .iter()
+    .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+    .collect()
+}
+
+fn reply(req: Request, status: u16, body: Value, cors: Option<&str>) {
+    let mut r = Response::from_string(body.to_string()).with_status_code(status);
+    if let Ok(h) = Header::from_bytes("Content-Type", "application/json; charset=utf-8") {
+        r.add_header(h);
+    }
+    for h in cors_headers(cors) {
+        r.add_header(h);
+    }
+    if let Err(e) = req.respond(r) {
+        log::debug!("http: the answer could not be sent: {e}");
+    }
+}
+
+fn reply_empty(req: Request, status: u16, cors: Option<&str>) {
+    let mut r = Response::empty(status);
+    for h in cors_headers(cors) {
+        r.add_header(h);
+    }
+    let _ = req.respond(r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_compared_whole() {
+        assert!(same_secret(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcdeX", b"0123456789abcdef"));
+        assert!(!same_secret(b"0123456789abcde", b"0123456789abcdef"));
+        assert!(!same_secret(b"", b"0123456789abcdef"));
+    }
+
+    #[test]
+    fn codes_map_to_statuses_and_queries_are_read() {
+        assert_eq!((status_of(0), status_of(-8), status_of(-9)), (200, 200, 200));
+        assert_eq!((status_of(-1), status_of(-11), status_of(-12), status_of(-13)), (400, 404, 429, 503));
+        assert_eq!(query_value("a=1&priority=5", "priority"), Some("5"));
+        assert_eq!(query_value("priorityx=5", "priority"), None);
+    }
+}

@@ -1,0 +1,247 @@
+//! The local HTTP API (`mi-sdk serve --http`) through real sockets: the program
+//! started as an IT desk starts it, against the simulator on loopback, every route
+//! called as a browser HIS calls it, and every refusal: no token, a wrong one, a
+//! body too large, a wrong method, an unknown route, an origin not allowed, more
+//! requests at once than allowed, an address that is not loopback.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const TOKEN: &str = "http-TOKEN-0123456789";
+const ORIGIN: &str = "http://his.example:8080";
+
+/// `mi-sdk serve --http 127.0.0.1:0` on `env`'s simulator; the base URL it serves.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &Env, http: Value) -> Served {
+    let config = env.dir.path().join("mi_sdk.json");
+    let cfg = env.config(json!({"http": http}));
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let mut child = Command::new(target_dir().join("mi-sdk"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line
+        .strip_prefix("mi-sdk: serving ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Served { child, base }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// A request: its status, its JSON body, and its headers of interest.
+fn ask(method: &str, url: &str, token: Option<&str>, origin: Option<&str>, body: Option<&str>) -> (u16, Value, String) {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
+    }
+    let req = req.body(body.unwrap_or("").to_string()).unwrap();
+    let mut resp = agent().run(req).unwrap();
+    let cors =
+        resp.headers().get("Access-Control-Allow-Origin").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null), cors)
+}
+
+#[test]
+fn every_route_answers_as_the_abi_does() {
+    let env = Env::plain();
+    let s = serve(&env, json!({"token": TOKEN, "allowed_origins": [ORIGIN]}));
+    let b = &s.base;
+    let q = q1101(ZHANG_CERTNO).to_string();
+    let (st, v, _) = ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&q));
+    assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(v["output"]["output"]["baseinfo"]["psn_name"], "张三");
+    let first = v["request_id"].as_i64().unwrap();
+    assert!(first > 0);
+    // A platform's refusal is the ABI's MI_E_BUSINESS with its output, in a 200.
+    let (st, v, _) = ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&q1101("0").to_string()));
+    assert_eq!((st, v["mi_code_name"].as_str()), (200, Some("MI_E_BUSINESS")), "{v}");
+    assert!(v["output"]["err_msg"].as_str().unwrap().contains("未查询到"), "{v}");
+    // The caller's mistakes: a 400 with the ABI's MI_E_INVALID_ARGUMENT.
+    let (st, v, _) = ask("POST", &format!("{b}/v1/call/11a1"), Some(TOKEN), None, Some(&q));
+    assert_eq!((st, v["mi_code"].as_i64()), (400, Some(-1)), "{v}");
+    let (st, v, _) = ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some("[1]"));
+    assert_eq!((st, v["mi_code"].as_i64()), (400, Some(-1)), "{v}");
+    // Async: submitted, then its result and its record.
+    let (st, v, _) = ask("POST", &format!("{b}/v1/submit/1101?priority=2"), Some(TOKEN), None, Some(&q));
+    assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
+    let id = v["request_id"].as_i64().unwrap();
+    assert!(wait_until(|| ask("GET", &format!("{b}/v1/result/{id}"), Some(TOKEN), None, None).1["mi_code"] == 0));
+    let (_, v, _) = ask("GET", &format!("{b}/v1/request/{id}"), Some(TOKEN), None, None);
+    assert_eq!(v["output"]["state"], "succeeded", "{v}");
+    let (st, v, _) = ask("GET", &format!("{b}/v1/request/987654321"), Some(TOKEN), None, None);
+    assert_eq!((st, v["mi_code_name"].as_str()), (404, Some("MI_E_NOT_FOUND")), "{v}");
+    // A settlement reversed (2601 sent for the 2207).
+    let psn = "44030000000000100001";
+    let per = |input: Value| json!({"input": input, "insuplc_admdvs": "440300"}).to_string();
+    let post =
+        |infno: &str, body: String| ask("POST", &format!("{b}/v1/call/{infno}"), Some(TOKEN), None, Some(&body)).1;
+    let reg = post("2201", per(json!({"data": {"psn_no": psn, "insutype": "310", "ipt_otp_no": "HTTP-1"}})));
+    let mdtrt = reg["output"]["output"]["data"]["mdtrt_id"].as_str().unwrap().to_string();
+    let fee = json!({"feedetail": [{"feedetl_sn": "1", "mdtrt_id": mdtrt, "psn_no": psn, "chrg_bchno": "B",
+                     "med_list_codg": "X1", "det_item_fee_sumamt": 12.5, "cnt": 1, "pric": 12.5}]});
+    assert_eq!(post("2204", per(fee))["mi_code"], 0);
+    let setl = post(
+        "2207",
+        per(json!({"data": {"psn_no": psn, "mdtrt_id": mdtrt, "medfee_sumamt": 12.5,
+                                                 "acct_used_flag": "1", "med_type": "11"}})),
+    );
+    assert_eq!(setl["mi_code"], 0, "{setl}");
+    let setl_id = setl["request_id"].as_i64().unwrap();
+    let (st, v, _) = ask("POST", &format!("{b}/v1/reverse/{setl_id}"), Some(TOKEN), None, None);
+    assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
+    let ledger = env.ledger();
+    assert_eq!(ledger["by_infno"]["2601"], 1, "the platform saw no 2601: {ledger}");
+    assert!(env.ledger()["requests"].as_i64().unwrap() >= 5);
+    // The status, as mi_get_status.
+    let (st, v, _) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), None, None);
+    assert_eq!(st, 200);
+    assert_eq!(v["output"]["fixmedins_code"], "H44030000001", "{v}");
+    assert!(!v.to_string().contains(TOKEN), "the status shows the token");
+    // A browser page from the allowed origin gets CORS headers; a preflight is
+    // answered without a token; another origin is refused.
+    let (st, _, cors) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), Some(ORIGIN), None);
+    assert_eq!((st, cors.as_str()), (200, ORIGIN));
+    let (st, _, cors) = ask("OPTIONS", &format!("{b}/v1/call/1101"), None, Some(ORIGIN), None);
+    assert_eq!((st, cors.as_str()), (204, ORIGIN));
+    let (st, v, cors) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), Some("http://evil.example"), None);
+    assert_eq!((st, cors.as_str()), (403, ""));
+    assert!(v["error"].as_str().unwrap().contains("allowed_origins"), "{v}");
+    // The journal holds every call made through the API, the first one included.
+    let (_, v, _) = ask("GET", &format!("{b}/v1/request/{first}"), Some(TOKEN), None, None);
+    assert_eq!(
+        (v["output"]["infno"].as_str(), v["output"]["state"].as_str()),
+        (Some("1101"), Some("succeeded")),
+        "{v}"
+    );
+}
+
+#[test]
+fn refusals_are_json_errors_and_nothing_is_sent() {
+    let env = Env::plain();
+    let s = serve(&env, json!({"token": TOKEN, "max_body_kb": 4}));
+    let b = &s.base;
+    let q = q1101(ZHANG_CERTNO).to_string();
+    for token in [None, Some("http-TOKEN-012345678X"), Some("short")] {
+        let (st, v, _) = ask("POST", &format!("{b}/v1/call/1101"), token, None, Some(&q));
+        assert_eq!(st, 401, "{token:?}");
+        assert!(v["error"].as_str().unwrap().contains("token"), "{v}");
+    }
+    let big = json!({"data": {"psn_name": "x".repeat(5000)}}).to_string();
+    let (st, v, _) = ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&big));
+    assert_eq!(st, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("max_body_kb"), "{v}");
+    let (st, v, _) = ask("GET", &format!("{b}/v1/call/1101"), Some(TOKEN), None, None);
+    assert_eq!(st, 405, "{v}");
+    let (st, v, _) = ask("DELETE", &format!("{b}/v1/status"), Some(TOKEN), None, None);
+    assert_eq!(st, 405, "{v}");
+    let (st, v, _) = ask("GET", &format!("{b}/v2/anything"), Some(TOKEN), None, None);
+    assert_eq!((st, v["mi_code_name"].as_str()), (404, Some("MI_E_NOT_FOUND")), "{v}");
+    let (st, v, _) = ask("GET", &format!("{b}/v1/result/abc"), Some(TOKEN), None, None);
+    assert_eq!(st, 400, "{v}");
+    // None of it reached the platform.
+    assert_eq!(env.ledger()["requests"], 0);
+}
+
+#[test]
+fn more_requests_at_once_than_allowed_are_refused_with_429() {
+    let env = Env::plain();
+    let s = serve(&env, json!({"token": TOKEN, "max_concurrent": 2}));
+    let b = s.base.clone();
+    let held =
+        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO}, "_sim": {"gate": "http"}}).to_string();
+    std::thread::scope(|sc| {
+        let calls: Vec<_> = (0..2)
+            .map(|_| sc.spawn(|| ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&held))))
+            .collect();
+        assert!(env.sim.wait_at_gate("http", 2, std::time::Duration::from_secs(20)), "two calls at the gate");
+        let (st, v, _) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), None, None);
+        assert_eq!((st, v["mi_code_name"].as_str()), (429, Some("MI_E_BUSY")), "{v}");
+        env.sim.open_gate("http");
+        for c in calls {
+            assert_eq!(c.join().unwrap().1["mi_code"], 0);
+        }
+    });
+    let (st, _, _) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), None, None);
+    assert_eq!(st, 200, "free again once the calls are answered");
+}
+
+#[test]
+fn the_api_starts_only_with_a_token_and_on_loopback() {
+    let env = Env::plain();
+    let config = env.dir.path().join("mi_sdk.json");
+    for (http, addr, says) in [
+        (json!({}), "127.0.0.1:0", "http.token"),
+        (json!({"token": "short"}), "127.0.0.1:0", "http.token"),
+        (json!({"token": TOKEN}), "0.0.0.0:0", "loopback"),
+    ] {
+        std::fs::write(&config, env.config(json!({"http": http})).to_string()).unwrap();
+        let (code, _, err) = cli(&config, &["serve", "--http", addr]);
+        assert_ne!(code, 0, "{addr}");
+        assert!(err.contains(says), "{says}: {err}");
+        assert!(!err.contains(TOKEN), "the token in an error");
+    }
+}
+
+/// docs/openapi.json describes the routes the service has, no more and no fewer.
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut paths: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), p.clone())))
+        .collect();
+    paths.sort();
+    let mut routes = [
+        ("POST", "/v1/call/{infno}"),
+        ("POST", "/v1/submit/{infno}"),
+        ("GET", "/v1/result/{id}"),
+        ("GET", "/v1/request/{id}"),
+        ("POST", "/v1/reverse/{id}"),
+        ("GET", "/v1/status"),
+    ]
+    .map(|(m, p)| (m.to_string(), p.to_string()));
+    routes.sort();
+    assert_eq!(paths, routes);
+    // Every route's refusal is described where the service can refuse it.
+    for (_, ops) in doc["paths"].as_object().unwrap() {
+        for (_, op) in ops.as_object().unwrap() {
+            for status in ["200", "401", "405", "429"] {
+                assert!(op["responses"][status].is_object(), "{status} missing in {op}");
+            }
+        }
+    }
+}
