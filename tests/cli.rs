@@ -432,7 +432,9 @@ fn the_windows_service_commands_say_what_to_do_elsewhere() {
     // install checks its arguments, then the config, before anything else.
     let (code, err) = run(&["service", "install"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("service install needs --watch DIR"), "{err}");
+    assert!(err.contains("service install needs one of --watch DIR, --bridge, --http ADDR"), "{err}");
+    let (code, err) = run(&["service", "install", "--watch", "box", "--http", "127.0.0.1:8765"]);
+    assert_eq!(code, Some(2), "two things to serve: {err}");
     let (code, err) = run(&["service", "install", "--watch", "box"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no config given"), "{err}");

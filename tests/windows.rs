@@ -570,7 +570,8 @@ fn exes_run_under_wine(arch: &str) {
                         "opter": "0001", "opter_name": "cashier"},
         "gateway": {"url": url, "profile": "tif", "paas_id": "mi_sdk_test", "paas_token": "tif-token-for-tests"},
         "journal": {"path": "mi_journal.db"},
-        "log": {"dir": "logs"}
+        "log": {"dir": "logs"},
+        "http": {"token": WINE_HTTP_TOKEN}
     });
     std::fs::write(work.join("mi_sdk.json"), cfg.to_string()).unwrap();
     let sdk = work.join("mi-sdk.exe");
@@ -592,6 +593,7 @@ fn exes_run_under_wine(arch: &str) {
     assert_eq!(code, Some(0), "{arch} status:\n{out}\n{err}");
     assert!(out.contains("mi_journal.db"), "{arch}: {out}");
     service_runs_under_wine(arch, &wine, &work, &run);
+    http_service_runs_under_wine(arch, &run);
     // Wine's ODBC hands calls to the host's unixODBC and its drivers: the 64-bit
     // program's bridge runs against a real PostgreSQL. (The i386 root has no 32-bit
     // unixODBC or drivers.)
@@ -614,6 +616,52 @@ fn exes_run_under_wine(arch: &str) {
     }
     let res = res.unwrap_or_else(|| panic!("{arch}: no result file in {}", drop.display()));
     assert_eq!(res["result"]["output"]["baseinfo"]["psn_name"], "张三", "{arch}: {res}");
+}
+
+const WINE_HTTP_TOKEN: &str = "wine-HTTP-token-0123456789";
+
+/// The local HTTP API as a Windows service under Wine's Service Control Manager:
+/// installed on a loopback port (a remote address refused), started, called from
+/// this side over a real socket (status, and a 1101 that reaches the simulator),
+/// stopped and removed.
+fn http_service_runs_under_wine(arch: &str, run: &dyn Fn(&[&str]) -> Ran) {
+    let name = "mi-sdk-http";
+    let _ = run(&["service", "uninstall", "--name", name]);
+    let _uninstall = OnDrop(|| drop(run(&["service", "uninstall", "--name", name])));
+    let (code, out, err) = run(&["service", "install", "--name", name, "--http", "0.0.0.0:8765"]);
+    assert_eq!(code, Some(1), "{arch} install on a remote address:\n{out}\n{err}");
+    assert!(err.contains("loopback"), "{arch}: {err}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let (code, out, err) = run(&["service", "install", "--name", name, "--http", &addr]);
+    assert_eq!(code, Some(0), "{arch} install --http:\n{out}\n{err}");
+    let (code, out, err) = run(&["service", "start", "--name", name]);
+    assert_eq!(code, Some(0), "{arch} start --http:\n{out}\n{err}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let ask = |method: &str, path: &str, body: &str, token: &str| {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header("Authorization", format!("Bearer {token}"))
+            .body(body.to_string())
+            .unwrap();
+        let mut resp = agent.run(req).unwrap();
+        let status = resp.status().as_u16();
+        let v: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (status, v)
+    };
+    let (status, v) = ask("GET", "/v1/status", "", WINE_HTTP_TOKEN);
+    assert_eq!((status, v["output"]["fixmedins_code"].as_str()), (200, Some("H44030000001")), "{arch}: {v}");
+    let (status, _) = ask("GET", "/v1/status", "", "wine-HTTP-token-012345678X");
+    assert_eq!(status, 401, "{arch}");
+    let q = serde_json::json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301199001011234"}});
+    let (status, v) = ask("POST", "/v1/call/1101", &q.to_string(), WINE_HTTP_TOKEN);
+    assert_eq!((status, v["mi_code"].as_i64()), (200, Some(0)), "{arch}: {v}");
+    assert_eq!(v["output"]["output"]["baseinfo"]["psn_name"], "张三", "{arch}: {v}");
+    let (code, out, err) = run(&["service", "stop", "--name", name]);
+    assert_eq!(code, Some(0), "{arch} stop --http:\n{out}\n{err}");
+    let (code, out, err) = run(&["service", "uninstall", "--name", name]);
+    assert_eq!(code, Some(0), "{arch} uninstall --http:\n{out}\n{err}");
 }
 
 /// How a program ended: exit code, stdout, stderr.

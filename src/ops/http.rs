@@ -24,15 +24,22 @@ pub fn serve(cfg: Config, addr: &str, started: impl FnOnce(SocketAddr)) -> Resul
     serve_until(cfg, addr, &stop, started)
 }
 
-/// Serves until `stop` is set.
-pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnOnce(SocketAddr)) -> Result<()> {
-    let listen = listen_address(&cfg, addr)?;
-    let h = &cfg.http;
-    if h.token.is_empty() {
+/// The address to listen on, once the config can serve the API there: a token
+/// set, and loopback unless `http.allow_remote`.
+pub fn check(cfg: &Config, addr: &str) -> Result<SocketAddr> {
+    let listen = listen_address(cfg, addr)?;
+    if cfg.http.token.is_empty() {
         return Err(Error::config(
             "config key `http.token`: must be set (16 characters or more) for the HTTP API: every request carries it",
         ));
     }
+    Ok(listen)
+}
+
+/// Serves until `stop` is set.
+pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnOnce(SocketAddr)) -> Result<()> {
+    let listen = check(&cfg, addr)?;
+    let h = &cfg.http;
     let server = Server::http(listen).map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     let api = Api {

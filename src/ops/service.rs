@@ -34,6 +34,8 @@ pub struct Spec {
 pub enum Serves {
     Folder(PathBuf),
     Bridge(crate::bridge::Opener),
+    /// The local HTTP API on this address (docs/http.md).
+    Http(String),
 }
 
 /// Why the service stopped by itself, as the service-specific exit code Windows
@@ -95,6 +97,10 @@ impl Spec {
                 crate::bridge::check(&cfg.bridge, open)?;
                 Serves::Bridge(open)
             }
+            Serves::Http(addr) => {
+                super::http::check(&cfg, &addr)?;
+                Serves::Http(addr)
+            }
         };
         Ok(Spec { name: name.to_string(), config, serves })
     }
@@ -104,6 +110,7 @@ impl Spec {
         match &self.serves {
             Serves::Folder(watch) => format!("drop-box: request files in {}", watch.display()),
             Serves::Bridge(_) => "database bridge: the config's bridge section".to_string(),
+            Serves::Http(addr) => format!("HTTP API on http://{addr}"),
         }
     }
 
@@ -120,6 +127,7 @@ impl Spec {
         match &self.serves {
             Serves::Folder(watch) => args.extend(["--watch".into(), watch.clone().into_os_string()]),
             Serves::Bridge(_) => args.push("--bridge".into()),
+            Serves::Http(addr) => args.extend(["--http".into(), addr.into()]),
         }
         args
     }
@@ -233,6 +241,7 @@ mod windows {
             display_name: match spec.serves {
                 Serves::Folder(_) => format!("mi_sdk drop-box ({})", spec.name),
                 Serves::Bridge(_) => format!("mi_sdk database bridge ({})", spec.name),
+                Serves::Http(_) => format!("mi_sdk HTTP API ({})", spec.name),
             }
             .into(),
             service_type: ServiceType::OWN_PROCESS,
@@ -452,6 +461,13 @@ mod windows {
                 let folder = dropbox::Folder::open(watch).map_err(|e| refused(ExitCode::Folder, e))?;
                 dropbox::serve_until(cfg, folder, stop, on_start)
             }
+            Serves::Http(addr) => match crate::ops::http::serve_until(cfg, addr, stop, |_| on_start()) {
+                Err(e) if !started.load(Ordering::Acquire) => {
+                    let code = if e.code == Code::Config { ExitCode::Config } else { ExitCode::Start };
+                    return Err(refused(code, e));
+                }
+                other => other,
+            },
             Serves::Bridge(open) => {
                 // A database not up yet at boot is waited for; one without the
                 // bridge, or a bridge section that cannot work, ends the service.

@@ -34,9 +34,10 @@ commands:
   serve --watch DIR               the drop-box service: DIR/<name>.req.json in, <name>.res.json out
   serve --http ADDR               the local HTTP API (e.g. 127.0.0.1:8765; token: http.token;
                                   docs/http.md)
-  service install|start|stop|uninstall [--name N] [--watch DIR | --bridge]
-                                  the drop-box service (--watch DIR), or a database bridge node on
-                                  the config's bridge section (--bridge), as a Windows service that
+  service install|start|stop|uninstall [--name N] [--watch DIR | --bridge | --http ADDR]
+                                  the drop-box service (--watch DIR), a database bridge node on
+                                  the config's bridge section (--bridge), or the local HTTP API
+                                  (--http ADDR), as a Windows service that
                                   starts with Windows (default name mi-sdk); install takes the
                                   config as every command does; run as administrator
   bridge script|install|uninstall|run [--dsn ODBC] [--dialect D] [--prefix P]
@@ -323,10 +324,15 @@ fn service(config: Option<&str>, exe_dir: &Path, rest: &[String]) -> Result<Prin
     service::check_name(&name)?;
     let text = match rest.first().map(String::as_str) {
         Some(action @ ("install" | "run")) => {
-            let serves = match (opt(rest, "--watch")?, rest.iter().any(|a| a == "--bridge")) {
-                (Some(watch), false) => Serves::Folder(watch.into()),
-                (None, true) => Serves::Bridge(odbc::open),
-                _ => return Err(Stop::Usage(format!("service {action} needs --watch DIR or --bridge"))),
+            let serves = match (opt(rest, "--watch")?, rest.iter().any(|a| a == "--bridge"), opt(rest, "--http")?) {
+                (Some(watch), false, None) => Serves::Folder(watch.into()),
+                (None, true, None) => Serves::Bridge(odbc::open),
+                (None, false, Some(addr)) => Serves::Http(addr),
+                _ => {
+                    return Err(Stop::Usage(format!(
+                        "service {action} needs one of --watch DIR, --bridge, --http ADDR"
+                    )))
+                }
             };
             let config = Config::file_for(config, exe_dir)?;
             if action == "run" {
