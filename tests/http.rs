@@ -120,6 +120,24 @@ fn every_route_answers_as_the_abi_does() {
     assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
     let ledger = env.ledger();
     assert_eq!(ledger["by_infno"]["2601"], 1, "the platform saw no 2601: {ledger}");
+    // The journal's requests by filter, as `mi-sdk requests --json`.
+    let today = mi_sdk::Clock::system().today();
+    let (st, v, _) = ask("GET", &format!("{b}/v1/requests?infno=2207&date={today}"), Some(TOKEN), None, None);
+    assert_eq!(st, 200, "{v}");
+    let rows = v["output"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!((rows[0]["infno"].as_str(), rows[0]["request_id"].as_i64()), (Some("2207"), Some(setl_id)), "{v}");
+    for bad in ["state=nope", "limit=0", "date=2026-13-01"] {
+        let (st, v, _) = ask("GET", &format!("{b}/v1/requests?{bad}"), Some(TOKEN), None, None);
+        assert_eq!((st, v["mi_code"].as_i64()), (400, Some(-1)), "{bad}: {v}");
+    }
+    // Today's books with the platform, as mi_reconcile.
+    let spec = json!({"from": today}).to_string();
+    let (st, v, _) = ask("POST", &format!("{b}/v1/reconcile"), Some(TOKEN), None, Some(&spec));
+    assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
+    assert!(v["output"]["balanced"].is_boolean() && v["output"]["groups"].is_array(), "{v}");
+    let (st, _, _) = ask("POST", &format!("{b}/v1/reconcile"), Some(TOKEN), None, Some(r#"{"from":"2026-13-01"}"#));
+    assert_eq!(st, 400);
     assert!(env.ledger()["requests"].as_i64().unwrap() >= 5);
     // The status, as mi_get_status.
     let (st, v, _) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), None, None);
@@ -132,6 +150,9 @@ fn every_route_answers_as_the_abi_does() {
     assert_eq!((st, cors.as_str()), (200, ORIGIN));
     let (st, _, cors) = ask("OPTIONS", &format!("{b}/v1/call/1101"), None, Some(ORIGIN), None);
     assert_eq!((st, cors.as_str()), (204, ORIGIN));
+    // The service's own origin (a page it serves) is let in without being listed.
+    let (st, _, cors) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), Some(b), None);
+    assert_eq!((st, cors.as_str()), (200, b.as_str()));
     let (st, v, cors) = ask("GET", &format!("{b}/v1/status"), Some(TOKEN), Some("http://evil.example"), None);
     assert_eq!((st, cors.as_str()), (403, ""));
     assert!(v["error"].as_str().unwrap().contains("allowed_origins"), "{v}");
@@ -232,6 +253,8 @@ fn the_openapi_document_lists_every_route() {
         ("GET", "/v1/request/{id}"),
         ("POST", "/v1/reverse/{id}"),
         ("GET", "/v1/status"),
+        ("GET", "/v1/requests"),
+        ("POST", "/v1/reconcile"),
     ]
     .map(|(m, p)| (m.to_string(), p.to_string()));
     routes.sort();

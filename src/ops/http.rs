@@ -42,9 +42,15 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
     let h = &cfg.http;
     let server = Server::http(listen).map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
     let bound = server.server_addr().to_ip().unwrap_or(listen);
+    // A page the service serves itself (its monitor, to come) is of its own origin.
+    let mut origins = h.allowed_origins.clone();
+    origins.push(format!("http://{bound}"));
+    if bound.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", bound.port()));
+    }
     let api = Api {
         token: h.token.expose().as_bytes().to_vec(),
-        origins: h.allowed_origins.clone(),
+        origins,
         max_body: usize::try_from(h.max_body_kb).unwrap_or(usize::MAX).saturating_mul(1024),
         max_concurrent: h.max_concurrent as usize,
         busy: AtomicUsize::new(0),
@@ -183,13 +189,16 @@ fn route(sdk: &Sdk, method: &Method, url: &str, body: &[u8]) -> (u16, Value) {
             Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "request_id": id}))
         }),
         ["v1", "result", n] => want(Method::Get, "GET", &|| Ok(outcome(sdk.get_result(id(n)?)))),
-        ["v1", "request", n] => want(Method::Get, "GET", &|| {
-            let record = sdk.get_request(id(n)?)?;
-            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(&record.to_json())}))
-        }),
+        ["v1", "request", n] => want(Method::Get, "GET", &|| Ok(document(&sdk.get_request(id(n)?)?.to_json()))),
         ["v1", "reverse", n] => want(Method::Post, "POST", &|| Ok(outcome(sdk.reverse(id(n)?)))),
-        ["v1", "status"] => want(Method::Get, "GET", &|| {
-            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(&sdk.status()?.to_json())}))
+        ["v1", "status"] => want(Method::Get, "GET", &|| Ok(document(&sdk.status()?.to_json()))),
+        ["v1", "requests"] => want(Method::Get, "GET", &|| {
+            let f = filter(query)?;
+            Ok(document(&super::requests::list(sdk.config(), &f, true)?))
+        }),
+        ["v1", "reconcile"] => want(Method::Post, "POST", &|| {
+            let spec = crate::reconcile::Spec::parse(text()?)?;
+            Ok(document(&crate::reconcile::run(sdk, &spec)?.to_json()))
         }),
         _ => (404, refusal(&Error::new(Code::NotFound, format!("no such route: {path} (docs/http.md lists them)")))),
     }
@@ -201,6 +210,43 @@ fn outcome(r: Result<crate::call::Outcome>) -> Value {
     let o = r.unwrap_or_else(|e| crate::call::Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
     json!({"mi_code": o.code.as_i32(), "mi_code_name": o.code.name(), "request_id": o.request_id,
            "output": parsed(&o.output)})
+}
+
+/// A document the ABI answers with `MI_OK` (a record, the status, a report).
+fn document(text: &str) -> Value {
+    json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(text)})
+}
+
+/// `mi-sdk requests`' filter from a query: `state`, `infno`, `date` (yyyy-MM-dd),
+/// `msgid`, `limit` (50 by default, at most 1000).
+fn filter(query: &str) -> Result<crate::journal::Filter> {
+    let state = match query_value(query, "state") {
+        Some(s) => Some(crate::journal::State::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = crate::journal::State::ALL.iter().map(|s| s.as_str()).collect();
+            Error::invalid(format!("state \"{s}\" is not one of {}", all.join(", ")))
+        })?),
+        None => None,
+    };
+    let date = query_value(query, "date").map(str::to_string);
+    if let Some(d) = &date {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| Error::invalid(format!("date \"{d}\" is not a date (yyyy-MM-dd)")))?;
+    }
+    let limit = match query_value(query, "limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| Error::invalid(format!("limit \"{l}\" is not a number from 1 to 1000")))?,
+        None => 50,
+    };
+    Ok(crate::journal::Filter {
+        state,
+        infno: query_value(query, "infno").map(str::to_string),
+        date,
+        msgid: query_value(query, "msgid").map(str::to_string),
+        limit,
+    })
 }
 
 fn parsed(text: &str) -> Value {
