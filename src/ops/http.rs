@@ -63,7 +63,9 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
+                    // A listener that keeps failing must not spin a core.
                     log::warn!("http: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
                     continue;
                 }
             };
