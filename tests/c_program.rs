@@ -215,7 +215,16 @@ fn a_hundred_thousand_calls_keep_memory_flat() {
     // A leak of 20 bytes a call would add 1 MiB over the second half.
     assert!(rss[9] - rss[4] <= 1024.0, "memory grew from {} KiB at 50,000 calls to {} KiB at 100,000", rss[4], rss[9]);
     assert!(rss[9] <= rss[0] * 1.25, "memory grew from {} KiB at 10,000 calls to {} KiB", rss[0], rss[9]);
-    assert_eq!(sim.ledger()["by_infno"]["1101"].as_u64(), Some(2001), "1 + 1,000 sync + 1,000 async calls sent");
+    // Every call journaled; each sent once, except an async one still queued when
+    // mi_shutdown stopped taking work, which stays in the journal for the next
+    // mi_init (docs/api_reference.md, mi_shutdown) — on a busy machine the last one
+    // can be.
+    let db = rusqlite::Connection::open(work.path().join("mem_journal.db")).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT COUNT(*) FROM mi_request WHERE infno = '1101'"), 2001, "1 + 1,000 sync + 1,000 async");
+    let left = count("SELECT COUNT(*) FROM mi_request WHERE infno = '1101' AND state = 'queued' AND attempts = 0");
+    let sent = sim.ledger()["by_infno"]["1101"].as_i64().unwrap();
+    assert_eq!(sent + left, 2001, "{sent} sent and {left} left queued");
 }
 
 /// Issue 8: the C programs built with AddressSanitizer (and UBSan): no invalid
