@@ -27,6 +27,10 @@ command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # The bindings' runtimes: mono (with the CJK code pages for GBK) and Free Pascal.
 command -v mcs >/dev/null 2>&1 || need+=(mono-mcs mono-runtime libmono-i18n4.0-cil libmono-i18n-cjk4.0-cil)
 command -v fpc >/dev/null 2>&1 || need+=(fp-compiler-3.2.2 fp-units-rtl-3.2.2)
+# The monitor page and the browser HIS example run in headless Chromium, with a
+# Chinese font for its screenshots.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-zenhei)
 # The database bridge: unixODBC to link `mi-sdk` against, and the databases its tests
 # start on loopback (PostgreSQL, MariaDB) with their clients and ODBC drivers.
 [ -e /usr/include/sql.h ] || need+=(unixodbc-dev)

@@ -15,6 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The journal's timestamp format: local time with milliseconds.
 pub const STAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
+/// A day as operators give it (`yyyy-MM-dd`), checked; `what` names it in the error.
+pub fn parse_day(s: &str, what: &str) -> crate::error::Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| crate::error::Error::invalid(format!("{what} \"{s}\" is not a date (yyyy-MM-dd)")))
+}
+
 /// A source of wall and monotonic time: the system's, or one a test drives.
 #[derive(Clone, Default)]
 pub struct Clock {

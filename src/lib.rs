@@ -33,7 +33,7 @@ pub mod variant;
 
 pub use call::Outcome;
 pub use charset::Charset;
-pub use clock::Clock;
+pub use clock::{parse_day, Clock};
 pub use config::Config;
 pub use error::{Code, Error, Result};
 pub use journal::{Filter, State};

@@ -6,69 +6,9 @@
 
 mod common;
 
+use common::served::*;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-const TOKEN: &str = "http-TOKEN-0123456789";
-const ORIGIN: &str = "http://his.example:8080";
-
-/// `mi-sdk serve --http 127.0.0.1:0` on `env`'s simulator; the base URL it serves.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(env: &Env, http: Value) -> Served {
-    let config = env.dir.path().join("mi_sdk.json");
-    let cfg = env.config(json!({"http": http}));
-    std::fs::write(&config, cfg.to_string()).unwrap();
-    let mut child = Command::new(target_dir().join("mi-sdk"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line
-        .strip_prefix("mi-sdk: serving ")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    Served { child, base }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-/// A request: its status, its JSON body, and its headers of interest.
-fn ask(method: &str, url: &str, token: Option<&str>, origin: Option<&str>, body: Option<&str>) -> (u16, Value, String) {
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    if let Some(o) = origin {
-        req = req.header("Origin", o);
-    }
-    let req = req.body(body.unwrap_or("").to_string()).unwrap();
-    let mut resp = agent().run(req).unwrap();
-    let cors =
-        resp.headers().get("Access-Control-Allow-Origin").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), cors)
-}
 
 #[test]
 fn every_route_answers_as_the_abi_does() {
@@ -232,39 +172,95 @@ fn the_api_starts_only_with_a_token_and_on_loopback() {
     }
 }
 
-/// docs/openapi.json describes the routes the service has, no more and no fewer.
+/// docs/openapi.json describes the routes the service has, no more and no fewer:
+/// each one it lists is answered by a running service (not "no such route"), and
+/// a path it does not list is.
 #[test]
 fn the_openapi_document_lists_every_route() {
     let text =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["openapi"], "3.0.3");
-    let mut paths: Vec<(String, String)> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), p.clone())))
-        .collect();
-    paths.sort();
-    let mut routes = [
-        ("POST", "/v1/call/{infno}"),
-        ("POST", "/v1/submit/{infno}"),
-        ("GET", "/v1/result/{id}"),
-        ("GET", "/v1/request/{id}"),
-        ("POST", "/v1/reverse/{id}"),
-        ("GET", "/v1/status"),
-        ("GET", "/v1/requests"),
-        ("POST", "/v1/reconcile"),
-    ]
-    .map(|(m, p)| (m.to_string(), p.to_string()));
-    routes.sort();
-    assert_eq!(paths, routes);
-    // Every route's refusal is described where the service can refuse it.
-    for (_, ops) in doc["paths"].as_object().unwrap() {
-        for (_, op) in ops.as_object().unwrap() {
+    let env = Env::plain();
+    let s = serve(&env, json!({"token": TOKEN}));
+    let mut listed = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            // Every route's refusals are described where the service can refuse it.
             for status in ["200", "401", "405", "429"] {
                 assert!(op["responses"][status].is_object(), "{status} missing in {op}");
             }
+            let url = format!("{}{}", s.base, path.replace("{infno}", "1101").replace("{id}", "1"));
+            let (st, v, _) = ask(&method.to_uppercase(), &url, Some(TOKEN), None, Some("{}"));
+            let unknown = v["error"].as_str().is_some_and(|e| e.starts_with("no such route"));
+            assert!(!unknown && st != 405, "{method} {path}: {st} {v}");
+            listed += 1;
         }
     }
+    assert!(listed >= 9, "{listed} routes listed");
+    for (method, path) in [("GET", "/v1/nothing"), ("POST", "/v2/call/1101"), ("GET", "/v1")] {
+        let (st, v, _) = ask(method, &format!("{}{path}", s.base), Some(TOKEN), None, None);
+        assert_eq!((st, v["mi_code_name"].as_str()), (404, Some("MI_E_NOT_FOUND")), "{path}: {v}");
+    }
+}
+
+/// The monitor page's files: served without the token (they carry no data),
+/// kept to their own origin; the data they show needs the token.
+#[test]
+fn the_monitor_page_is_served_and_its_data_needs_the_token() {
+    let env = Env::plain();
+    let s = serve(&env, json!({"token": TOKEN}));
+    for (path, kind, has) in [
+        ("/", "text/html", "/monitor.js"),
+        ("/monitor.js", "text/javascript", "/v1/status"),
+        ("/monitor.css", "text/css", "1366"),
+    ] {
+        let mut r = agent().get(format!("{}{path}", s.base)).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert!(h("Content-Type").starts_with(kind), "{path}: {}", h("Content-Type"));
+        assert!(h("Content-Security-Policy").contains("default-src 'self'"), "{path}");
+        assert!(h("Content-Security-Policy").contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(h("X-Frame-Options"), "DENY");
+        let body = r.body_mut().read_to_string().unwrap();
+        assert!(body.contains(has), "{path} has no {has}");
+        // Nothing fetched from elsewhere: no CDN, no outside font.
+        assert!(!body.contains("https://") && !body.contains("//cdn"), "{path} reaches outside");
+    }
+    let b = &s.base;
+    assert_eq!(ask("GET", &format!("{b}/v1/report"), None, None, None).0, 401);
+    assert_eq!(ask("POST", &format!("{b}/"), None, None, None).0, 401, "only GET serves the page");
+    // The day's report: today's counts, failures masked, latency by hour.
+    let q = json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": "440301197001019999", "certno": "440301197001019999"}});
+    assert_eq!(ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&q.to_string())).1["mi_code"], -8);
+    assert_eq!(
+        ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&q1101(ZHANG_CERTNO).to_string())).0,
+        200
+    );
+    let (st, v, _) = ask("GET", &format!("{b}/v1/report"), Some(TOKEN), None, None);
+    assert_eq!(st, 200, "{v}");
+    let rep = &v["output"];
+    assert_eq!(rep["date"], mi_sdk::Clock::system().today().as_str());
+    let count = |state: &str| {
+        rep["by_transaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["state"] == state)
+            .map(|b| b["count"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert_eq!(count("business_error"), 1, "{rep}");
+    assert!(count("succeeded") >= 2, "the sign-in and the 1101: {rep}");
+    let hours = rep["latency_by_hour"].as_array().unwrap();
+    assert!(
+        !hours.is_empty()
+            && hours.iter().all(|h| h["count"].as_u64().unwrap() > 0 && h["p99_ms"].as_i64() >= h["p50_ms"].as_i64())
+    );
+    let failures = rep["failures"].to_string();
+    assert!(!failures.contains("440301197001019999"), "a full ID number in the report: {failures}");
+    let (st, _, _) = ask("GET", &format!("{b}/v1/report?date=2026-02-30"), Some(TOKEN), None, None);
+    assert_eq!(st, 400);
+    let (st, v, _) = ask("GET", &format!("{b}/v1/report?date=2020-01-01"), Some(TOKEN), None, None);
+    assert_eq!((st, v["output"]["requests"].as_i64()), (200, Some(0)), "{v}");
 }

@@ -4,7 +4,7 @@
 //! million requests as with a thousand.
 
 use super::{records, row, Attempt, Journal, RequestRow, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use rusqlite::{params, OptionalExtension};
 use std::path::Path;
 
@@ -47,6 +47,34 @@ pub struct Filter {
     pub limit: i64,
 }
 
+impl Filter {
+    /// The filter an operator names (`state`, `infno`, `date` as yyyy-MM-dd,
+    /// `msgid`, `limit`: 50 unless given, 1 to 1000), checked: `named` gives each
+    /// by its name. The CLI's options and the HTTP API's query both come here.
+    pub fn from_named(named: impl Fn(&str) -> Option<String>) -> Result<Filter> {
+        let state = match named("state") {
+            Some(s) => Some(State::parse(&s).ok_or_else(|| {
+                let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                Error::invalid(format!("state \"{s}\" is not one of {}", all.join(", ")))
+            })?),
+            None => None,
+        };
+        let date = named("date");
+        if let Some(d) = &date {
+            crate::clock::parse_day(d, "date")?;
+        }
+        let limit = match named("limit") {
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| Error::invalid(format!("limit \"{l}\" is not a number from 1 to 1000")))?,
+            None => 50,
+        };
+        Ok(Filter { state, infno: named("infno"), date, msgid: named("msgid"), limit })
+    }
+}
+
 impl Journal {
     /// Requests per state, of the states that have any. Kept by triggers
     /// (migration 0003): no scan of the requests.
@@ -84,6 +112,32 @@ impl Journal {
             .collect::<std::result::Result<_, _>>()?;
         lat.sort_unstable();
         Ok((crate::stats::nearest_rank(&lat, 0.5), crate::stats::nearest_rank(&lat, 0.99)))
+    }
+
+    /// The answered attempts of day `day`'s requests, by hour of the day they
+    /// started: `(hour, count, p50, p99)` for each hour that has any. Read by the
+    /// requests' creation index, so a day costs its own rows only.
+    pub fn latency_by_hour(&self, day: &str) -> Result<Vec<(u32, usize, i64, i64)>> {
+        let c = self.lock();
+        let mut by_hour: std::collections::BTreeMap<u32, Vec<i64>> = Default::default();
+        let mut st = c.prepare(
+            "SELECT CAST(substr(a.started_at, 12, 2) AS INTEGER), a.latency_ms
+               FROM mi_request r JOIN mi_attempt a ON a.request_id = r.id
+              WHERE r.created_at >= ?1 AND r.created_at < date(?1, '+1 day') AND a.latency_ms IS NOT NULL",
+        )?;
+        let rows = st.query_map([day], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?;
+        for r in rows {
+            let (hour, ms) = r?;
+            by_hour.entry(hour).or_default().push(ms);
+        }
+        Ok(by_hour
+            .into_iter()
+            .map(|(hour, mut ms)| {
+                ms.sort_unstable();
+                let rank = |q| crate::stats::nearest_rank(&ms, q).unwrap_or(0);
+                (hour, ms.len(), rank(0.5), rank(0.99))
+            })
+            .collect())
     }
 
     /// The request submitted from a source (a drop-box file), if any.

@@ -40,7 +40,9 @@ pub fn check(cfg: &Config, addr: &str) -> Result<SocketAddr> {
 pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnOnce(SocketAddr)) -> Result<()> {
     let listen = check(&cfg, addr)?;
     let h = &cfg.http;
-    let server = Server::http(listen).map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
+    let server = listener(listen)
+        .and_then(|l| Server::from_listener(l, None).map_err(std::io::Error::other))
+        .map_err(|e| Error::config(format!("cannot listen on {listen}: {e}")))?;
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     // A page the service serves itself (its monitor, to come) is of its own origin.
     let mut origins = h.allowed_origins.clone();
@@ -57,41 +59,69 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
         sdk: Sdk::start(cfg)?,
     };
     started(bound);
+    // A fixed set of handlers, one more than may work at once: the spare one answers
+    // 429 at once while the others are busy, rather than letting callers queue. (A
+    // thread started per request cost a tenth of a millisecond a call.)
     std::thread::scope(|s| {
-        while !stop.load(Ordering::Acquire) {
-            let req = match server.recv_timeout(Duration::from_millis(200)) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    // A listener that keeps failing must not spin a core.
-                    log::warn!("http: {e}");
-                    std::thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
-            };
-            if api.busy.fetch_add(1, Ordering::AcqRel) >= api.max_concurrent {
-                api.busy.fetch_sub(1, Ordering::AcqRel);
-                let origin = header(&req, "Origin");
-                let cors = origin.filter(|o| api.origins.contains(o));
-                let e = Error::new(
-                    Code::Busy,
-                    format!(
-                        "{} requests are being handled already (http.max_concurrent): try again",
-                        api.max_concurrent
-                    ),
-                );
-                reply(req, 429, refusal(&e), cors.as_deref());
-                continue;
+        for n in 0..=api.max_concurrent {
+            let (api, server) = (&api, &server);
+            let handler = std::thread::Builder::new().name(format!("mi-http-{n}")).stack_size(1 << 20);
+            if let Err(e) = handler.spawn_scoped(s, move || take_requests(api, server, stop)) {
+                log::warn!("http: handler {n} not started: {e}");
             }
-            let api = &api;
-            s.spawn(move || {
-                handle(api, req);
-                api.busy.fetch_sub(1, Ordering::AcqRel);
-            });
         }
     });
     api.sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
     Ok(())
+}
+
+/// The listening socket, with Nagle's algorithm off: the server writes an answer
+/// in more than one piece, and with it on each answer longer than a kilobyte would
+/// wait for the caller's delayed acknowledgement (40 ms). Connections accepted from
+/// it inherit the setting.
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As std's TcpListener::bind does on Unix: a restarted service can listen again
+    // at once. (On Windows the option means something else and is left off.)
+    #[cfg(unix)]
+    s.set_reuse_address(true)?;
+    s.set_nodelay(true)?;
+    s.bind(&addr.into())?;
+    s.listen(128)?;
+    Ok(s.into())
+}
+
+/// One handler: takes requests until `stop`, refusing one beyond the limit.
+fn take_requests(api: &Api, server: &Server, stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        let req = match server.recv_timeout(Duration::from_millis(200)) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                // A listener that keeps failing must not spin a core.
+                log::warn!("http: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
+        if api.busy.fetch_add(1, Ordering::AcqRel) >= api.max_concurrent {
+            api.busy.fetch_sub(1, Ordering::AcqRel);
+            let cors = header(&req, "Origin").filter(|o| api.origins.contains(o));
+            let e = Error::new(
+                Code::Busy,
+                format!("{} requests are being handled already (http.max_concurrent): try again", api.max_concurrent),
+            );
+            reply(req, 429, refusal(&e), cors.as_deref());
+            continue;
+        }
+        // A bug met by one request must not take its handler, or its place in the
+        // count, with it.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(api, req))).is_err() {
+            log::error!("http: a request's handler panicked; the request got no answer");
+        }
+        api.busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The address to listen on: loopback unless the config allows others.
@@ -141,6 +171,13 @@ fn handle(api: &Api, mut req: Request) {
     if *req.method() == Method::Options {
         return reply_empty(req, 204, cors);
     }
+    // The monitor page's own files carry no data: they are served without the
+    // token, which the page then asks for and sends with every call it makes.
+    if *req.method() == Method::Get {
+        if let Some(file) = super::monitor::file(req.url().split('?').next().unwrap_or("")) {
+            return reply_file(req, file);
+        }
+    }
     let given = header(&req, "Authorization")
         .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
         .or_else(|| header(&req, "X-MI-Token"))
@@ -169,14 +206,14 @@ fn handle(api: &Api, mut req: Request) {
 fn route(sdk: &Sdk, method: &Method, url: &str, body: &[u8]) -> (u16, Value) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let want = |m: Method, allowed: &str, f: &dyn Fn() -> Result<Value>| -> (u16, Value) {
+    let want = |m: Method, allowed: &str, f: &dyn Fn() -> Result<(Code, Value)>| -> (u16, Value) {
         if *method != m {
             let e = Error::invalid(format!("{method} is not allowed here: {allowed}"));
             return (405, refusal(&e));
         }
         match f() {
-            Ok(v) => (status_of(v["mi_code"].as_i64().unwrap_or(0)), v),
-            Err(e) => (status_of(i64::from(e.code.as_i32())), refusal(&e)),
+            Ok((code, v)) => (status_of(code), v),
+            Err(e) => (status_of(e.code), refusal(&e)),
         }
     };
     let text = || std::str::from_utf8(body).map_err(|_| Error::invalid("the body is not UTF-8 text"));
@@ -188,15 +225,22 @@ fn route(sdk: &Sdk, method: &Method, url: &str, body: &[u8]) -> (u16, Value) {
                 p.parse::<i32>().map_err(|_| Error::invalid(format!("priority \"{p}\" is not a number")))
             })?;
             let id = sdk.call_async(infno, text()?, priority)?;
-            Ok(json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "request_id": id}))
+            Ok((Code::Ok, json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "request_id": id})))
         }),
         ["v1", "result", n] => want(Method::Get, "GET", &|| Ok(outcome(sdk.get_result(id(n)?)))),
         ["v1", "request", n] => want(Method::Get, "GET", &|| Ok(document(&sdk.get_request(id(n)?)?.to_json()))),
         ["v1", "reverse", n] => want(Method::Post, "POST", &|| Ok(outcome(sdk.reverse(id(n)?)))),
         ["v1", "status"] => want(Method::Get, "GET", &|| Ok(document(&sdk.status()?.to_json()))),
         ["v1", "requests"] => want(Method::Get, "GET", &|| {
-            let f = filter(query)?;
+            let f = crate::journal::Filter::from_named(|k| query_value(query, k).map(str::to_string))?;
             Ok(document(&super::requests::list(sdk.config(), &f, true)?))
+        }),
+        ["v1", "report"] => want(Method::Get, "GET", &|| {
+            let day = match query_value(query, "date") {
+                Some(d) => crate::clock::parse_day(d, "date").map(|_| d.to_string())?,
+                None => crate::clock::Clock::system().today(),
+            };
+            Ok(document(&super::report::day(sdk.config(), &day, true)?))
         }),
         ["v1", "reconcile"] => want(Method::Post, "POST", &|| {
             let spec = crate::reconcile::Spec::parse(text()?)?;
@@ -208,47 +252,16 @@ fn route(sdk: &Sdk, method: &Method, url: &str, body: &[u8]) -> (u16, Value) {
 
 /// A call's outcome as the ABI gives it: its code, its request id and its output.
 /// A request the SDK refused before journaling it answers as `mi_call_sync` does.
-fn outcome(r: Result<crate::call::Outcome>) -> Value {
+fn outcome(r: Result<crate::call::Outcome>) -> (Code, Value) {
     let o = r.unwrap_or_else(|e| crate::call::Outcome { request_id: 0, code: e.code, output: Sdk::error_output(&e) });
-    json!({"mi_code": o.code.as_i32(), "mi_code_name": o.code.name(), "request_id": o.request_id,
-           "output": parsed(&o.output)})
+    let v = json!({"mi_code": o.code.as_i32(), "mi_code_name": o.code.name(), "request_id": o.request_id,
+           "output": parsed(&o.output)});
+    (o.code, v)
 }
 
 /// A document the ABI answers with `MI_OK` (a record, the status, a report).
-fn document(text: &str) -> Value {
-    json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(text)})
-}
-
-/// `mi-sdk requests`' filter from a query: `state`, `infno`, `date` (yyyy-MM-dd),
-/// `msgid`, `limit` (50 by default, at most 1000).
-fn filter(query: &str) -> Result<crate::journal::Filter> {
-    let state = match query_value(query, "state") {
-        Some(s) => Some(crate::journal::State::parse(s).ok_or_else(|| {
-            let all: Vec<&str> = crate::journal::State::ALL.iter().map(|s| s.as_str()).collect();
-            Error::invalid(format!("state \"{s}\" is not one of {}", all.join(", ")))
-        })?),
-        None => None,
-    };
-    let date = query_value(query, "date").map(str::to_string);
-    if let Some(d) = &date {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| Error::invalid(format!("date \"{d}\" is not a date (yyyy-MM-dd)")))?;
-    }
-    let limit = match query_value(query, "limit") {
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| Error::invalid(format!("limit \"{l}\" is not a number from 1 to 1000")))?,
-        None => 50,
-    };
-    Ok(crate::journal::Filter {
-        state,
-        infno: query_value(query, "infno").map(str::to_string),
-        date,
-        msgid: query_value(query, "msgid").map(str::to_string),
-        limit,
-    })
+fn document(text: &str) -> (Code, Value) {
+    (Code::Ok, json!({"mi_code": 0, "mi_code_name": Code::Ok.name(), "output": parsed(text)}))
 }
 
 fn parsed(text: &str) -> Value {
@@ -262,13 +275,13 @@ fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 /// The HTTP status of an ABI code: the SDK's answers (a platform's refusal, an
 /// uncertain settlement) are 200 with the code in the body; the caller's mistakes
 /// and the service's state are 4xx and 503.
-fn status_of(code: i64) -> u16 {
+fn status_of(code: Code) -> u16 {
     match code {
-        -1 => 400,
-        -11 => 404,
-        -12 => 429,
-        -2 | -13 => 503,
-        -99 => 500,
+        Code::InvalidArgument => 400,
+        Code::NotFound => 404,
+        Code::Busy => 429,
+        Code::NotInitialized | Code::Shutdown => 503,
+        Code::Internal => 500,
         _ => 200,
     }
 }
@@ -305,6 +318,31 @@ fn reply(req: Request, status: u16, body: Value, cors: Option<&str>) {
     }
 }
 
+/// One of the monitor page's files, with headers that keep the page to its own
+/// files (no outside script, style or frame: it holds a reverse button).
+fn reply_file(req: Request, file: &super::monitor::File) {
+    let mut r = Response::from_string(file.body);
+    let headers = [
+        ("Content-Type", file.content_type),
+        (
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ];
+    for (k, v) in headers {
+        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            r.add_header(h);
+        }
+    }
+    if let Err(e) = req.respond(r) {
+        log::debug!("http: the page could not be sent: {e}");
+    }
+}
+
 fn reply_empty(req: Request, status: u16, cors: Option<&str>) {
     let mut r = Response::empty(status);
     for h in cors_headers(cors) {
@@ -327,8 +365,9 @@ mod tests {
 
     #[test]
     fn codes_map_to_statuses_and_queries_are_read() {
-        assert_eq!((status_of(0), status_of(-8), status_of(-9)), (200, 200, 200));
-        assert_eq!((status_of(-1), status_of(-11), status_of(-12), status_of(-13)), (400, 404, 429, 503));
+        assert_eq!((status_of(Code::Ok), status_of(Code::Business), status_of(Code::Uncertain)), (200, 200, 200));
+        let refused = [Code::InvalidArgument, Code::NotFound, Code::Busy, Code::Shutdown].map(status_of);
+        assert_eq!(refused, [400, 404, 429, 503]);
         assert_eq!(query_value("a=1&priority=5", "priority"), Some("5"));
         assert_eq!(query_value("priorityx=5", "priority"), None);
     }

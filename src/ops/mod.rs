@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod check;
 pub mod dropbox;
 pub mod http;
+mod monitor;
 pub mod reconcile;
 pub mod report;
 pub mod requests;

@@ -14,7 +14,9 @@ const AMOUNTS: [&str; 4] = ["medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn
 
 /// The summary of day `day` (`yyyy-MM-dd`).
 pub fn day(cfg: &Config, day: &str, as_json: bool) -> Result<String> {
-    let rows = journal(cfg)?.between(day, day)?;
+    let j = journal(cfg)?;
+    let rows = j.between(day, day)?;
+    let hours = j.latency_by_hour(day)?;
     let mut by: BTreeMap<(String, State), i64> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut uncertain = Vec::new();
@@ -24,7 +26,12 @@ pub fn day(cfg: &Config, day: &str, as_json: bool) -> Result<String> {
         *by.entry((r.infno.clone(), r.state)).or_default() += 1;
         match r.state {
             State::Failed | State::BusinessError => {
-                failures.push(json!({"request_id": r.id, "infno": r.infno, "msgid": r.msgid, "err_msg": r.last_error}))
+                {
+                    // The platform's words reach operators' screens: masked and on one
+                    // line, as in the status and the log.
+                    let err = r.last_error.as_deref().map(|e| crate::logging::safe_line(e, cfg.log.mask_pii));
+                    failures.push(json!({"request_id": r.id, "infno": r.infno, "msgid": r.msgid, "err_msg": err}))
+                }
             }
             State::Uncertain => {
                 uncertain.push(json!({"request_id": r.id, "infno": r.infno, "msgid": r.msgid, "since": r.updated_at}))
@@ -49,6 +56,8 @@ pub fn day(cfg: &Config, day: &str, as_json: bool) -> Result<String> {
             "by_transaction": by.iter().map(|((i, s), n)| json!({"infno": i, "state": s, "count": n})).collect::<Vec<_>>(),
             "failures": failures,
             "uncertain": uncertain,
+            "latency_by_hour": hours.iter().map(|(h, n, p50, p99)| json!({"hour": h, "count": n, "p50_ms": p50, "p99_ms": p99}))
+                .collect::<Vec<_>>(),
             "settled": {"count": settlements, "medfee_sumamt": round(settled[0]), "fund_pay_sumamt": round(settled[1]),
                         "acct_pay": round(settled[2]), "psn_cash_pay": round(settled[3])},
         });
@@ -62,6 +71,12 @@ pub fn day(cfg: &Config, day: &str, as_json: bool) -> Result<String> {
         "settled: {settlements} settlements, total {:.2}, fund {:.2}, account {:.2}, cash {:.2}",
         settled[0], settled[1], settled[2], settled[3]
     ));
+    if !hours.is_empty() {
+        out.push("latency by hour (answered attempts, p50 / p99 ms):".into());
+        for (h, n, p50, p99) in &hours {
+            out.push(format!("  {h:02}:00 {n:>6}  {p50:>6} / {p99}"));
+        }
+    }
     if !failures.is_empty() {
         out.push("failures:".into());
         for f in &failures {

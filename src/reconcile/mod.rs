@@ -76,10 +76,7 @@ impl Spec {
     }
 
     pub fn check(&self) -> Result<()> {
-        let day = |s: &str, what: &str| {
-            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map_err(|_| Error::invalid(format!("{what} \"{s}\" is not a date (yyyy-MM-dd)")))
-        };
+        let day = crate::clock::parse_day;
         let (from, to) = (day(&self.from, "from")?, day(self.to(), "to")?);
         let days = (to - from).num_days() + 1;
         if !(1..=MAX_DAYS).contains(&days) {

@@ -2,7 +2,9 @@
 //! simulator on loopback and a real journal file in a temp folder.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod databases;
+pub mod served;
 
 use mi_sdk::ffi::*;
 use mi_sim::variants::{SignIn, Urls, Variant};

@@ -7,7 +7,7 @@ mod bridge;
 mod odbc;
 
 use mi_sdk::ops::{self, Printed};
-use mi_sdk::{Config, Error, Filter, State};
+use mi_sdk::{Config, Error, Filter};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -249,24 +249,17 @@ fn id_arg(rest: &[String]) -> Result<i64, Stop> {
 }
 
 fn date_arg(d: &str) -> Result<String, Stop> {
-    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-        .map(|_| d.to_string())
-        .map_err(|_| Stop::Usage(format!("{d} is not a date (YYYY-MM-DD)")))
+    mi_sdk::parse_day(d, "the date").map(|_| d.to_string()).map_err(|e| Stop::Usage(e.message))
 }
 
 fn filter(rest: &[String]) -> Result<Filter, Stop> {
-    let limit = match opt(rest, "--limit")? {
-        Some(l) => l.parse().map_err(|_| Stop::Usage("--limit takes a number".into()))?,
-        None => 50,
-    };
-    let state = match opt(rest, "--state")? {
-        Some(s) => Some(State::parse(&s).ok_or_else(|| {
-            let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
-            Stop::Usage(format!("--state is one of {}", all.join(", ")))
-        })?),
-        None => None,
-    };
-    Ok(Filter { state, infno: opt(rest, "--infno")?, date: opt(rest, "--date")?, msgid: opt(rest, "--msgid")?, limit })
+    let mut named = std::collections::HashMap::new();
+    for key in ["state", "infno", "date", "msgid", "limit"] {
+        if let Some(v) = opt(rest, &format!("--{key}"))? {
+            named.insert(key, v);
+        }
+    }
+    Filter::from_named(|k| named.get(k).cloned()).map_err(|e| Stop::Usage(format!("--{}", e.message)))
 }
 
 fn report(cfg: &Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
