@@ -25,7 +25,7 @@ common() {
   cp include/mi_sdk.h "$d/include/"
   cp -r bindings docs sql README.md "$d/"
   cp examples/mi_sdk.example.json "$d/examples/"
-  cp -r examples/c "$d/examples/"
+  cp -r examples/c examples/browser_his "$d/examples/"
 }
 
 # SHA256SUMS over every file of the folder $1 (paths relative to it), written last.
