@@ -77,6 +77,8 @@ fn the_monitor_page_shows_an_uncertain_settlement_and_reverses_it_when_confirmed
     assert_eq!(web.eval("document.querySelector('h1').textContent"), json!("医保接口监控"));
     let text = web.eval(&format!("{row}.textContent")).as_str().unwrap().to_string();
     assert!(text.contains(&msgid) && text.contains("2207 门诊结算"), "{text}");
+    // Its details: the visit, the person (masked) and the amount, as sent.
+    assert!(text.contains(" · 30") && !text.contains("44030000000000100001"), "{text}");
     let tile = |state: &str| format!("document.querySelector('[data-state=\"{state}\"] b').textContent");
     assert_eq!(web.eval(&tile("uncertain")), json!("1"));
     assert_eq!(web.eval(&tile("business_error")), json!("1"));
@@ -171,4 +173,8 @@ fn the_browser_his_example_settles_an_outpatient_visit() {
     assert!(web.wait_for("document.getElementById('paid').className === 'bad'", 30));
     let said = web.eval("document.getElementById('paid').textContent");
     assert!(said.as_str().unwrap().contains("Failed to fetch"), "{said}");
+    // The service itself refused that origin; nothing reached the platform.
+    let (st, v, _) = ask("POST", &format!("{}/v1/call/1101", s2.base), Some(TOKEN), Some(&origin), Some("{}"));
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(env2.ledger()["requests"], 0);
 }

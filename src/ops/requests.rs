@@ -10,9 +10,24 @@ use crate::sdk::RequestRecord;
 /// Requests matching `f`, newest first.
 pub fn list(cfg: &Config, f: &Filter, as_json: bool) -> Result<String> {
     let rows = journal(cfg)?.find(f)?;
-    let records: Vec<RequestRecord> = rows.iter().map(RequestRecord::of).collect();
+    // The platform's words reach operators' screens (and the monitor page): masked
+    // and on one line, as in the status and the log.
+    let records: Vec<RequestRecord> = rows
+        .iter()
+        .map(RequestRecord::of)
+        .map(|mut r| {
+            r.last_error = r.last_error.map(|e| crate::logging::safe_line(&e, cfg.log.mask_pii));
+            r
+        })
+        .collect();
     if as_json {
-        return Ok(serde_json::to_string(&records).expect("records always serialise"));
+        let mut out = serde_json::to_value(&records).expect("records always serialise");
+        for (v, row) in out.as_array_mut().into_iter().flatten().zip(&rows) {
+            if let Some(s) = settlement(row, cfg.log.mask_pii) {
+                v["settlement"] = s;
+            }
+        }
+        return Ok(out.to_string());
     }
     let mut out = vec![format!(
         "{:>8}  {:<5}  {:<14}  {:>3}  {:<23}  {:<30}  last error",
@@ -32,6 +47,25 @@ pub fn list(cfg: &Config, f: &Filter, as_json: bool) -> Result<String> {
     }
     out.push(format!("{} request(s)", records.len()));
     Ok(out.join("\n"))
+}
+
+/// What a person deciding about a settlement needs to recognise it: the visit,
+/// the insured person (masked as in the log) and the amount, from what was sent.
+fn settlement(row: &crate::journal::RequestRow, mask: bool) -> Option<serde_json::Value> {
+    use crate::reconcile::books::SETTLING;
+    if !SETTLING.iter().any(|(s, _, _)| *s == row.infno) {
+        return None;
+    }
+    let envelope: serde_json::Value = serde_json::from_str(&row.envelope).ok()?;
+    let data = &envelope["input"]["data"];
+    let text = |k: &str| match &data[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    let psn_no = text("psn_no");
+    let psn_no = if mask { crate::logging::mask_id(&psn_no) } else { psn_no };
+    Some(serde_json::json!({"mdtrt_id": text("mdtrt_id"), "psn_no": psn_no, "medfee_sumamt": text("medfee_sumamt")}))
 }
 
 /// One request with its result and attempts.

@@ -18,6 +18,7 @@ const LABELS = {
   uncertain_help: ["平台可能已处理这些交易。冲正（2601）会撤销平台上的记录；请先确认患者未在其他窗口重新结算。", "The platform may have processed these. Reversing (2601) undoes it on the platform; first make sure the patient was not settled again at another desk."],
   col_id: ["请求号", "Request"],
   col_infno: ["交易", "Transaction"],
+  col_detail: ["就诊 / 人员 / 金额", "Visit / person / amount"],
   col_since: ["时间", "Since"],
   col_attempts: ["次数", "Tries"],
   col_error: ["原因", "Why"],
@@ -245,11 +246,14 @@ function drawUncertain(rows) {
     const b = el("button", t("reverse"), "danger");
     b.type = "button";
     b.dataset.reverse = r.request_id;
-    b.disabled = r.reversed_by !== null;
+    // Left enabled after an earlier reversal too: one that failed may be tried
+    // again, and the service refuses one that is not needed.
     b.addEventListener("click", () => reverse(r, b));
     const cell = el("td");
     cell.append(b);
-    const tr = row([String(r.request_id), infno(r.infno), r.msgid, r.updated_at, String(r.attempts),
+    const st = r.settlement;
+    const detail = st ? `${st.mdtrt_id} · ${st.psn_no} · ${st.medfee_sumamt}` : "";
+    const tr = row([String(r.request_id), infno(r.infno), r.msgid, detail, r.updated_at, String(r.attempts),
                     el("td", r.last_error || "", "msg"), cell]);
     tr.dataset.uncertain = r.request_id;
     body.append(tr);
@@ -313,13 +317,13 @@ async function reconcile() {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const [st, rep, unc, failed, business] = await Promise.all([
-      api("GET", "/v1/status"),
-      api("GET", `/v1/report?date=${today()}`),
-      api("GET", "/v1/requests?state=uncertain&limit=100"),
-      api("GET", "/v1/requests?state=failed&limit=8"),
-      api("GET", "/v1/requests?state=business_error&limit=8"),
-    ]);
+    // One after another: an open page takes one of the service's places
+    // (http.max_concurrent) at a time, never five from the cashiers' calls.
+    const st = await api("GET", "/v1/status");
+    const rep = await api("GET", `/v1/report?date=${today()}`);
+    const unc = await api("GET", "/v1/requests?state=uncertain&limit=100");
+    const failed = await api("GET", "/v1/requests?state=failed&limit=8");
+    const business = await api("GET", "/v1/requests?state=business_error&limit=8");
     drawStatus(st.output);
     drawReport(rep.output);
     drawUncertain(unc.output);
@@ -342,6 +346,7 @@ function logout(why) {
   clearTimeout(timer);
   $("board").hidden = true;
   $("login").hidden = false;
+  $("token").value = "";
   $("login_error").textContent = why || "";
 }
 
@@ -350,9 +355,13 @@ function logout(why) {
 function tokenFromLink() {
   const m = location.hash.match(/token=([^&]+)/);
   if (!m) return false;
-  token = decodeURIComponent(m[1]);
-  sessionStorage.setItem("mi_token", token);
   history.replaceState(null, "", location.pathname);
+  try {
+    token = decodeURIComponent(m[1]);
+  } catch (e) {
+    return false;
+  }
+  sessionStorage.setItem("mi_token", token);
   return true;
 }
 
@@ -380,6 +389,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", (e) => {
     e.preventDefault();
     token = $("token").value.trim();
+    $("token").value = "";
     sessionStorage.setItem("mi_token", token);
     start();
   });
