@@ -304,6 +304,9 @@ fn hostile_callers_get_json_refusals_and_hold_nothing() {
         ("NOT HTTP AT ALL\r\n\r\n", 400),
         ("POST /v1/call/1101 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
         ("POST /v1/call/1101 HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n", 400),
+        // Two lengths: the body could be read two ways, and a request smuggled after it.
+        ("POST /v1/call/1101 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nGET /", 400),
+        ("POST /v1/call/1101 HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nabcde", 400),
     ] {
         let out = raw(text);
         let (st, v) = status_and_json(&out);
@@ -321,11 +324,13 @@ fn hostile_callers_get_json_refusals_and_hold_nothing() {
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let at_once = std::time::Instant::now();
     let (st, v, _) = ask("GET", &format!("{}/v1/status", s.base), Some(TOKEN), None, None);
     assert_eq!(st, 200, "{v}");
     let (st, v, _) =
         ask("POST", &format!("{}/v1/call/1101", s.base), Some(TOKEN), None, Some(&q1101(ZHANG_CERTNO).to_string()));
     assert_eq!((st, v["mi_code"].as_i64()), (200, Some(0)), "{v}");
+    assert!(at_once.elapsed() < std::time::Duration::from_secs(2), "not held up by the stalled callers");
     for mut c in stalled {
         c.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
         let mut out = String::new();
@@ -333,4 +338,23 @@ fn hostile_callers_get_json_refusals_and_hold_nothing() {
         assert!(out.starts_with("HTTP/1.1 408"), "{out}");
     }
     assert_eq!(env.ledger()["by_infno"]["1101"], 1, "only the whole request reached the platform");
+
+    // Two requests in one write, kept alive: two answers, in order.
+    let two = "GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\n\r\n\
+               GET /v1/nothing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKEN\r\nConnection: close\r\n\r\n"
+        .replace("TOKEN", TOKEN);
+    let out = raw(&two);
+    let statuses: Vec<&str> = out.match_indices("HTTP/1.1 ").map(|(i, _)| &out[i + 9..i + 12]).collect();
+    assert_eq!(statuses, ["200", "404"], "{out}");
+
+    // More connections than the service keeps open: the next is told so, in JSON.
+    let held: Vec<TcpStream> = (0..128).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = raw("GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (st, v) = status_and_json(&out);
+    assert_eq!((st, v["mi_code_name"].as_str()), (503, Some("MI_E_BUSY")), "{out}");
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let (st, _, _) = ask("GET", &format!("{}/v1/status", s.base), Some(TOKEN), None, None);
+    assert_eq!(st, 200, "connections given back once closed");
 }

@@ -113,6 +113,25 @@ struct Api {
     busy: AtomicUsize,
 }
 
+/// One of the `http.max_concurrent` places, given back when dropped (a panic too).
+struct Place<'a>(&'a AtomicUsize);
+
+impl<'a> Place<'a> {
+    fn take(busy: &'a AtomicUsize, max: usize) -> Option<Place<'a>> {
+        if busy.fetch_add(1, Ordering::AcqRel) >= max {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Place(busy))
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Compares in time that depends on the length only, not on where they differ.
 fn same_secret(given: &[u8], token: &[u8]) -> bool {
     given.len() == token.len() && given.iter().zip(token).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
@@ -121,13 +140,17 @@ fn same_secret(given: &[u8], token: &[u8]) -> bool {
 impl Api {
     /// The request's origin, if a browser sent one and it is let in; `Err` if not.
     fn cors(&self, req: &Request) -> std::result::Result<Option<String>, String> {
-        let Some(o) = req.header("Origin") else { return Ok(None) };
-        let own = self.host_origin && req.header("Host").is_some_and(|h| o == format!("http://{h}"));
-        if own || self.origins.iter().any(|a| a == o) {
-            Ok(Some(o.to_string()))
-        } else {
-            Err(o.to_string())
+        match req.header("Origin") {
+            None => Ok(None),
+            Some(o) if self.allowed(o, req.header("Host")) => Ok(Some(o.to_string())),
+            Some(o) => Err(o.to_string()),
         }
+    }
+
+    /// Whether pages of origin `o` may call: a configured origin, the service's
+    /// own, or (listening beyond loopback) that of the `Host` the caller asked for.
+    fn allowed(&self, o: &str, host: Option<&str>) -> bool {
+        self.origins.iter().any(|a| a == o) || (self.host_origin && host.is_some_and(|h| o == format!("http://{h}")))
     }
 }
 
@@ -137,7 +160,9 @@ impl wire::Handler for Api {
             503 => Code::Busy,
             _ => Code::InvalidArgument,
         };
-        json_reply(r.status, &refusal(&Error::new(code, r.why)), None)
+        // A page of an allowed origin reads why (a fee upload too large, say).
+        let cors = r.origin.filter(|o| self.allowed(o, None));
+        json_reply(r.status, &refusal(&Error::new(code, r.why)), cors.as_deref())
     }
 
     fn handle(&self, req: Request) -> Reply {
@@ -168,32 +193,46 @@ impl wire::Handler for Api {
             let e = Error::invalid("no valid token: send the config's http.token as `Authorization: Bearer <token>`");
             return json_reply(401, &refusal(&e), cors);
         }
-        if self.busy.fetch_add(1, Ordering::AcqRel) >= self.max_concurrent {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
+        let Some(_place) = Place::take(&self.busy, self.max_concurrent) else {
             let e = Error::new(
                 Code::Busy,
                 format!("{} requests are being handled already (http.max_concurrent): try again", self.max_concurrent),
             );
             return json_reply(429, &refusal(&e), cors);
+        };
+        // A bug met by one request answers it with a JSON 500, and frees its place.
+        let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            route(&self.sdk, &req.method, &req.url, &req.body)
+        }));
+        let (status, answer, allow) = routed.unwrap_or_else(|_| {
+            log::error!("http: the handler of {} {} panicked", req.method, req.url.split('?').next().unwrap_or(""));
+            (
+                500,
+                refusal(&Error::new(Code::Internal, "the service met a bug; the request may not have been sent")),
+                None,
+            )
+        });
+        let mut reply = json_reply(status, &answer, cors);
+        if let Some(m) = allow {
+            reply.headers.push(("Allow", m.to_string()));
         }
-        let (status, answer) = route(&self.sdk, &req.method, &req.url, &req.body);
-        self.busy.fetch_sub(1, Ordering::AcqRel);
-        json_reply(status, &answer, cors)
+        reply
     }
 }
 
-/// The routes, and what each answers: `(HTTP status, JSON)`.
-fn route(sdk: &Sdk, method: &str, url: &str, body: &[u8]) -> (u16, Value) {
+/// The routes, and what each answers: `(HTTP status, JSON, the method allowed
+/// when the one asked is not)`.
+fn route(sdk: &Sdk, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option<&'static str>) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let want = |m: &str, f: &dyn Fn() -> Result<(Code, Value)>| -> (u16, Value) {
+    let want = |m: &'static str, f: &dyn Fn() -> Result<(Code, Value)>| -> (u16, Value, Option<&'static str>) {
         if method != m {
             let e = Error::invalid(format!("{method} is not allowed here: {m}"));
-            return (405, refusal(&e));
+            return (405, refusal(&e), Some(m));
         }
         match f() {
-            Ok((code, v)) => (status_of(code), v),
-            Err(e) => (status_of(e.code), refusal(&e)),
+            Ok((code, v)) => (status_of(code), v, None),
+            Err(e) => (status_of(e.code), refusal(&e), None),
         }
     };
     let text = || std::str::from_utf8(body).map_err(|_| Error::invalid("the body is not UTF-8 text"));
@@ -226,7 +265,10 @@ fn route(sdk: &Sdk, method: &str, url: &str, body: &[u8]) -> (u16, Value) {
             let spec = crate::reconcile::Spec::parse(text()?)?;
             Ok(document(&crate::reconcile::run(sdk, &spec)?.to_json()))
         }),
-        _ => (404, refusal(&Error::new(Code::NotFound, format!("no such route: {path} (docs/http.md lists them)")))),
+        _ => {
+            let e = Error::new(Code::NotFound, format!("no such route: {path} (docs/http.md lists them)"));
+            (404, refusal(&e), None)
+        }
     }
 }
 

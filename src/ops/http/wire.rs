@@ -49,10 +49,13 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
-/// What the wire refuses before the API sees a request: the status and why.
+/// What the wire refuses before the API sees a request: the status, why, and the
+/// `Origin` of the request when its head was read (a browser page reads the
+/// refusal only if its answer lets that origin in).
 pub struct Refused {
     pub status: u16,
     pub why: String,
+    pub origin: Option<String>,
 }
 
 /// What the API does with each request, and with what the wire refused.
@@ -119,7 +122,11 @@ pub fn serve(listener: TcpListener, max_body: usize, stop: &AtomicBool, api: &dy
                 open.fetch_sub(1, Ordering::AcqRel);
                 let why = format!("{MAX_CONNECTIONS} connections are open already: try again");
                 let mut c = Conn::new(stream);
-                let _ = c.send(&api.refused(Refused { status: 503, why }), false, false);
+                if c.send(&api.refused(Refused { status: 503, why, origin: None }), false, false, stop).is_ok() {
+                    // Not the gentle close (it would hold the accept loop): what has
+                    // arrived already is read, so that closing does not reset.
+                    c.swallow_ready();
+                }
                 continue;
             }
             let open = &open;
@@ -158,7 +165,7 @@ impl Conn {
     fn new(stream: TcpStream) -> Conn {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(TICK));
-        let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
+        let _ = stream.set_write_timeout(Some(TICK));
         Conn { stream, buf: Vec::new() }
     }
 
@@ -169,7 +176,11 @@ impl Conn {
                     let head = req.method == "HEAD";
                     let reply = api.handle(req);
                     let keep = keep && !stop.load(Ordering::Acquire);
-                    if self.send(&reply, keep, head).is_err() || !keep {
+                    if self.send(&reply, keep, head, stop).is_err() {
+                        break;
+                    }
+                    if !keep {
+                        self.linger();
                         break;
                     }
                 }
@@ -177,7 +188,7 @@ impl Conn {
                     // What was refused may have left a body unread: the connection
                     // cannot be used again. It is closed gently: a socket closed with
                     // unread bytes resets, and the caller may lose the answer.
-                    if self.send(&api.refused(r), false, false).is_ok() {
+                    if self.send(&api.refused(r), false, false, stop).is_ok() {
                         self.linger();
                     }
                     break;
@@ -186,6 +197,21 @@ impl Conn {
             }
         }
         let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Reads what has already arrived, without waiting, and drops it.
+    fn swallow_ready(&mut self) {
+        if self.stream.set_nonblocking(true).is_ok() {
+            let mut chunk = [0u8; 8192];
+            let mut left = LINGER_BYTES;
+            while let Ok(n) = self.stream.read(&mut chunk) {
+                if n == 0 || left <= n {
+                    break;
+                }
+                left -= n;
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
     }
 
     /// After a refusal: no more to send, and what the caller still sends is read
@@ -224,65 +250,77 @@ impl Conn {
     }
 
     fn next(&mut self, max_body: usize, stop: &AtomicBool) -> Next {
-        // Idle until the first byte, then the whole head within the deadline.
+        // Idle until the first byte, then the whole head within the deadline; the
+        // head ends where the parser says it does.
         match self.fill(Instant::now() + IDLE, stop, |b| !b.is_empty()) {
             Ok(true) => {}
             _ => return Next::Done,
         }
         let deadline = Instant::now() + REQUEST_DEADLINE;
-        let head_end = |b: &[u8]| b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-        match self.fill(deadline, stop, |b| head_end(b).is_some() || b.len() > MAX_HEAD) {
-            Ok(true) => {}
-            Ok(false) if !self.buf.is_empty() && !stop.load(Ordering::Acquire) => {
-                return refuse(408, "the request did not arrive in time")
+        let (req, end, http11) = loop {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut slots);
+            match parsed.parse(&self.buf) {
+                Ok(httparse::Status::Complete(end)) => match owned(&parsed) {
+                    Ok(req) => break (req, end, parsed.version == Some(1)),
+                    Err(why) => return refuse(400, why, None),
+                },
+                Ok(httparse::Status::Partial) if self.buf.len() >= MAX_HEAD => {
+                    return refuse(431, format!("the request's head is larger than {MAX_HEAD} bytes"), None)
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(httparse::Error::TooManyHeaders) => {
+                    return refuse(431, format!("more than {MAX_HEADERS} headers"), None)
+                }
+                Err(e) => return refuse(400, format!("not an HTTP request: {e}"), None),
             }
-            _ => return Next::Done,
-        }
-        let Some(end) = head_end(&self.buf).filter(|e| *e <= MAX_HEAD) else {
-            return refuse(431, format!("the request's head is larger than {MAX_HEAD} bytes"));
+            let had = self.buf.len();
+            match self.fill(deadline, stop, |b| b.len() > had) {
+                Ok(true) => {}
+                Ok(false) if !stop.load(Ordering::Acquire) => {
+                    return refuse(408, "the request did not arrive in time", None)
+                }
+                _ => return Next::Done,
+            }
         };
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut slots);
-        match parsed.parse(&self.buf[..end]) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return refuse(400, "the request's head is incomplete"),
-            Err(httparse::Error::TooManyHeaders) => {
-                return refuse(431, format!("more than {MAX_HEADERS} headers"));
-            }
-            Err(e) => return refuse(400, format!("not an HTTP request: {e}")),
-        }
-        let method = parsed.method.unwrap_or("").to_string();
-        let url = parsed.path.unwrap_or("/").to_string();
-        let http11 = parsed.version == Some(1);
-        let mut headers = Vec::with_capacity(parsed.headers.len());
-        for h in parsed.headers.iter() {
-            let Ok(v) = std::str::from_utf8(h.value) else {
-                return refuse(400, format!("the header {} is not UTF-8 text", h.name));
-            };
-            headers.push((h.name.to_string(), v.trim().to_string()));
-        }
-        let req = Request { method, url, headers, body: Vec::new() };
+        let origin = req.header("Origin").map(str::to_string);
         if req.header("Transfer-Encoding").is_some() {
-            return refuse(411, "send the body with a Content-Length, not a Transfer-Encoding");
+            return refuse(411, "send the body with a Content-Length, not a Transfer-Encoding", origin);
         }
-        let length = match req.header("Content-Length").map(|v| v.parse::<u64>()) {
+        // Every Content-Length the same number, in digits only: a request whose
+        // length can be read two ways could smuggle another after it.
+        let lengths: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let length = match lengths.first() {
             None => 0,
-            Some(Ok(n)) => n,
-            Some(Err(_)) => return refuse(400, "the Content-Length is not a number"),
+            Some(first) if lengths.iter().all(|l| l == first) && first.bytes().all(|b| b.is_ascii_digit()) => {
+                match first.parse::<u64>() {
+                    Ok(n) => n,
+                    Err(_) => return refuse(413, "the Content-Length is beyond any limit", origin),
+                }
+            }
+            Some(_) => return refuse(400, "the Content-Length is not one number", origin),
         };
         if length > max_body as u64 {
-            return refuse(413, format!("the body is larger than http.max_body_kb ({max_body} bytes)"));
+            return refuse(413, format!("the body is larger than http.max_body_kb ({max_body} bytes)"), origin);
         }
         let length = length as usize;
         let connection = req.header("Connection").unwrap_or("").to_ascii_lowercase();
         let keep = if http11 { !connection.contains("close") } else { connection.contains("keep-alive") };
         self.buf.drain(..end);
-        if length > self.buf.len() && req.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+        let expects = req.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+        if http11 && expects && length > self.buf.len() {
             let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         match self.fill(deadline, stop, |b| b.len() >= length) {
             Ok(true) => {}
-            Ok(false) if !stop.load(Ordering::Acquire) => return refuse(408, "the body did not arrive in time"),
+            Ok(false) if !stop.load(Ordering::Acquire) => {
+                return refuse(408, "the body did not arrive in time", origin)
+            }
             _ => return Next::Done,
         }
         let rest = self.buf.split_off(length);
@@ -290,25 +328,57 @@ impl Conn {
         Next::Request(Request { body, ..req }, keep)
     }
 
-    /// Writes an answer in one piece (`head`: its headers only, for HEAD).
-    fn send(&mut self, r: &Reply, keep: bool, head: bool) -> io::Result<()> {
+    /// Writes an answer in one piece (`head`: its headers only, for HEAD), within
+    /// one deadline however slowly the caller reads, and not past `stop`.
+    fn send(&mut self, r: &Reply, keep: bool, head: bool, stop: &AtomicBool) -> io::Result<()> {
         let mut out = Vec::with_capacity(256 + r.body.len());
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
         for (k, v) in &r.headers {
             let _ = write!(out, "{k}: {v}\r\n");
         }
-        let connection = if keep { "keep-alive" } else { "close" };
-        let _ = write!(out, "Content-Length: {}\r\nConnection: {connection}\r\n\r\n", r.body.len());
-        if !head {
+        if r.status != 204 {
+            let _ = write!(out, "Content-Length: {}\r\n", r.body.len());
+        }
+        let _ = write!(out, "Connection: {}\r\n\r\n", if keep { "keep-alive" } else { "close" });
+        if !head && r.status != 204 {
             out.extend_from_slice(&r.body);
         }
-        self.stream.write_all(&out)?;
-        self.stream.flush()
+        let _ = self.stream.set_write_timeout(Some(TICK));
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let mut sent = 0;
+        while sent < out.len() {
+            if Instant::now() >= deadline || (sent > 0 && stop.load(Ordering::Acquire)) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the caller did not read the answer in time"));
+            }
+            match self.stream.write(&out[sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
-fn refuse(status: u16, why: impl Into<String>) -> Next {
-    Next::Refuse(Refused { status, why: why.into() })
+/// The head's parts, owned: the method, the path and the headers as text.
+fn owned(parsed: &httparse::Request<'_, '_>) -> std::result::Result<Request, String> {
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let v = std::str::from_utf8(h.value).map_err(|_| format!("the header {} is not UTF-8 text", h.name))?;
+        headers.push((h.name.to_string(), v.trim().to_string()));
+    }
+    Ok(Request {
+        method: parsed.method.unwrap_or("").to_string(),
+        url: parsed.path.unwrap_or("/").to_string(),
+        headers,
+        body: Vec::new(),
+    })
+}
+
+fn refuse(status: u16, why: impl Into<String>, origin: Option<String>) -> Next {
+    Next::Refuse(Refused { status, why: why.into(), origin })
 }
 
 fn reason(status: u16) -> &'static str {
