@@ -741,6 +741,74 @@ pub fn system_ansi_code_page() -> u32 {
     936
 }
 
+/// `data` protected by DPAPI in machine scope: the blob opens on this PC only, for
+/// any program on it (the journal's key file, [`crate::journal::key`]).
+#[cfg(windows)]
+pub fn dpapi_protect(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use windows_sys::Win32::Security::Cryptography::{
+        CryptProtectData, CRYPTPROTECT_LOCAL_MACHINE, CRYPTPROTECT_UI_FORBIDDEN, CRYPT_INTEGER_BLOB,
+    };
+    let input = CRYPT_INTEGER_BLOB { cbData: data.len() as u32, pbData: data.as_ptr() as *mut u8 };
+    let mut out = CRYPT_INTEGER_BLOB::default();
+    let flags = CRYPTPROTECT_LOCAL_MACHINE | CRYPTPROTECT_UI_FORBIDDEN;
+    // SAFETY: `input` points at `data`, alive for the call and only read by it; the
+    // optional arguments are null, as the documentation allows; `out` is written by
+    // the call and its buffer is taken over below.
+    let ok = unsafe {
+        CryptProtectData(
+            &input,
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            flags,
+            &mut out,
+        )
+    };
+    dpapi_output(ok, out)
+}
+
+/// The data a DPAPI blob made on this PC holds.
+#[cfg(windows)]
+pub fn dpapi_unprotect(blob: &[u8]) -> std::io::Result<Vec<u8>> {
+    use windows_sys::Win32::Security::Cryptography::{
+        CryptUnprotectData, CRYPTPROTECT_UI_FORBIDDEN, CRYPT_INTEGER_BLOB,
+    };
+    let input = CRYPT_INTEGER_BLOB { cbData: blob.len() as u32, pbData: blob.as_ptr() as *mut u8 };
+    let mut out = CRYPT_INTEGER_BLOB::default();
+    // SAFETY: as in dpapi_protect: `input` is only read, the optional arguments are
+    // null, and `out` is written by the call and taken over below.
+    let ok = unsafe {
+        CryptUnprotectData(
+            &input,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            CRYPTPROTECT_UI_FORBIDDEN,
+            &mut out,
+        )
+    };
+    dpapi_output(ok, out)
+}
+
+/// What a DPAPI call wrote: copied out, and its buffer given back to the system.
+#[cfg(windows)]
+fn dpapi_output(
+    ok: windows_sys::core::BOOL,
+    out: windows_sys::Win32::Security::Cryptography::CRYPT_INTEGER_BLOB,
+) -> std::io::Result<Vec<u8>> {
+    if ok == 0 || out.pbData.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: on success DPAPI wrote `cbData` bytes at `pbData`, a buffer it
+    // allocated with LocalAlloc for the caller; it is copied, then freed once.
+    let data = unsafe { std::slice::from_raw_parts(out.pbData, out.cbData as usize).to_vec() };
+    // SAFETY: `pbData` came from DPAPI's LocalAlloc and is freed here only.
+    unsafe { windows_sys::Win32::Foundation::LocalFree(out.pbData.cast()) };
+    Ok(data)
+}
+
 /// Runs this process as the Windows service `spec.name` the Service Control
 /// Manager has just started (`mi-sdk service run`): hands it the service's entry
 /// point, which runs [`crate::ops::service::main`] with `spec`, and returns when the

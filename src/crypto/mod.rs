@@ -4,6 +4,7 @@
 
 pub mod gateway_sign;
 pub mod mobile_pay;
+pub mod seal;
 pub mod sealed_output;
 pub mod sm;
 

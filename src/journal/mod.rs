@@ -19,6 +19,7 @@
 
 pub mod books;
 mod checkpoint;
+pub mod key;
 pub mod owners;
 pub mod queue;
 pub mod reads;
