@@ -358,3 +358,28 @@ fn hostile_callers_get_json_refusals_and_hold_nothing() {
     let (st, _, _) = ask("GET", &format!("{}/v1/status", s.base), Some(TOKEN), None, None);
     assert_eq!(st, 200, "connections given back once closed");
 }
+
+/// Stopping the service (SIGTERM, as a service manager stops it) while a call
+/// waits on the platform: the call is answered, in JSON, and the service ends on
+/// its own, within the SDK's shutdown time, not when the platform gets round to it.
+#[test]
+fn stopping_answers_the_call_in_flight_and_ends() {
+    let env = Env::plain();
+    let mut s = serve(&env, json!({"token": TOKEN}));
+    let b = s.base.clone();
+    let held =
+        json!({"data": {"mdtrt_cert_type": "02", "mdtrt_cert_no": ZHANG_CERTNO}, "_sim": {"gate": "stop"}}).to_string();
+    let call = std::thread::spawn(move || ask("POST", &format!("{b}/v1/call/1101"), Some(TOKEN), None, Some(&held)));
+    assert!(env.sim.wait_at_gate("stop", 1, std::time::Duration::from_secs(20)), "the call is at the platform");
+    let asked = std::time::Instant::now();
+    let ended = s.terminate(30);
+    env.sim.open_gate("stop");
+    let status = ended.expect("the service ended");
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(20), "ended in {:?}", asked.elapsed());
+    let (st, v, _) = call.join().unwrap();
+    // Broken off by the shutdown, as mi_shutdown breaks a call off: journaled, not
+    // resent, and said so.
+    assert_eq!((st, v["mi_code_name"].as_str()), (503, Some("MI_E_SHUTDOWN")), "{v}");
+    assert!(v["request_id"].as_i64().is_some_and(|id| id > 0), "{v}");
+}

@@ -15,6 +15,23 @@ pub struct Served {
     pub base: String,
 }
 
+impl Served {
+    /// Sends SIGTERM, as a service manager stops it, and waits up to `secs` for it
+    /// to end; its exit status, or `None` if it had not ended by then.
+    pub fn terminate(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -39,7 +56,10 @@ pub fn serve_with(env: &Env, patch: Value) -> Served {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // Read on, so that what the service says later (as it stops) has somewhere to go.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     let base = line
         .strip_prefix("mi-sdk: serving ")
         .and_then(|l| l.split_whitespace().next())
