@@ -43,10 +43,12 @@ const EXPORTS: [(&str, u32); 20] = [
 ];
 
 /// What Windows 7 has (and Wine 8): no bcryptprimitives.dll (ProcessPrng).
-const WIN7_DLLS: [&str; 8] = [
+const WIN7_DLLS: [&str; 9] = [
     "kernel32.dll",
     "advapi32.dll",
     "bcrypt.dll",
+    // DPAPI (CryptProtectData) for the journal's key file: in Windows since XP.
+    "crypt32.dll",
     "msvcrt.dll",
     "ntdll.dll",
     "userenv.dll",
