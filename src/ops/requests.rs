@@ -52,17 +52,12 @@ pub fn list(cfg: &Config, f: &Filter, as_json: bool) -> Result<String> {
 /// What a person deciding about a settlement needs to recognise it: the visit,
 /// the insured person (masked as in the log) and the amount, from what was sent.
 fn settlement(row: &crate::journal::RequestRow, mask: bool) -> Option<serde_json::Value> {
-    use crate::reconcile::books::SETTLING;
+    use crate::reconcile::books::{text as at, SETTLING};
     if !SETTLING.iter().any(|(s, _, _)| *s == row.infno) {
         return None;
     }
     let envelope: serde_json::Value = serde_json::from_str(&row.envelope).ok()?;
-    let data = &envelope["input"]["data"];
-    let text = |k: &str| match &data[k] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => String::new(),
-    };
+    let text = |k: &str| at(&envelope, &format!("/input/data/{k}"));
     let psn_no = text("psn_no");
     let psn_no = if mask { crate::logging::mask_id(&psn_no) } else { psn_no };
     Some(serde_json::json!({"mdtrt_id": text("mdtrt_id"), "psn_no": psn_no, "medfee_sumamt": text("medfee_sumamt")}))

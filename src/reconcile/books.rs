@@ -127,7 +127,8 @@ pub fn yuan(fen: i64) -> String {
     format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
 }
 
-fn text(v: &Value, path: &str) -> String {
+/// The text at JSON pointer `path`: a string as it is, a number as written.
+pub fn text(v: &Value, path: &str) -> String {
     match v.pointer(path) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
