@@ -6,7 +6,7 @@
 //!     scripts/bench.sh --quick              # smaller sizes, a minute or two
 //!     cargo run --release --example bench -- [--quick] [--rounds N] [--only NAME[,NAME]]
 //!
-//! NAME is one of: sync, submit, async, crypto, init, rss, lookup.
+//! NAME is one of: sync, submit, http, seal, async, crypto, init, rss, lookup.
 //! Prints a table; asserts nothing (speed is measured, not tested).
 
 use mi_sdk::crypto::sm::{self, Mode};
@@ -68,6 +68,9 @@ fn main() {
     }
     if want("http") {
         rows.push(http_calls(&o));
+    }
+    if want("seal") {
+        rows.push(sealing_cost(&o));
     }
     if want("async") {
         rows.extend(async_end_to_end(&o));
@@ -296,11 +299,73 @@ impl DurableClient {
     }
 }
 
-/// The envelope of the newest 1101 in a journal, as it was sent.
+/// The envelope of the newest 1101 in a journal, as it was sent (opened with the
+/// journal's key: the journal keeps it sealed).
 fn sent_envelope(journal: &Path) -> String {
-    let c = rusqlite::Connection::open(journal).unwrap();
-    c.query_row("SELECT envelope FROM mi_request WHERE infno = '1101' ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
-        .unwrap()
+    use mi_sdk::internals::{Journal, Options};
+    let opts = Options {
+        synchronous: mi_sdk::config::Synchronous::Normal,
+        busy_timeout_ms: 10_000,
+        fixmedins_code: CODE.into(),
+        node_id: Some(0),
+        clock: mi_sdk::Clock::system(),
+        seal: true,
+        key_file: None,
+    };
+    let j = Journal::open(journal, opts).expect("the journal opens with its key");
+    let newest = mi_sdk::Filter { infno: Some("1101".into()), limit: 1, ..Default::default() };
+    j.find(&newest).expect("the journal is read").remove(0).envelope
+}
+
+/// The config of a journal kept in clear (`journal.seal` false): one whose rows are
+/// copied by SQL (a sealed value opens only in the row it was sealed for).
+fn unsealed(mut cfg: Value) -> Value {
+    cfg["journal"]["seal"] = json!(false);
+    cfg
+}
+
+// ---------------------------------------------------------------------------
+// Sealing the journal (SM4-GCM): the same sync call with and without it.
+
+/// The SDK started on `cfg`, warmed (connection, sign-in), then `n` sync 1101 calls
+/// timed, and shut down: microseconds per call.
+fn timed_sync_calls(cfg: &Value, n: usize) -> f64 {
+    let (infno, input, mut buf) = (CString::new("1101").unwrap(), input_1101(), vec![0u8; 1 << 16]);
+    init(cfg);
+    call_sync(&infno, &input, &mut buf);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let rc = call_sync(&infno, &input, &mut buf);
+        assert_eq!(rc, MI_OK, "{}", last_error());
+    }
+    let us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
+    mi_shutdown(5000);
+    us
+}
+
+fn sealing_cost(o: &Opts) -> Row {
+    let n = if o.quick { 1000 } else { 3000 };
+    let sim = sim();
+    let url = sim.service_url();
+    let (sealed_dir, clear_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sealed, mut clear, mut ratios) = (vec![], vec![], vec![]);
+    for _ in 0..o.rounds {
+        let s = timed_sync_calls(&config(sealed_dir.path(), &url, "normal", 1), n);
+        let c = timed_sync_calls(&unsealed(config(clear_dir.path(), &url, "normal", 1)), n);
+        sealed.push(s);
+        clear.push(c);
+        ratios.push(s / c);
+    }
+    let (us, base, ratio) = (median(sealed), median(clear), median(ratios));
+    println!("seal: {us:.0} us/call sealed, {base:.0} us/call in clear, {ratio:.3}x ({:+.0} us)", us - base);
+    Row {
+        figure: format!("sync call, journal sealed (SM4-GCM) vs in clear, synchronous=normal ({n} calls/round)"),
+        ours: format!("{us:.0} us/call"),
+        baseline: format!("{base:.0} us/call (journal.seal false)"),
+        ratio,
+        target: "<= 1.1x".into(),
+        met: Some(ratio <= 1.1),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -429,15 +494,7 @@ fn sync_overhead(o: &Opts) -> Vec<Row> {
                 floor_db.call(&raw, &ids.next());
             }
             let floor = per_call(t0);
-            init(&config(dirs[k].path(), &url, sync, 1));
-            call_sync(&infno, &input, &mut buf); // warm: connection, sign-in
-            let t0 = Instant::now();
-            for _ in 0..n {
-                let rc = call_sync(&infno, &input, &mut buf);
-                assert_eq!(rc, MI_OK, "{}", last_error());
-            }
-            let us = per_call(t0);
-            mi_shutdown(5000);
+            let us = timed_sync_calls(&config(dirs[k].path(), &url, sync, 1), n);
             m.push(us, base, floor);
         }
     }
@@ -774,7 +831,7 @@ fn fill_journal(path: &Path, finished: u64, unfinished: u64) {
 
 /// A journal with one real signed-in 2201 in it, the SDK shut down.
 fn seeded_journal(dir: &Path, url: &str) {
-    init(&config(dir, url, "full", 4));
+    init(&unsealed(config(dir, url, "full", 4)));
     let infno = CString::new("2201").unwrap();
     let input = CString::new(
         json!({"input": {"data": {"psn_no": "44030000000000100001", "insutype": "310",
@@ -819,7 +876,7 @@ fn big_journal(o: &Opts, do_init: bool, do_lookup: bool) -> Vec<Row> {
         let (mut empty, mut full) = (vec![], vec![]);
         for _ in 0..o.rounds {
             for (dir, out) in [(&empty_dir, &mut empty), (&big_dir, &mut full)] {
-                let cfg = config(dir.path(), &url, "full", 4);
+                let cfg = unsealed(config(dir.path(), &url, "full", 4));
                 out.push(time_us(|| init(&cfg)) / 1000.0);
                 mi_shutdown(5000);
             }
@@ -843,7 +900,7 @@ fn big_journal(o: &Opts, do_init: bool, do_lookup: bool) -> Vec<Row> {
         let mut results: [[Vec<f64>; 3]; 2] = Default::default();
         for _ in 0..o.rounds {
             for (k, (dir, n)) in [(&small_dir, 1_000u64), (&big_dir, big)].into_iter().enumerate() {
-                init(&config(dir.path(), &url, "full", 4));
+                init(&unsealed(config(dir.path(), &url, "full", 4)));
                 let mut rng = 0x9e37_79b9_7f4a_7c15u64;
                 let mut next = |m: u64| {
                     rng ^= rng << 13;

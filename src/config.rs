@@ -431,6 +431,11 @@ pub struct Journal {
     /// How long a write waits for another program holding the journal's lock
     /// before the call fails with `MI_E_JOURNAL`.
     pub busy_timeout_ms: u32,
+    /// Whether envelopes, answers and error texts are sealed (SM4-GCM) in the
+    /// journal. On by default; an existing journal is sealed in place.
+    pub seal: bool,
+    /// The sealing key's file; empty: beside the journal, its name and `.key`.
+    pub key_file: String,
 }
 
 impl Default for Journal {
@@ -440,6 +445,8 @@ impl Default for Journal {
             synchronous: Synchronous::Full,
             retain_days: 180,
             busy_timeout_ms: 10_000,
+            seal: true,
+            key_file: String::new(),
         }
     }
 }
@@ -682,6 +689,18 @@ impl Config {
     /// The journal file, resolved against the config's folder.
     pub fn journal_path(&self) -> PathBuf {
         self.base_dir.join(&self.journal.path)
+    }
+
+    /// The journal's key file: `journal.key_file` resolved against the config's
+    /// folder, or the journal's own name with `.key` added, beside it.
+    pub fn journal_key_path(&self) -> PathBuf {
+        if self.journal.key_file.trim().is_empty() {
+            let mut p = self.journal_path().into_os_string();
+            p.push(".key");
+            PathBuf::from(p)
+        } else {
+            self.base_dir.join(self.journal.key_file.trim())
+        }
     }
 
     /// Where 9101 uploads go: `files.upload_url`, or where the gateway's URL style

@@ -46,8 +46,6 @@ pub use sdk::{RequestRecord, Sdk, Status, ABI_VERSION, VERSION};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::files::unpack::{safe_relative, unpack, Limits};
-    /// The journal's key file (issue 22's groundwork: no column is sealed yet).
-    pub use crate::journal::key as journal_key;
     pub use crate::journal::{CallMode, Journal, NewRequest, Options};
     pub use crate::logging::{for_log, safe_line};
     pub use crate::protocol::envelope::{build as build_envelope, CallInput};

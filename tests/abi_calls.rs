@@ -293,9 +293,22 @@ fn journal_keeps_every_request_attempt_and_the_result_view() {
         )
         .unwrap();
     assert_eq!(attempts, 3);
-    let env_sent: String =
-        db.query_row("SELECT envelope FROM mi_request WHERE infno = '1101' LIMIT 1", [], |r| r.get(0)).unwrap();
-    let e: Value = serde_json::from_str(&env_sent).unwrap();
+    // The envelope is sealed in the journal (issue 22); the operator's command reads it.
+    let (id, kept): (i64, String) = db
+        .query_row("SELECT id, envelope FROM mi_request WHERE infno = '1101' LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(kept.starts_with("mi1.") && !kept.contains("sign_no"), "{kept}");
+    let config = env.dir.path().join("cli.json");
+    std::fs::write(&config, env.config(json!({})).to_string()).unwrap();
+    let shown = std::process::Command::new(target_dir().join("mi-sdk"))
+        .arg("--config")
+        .arg(&config)
+        .args(["show", &id.to_string(), "--json"])
+        .output()
+        .unwrap();
+    let e = serde_json::from_slice::<Value>(&shown.stdout).unwrap()["envelope"].clone();
     assert_eq!(e["sign_no"].as_str().unwrap().len(), 30, "the envelope as sent carries the sign_no");
     assert_eq!(e["inf_time"].as_str().unwrap().len(), 19);
 }

@@ -275,10 +275,7 @@ fn a_config_path_and_file_in_gbk_are_read_as_the_ansi_code_page() {
         assert_eq!(init_text(file.to_str().unwrap()), MI_OK, "{}", last_error());
         mi_shutdown(1000);
         // The names reached the platform as Chinese, not mojibake.
-        let envelope: String = rusqlite::Connection::open(env.journal_path())
-            .unwrap()
-            .query_row("SELECT envelope FROM mi_request WHERE infno = '1101'", [], |r| r.get(0))
-            .unwrap();
+        let envelope = journaled_envelope_of(&env.journal_path(), "1101");
         assert!(envelope.contains("深圳市第一人民医院") && envelope.contains("收费员乙"), "{envelope}");
         let log = std::fs::read_to_string(env.dir.path().join("logs/mi_sdk.log")).unwrap();
         assert!(

@@ -97,9 +97,10 @@ fn status_requests_show_and_reverse_from_the_command_line() {
     // The installation check, and a sign-in through it.
     let (code, out, err) = cli(&file, &["check", "--sign-in"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    for what in ["OK   config", "OK   journal", "OK   gateway", "OK   clock", "OK   sign-in"] {
+    for what in ["OK   config", "OK   journal", "OK   sealing", "OK   gateway", "OK   clock", "OK   sign-in"] {
         assert!(out.contains(what), "{what} in:\n{out}");
     }
+    assert!(out.contains("mi_journal.db.key"), "the check names the key file:\n{out}");
     let dead = env.dir.path().join("dead.json");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dead_cfg =

@@ -147,11 +147,8 @@ fn a_hundred_thousand_row_catalogue_downloads_with_bounded_memory_and_survives_a
 }
 
 fn journaled_at(journal: &Path, id: i64) -> (String, i64, String) {
-    let db = rusqlite::Connection::open(journal).unwrap();
-    db.query_row("SELECT state, attempts, envelope FROM mi_request WHERE id = ?1", [id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .unwrap()
+    let r = open_journal(journal).request(id).unwrap().expect("the request is journaled");
+    (r.state.as_str().to_string(), r.attempts, r.envelope)
 }
 
 /// A zip of (name, bytes) entries, names as given.

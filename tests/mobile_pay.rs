@@ -43,13 +43,14 @@ fn order_upload_pay_and_query_round_trip() {
     assert_eq!(env.ledger()["signins"].as_array().unwrap().len(), 0);
     assert_eq!(env.ledger()["mobile_pay"]["bad_signatures"], 0);
     mi_shutdown(1000);
-    // The journal keeps the plaintext request and answer, and no key.
-    let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    let (envelope, response): (String, String) = db
-        .query_row("SELECT r.envelope, a.response FROM mi_request r JOIN mi_attempt a ON a.request_id = r.id WHERE r.infno = '6201'", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
+    // The journal keeps the plaintext request and answer (sealed with the journal's
+    // key, opened here as the SDK opens them), and not the mobile platform's key.
+    let j = open_journal(&env.journal_path());
+    let sent = j.find(&mi_sdk::Filter { infno: Some("6201".into()), limit: 1, ..Default::default() }).unwrap();
+    let envelope = &sent[0].envelope;
+    let response = j.attempts(sent[0].id).unwrap()[0].response.clone().unwrap_or_default();
     assert!(envelope.contains("MZ20261127001") && response.contains(&ord), "{envelope} / {response}");
-    drop(db);
+    drop(j);
     for (path, bytes) in files_under(env.dir.path()) {
         for secret in [mobile::TEST_APP_SECRET.as_bytes(), mobile::b64(&mobile::TEST_APP_PRIVATE_KEY).as_bytes()] {
             assert!(!contains(&bytes, secret), "a secret in {}", path.display());

@@ -127,14 +127,9 @@ fn a_msgid_another_workstation_used_is_resent_under_a_fresh_one() {
     let (rc, out) = call("2207", json!({"input": settle, "insuplc_admdvs": "440300"}));
     assert_eq!(rc, MI_OK, "{out}");
     let id = mi_last_request_id();
+    let attempts: Vec<(String, Option<i64>, Option<String>)> =
+        open_journal(&b).attempts(id).unwrap().into_iter().map(|a| (a.msgid, a.infcode, a.err_msg)).collect();
     let db = rusqlite::Connection::open(&b).unwrap();
-    let attempts: Vec<(String, Option<i64>, Option<String>)> = db
-        .prepare("SELECT msgid, infcode, err_msg FROM mi_attempt WHERE request_id = ?1 ORDER BY attempt_no")
-        .unwrap()
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!((attempts[0].0.as_str(), attempts[0].1), (taken.as_str(), Some(-1)));
     assert!(attempts[0].2.as_deref().unwrap_or("").contains("重复"), "{attempts:?}");

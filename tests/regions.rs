@@ -12,11 +12,7 @@ use serde_json::{json, Value};
 
 /// The envelope the journal keeps of the first request of `infno`.
 fn journaled_envelope(env: &Env, infno: &str) -> Value {
-    let db = rusqlite::Connection::open(env.journal_path()).unwrap();
-    let text: String = db
-        .query_row("SELECT envelope FROM mi_request WHERE infno = ?1 ORDER BY id LIMIT 1", [infno], |r| r.get(0))
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&journaled_envelope_of(&env.journal_path(), infno)).unwrap()
 }
 
 /// Every byte the SDK wrote under the test's folder: journal, logs.

@@ -359,10 +359,13 @@ fn x86_dll_reads_a_gbk_config_path_and_file_on_chinese_windows() {
     std::fs::create_dir_all(&his).unwrap();
     let exe = install_loader("x86", &dll, &his);
     let sim = mi_sim::Sim::start(mi_sim::SimConfig::default(), "127.0.0.1:0").unwrap();
+    // The journal in clear (`seal` false): this test reads the envelope as sent from
+    // Linux, where the key Wine's DPAPI protected does not open. The other visits
+    // under Wine keep their journals sealed.
     let cfg = format!(
         "{{\"institution\": {{\"fixmedins_code\": \"H44030000001\", \"fixmedins_name\": \"深圳市第一人民医院\",\r\n\
          \"mdtrtarea_admvs\": \"440300\", \"opter\": \"0001\", \"opter_name\": \"收费员乙\"}},\r\n\
-         \"gateway\": {{\"url\": \"{}\", \"timeout_ms\": 4000}}, \"journal\": {{\"path\": \"mi_journal.db\"}}, \"log\": {{\"dir\": \"logs\"}}}}\r\n",
+         \"gateway\": {{\"url\": \"{}\", \"timeout_ms\": 4000}}, \"journal\": {{\"path\": \"mi_journal.db\", \"seal\": false}}, \"log\": {{\"dir\": \"logs\"}}}}\r\n",
         sim.service_url()
     );
     let (gbk, _, _) = encoding_rs::GBK.encode(&cfg);

@@ -1,6 +1,7 @@
 //! The background chores of a process using the journal: its heartbeat (on a
 //! thread of its own, so that no slow chore delays it), taking over what processes
-//! that are gone left claimed, and retention.
+//! that are gone left claimed, sealing what an existing journal held in clear, and
+//! retention.
 //!
 //! Another process is gone when two things agree: its heartbeat has stood still for
 //! [`DEAD_AFTER`], timed on this process's monotonic clock (wall clocks of different
@@ -26,6 +27,10 @@ pub const HEARTBEAT: Duration = Duration::from_millis(1000);
 /// After how long a heartbeat that stood still may mean its process is gone (if its
 /// lock is not held).
 pub const DEAD_AFTER: Duration = Duration::from_millis(5000);
+/// Requests sealed per transaction, and transactions per heartbeat, while an
+/// existing journal is being sealed (about 5,000 requests a second).
+const SEAL_BATCH: usize = 500;
+const SEAL_BATCHES: usize = 10;
 /// How often finished requests past `retain_days` are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -60,6 +65,7 @@ impl Maintenance {
                 let mut last_purge: Option<Mono> = None;
                 while pause(&s, HEARTBEAT) {
                     recover(&core, &mut watch);
+                    seal_older(&core);
                     let now = core.clock.mono();
                     if last_purge.is_none_or(|t| now.since(t) >= PURGE_EVERY) {
                         purge(&core);
@@ -187,6 +193,21 @@ fn report(core: &Core, done: crate::error::Result<Vec<(i64, Recovery)>>) {
         }
         Ok(_) => {}
         Err(e) => log::error!("recovery failed: {e}"),
+    }
+}
+
+/// Seals what an existing journal held in clear before sealing was turned on, a
+/// few short batches a second, so calls in between wait at most one batch.
+fn seal_older(core: &Core) {
+    for _ in 0..SEAL_BATCHES {
+        match core.journal.seal_older(SEAL_BATCH) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                log::error!("sealing the journal's older requests failed (will try again): {e}");
+                return;
+            }
+        }
     }
 }
 

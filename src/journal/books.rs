@@ -4,11 +4,83 @@
 //! SDK's own journal, or from another workstation's journal (or a copy of one)
 //! opened read-only.
 
-use super::{Journal, State};
+use super::{exec, Journal, State, Tx};
 use crate::error::{Code, Error, Result};
-use rusqlite::{params_from_iter, Connection, OpenFlags};
-use serde_json::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags};
+use serde_json::{Map, Value};
 use std::path::Path;
+
+/// The settlement transactions, their clearing type and their cancellation.
+pub const SETTLING: [(&str, &str, &str); 3] = [("2207", "11", "2208"), ("2304", "21", "2305"), ("2102", "41", "2103")];
+
+/// Every transaction the books read.
+pub fn infnos() -> Vec<&'static str> {
+    SETTLING.iter().flat_map(|(s, _, c)| [*s, *c]).collect()
+}
+
+/// What the books read of a settlement's envelope and answer: kept in clear beside
+/// the sealed values (`books_envelope`, `books_result`), in the same places, so the
+/// day's totals are summed without the key (another workstation's journal too).
+/// Keys and amounts only: no name, ID number or diagnosis.
+const ENVELOPE_FACTS: [&str; 5] =
+    ["/insuplc_admdvs", "/input/data/setl_id", "/input/data/mdtrt_id", "/input/data/psn_no", "/input/data/insutype"];
+const RESULT_FACTS: [&str; 11] = [
+    "/output/setlinfo/setl_id",
+    "/output/setlinfo/mdtrt_id",
+    "/output/setlinfo/psn_no",
+    "/output/setlinfo/insutype",
+    "/output/setlinfo/clr_type",
+    "/output/setlinfo/clr_optins",
+    "/output/setlinfo/setl_time",
+    "/output/setlinfo/medfee_sumamt",
+    "/output/setlinfo/fund_pay_sumamt",
+    "/output/setlinfo/acct_pay",
+    "/output/setlinfo/psn_cash_pay",
+];
+
+/// The values of `json` at `pointers`, each in its place in an object of the same
+/// shape; `None` when `json` is not JSON.
+fn facts(json: &str, pointers: &[&str]) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let mut out = Value::Object(Map::new());
+    for p in pointers {
+        if let Some(found) = v.pointer(p) {
+            let mut at = &mut out;
+            let mut names = p.split('/').skip(1).peekable();
+            while let Some(name) = names.next() {
+                let Value::Object(m) = at else { break };
+                at = if names.peek().is_some() {
+                    m.entry(name).or_insert_with(|| Value::Object(Map::new()))
+                } else {
+                    m.insert(name.to_string(), found.clone());
+                    break;
+                };
+            }
+        }
+    }
+    Some(out.to_string())
+}
+
+impl Tx<'_> {
+    /// Keeps in clear what the books read of a settlement-class request (nothing
+    /// for any other): of its envelope and of its final result, each when given.
+    pub(super) fn keep_books(&self, id: i64, infno: &str, envelope: Option<&str>, result: Option<&str>) -> Result<()> {
+        if !infnos().contains(&infno) {
+            return Ok(());
+        }
+        if let Some(e) = envelope {
+            exec(
+                self,
+                "UPDATE mi_request SET books_envelope = ?2 WHERE id = ?1",
+                params![id, facts(e, &ENVELOPE_FACTS)],
+            )?;
+        }
+        if let Some(r) = result {
+            exec(self, "UPDATE mi_request SET books_result = ?2 WHERE id = ?1", params![id, facts(r, &RESULT_FACTS)])?;
+        }
+        Ok(())
+    }
+}
 
 /// One request as the books read it.
 #[derive(Debug, Clone)]
@@ -77,9 +149,23 @@ pub fn open_copy(path: &Path, dir: &Path) -> Result<Connection> {
 /// that succeeded, were reversed or are uncertain, oldest first. (An async request
 /// may wait in the queue, or be taken over, and leave days after it was created.)
 pub fn kept(c: &Connection, infnos: &[&str], since: &str) -> Result<Vec<Kept>> {
+    // A journal of a version before sealing has no clear copies: its values are clear.
+    let copies: i64 = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('mi_request') WHERE name IN ('books_envelope', 'books_result')",
+        [],
+        |r| r.get(0),
+    )?;
+    let (envelope, result) = if copies == 2 {
+        (
+            "CASE WHEN envelope LIKE 'mi1.%' THEN books_envelope ELSE envelope END",
+            "CASE WHEN result LIKE 'mi1.%' THEN books_result ELSE result END",
+        )
+    } else {
+        ("envelope", "result")
+    };
     let marks = vec!["?"; infnos.len()].join(", ");
     let sql = format!(
-        "SELECT id, infno, state, msgid, envelope, result, created_at, updated_at,
+        "SELECT id, infno, state, msgid, {envelope}, {result}, created_at, updated_at,
                 (SELECT min(started_at) FROM mi_attempt a WHERE a.request_id = r.id),
                 (SELECT max(started_at) FROM mi_attempt a WHERE a.request_id = r.id)
            FROM mi_request r

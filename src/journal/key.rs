@@ -25,7 +25,7 @@ pub fn load_or_create(path: &Path) -> Result<SealKey> {
         return load(path);
     }
     let key = SealKey::generate()?;
-    let text = format!("{FIRST_LINE}\n{}\n", protect(key.bytes())?);
+    let text = file_text(&key)?;
     let tmp = path.with_extension(format!("key-new-{}", crate::crypto::nonce()));
     let written = write_private(&tmp, text.as_bytes());
     let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
@@ -35,6 +35,30 @@ pub fn load_or_create(path: &Path) -> Result<SealKey> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load(path),
         Err(e) => Err(trouble(path, &format!("cannot be written: {e}"))),
     }
+}
+
+/// The file a rotation writes its new key to before the journal is re-sealed
+/// with it: `<key file>.new`, moved over the key file once the journal is.
+pub fn pending(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".new");
+    std::path::PathBuf::from(p)
+}
+
+/// A new key, written to [`pending`] (replacing what an interrupted rotation
+/// left there).
+pub fn create_pending(path: &Path) -> Result<SealKey> {
+    let new = pending(path);
+    let key = SealKey::generate()?;
+    let text = file_text(&key)?;
+    let _ = std::fs::remove_file(&new);
+    write_private(&new, text.as_bytes()).map_err(|e| trouble(&new, &format!("cannot be written: {e}")))?;
+    Ok(key)
+}
+
+/// Puts the pending key in the key file's place (the journal is sealed with it).
+pub fn promote(path: &Path) -> Result<()> {
+    std::fs::rename(pending(path), path).map_err(|e| trouble(path, &format!("cannot be replaced by the new key: {e}")))
 }
 
 /// The key in `path`; `MI_E_JOURNAL` naming the file when it is missing, broken,
@@ -48,6 +72,11 @@ pub fn load(path: &Path) -> Result<SealKey> {
     let bytes = unprotect(lines.next().unwrap_or("")).map_err(|why| trouble(path, &why))?;
     let b: [u8; 16] = bytes.try_into().map_err(|_| trouble(path, "does not hold a 128-bit key"))?;
     Ok(SealKey::from_bytes(b))
+}
+
+/// What a key file holds for `key`.
+fn file_text(key: &SealKey) -> Result<String> {
+    Ok(format!("{FIRST_LINE}\n{}\n", protect(key.bytes())?))
 }
 
 fn trouble(path: &Path, what: &str) -> Error {

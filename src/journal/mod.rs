@@ -24,6 +24,7 @@ pub mod owners;
 pub mod queue;
 pub mod reads;
 pub mod records;
+mod sealing;
 pub mod writer;
 
 use crate::clock::Clock;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_signin_set_null.sql"),
     include_str!("migrations/0005_meta.sql"),
     include_str!("migrations/0006_ownership.sql"),
+    include_str!("migrations/0007_sealing.sql"),
 ];
 
 /// The states of a request (docs/api_reference.md, `mi_get_request`), stored as
@@ -190,6 +192,10 @@ pub struct Options {
     /// The config's node; `None`: the journal's own ([`Journal::node`]).
     pub node_id: Option<u32>,
     pub clock: Clock,
+    /// Whether new envelopes, answers and error texts are sealed (`journal.seal`).
+    pub seal: bool,
+    /// The key file; `None`: beside the journal, its name and `.key`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -200,7 +206,18 @@ impl Options {
             fixmedins_code: cfg.institution.fixmedins_code.clone(),
             node_id: cfg.node_id,
             clock,
+            seal: cfg.journal.seal,
+            key_file: Some(cfg.journal_key_path()),
         }
+    }
+
+    /// The key file of the journal at `journal`.
+    fn key_path(&self, journal: &Path) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| {
+            let mut p = journal.as_os_str().to_owned();
+            p.push(".key");
+            PathBuf::from(p)
+        })
     }
 }
 
@@ -210,6 +227,8 @@ pub struct Journal {
     opts: Options,
     /// The msgid node in use, and where it came from.
     node: Node,
+    /// The key and the rules of what is sealed.
+    sealing: sealing::Sealing,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     /// The `PRAGMA synchronous` statement that restores the configured setting.
     restore_sync: String,
@@ -337,20 +356,24 @@ impl Journal {
         // connection itself checkpoints only if the WAL grows past ~40 MB, in case
         // that thread cannot keep up.
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {};", checkpoint::BACKSTOP_PAGES))?;
+        let key_path = opts.key_path(path);
         let mut j = Journal {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             restore_sync: format!("PRAGMA synchronous = {sync}"),
             opts,
             node: Node { id: 0, source: NodeSource::Config },
+            sealing: sealing::Sealing::none(key_path.clone()),
             checkpointer: Mutex::new(None),
             wal: Mutex::new(None),
             #[cfg(test)]
             fail_flushes: Default::default(),
         };
         j.migrate()?;
-        let node = j.write(|tx| tx.node(j.opts.node_id))?;
+        let (node, sealing) =
+            j.write(|tx| Ok((tx.node(j.opts.node_id)?, sealing::Sealing::start(tx, j.opts.seal, &key_path)?)))?;
         j.node = node;
+        j.sealing = sealing;
         Ok(j)
     }
 
@@ -516,6 +539,8 @@ pub(crate) mod tests {
             fixmedins_code: "H44030000001".into(),
             node_id: Some(3),
             clock: Clock::system(),
+            seal: true,
+            key_file: None,
         }
     }
 

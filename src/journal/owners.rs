@@ -96,6 +96,16 @@ pub fn sweep(journal: &Path, me: &str) {
     }
 }
 
+/// The owners whose lock files are held now: the processes using the journal.
+pub fn alive(journal: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(folder(journal)) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".lock").map(str::to_owned))
+        .filter(|owner| matches!(liveness(journal, owner), Liveness::Alive))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

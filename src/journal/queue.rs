@@ -6,6 +6,7 @@
 //! journal never claim the same request, and whatever a crash leaves behind is
 //! found again by the same rules.
 
+use super::sealing::{self, Place};
 use super::{exec, records, row, Attempt, Final, Journal, RequestRow, Tx};
 use crate::error::{Error, Result};
 use crate::protocol::retry::AttemptOutcome;
@@ -125,32 +126,49 @@ impl Tx<'_> {
     /// changes nothing and fails with [`Error::lost_claim`].
     pub fn advance(&self, id: i64, owner: &str, attempt: Option<&Attempt>, next: &Next) -> Result<()> {
         let now = self.now();
-        let n = match next {
-            Next::Final(fin) => exec(
-                self,
-                "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, updated_at = ?7,
-                        owner = NULL, next_at = NULL
-                  WHERE id = ?1 AND owner = ?2",
-                params![id, owner, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
-            )?,
-            Next::Retry { at_ms, last_error, keep_owner } => exec(
-                self,
-                "UPDATE mi_request SET state = 'retry_wait', last_error = ?3, next_at = ?4, owner = ?5,
-                        updated_at = ?6
-                  WHERE id = ?1 AND owner = ?2",
-                params![id, owner, last_error, at_ms, keep_owner, now],
-            )?,
-        };
-        if n != 1 {
-            return Err(Error::lost_claim(id));
+        let s = &self.journal.sealing;
+        match next {
+            Next::Final(fin) => {
+                let (result, last_error) = self.sealed_final(id, fin)?;
+                let infno: String = row(
+                    self,
+                    "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, updated_at = ?7,
+                            owner = NULL, next_at = NULL
+                      WHERE id = ?1 AND owner = ?2 RETURNING infno",
+                    params![id, owner, fin.state, fin.code.as_i32(), result, last_error, now],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::lost_claim(id))?;
+                self.keep_books(id, &infno, None, Some(&fin.result))?;
+            }
+            Next::Retry { at_ms, last_error, keep_owner } => {
+                let n = exec(
+                    self,
+                    "UPDATE mi_request SET state = 'retry_wait', last_error = ?3, next_at = ?4, owner = ?5,
+                            updated_at = ?6
+                      WHERE id = ?1 AND owner = ?2",
+                    params![id, owner, s.seal(Place::LastError(id), last_error)?, at_ms, keep_owner, now],
+                )?;
+                if n != 1 {
+                    return Err(Error::lost_claim(id));
+                }
+            }
         }
         if let Some(a) = attempt {
+            let err_msg = s.seal_opt(Place::ErrMsg(id, a.no), a.err_msg.as_deref())?;
+            // The answer of the attempt that ended the request is usually its result
+            // too: kept once (sealing it twice cost a third of a call's sealing).
+            let response = match (a.response.as_deref(), next) {
+                (Some(r), Next::Final(fin)) if r == fin.result => Some(sealing::SAME_AS_RESULT.to_string()),
+                (r, _) => s.seal_opt(Place::Response(id, a.no), r)?,
+            };
             exec(
                 self,
                 "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, http_status = ?5, infcode = ?6,
                         err_msg = ?7, response = ?8, latency_ms = ?9
                   WHERE request_id = ?1 AND attempt_no = ?2",
-                params![id, a.no, now, a.outcome, a.http_status, a.infcode, a.err_msg, a.response, a.latency_ms],
+                params![id, a.no, now, a.outcome, a.http_status, a.infcode, err_msg, response, a.latency_ms],
             )?;
         }
         Ok(())
@@ -201,13 +219,22 @@ impl Tx<'_> {
         let mut done = Vec::new();
         for (id, owner, in_flight) in orphans {
             let what = decide(&records::existing_row(self, id)?, in_flight);
-            exec(
-                self,
-                "UPDATE mi_attempt SET finished_at = ?2, outcome = ?3,
-                        err_msg = 'the process sending it stopped before an answer came'
-                  WHERE request_id = ?1 AND finished_at IS NULL",
-                params![id, now, AttemptOutcome::Interrupted],
-            )?;
+            let open: Vec<i64> = self
+                .prepare_cached("SELECT attempt_no FROM mi_attempt WHERE request_id = ?1 AND finished_at IS NULL")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            for no in open {
+                let why = self
+                    .journal
+                    .sealing
+                    .seal(Place::ErrMsg(id, no), "the process sending it stopped before an answer came")?;
+                exec(
+                    self,
+                    "UPDATE mi_attempt SET finished_at = ?3, outcome = ?4, err_msg = ?5
+                      WHERE request_id = ?1 AND attempt_no = ?2",
+                    params![id, no, now, AttemptOutcome::Interrupted, why],
+                )?;
+            }
             let n = match &what {
                 // From now on the workers drive it (a sync query or reversal whose
                 // sender stopped mid-send): `mode` says who drives a request.
@@ -219,13 +246,22 @@ impl Tx<'_> {
                       WHERE id = ?1 AND owner = ?2",
                     params![id, owner, now],
                 )?,
-                Recovery::End(fin) => exec(
-                    self,
-                    "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, owner = NULL,
-                            next_at = NULL, updated_at = ?7
-                      WHERE id = ?1 AND owner = ?2",
-                    params![id, owner, fin.state, fin.code.as_i32(), fin.result, fin.last_error, now],
-                )?,
+                Recovery::End(fin) => {
+                    let (result, last_error) = self.sealed_final(id, fin)?;
+                    let infno: Option<String> = row(
+                        self,
+                        "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, owner = NULL,
+                                next_at = NULL, updated_at = ?7
+                          WHERE id = ?1 AND owner = ?2 RETURNING infno",
+                        params![id, owner, fin.state, fin.code.as_i32(), result, last_error, now],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                    match infno {
+                        Some(infno) => self.keep_books(id, &infno, None, Some(&fin.result)).map(|_| 1)?,
+                        None => 0,
+                    }
+                }
             };
             if n != 1 {
                 return Err(Error::lost_claim(id));

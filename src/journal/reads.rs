@@ -3,6 +3,7 @@
 //! index lookups wherever a status is asked often, so they stay as fast with a
 //! million requests as with a thousand.
 
+use super::sealing::{self, Place};
 use super::{records, row, Attempt, Journal, RequestRow, State};
 use crate::error::{Error, Result};
 use rusqlite::{params, OptionalExtension};
@@ -13,7 +14,7 @@ pub(super) const OLDEST_UNFINISHED: &str =
     "SELECT created_at FROM mi_request WHERE state IN ('queued', 'sending', 'retry_wait') ORDER BY id LIMIT 1";
 
 /// When, which transaction and why the latest request failed (mi_state_count).
-pub(super) const LAST_FAILURE: &str = "SELECT s.last_at, coalesce(r.infno, ''), coalesce(r.last_error, '')
+pub(super) const LAST_FAILURE: &str = "SELECT s.last_at, coalesce(r.infno, ''), r.id, r.last_error
                FROM mi_state_count s LEFT JOIN mi_request r ON r.id = s.last_id
               WHERE s.state IN ('failed', 'business_error', 'uncertain') AND s.last_at IS NOT NULL
               ORDER BY s.last_at DESC LIMIT 1";
@@ -94,9 +95,15 @@ impl Journal {
             row(&c, "SELECT last_at FROM mi_state_count WHERE state = 'succeeded'", [], |r| r.get(0))
                 .optional()?
                 .flatten();
-        let last_error =
-            row(&c, LAST_FAILURE, [], |r| Ok(LastFailure { at: r.get(0)?, infno: r.get(1)?, message: r.get(2)? }))
-                .optional()?;
+        let last: Option<(String, String, Option<i64>, Option<String>)> =
+            row(&c, LAST_FAILURE, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()?;
+        let last_error = match last {
+            Some((at, infno, Some(id), Some(kept))) => {
+                Some(LastFailure { at, infno, message: self.sealing.open(&c, Place::LastError(id), kept)? })
+            }
+            Some((at, infno, ..)) => Some(LastFailure { at, infno, message: String::new() }),
+            None => None,
+        };
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         Ok(Health { oldest_unfinished, last_success_at, last_error, bytes: size(&self.path) + size(&self.wal_path()) })
     }
@@ -158,7 +165,7 @@ impl Journal {
         let ids: Vec<i64> = st
             .query_map(params![f.state, f.infno, f.date, f.msgid, f.limit], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        ids.into_iter().filter_map(|id| records::read_row(&c, id).transpose()).collect()
+        ids.into_iter().filter_map(|id| records::read_row(&c, &self.sealing, id).transpose()).collect()
     }
 
     /// Requests created on the days `from` to `to` (`yyyy-MM-dd`, inclusive), oldest first.
@@ -170,7 +177,7 @@ impl Journal {
             )?
             .query_map(params![from, to], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        ids.into_iter().filter_map(|id| records::read_row(&c, id).transpose()).collect()
+        ids.into_iter().filter_map(|id| records::read_row(&c, &self.sealing, id).transpose()).collect()
     }
 
     /// The attempts of a request, oldest first.
@@ -194,8 +201,25 @@ impl Journal {
                     latency_ms: r.get(8)?,
                 })
             })?
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(rows)
+            .collect::<std::result::Result<Vec<Attempt>, _>>()?;
+        let mut result: Option<Option<String>> = None;
+        rows.into_iter()
+            .map(|mut a| {
+                a.err_msg = self.sealing.open_opt(&c, Place::ErrMsg(id, a.no), a.err_msg.take())?;
+                a.response = match a.response.take() {
+                    Some(same) if same == sealing::SAME_AS_RESULT => {
+                        if result.is_none() {
+                            let kept: Option<String> =
+                                row(&c, "SELECT result FROM mi_request WHERE id = ?1", [id], |r| r.get(0))?;
+                            result = Some(self.sealing.open_opt(&c, Place::Result(id), kept)?);
+                        }
+                        result.clone().flatten()
+                    }
+                    other => self.sealing.open_opt(&c, Place::Response(id, a.no), other)?,
+                };
+                Ok(a)
+            })
+            .collect()
     }
 }
 

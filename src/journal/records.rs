@@ -2,6 +2,7 @@
 //! transaction), the start of an attempt, reversal links, reading a row back, the
 //! msgid counter, and the day's sign-ins.
 
+use super::sealing::{Place, Sealing};
 use super::{exec, row, Final, Journal, RequestRow, State, Tx};
 use crate::error::{Error, Result};
 use crate::protocol::msgid::{self, SeqState};
@@ -91,9 +92,9 @@ const ROW: &str = "SELECT id, msgid, infno, mode, priority, state, envelope, att
                           reversal_of, reversed_by, created_at, updated_at
                      FROM mi_request WHERE id = ?1";
 
-/// Reads a request row.
-pub(super) fn read_row(c: &Connection, id: i64) -> Result<Option<RequestRow>> {
-    Ok(row(c, ROW, [id], |r| {
+/// Reads a request row, its sealed values opened.
+pub(super) fn read_row(c: &Connection, s: &Sealing, id: i64) -> Result<Option<RequestRow>> {
+    let Some(mut r) = row(c, ROW, [id], |r| {
         Ok(RequestRow {
             id: r.get(0)?,
             msgid: r.get(1)?,
@@ -112,17 +113,24 @@ pub(super) fn read_row(c: &Connection, id: i64) -> Result<Option<RequestRow>> {
             updated_at: r.get(14)?,
         })
     })
-    .optional()?)
+    .optional()?
+    else {
+        return Ok(None);
+    };
+    r.envelope = s.open(c, Place::Envelope(id), std::mem::take(&mut r.envelope))?;
+    r.result = s.open_opt(c, Place::Result(id), r.result.take())?;
+    r.last_error = s.open_opt(c, Place::LastError(id), r.last_error.take())?;
+    Ok(Some(r))
 }
 
 /// A request row that must exist (it was just claimed or written).
-pub(super) fn existing_row(c: &Connection, id: i64) -> Result<RequestRow> {
-    read_row(c, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))
+pub(super) fn existing_row(tx: &Tx<'_>, id: i64) -> Result<RequestRow> {
+    read_row(tx, &tx.journal.sealing, id)?.ok_or_else(|| Error::journal(format!("request {id} vanished")))
 }
 
 impl Journal {
     pub fn request(&self, id: i64) -> Result<Option<RequestRow>> {
-        read_row(&self.lock(), id)
+        read_row(&self.lock(), &self.sealing, id)
     }
 
     /// Whether attempt `no` of request `id` is the first send of `msgid` that can
@@ -220,6 +228,7 @@ impl Tx<'_> {
     /// fails with [`Error::lost_claim`].
     pub fn begin_attempt(&self, id: i64, owner: &str, msgid: &str, envelope: &str) -> Result<i64> {
         let now = self.now();
+        let envelope = self.journal.sealing.seal(Place::Envelope(id), envelope)?;
         // msgid is set only when it changes: setting it rewrites its index entry.
         let n: i64 = row(
             self,
@@ -347,13 +356,25 @@ impl Tx<'_> {
     /// whether it was processed. False when the request is no longer uncertain
     /// (someone reversed or resolved it meanwhile): nothing is changed then.
     pub fn resolve_uncertain(&self, id: i64, fin: &Final) -> Result<bool> {
-        let n = exec(
+        let (result, last_error) = self.sealed_final(id, fin)?;
+        let infno: Option<String> = row(
             self,
             "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6
-              WHERE id = ?1 AND owner IS NULL AND state = 'uncertain'",
-            params![id, fin.state, fin.code.as_i32(), fin.result, fin.last_error, self.now()],
-        )?;
-        Ok(n == 1)
+              WHERE id = ?1 AND owner IS NULL AND state = 'uncertain' RETURNING infno",
+            params![id, fin.state, fin.code.as_i32(), result, last_error, self.now()],
+            |r| r.get(0),
+        )
+        .optional()?;
+        match infno {
+            Some(infno) => self.keep_books(id, &infno, None, Some(&fin.result)).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    /// A final result and last error as they are kept.
+    pub(super) fn sealed_final(&self, id: i64, fin: &Final) -> Result<(String, Option<String>)> {
+        let s = &self.journal.sealing;
+        Ok((s.seal(Place::Result(id), &fin.result)?, s.seal_opt(Place::LastError(id), fin.last_error.as_deref())?))
     }
 
     /// Keeps an operator's sign_no of a day.
@@ -380,23 +401,28 @@ impl Tx<'_> {
     }
 }
 
-fn insert_row(
-    c: &Connection,
-    req: &NewRequest,
-    start: Start<'_>,
-    msgid: &str,
-    envelope: &str,
-    now: &str,
-) -> Result<i64> {
+/// Inserts a request row under the id it will have, so that its envelope is sealed
+/// for that row before it is written (one write, not an insert and an update).
+fn insert_row(tx: &Tx<'_>, req: &NewRequest, start: Start<'_>, msgid: &str, envelope: &str, now: &str) -> Result<i64> {
     let (state, owner, attempts) = match start {
         Start::Queued => (State::Queued, None, 0),
         Start::Claimed(owner) => (State::Sending, Some(owner), 0),
         Start::Sending(owner) => (State::Sending, Some(owner), 1),
     };
-    let mut st = c.prepare_cached(
-        "INSERT INTO mi_request(msgid, infno, mode, priority, state, envelope, owner, reversal_of, source,
+    // AUTOINCREMENT's next id, as SQLite would choose it (in the write transaction:
+    // nobody else can take it meanwhile).
+    let id: i64 = row(
+        tx,
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'mi_request'), 0),
+                    coalesce((SELECT max(id) FROM mi_request), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let kept = tx.journal.sealing.seal(Place::Envelope(id), envelope)?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO mi_request(id, msgid, infno, mode, priority, state, envelope, owner, reversal_of, source,
                                 created_at, updated_at, attempts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
     )?;
     let inserted = st.execute(params![
         msgid,
@@ -404,12 +430,13 @@ fn insert_row(
         req.mode,
         req.priority,
         state,
-        envelope,
+        kept,
         owner,
         req.reversal_of,
         req.source,
         now,
-        attempts
+        attempts,
+        id
     ]);
     if let Err(rusqlite::Error::SqliteFailure(f, msg)) = &inserted {
         if f.code == rusqlite::ErrorCode::ConstraintViolation {
@@ -420,7 +447,8 @@ fn insert_row(
         }
     }
     inserted?;
-    Ok(c.last_insert_rowid())
+    tx.keep_books(id, &req.infno, Some(envelope), None)?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -43,10 +43,22 @@ pub fn run(cfg: Config, sign_in: bool, print: &mut dyn FnMut(&str)) -> Printed {
     );
     let jp = cfg.journal_path();
     if jp.is_file() {
-        match Journal::open(&jp, Options::of(&cfg, clock.clone())).and_then(|j| j.check_writable().map(|()| j.node())) {
-            Ok(node) => {
+        match Journal::open(&jp, Options::of(&cfg, clock.clone()))
+            .and_then(|j| j.check_writable().map(|()| (j.node(), j.sealed())))
+        {
+            Ok((node, sealed)) => {
                 line(true, "journal", format!("{} is writable", jp.display()));
                 line(true, "node", format!("msgid node {:02} (from the {})", node.id, node.source.as_str()));
+                let key = cfg.journal_key_path();
+                let seal = if sealed {
+                    format!(
+                        "patients' data sealed with the key in {} (back it up apart from the journal)",
+                        key.display()
+                    )
+                } else {
+                    "journal.seal is false: new requests are kept in clear".to_string()
+                };
+                line(true, "sealing", seal);
             }
             Err(e) => line(false, "journal", format!("{}: {}", jp.display(), e.message)),
         }

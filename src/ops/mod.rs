@@ -92,6 +92,16 @@ pub struct Printed {
 
 /// `mi-sdk reverse ID`: sends 2601 for an uncertain or succeeded settlement; the
 /// platform's answer, and a failure unless the reversal succeeded.
+/// `mi-sdk journal rekey`: the journal's key rotated (see `Journal::rekey`).
+pub fn rekey(cfg: &Config) -> Result<String> {
+    let n = journal(cfg)?.rekey()?;
+    Ok(format!(
+        "the journal's key is new: {n} requests sealed again with it, key file {}. Back the new key file up \
+         with the journal; the old one no longer opens it",
+        cfg.journal_key_path().display()
+    ))
+}
+
 pub fn reverse(cfg: Config, id: i64) -> Result<Printed> {
     journal(&cfg)?;
     let sdk = Sdk::start(cfg)?;

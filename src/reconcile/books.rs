@@ -8,19 +8,12 @@
 //! the original) counts once: a msgid names one message of one workstation.
 
 use crate::journal::books::Kept;
+pub use crate::journal::books::{infnos, SETTLING};
 use crate::journal::State;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-
-/// The settlement transactions, their clearing type and their cancellation.
-pub const SETTLING: [(&str, &str, &str); 3] = [("2207", "11", "2208"), ("2304", "21", "2305"), ("2102", "41", "2103")];
-
-/// Every transaction the books read.
-pub fn infnos() -> Vec<&'static str> {
-    SETTLING.iter().flat_map(|(s, _, c)| [*s, *c]).collect()
-}
 
 /// The 3201 grouping.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -20,6 +20,10 @@ pub struct RequestRecord {
     pub last_error: Option<String>,
     pub reversal_of: Option<i64>,
     pub reversed_by: Option<i64>,
+    /// The envelope as last sent, or as built before it was (`mi-sdk show`): in the
+    /// journal it is sealed, so this is where an operator reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Value>,
     /// The output the HIS is given, once finished (`mi-sdk show`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
@@ -59,14 +63,17 @@ impl RequestRecord {
             last_error: r.last_error.clone(),
             reversal_of: r.reversal_of,
             reversed_by: r.reversed_by,
+            envelope: None,
             result: None,
             attempt_rows: None,
         }
     }
 
-    /// The whole record: its result (as JSON) and its attempts.
+    /// The whole record: its envelope and result (as JSON) and its attempts.
     pub fn with_details(mut self, row: &RequestRow, attempts: &[Attempt]) -> RequestRecord {
-        self.result = Some(row.result.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null));
+        let json = |t: Option<&str>| Some(t.and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null));
+        self.envelope = json(Some(&row.envelope));
+        self.result = json(row.result.as_deref());
         self.attempt_rows = Some(attempts.iter().map(AttemptRecord::of).collect());
         self
     }

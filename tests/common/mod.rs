@@ -781,3 +781,25 @@ fn build_fake_reader(name: &str, defines: &[&str]) -> Option<PathBuf> {
     assert!(ok, "the stand-in reader did not build");
     Some(out)
 }
+
+/// The journal at `path` opened as the SDK opens it: its sealed values are read
+/// with the key file beside it (issue 22). Safe beside a running SDK.
+pub fn open_journal(path: &Path) -> mi_sdk::internals::Journal {
+    let opts = mi_sdk::internals::Options {
+        synchronous: mi_sdk::config::Synchronous::Normal,
+        busy_timeout_ms: 10_000,
+        fixmedins_code: "H44030000001".into(),
+        node_id: Some(0),
+        clock: mi_sdk::Clock::system(),
+        seal: true,
+        key_file: None,
+    };
+    mi_sdk::internals::Journal::open(path, opts).expect("the journal opens with its key")
+}
+
+/// The envelope, as sent, of the first request of `infno` in the journal at `path`.
+pub fn journaled_envelope_of(path: &Path, infno: &str) -> String {
+    let all = mi_sdk::Filter { infno: Some(infno.into()), limit: 1000, ..Default::default() };
+    let rows = open_journal(path).find(&all).expect("the journal is read");
+    rows.last().unwrap_or_else(|| panic!("no {infno} in the journal")).envelope.clone()
+}

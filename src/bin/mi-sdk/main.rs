@@ -16,7 +16,8 @@ const USAGE: &str = "usage: mi-sdk [--config FILE] COMMAND
 commands:
   status [--json]                 signed in? gateway? what is waiting, failing, uncertain
   requests [--state S] [--infno N] [--date YYYY-MM-DD] [--msgid M] [--limit N] [--json]
-  show ID [--json]                one request with its attempts
+  show ID [--json]                one request with its attempts (--json: with its envelope and
+                                  result, which the journal keeps sealed)
   reverse ID                      send 2601 for an uncertain or succeeded settlement
   report [DATE] [--json]          a day's summary (default today): counts, failures, uncertain, settled amounts
   reconcile --date DATE [--to DATE] [--journal FILE|DIR]... [--json]
@@ -49,6 +50,9 @@ commands:
                                   (--workers N, --node NAME, --lease S, --poll-ms MS); the
                                   connection string may come from MI_BRIDGE_DSN instead
   sim [ARGS]                      run the platform simulator (mi-sim, installed beside mi-sdk)
+  journal rekey                   rotate the journal's sealing key: a new key file, every sealed
+                                  value sealed again with it; with every program using the
+                                  journal stopped
   check [--sign-in]               config, journal, gateway reachable, clock against the gateway;
                                   with --sign-in also signs the operator in (9001)
   help [COMMAND]                  this text, or one command's (also COMMAND --help); needs no config
@@ -127,6 +131,10 @@ fn main() -> ExitCode {
             }
         }
         "catalog" => catalog(cfg, rest, json),
+        "journal" => match rest {
+            [action] if action == "rekey" => ops::rekey(&cfg).map(printed).map_err(Stop::from),
+            _ => Err(Stop::Usage("journal takes one action: rekey".into())),
+        },
         "serve" => serve(cfg, rest),
         "check" => Ok(ops::check::run(cfg, rest.iter().any(|a| a == "--sign-in"), &mut |l| {
             let _ = writeln!(std::io::stdout(), "{l}");

@@ -1,0 +1,666 @@
+//! Which values of the journal are sealed, and with what: the envelope, the result
+//! and the last error of a request, and the response and error text of each
+//! attempt: everything that may carry a patient's name, ID number, phone or
+//! diagnosis. Each is sealed with the journal's key (SM4-GCM, [`crate::crypto::seal`])
+//! for its place, the column and the request (and attempt) it belongs to, so a value
+//! moved to another row does not open. Ids, msgids, states, codes, times and the
+//! settlement facts the books sum stay in clear and indexed.
+//!
+//! A journal sealed once keeps in `mi_meta`:
+//! - `key_check`: a known text sealed with its key. Opening it with another key, or
+//!   with none, is refused at once, before anything is sent, naming the key file.
+//! - `clear_below`: requests below this id may still hold values written in clear
+//!   (before sealing was turned on); [`Journal::seal_older`] seals them a batch at a
+//!   time and lowers it to 0 when done. A clear value anywhere else is refused as
+//!   changed outside mi_sdk: the value `mi1.` began with had a byte flipped, or a
+//!   clear text was put in place of a sealed one.
+
+use super::{exec, key, owners, row, Journal, Tx};
+use crate::crypto::seal::{self, SealKey};
+use crate::error::{Code, Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// What `key_check` holds, sealed.
+const CHECK_TEXT: &[u8] = b"mi_sdk journal key check";
+const CHECK_PLACE: &[u8] = b"mi_meta.key_check";
+/// An attempt's response that is its request's result, kept once (in the result):
+/// what `mi_attempt.response` holds instead of a second copy.
+pub(super) const SAME_AS_RESULT: &str = "=result";
+/// `clear_below` when values may be clear anywhere (sealing turned off).
+const ANYWHERE: i64 = i64::MAX;
+
+/// Where a sealed value belongs: its column and its request (and attempt).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Place {
+    Envelope(i64),
+    Result(i64),
+    LastError(i64),
+    Response(i64, i64),
+    ErrMsg(i64, i64),
+}
+
+impl Place {
+    fn column(self) -> &'static str {
+        match self {
+            Place::Envelope(_) => "mi_request.envelope",
+            Place::Result(_) => "mi_request.result",
+            Place::LastError(_) => "mi_request.last_error",
+            Place::Response(..) => "mi_attempt.response",
+            Place::ErrMsg(..) => "mi_attempt.err_msg",
+        }
+    }
+
+    fn request(self) -> i64 {
+        match self {
+            Place::Envelope(id) | Place::Result(id) | Place::LastError(id) => id,
+            Place::Response(id, _) | Place::ErrMsg(id, _) => id,
+        }
+    }
+
+    /// The associated data: the column, the request id and the attempt number.
+    fn aad(self) -> String {
+        match self {
+            Place::Response(id, no) | Place::ErrMsg(id, no) => format!("{}:{id}/{no}", self.column()),
+            _ => format!("{}:{}", self.column(), self.request()),
+        }
+    }
+}
+
+/// The journal's sealing: its key (if it has one), whether new values are sealed,
+/// and below which request values may be clear.
+#[derive(Debug)]
+pub(super) struct Sealing {
+    key: Option<SealKey>,
+    on: bool,
+    key_path: PathBuf,
+    clear_below: AtomicI64,
+}
+
+impl Sealing {
+    /// Nothing sealed, no key: the state before [`Sealing::start`].
+    pub(super) fn none(key_path: PathBuf) -> Sealing {
+        Sealing { key: None, on: false, key_path, clear_below: AtomicI64::new(ANYWHERE) }
+    }
+
+    /// Reads (or, sealing a journal for the first time, makes) the journal's key
+    /// and checks that it is this journal's, in the transaction that opens it.
+    pub(super) fn start(tx: &Connection, on: bool, key_path: &Path) -> Result<Sealing> {
+        let check: Option<String> = meta(tx, "key_check")?;
+        let key = match (check, on) {
+            (None, false) => None,
+            (None, true) => {
+                let key = key::load_or_create(key_path)?;
+                exec(
+                    tx,
+                    "INSERT INTO mi_meta(key, value) VALUES ('key_check', ?1) ON CONFLICT(key) DO NOTHING",
+                    [key.seal(CHECK_PLACE, CHECK_TEXT)?],
+                )?;
+                let check = meta(tx, "key_check")?.unwrap_or_default();
+                Some(checked(key, &check, key_path)?)
+            }
+            (Some(check), _) => Some(journal_key(key_path, &check)?),
+        };
+        let clear_below = if on {
+            match meta(tx, "clear_below")?.and_then(|v| v.parse::<i64>().ok()) {
+                Some(n) if n != ANYWHERE => n,
+                // Sealing begins here: what is already in the journal is clear.
+                _ => {
+                    let next: i64 = row(tx, "SELECT coalesce(max(id), 0) + 1 FROM mi_request", [], |r| r.get(0))?;
+                    let n = if next > 1 { next } else { 0 };
+                    set_meta(tx, "clear_below", &n.to_string())?;
+                    n
+                }
+            }
+        } else {
+            set_meta(tx, "clear_below", &ANYWHERE.to_string())?;
+            ANYWHERE
+        };
+        Ok(Sealing { key, on, key_path: key_path.to_path_buf(), clear_below: AtomicI64::new(clear_below) })
+    }
+
+    /// `text` as it is to be kept at `place`: sealed, unless sealing is off.
+    pub(super) fn seal(&self, place: Place, text: &str) -> Result<String> {
+        match (&self.key, self.on) {
+            (Some(k), true) => k.seal(place.aad().as_bytes(), text.as_bytes()),
+            _ => Ok(text.to_string()),
+        }
+    }
+
+    pub(super) fn seal_opt(&self, place: Place, text: Option<&str>) -> Result<Option<String>> {
+        text.map(|t| self.seal(place, t)).transpose()
+    }
+
+    /// The text a value kept at `place` holds. `c` rereads `clear_below` before a
+    /// clear value is refused (another process may have turned sealing off).
+    pub(super) fn open(&self, c: &Connection, place: Place, kept: String) -> Result<String> {
+        if seal::is_sealed(&kept) {
+            let key = self.key.as_ref().ok_or_else(|| {
+                Error::journal(format!(
+                    "request {} holds sealed values and no key was read for them (the key file {})",
+                    place.request(),
+                    self.key_path.display()
+                ))
+            })?;
+            let plain = key.open(place.aad().as_bytes(), &kept).map_err(|_| {
+                Error::journal(format!(
+                    "request {}'s {} does not open with this journal's key: it was changed or moved \
+                     outside mi_sdk",
+                    place.request(),
+                    place.column()
+                ))
+            })?;
+            return String::from_utf8(plain)
+                .map_err(|_| Error::journal(format!("request {}'s {} is not text", place.request(), place.column())));
+        }
+        if place.request() < self.clear_below.load(Ordering::Acquire)
+            || (matches!(place, Place::Response(..)) && kept == SAME_AS_RESULT)
+        {
+            return Ok(kept);
+        }
+        let now: Option<i64> = meta(c, "clear_below")?.and_then(|v| v.parse().ok());
+        if now.is_some_and(|n| place.request() < n) {
+            return Ok(kept);
+        }
+        Err(Error::journal(format!(
+            "request {}'s {} should be sealed and is not: it was changed outside mi_sdk",
+            place.request(),
+            place.column()
+        )))
+    }
+
+    pub(super) fn open_opt(&self, c: &Connection, place: Place, kept: Option<String>) -> Result<Option<String>> {
+        kept.map(|t| self.open(c, place, t)).transpose()
+    }
+
+    /// Whether requests below some id may still hold clear values to seal.
+    fn older_to_seal(&self) -> Option<i64> {
+        let n = self.clear_below.load(Ordering::Acquire);
+        (self.on && n > 1 && n != ANYWHERE).then_some(n)
+    }
+}
+
+/// The key of a journal sealed before: the key file's, or the key a rotation had
+/// sealed the journal with when it stopped before putting its file in place.
+fn journal_key(path: &Path, check: &str) -> Result<SealKey> {
+    let pending = key::pending(path);
+    if pending.is_file() {
+        if let Ok(k) = key::load(&pending).and_then(|k| checked(k, check, path)) {
+            key::promote(path)?;
+            log::warn!("journal: the key rotation that stopped half-way is finished: {} is in place", path.display());
+            return Ok(k);
+        }
+    }
+    let k = key::load(path).map_err(|e| {
+        Error::new(
+            Code::Journal,
+            format!(
+                "{}. The journal is sealed with the key in that file: restore it (or name where it is kept in \
+                 journal.key_file); without it no request can be read or sent",
+                e.message
+            ),
+        )
+    })?;
+    checked(k, check, path)
+}
+
+/// `key`, if it opens the journal's key check.
+fn checked(key: SealKey, check: &str, path: &Path) -> Result<SealKey> {
+    if key.open(CHECK_PLACE, check).ok().as_deref() == Some(CHECK_TEXT) {
+        return Ok(key);
+    }
+    Err(Error::journal(format!(
+        "the key in {} is not this journal's key: its requests cannot be read or sent. Restore the key file \
+         that was kept with this journal (journal.key_file names where it is)",
+        path.display()
+    )))
+}
+
+fn meta(c: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(row(c, "SELECT value FROM mi_meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+fn set_meta(c: &Connection, key: &str, value: &str) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO mi_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+impl Journal {
+    /// Seals the clear values of up to `batch` requests written before sealing was
+    /// turned on, in one transaction; how many requests it looked at (0: none are
+    /// left). Resumable: a crash leaves each value sealed or clear, and the next
+    /// batch goes on from the last request done (`mi_meta` `seal_cursor`). The
+    /// settlement facts of those requests are kept in clear first, for the books.
+    /// Freed space is zeroed as it goes (`secure_delete`); at the end the file is
+    /// rewritten (VACUUM) and the WAL emptied, so no clear copy is left behind.
+    pub fn seal_older(&self, batch: usize) -> Result<usize> {
+        let Some(below) = self.sealing.older_to_seal() else {
+            return Ok(0);
+        };
+        let c = self.lock();
+        c.execute_batch("PRAGMA secure_delete = ON")?;
+        let done = Tx::immediate(&c, self).and_then(|tx| {
+            let n = tx.seal_batch(below, batch)?;
+            tx.commit()?;
+            Ok(n)
+        });
+        let _ = c.execute_batch("PRAGMA secure_delete = OFF");
+        let done = done?;
+        if done == 0 {
+            self.sealing.clear_below.store(0, Ordering::Release);
+            // Space freed while the journal was kept in clear still holds old text:
+            // the file is rewritten once (VACUUM), and the WAL, which then holds the
+            // rewrite, emptied.
+            let rewritten =
+                c.execute_batch("VACUUM").and_then(|_| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
+            match rewritten {
+                Ok(()) => log::info!("journal: every request is sealed, and the file rewritten without clear text"),
+                Err(e) => log::warn!("journal: every request is sealed, but the file was not rewritten yet: {e}"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Rotates the key (`mi-sdk journal rekey`): a new key is written beside the key
+    /// file (`.new`), every sealed value is opened and sealed again with it in one
+    /// transaction, and the new file then replaces the old. A stop before the commit
+    /// leaves the journal on the old key; a stop after it is finished by the next
+    /// open. Refused while another process uses the journal (it holds the old key).
+    /// How many requests were re-sealed.
+    pub fn rekey(self) -> Result<usize> {
+        let Some(old) = self.sealing.key.clone() else {
+            return Err(Error::invalid(
+                "this journal has no key: it was never sealed (journal.seal), so there is nothing to rotate",
+            ));
+        };
+        let users = owners::alive(&self.path);
+        if !users.is_empty() {
+            return Err(Error::new(
+                Code::Busy,
+                format!(
+                    "{} other program(s) use this journal now (processes {}): stop the HIS programs and services \
+                     using it, then rotate the key",
+                    users.len(),
+                    users.join(", ")
+                ),
+            ));
+        }
+        let path = self.sealing.key_path.clone();
+        let new = key::create_pending(&path)?;
+        let with = |k: SealKey| Sealing { key: Some(k), on: true, ..Sealing::none(path.clone()) };
+        let (from, to) = (with(old), with(new.clone()));
+        let n = self.write(|tx| {
+            let n = tx.reseal(&from, &to)?;
+            set_meta(tx, "key_check", &new.seal(CHECK_PLACE, CHECK_TEXT)?)?;
+            Ok(n)
+        })?;
+        key::promote(&path)?;
+        Ok(n)
+    }
+
+    /// Whether sealing is on for new values.
+    pub fn sealed(&self) -> bool {
+        self.sealing.on
+    }
+}
+
+impl Tx<'_> {
+    /// Every sealed value opened with `from` and sealed with `to`, request by
+    /// request; clear ones are left to [`Journal::seal_older`].
+    fn reseal(&self, from: &Sealing, to: &Sealing) -> Result<usize> {
+        let (mut after, mut n) = (0i64, 0usize);
+        loop {
+            let ids = self.request_ids(after, i64::MAX, 500)?;
+            let Some(&last) = ids.last() else { return Ok(n) };
+            self.rewrite(&ids, |place, v| match v {
+                Some(t) if seal::is_sealed(&t) => Ok(Some(to.seal(place, &from.open(self, place, t)?)?)),
+                other => Ok(other),
+            })?;
+            n += ids.len();
+            after = last;
+        }
+    }
+
+    fn seal_batch(&self, below: i64, batch: usize) -> Result<usize> {
+        let cursor: i64 = meta(self, "seal_cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ids = self.request_ids(cursor, below, batch)?;
+        let Some(&last) = ids.last() else {
+            set_meta(self, "clear_below", "0")?;
+            exec(self, "DELETE FROM mi_meta WHERE key = 'seal_cursor'", [])?;
+            return Ok(0);
+        };
+        // The books' clear copy of a settlement, from its clear values, first.
+        for id in &ids {
+            let (infno, envelope, result): (String, String, Option<String>) =
+                row(self, "SELECT infno, envelope, result FROM mi_request WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if !seal::is_sealed(&envelope) {
+                self.keep_books(*id, &infno, Some(&envelope), result.as_deref().filter(|t| !seal::is_sealed(t)))?;
+            }
+        }
+        let s = &self.journal.sealing;
+        self.rewrite(&ids, |place, v| match v {
+            Some(t) if !seal::is_sealed(&t) => Ok(Some(s.seal(place, &t)?)),
+            other => Ok(other),
+        })?;
+        set_meta(self, "seal_cursor", &last.to_string())?;
+        Ok(ids.len())
+    }
+
+    /// Up to `limit` request ids after `after` and below `below`, in order.
+    fn request_ids(&self, after: i64, below: i64, limit: usize) -> Result<Vec<i64>> {
+        Ok(self
+            .prepare_cached("SELECT id FROM mi_request WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3")?
+            .query_map(params![after, below, limit as i64], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Every value that may be sealed, of the requests `ids` and their attempts,
+    /// replaced by what `f` makes of it (a response kept as its result's is left).
+    fn rewrite(&self, ids: &[i64], f: impl Fn(Place, Option<String>) -> Result<Option<String>>) -> Result<()> {
+        let f = |place: Place, v: Option<String>| match v {
+            Some(same) if same == SAME_AS_RESULT => Ok(Some(same)),
+            other => f(place, other),
+        };
+        for &id in ids {
+            let (envelope, result, last_error): (Option<String>, Option<String>, Option<String>) =
+                row(self, "SELECT envelope, result, last_error FROM mi_request WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            exec(
+                self,
+                "UPDATE mi_request SET envelope = ?2, result = ?3, last_error = ?4 WHERE id = ?1",
+                params![
+                    id,
+                    f(Place::Envelope(id), envelope)?,
+                    f(Place::Result(id), result)?,
+                    f(Place::LastError(id), last_error)?
+                ],
+            )?;
+            let attempts: Vec<(i64, Option<String>, Option<String>)> = self
+                .prepare_cached("SELECT attempt_no, response, err_msg FROM mi_attempt WHERE request_id = ?1")?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            for (no, response, err_msg) in attempts {
+                exec(
+                    self,
+                    "UPDATE mi_attempt SET response = ?3, err_msg = ?4 WHERE request_id = ?1 AND attempt_no = ?2",
+                    params![id, no, f(Place::Response(id, no), response)?, f(Place::ErrMsg(id, no), err_msg)?],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::tests::new_req;
+    use super::super::tests::opts;
+    use super::super::{Attempt, Final, Next, Options, Start, State};
+    use super::*;
+    use crate::config::Synchronous;
+    use crate::protocol::retry::AttemptOutcome;
+
+    const NAME: &str = "张三";
+    const CERTNO: &str = "440301199001011234";
+
+    fn found(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    fn open_with(p: &Path, seal: bool) -> Result<Journal> {
+        Journal::open(p, Options { seal, ..opts(Synchronous::Normal) })
+    }
+
+    /// A finished request whose envelope, result, error and attempt carry a name
+    /// and an ID number; returns its id.
+    fn finished(j: &Journal, infno: &str, envelope: &str, result: &str) -> i64 {
+        let mut req = new_req(None);
+        req.infno = infno.into();
+        let id = j.write(|tx| tx.insert(&req, Start::Sending("me"), |_| Ok(envelope.to_string()))).unwrap().id;
+        let a = Attempt {
+            no: 1,
+            outcome: Some(AttemptOutcome::Ok),
+            err_msg: Some(format!("{NAME} ok")),
+            // As a wrapping gateway answers: not the result itself.
+            response: Some(format!("{{\"data\":{result}}}")),
+            ..Default::default()
+        };
+        let fin = Final {
+            state: State::Succeeded,
+            code: crate::error::Code::Ok,
+            result: result.to_string(),
+            last_error: Some(format!("{CERTNO} checked")),
+        };
+        j.write(|tx| tx.advance(id, "me", Some(&a), &Next::Final(fin))).unwrap();
+        id
+    }
+
+    fn person() -> (String, String) {
+        (
+            format!(r#"{{"input":{{"data":{{"certno":"{CERTNO}","psn_name":"{NAME}"}}}}}}"#),
+            format!(r#"{{"infcode":0,"output":{{"baseinfo":{{"certno":"{CERTNO}","psn_name":"{NAME}"}}}}}}"#),
+        )
+    }
+
+    fn raw(j: &Journal, sql: &str) -> Vec<String> {
+        let c = j.lock();
+        let mut st = c.prepare(sql).unwrap();
+        st.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().filter_map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn values_are_sealed_in_the_file_and_read_back_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let j = open_with(&p, true).unwrap();
+        assert!(j.sealed());
+        let (envelope, result) = person();
+        let id = finished(&j, "1101", &envelope, &result);
+        for sql in [
+            "SELECT envelope FROM mi_request",
+            "SELECT result FROM mi_request",
+            "SELECT last_error FROM mi_request",
+            "SELECT response FROM mi_attempt",
+            "SELECT err_msg FROM mi_attempt",
+        ] {
+            let v = raw(&j, sql);
+            assert_eq!(v.len(), 1, "{sql}");
+            assert!(seal::is_sealed(&v[0]) && !v[0].contains(CERTNO), "{sql}: {}", v[0]);
+        }
+        let r = j.request(id).unwrap().unwrap();
+        assert_eq!((r.envelope.as_str(), r.result.as_deref()), (envelope.as_str(), Some(result.as_str())));
+        assert_eq!(r.last_error.as_deref(), Some(format!("{CERTNO} checked").as_str()));
+        let a = &j.attempts(id).unwrap()[0];
+        let wrapped = format!("{{\"data\":{result}}}");
+        assert_eq!((a.response.as_deref(), a.err_msg.as_deref()), (Some(wrapped.as_str()), Some("张三 ok")));
+        // An answer that is the result itself is kept once, in the result.
+        let same = j.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok(envelope.clone()))).unwrap().id;
+        let a = Attempt { no: 1, response: Some(result.clone()), ..Default::default() };
+        let fin = Final { state: State::Succeeded, code: Code::Ok, result: result.clone(), last_error: None };
+        j.write(|tx| tx.advance(same, "me", Some(&a), &Next::Final(fin))).unwrap();
+        assert_eq!(raw(&j, &format!("SELECT response FROM mi_attempt WHERE request_id = {same}")), [SAME_AS_RESULT]);
+        assert_eq!(j.attempts(same).unwrap()[0].response.as_deref(), Some(result.as_str()));
+        // The view shows what is clear, and nothing sealed.
+        let view: (Option<String>, Option<String>, i64) = j
+            .lock()
+            .query_row("SELECT response, last_error, attempts FROM v_mi_result WHERE request_id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(view, (None, None, 1));
+        drop(j);
+        let bytes = std::fs::read(&p).unwrap();
+        for needle in [CERTNO.as_bytes(), NAME.as_bytes(), &crate::charset::Charset::Gbk.encode(NAME)] {
+            assert!(!found(&bytes, needle), "{needle:?} in the file");
+        }
+    }
+
+    #[test]
+    fn a_moved_or_changed_value_is_refused_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open_with(&dir.path().join("j.db"), true).unwrap();
+        let (envelope, result) = person();
+        let a = finished(&j, "1101", &envelope, &result);
+        let b = finished(&j, "1101", "{}", "{}");
+        // Row a's envelope put in row b.
+        j.lock()
+            .execute(
+                "UPDATE mi_request SET envelope = (SELECT envelope FROM mi_request WHERE id = ?1) WHERE id = ?2",
+                [a, b],
+            )
+            .unwrap();
+        let e = j.request(b).unwrap_err();
+        assert_eq!(e.code, Code::Journal);
+        assert!(e.message.contains("mi_request.envelope") && !e.message.contains(CERTNO), "{}", e.message);
+        // The result moved to the envelope's column of its own row.
+        j.lock().execute("UPDATE mi_request SET envelope = result WHERE id = ?1", [a]).unwrap();
+        assert_eq!(j.request(a).unwrap_err().code, Code::Journal);
+        // Every flipped character of a sealed value, the prefix included, is refused.
+        let c = finished(&j, "1101", &envelope, &result);
+        let kept = raw(&j, &format!("SELECT result FROM mi_request WHERE id = {c}")).remove(0);
+        for i in 0..kept.len() {
+            let mut b = kept.clone().into_bytes();
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(b).unwrap();
+            if changed == kept {
+                continue;
+            }
+            j.lock().execute("UPDATE mi_request SET result = ?2 WHERE id = ?1", params![c, changed]).unwrap();
+            let e = j.request(c).unwrap_err();
+            assert_eq!(e.code, Code::Journal, "byte {i}");
+        }
+        // A clear text put in place of a sealed one is refused too.
+        j.lock().execute("UPDATE mi_request SET result = '{}' WHERE id = ?1", [c]).unwrap();
+        assert!(j.request(c).unwrap_err().message.contains("should be sealed"));
+    }
+
+    #[test]
+    fn a_journal_without_its_key_or_with_another_is_refused_naming_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let key = dir.path().join("j.db.key");
+        let (envelope, result) = person();
+        finished(&open_with(&p, true).unwrap(), "1101", &envelope, &result);
+        assert!(key.is_file());
+        let kept = std::fs::read(&key).unwrap();
+        std::fs::remove_file(&key).unwrap();
+        for seal in [true, false] {
+            let e = open_with(&p, seal).err().unwrap();
+            assert_eq!(e.code, Code::Journal);
+            assert!(e.message.contains(&key.display().to_string()) && e.message.contains("restore"), "{}", e.message);
+            assert!(!key.exists(), "no new key is made for a sealed journal");
+        }
+        // Another journal's key.
+        open_with(&dir.path().join("other.db"), true).unwrap();
+        std::fs::copy(dir.path().join("other.db.key"), &key).unwrap();
+        let e = open_with(&p, true).err().unwrap();
+        assert!(e.message.contains("is not this journal's key"), "{}", e.message);
+        std::fs::write(&key, kept).unwrap();
+        let j = open_with(&p, true).unwrap();
+        assert_eq!(j.request(1).unwrap().unwrap().envelope, envelope);
+    }
+
+    #[test]
+    fn a_clear_journal_is_sealed_in_place_in_batches_and_its_books_still_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let (envelope, result) = person();
+        let settle_in =
+            r#"{"insuplc_admdvs":"440300","input":{"data":{"mdtrt_id":"M1","psn_no":"P1","psn_name":"张三"}}}"#;
+        let settle_out =
+            r#"{"output":{"setlinfo":{"setl_id":"S1","psn_name":"张三","medfee_sumamt":25.5,"clr_type":"11"}}}"#;
+        {
+            let j = open_with(&p, false).unwrap();
+            assert!(!j.sealed());
+            for _ in 0..7 {
+                finished(&j, "1101", &envelope, &result);
+            }
+            finished(&j, "2207", settle_in, settle_out);
+            assert!(raw(&j, "SELECT envelope FROM mi_request").iter().all(|e| !seal::is_sealed(e)));
+            assert_eq!(j.seal_older(3).unwrap(), 0, "nothing is sealed with sealing off");
+        }
+        let j = open_with(&p, true).unwrap();
+        // New values are sealed at once; the old ones are read as they are meanwhile.
+        let new = finished(&j, "1101", &envelope, &result);
+        assert!(seal::is_sealed(&raw(&j, &format!("SELECT envelope FROM mi_request WHERE id = {new}"))[0]));
+        assert_eq!(j.request(1).unwrap().unwrap().envelope, envelope);
+        assert_eq!(j.seal_older(3).unwrap(), 3);
+        drop(j);
+        // Resumed after a stop.
+        let j = open_with(&p, true).unwrap();
+        let mut batches = 0;
+        while j.seal_older(3).unwrap() > 0 {
+            batches += 1;
+        }
+        assert_eq!(batches, 2, "rows 4-6 and 7-8 after rows 1-3");
+        for col in ["envelope FROM mi_request", "result FROM mi_request", "response FROM mi_attempt"] {
+            assert!(raw(&j, &format!("SELECT {col}")).iter().all(|v| seal::is_sealed(v)), "{col}");
+        }
+        for id in 1..=9 {
+            assert!(j.request(id).unwrap().is_some());
+        }
+        // The books read the settlement's facts without the key, and nothing personal.
+        let k = &crate::journal::books::kept(&j.lock(), &["2207"], "2000-01-01").unwrap()[0];
+        assert_eq!(k.result.pointer("/output/setlinfo/medfee_sumamt"), Some(&serde_json::json!(25.5)));
+        assert_eq!(k.envelope.pointer("/input/data/mdtrt_id"), Some(&serde_json::json!("M1")));
+        assert!(k.envelope.pointer("/input/data/psn_name").is_none() && k.result.to_string().find(NAME).is_none());
+        // A clear value in a row sealed by now is refused.
+        j.lock().execute("UPDATE mi_request SET last_error = 'x' WHERE id = 2", []).unwrap();
+        assert_eq!(j.request(2).unwrap_err().code, Code::Journal);
+        j.lock().execute("UPDATE mi_request SET last_error = NULL WHERE id = 2", []).unwrap();
+        drop(j);
+        // What the file and its WAL hold: no clear copy left behind.
+        for f in [p.clone(), dir.path().join("j.db-wal")] {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(!found(&bytes, CERTNO.as_bytes()), "{} holds the ID number", f.display());
+        }
+    }
+
+    #[test]
+    fn the_key_is_rotated_and_a_rotation_stopped_after_its_commit_is_finished_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let key = dir.path().join("j.db.key");
+        let (envelope, result) = person();
+        let j = open_with(&p, true).unwrap();
+        let id = finished(&j, "1101", &envelope, &result);
+        let before = raw(&j, "SELECT envelope FROM mi_request").remove(0);
+        let old_key = std::fs::read(&key).unwrap();
+        // Not while another process uses the journal.
+        let other = crate::journal::owners::OwnerLock::take(&p, "99-other").unwrap();
+        let e = j.rekey().unwrap_err();
+        assert!(e.code == Code::Busy && e.message.contains("99-other"), "{e}");
+        drop(other);
+        let j = open_with(&p, true).unwrap();
+        assert_eq!(j.rekey().unwrap(), 1);
+        assert_ne!(std::fs::read(&key).unwrap(), old_key, "a new key file");
+        assert!(!key::pending(&key).exists());
+        let j = open_with(&p, true).unwrap();
+        assert_ne!(raw(&j, "SELECT envelope FROM mi_request").remove(0), before, "sealed again");
+        assert_eq!(j.request(id).unwrap().unwrap().envelope, envelope);
+        assert_eq!(j.attempts(id).unwrap()[0].response, Some(format!("{{\"data\":{result}}}")));
+        drop(j);
+        // The old key no longer opens it.
+        let new_key = std::fs::read(&key).unwrap();
+        std::fs::write(&key, &old_key).unwrap();
+        assert!(open_with(&p, true).err().unwrap().message.contains("is not this journal's key"));
+        // Stopped after the commit, before the new file took the old one's place:
+        // the next open finishes it.
+        std::fs::write(key::pending(&key), &new_key).unwrap();
+        let j = open_with(&p, true).unwrap();
+        assert_eq!(j.request(id).unwrap().unwrap().envelope, envelope);
+        assert_eq!(std::fs::read(&key).unwrap(), new_key);
+        assert!(!key::pending(&key).exists());
+        // A journal never sealed has no key to rotate.
+        let clear = open_with(&dir.path().join("clear.db"), false).unwrap();
+        assert_eq!(clear.rekey().unwrap_err().code, Code::InvalidArgument);
+    }
+}
