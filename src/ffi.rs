@@ -741,6 +741,20 @@ pub fn system_ansi_code_page() -> u32 {
     936
 }
 
+/// Hands DPAPI to the journal's key file ([`crate::journal::key::use_dpapi`]) as the
+/// module is loaded: a CRT initializer (`.CRT$XCU`), run by the C runtime of the DLL,
+/// of `mi-sdk.exe` or of a test program before any of its code can open a journal.
+/// The journal sits below this file and never calls up into it.
+#[cfg(windows)]
+#[used]
+#[link_section = ".CRT$XCU"]
+static DPAPI_AT_LOAD: extern "C" fn() = {
+    extern "C" fn hand_over() {
+        crate::journal::key::use_dpapi(dpapi_protect, dpapi_unprotect);
+    }
+    hand_over
+};
+
 /// `data` protected by DPAPI in machine scope: the blob opens on this PC only, for
 /// any program on it (the journal's key file, [`crate::journal::key`]).
 #[cfg(windows)]

@@ -221,6 +221,7 @@ fn purge(core: &Core) {
         Err(e) => log::error!("retention purge failed: {e}"),
     }
     owners::sweep(core.journal.path(), &core.owner);
+    core.journal.vacuum_if_owed();
 }
 
 #[cfg(test)]

@@ -58,7 +58,15 @@ pub fn create_pending(path: &Path) -> Result<SealKey> {
 
 /// Puts the pending key in the key file's place (the journal is sealed with it).
 pub fn promote(path: &Path) -> Result<()> {
-    std::fs::rename(pending(path), path).map_err(|e| trouble(path, &format!("cannot be replaced by the new key: {e}")))
+    std::fs::rename(pending(path), path)
+        .map_err(|e| trouble(path, &format!("cannot be replaced by the new key: {e}")))?;
+    // The rename itself on disk (the folder's entry), where the OS lets a folder
+    // be flushed.
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 /// The key in `path`; `MI_E_JOURNAL` naming the file when it is missing, broken,
@@ -95,9 +103,34 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// One of DPAPI's two calls (protect, open).
+#[cfg(windows)]
+pub type DpapiCall = fn(&[u8]) -> std::io::Result<Vec<u8>>;
+
+/// DPAPI's calls are unsafe Win32 calls and live with the rest of the FFI
+/// (src/ffi.rs), above the journal: ffi.rs hands them in here as the library is
+/// loaded (before any code of a program that uses it runs), so the journal needs no
+/// arrow up to it.
+#[cfg(windows)]
+static DPAPI: std::sync::OnceLock<(DpapiCall, DpapiCall)> = std::sync::OnceLock::new();
+
+#[cfg(windows)]
+pub fn use_dpapi(protect: DpapiCall, unprotect: DpapiCall) {
+    let _ = DPAPI.set((protect, unprotect));
+}
+
+#[cfg(windows)]
+fn dpapi() -> std::io::Result<(DpapiCall, DpapiCall)> {
+    DPAPI
+        .get()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("DPAPI was not handed to the journal as the library loaded"))
+}
+
 #[cfg(windows)]
 fn protect(key: &[u8]) -> Result<String> {
-    let blob = crate::ffi::dpapi_protect(key)
+    let blob = dpapi()
+        .and_then(|(protect, _)| protect(key))
         .map_err(|e| Error::new(Code::Journal, format!("the journal's key cannot be protected by DPAPI: {e}")))?;
     Ok(format!("dpapi:{}", B64.encode(blob)))
 }
@@ -115,7 +148,8 @@ fn unprotect(line: &str) -> std::result::Result<Vec<u8>, String> {
     if let Some(b) = line.strip_prefix("dpapi:") {
         let blob = decode(b)?;
         #[cfg(windows)]
-        return crate::ffi::dpapi_unprotect(&blob)
+        return dpapi()
+            .and_then(|(_, open)| open(&blob))
             .map_err(|e| format!("does not open on this PC (DPAPI: {e}); it was made on another, or damaged"));
         #[cfg(not(windows))]
         return Err(format!("holds a key protected by Windows ({} bytes), which opens only there", blob.len()));

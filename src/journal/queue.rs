@@ -7,8 +7,8 @@
 //! found again by the same rules.
 
 use super::sealing::{self, Place};
-use super::{exec, records, row, Attempt, Final, Journal, RequestRow, Tx};
-use crate::error::{Error, Result};
+use super::{exec, records, row, Attempt, Final, Journal, RequestRow, State, Tx};
+use crate::error::{Code, Error, Result};
 use crate::protocol::retry::AttemptOutcome;
 use rusqlite::{params, OptionalExtension};
 
@@ -110,9 +110,44 @@ impl Journal {
 impl Tx<'_> {
     /// Claims the next request to send (highest priority, then oldest; `retry_wait`
     /// ones once due at `now_ms`) for `owner`. Returns the row as it now is.
+    /// A request whose sealed values do not open is ended on the way (see
+    /// [`Tx::unreadable`]) and the next one claimed: one damaged row never stops
+    /// the queue.
     pub fn claim(&self, owner: &str, now_ms: i64) -> Result<Option<RequestRow>> {
-        let id: Option<i64> = row(self, CLAIM, params![owner, now_ms, self.now()], |r| r.get(0)).optional()?;
-        id.map(|id| records::existing_row(self, id)).transpose()
+        for _ in 0..8 {
+            let Some(id) = row(self, CLAIM, params![owner, now_ms, self.now()], |r| r.get::<_, i64>(0)).optional()?
+            else {
+                return Ok(None);
+            };
+            match records::existing_row(self, id) {
+                Ok(r) => return Ok(Some(r)),
+                Err(e) if e.code == Code::Journal => {
+                    log::error!("request {id} cannot be sent: {e}");
+                    let fin = self.unreadable(id, &e)?;
+                    let (result, last_error) = self.sealed_final(id, &fin)?;
+                    exec(
+                        self,
+                        "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
+                                next_at = NULL, updated_at = ?6
+                          WHERE id = ?1",
+                        params![id, fin.state, fin.code.as_i32(), result, last_error, self.now()],
+                    )?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// How a request ends whose sealed values do not open (changed or moved in the
+    /// file outside mi_sdk): it cannot be sent or judged. Uncertain if a send of it
+    /// may have reached the platform, else failed with `MI_E_JOURNAL`; `e` says why.
+    fn unreadable(&self, id: i64, e: &Error) -> Result<Final> {
+        let attempts: i64 = row(self, "SELECT attempts FROM mi_request WHERE id = ?1", [id], |r| r.get(0))?;
+        let (state, code) =
+            if attempts > 0 { (State::Uncertain, Code::Uncertain) } else { (State::Failed, Code::Journal) };
+        let result = serde_json::json!({"infcode": -1, "err_msg": e.message, "mi_code": code.as_i32()}).to_string();
+        Ok(Final { state, code, result, last_error: Some(e.message.clone()) })
     }
 
     /// Requests waiting to be sent, as this transaction sees them.
@@ -160,7 +195,9 @@ impl Tx<'_> {
             // The answer of the attempt that ended the request is usually its result
             // too: kept once (sealing it twice cost a third of a call's sealing).
             let response = match (a.response.as_deref(), next) {
-                (Some(r), Next::Final(fin)) if r == fin.result => Some(sealing::SAME_AS_RESULT.to_string()),
+                (Some(r), Next::Final(fin)) if s.keeps_answers_once() && r == fin.result => {
+                    Some(s.seal(Place::Response(id, a.no), sealing::SAME_AS_RESULT)?)
+                }
                 (r, _) => s.seal_opt(Place::Response(id, a.no), r)?,
             };
             exec(
@@ -218,7 +255,14 @@ impl Tx<'_> {
         let now = self.now();
         let mut done = Vec::new();
         for (id, owner, in_flight) in orphans {
-            let what = decide(&records::existing_row(self, id)?, in_flight);
+            let what = match records::existing_row(self, id) {
+                Ok(r) => decide(&r, in_flight),
+                Err(e) if e.code == Code::Journal => {
+                    log::error!("request {id} cannot be taken over: {e}");
+                    Recovery::End(self.unreadable(id, &e)?)
+                }
+                Err(e) => return Err(e),
+            };
             let open: Vec<i64> = self
                 .prepare_cached("SELECT attempt_no FROM mi_attempt WHERE request_id = ?1 AND finished_at IS NULL")?
                 .query_map([id], |r| r.get(0))?

@@ -99,7 +99,9 @@ impl Journal {
             row(&c, LAST_FAILURE, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()?;
         let last_error = match last {
             Some((at, infno, Some(id), Some(kept))) => {
-                Some(LastFailure { at, infno, message: self.sealing.open(&c, Place::LastError(id), kept)? })
+                // A damaged text says so here: the status never fails for it.
+                let message = self.sealing.open(Place::LastError(id), kept).unwrap_or_else(|e| e.message);
+                Some(LastFailure { at, infno, message })
             }
             Some((at, infno, ..)) => Some(LastFailure { at, infno, message: String::new() }),
             None => None,
@@ -165,7 +167,7 @@ impl Journal {
         let ids: Vec<i64> = st
             .query_map(params![f.state, f.infno, f.date, f.msgid, f.limit], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        ids.into_iter().filter_map(|id| records::read_row(&c, &self.sealing, id).transpose()).collect()
+        ids.into_iter().filter_map(|id| records::listed_row(&c, &self.sealing, id).transpose()).collect()
     }
 
     /// Requests created on the days `from` to `to` (`yyyy-MM-dd`, inclusive), oldest first.
@@ -177,7 +179,7 @@ impl Journal {
             )?
             .query_map(params![from, to], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
-        ids.into_iter().filter_map(|id| records::read_row(&c, &self.sealing, id).transpose()).collect()
+        ids.into_iter().filter_map(|id| records::listed_row(&c, &self.sealing, id).transpose()).collect()
     }
 
     /// The attempts of a request, oldest first.
@@ -205,17 +207,17 @@ impl Journal {
         let mut result: Option<Option<String>> = None;
         rows.into_iter()
             .map(|mut a| {
-                a.err_msg = self.sealing.open_opt(&c, Place::ErrMsg(id, a.no), a.err_msg.take())?;
-                a.response = match a.response.take() {
+                a.err_msg = self.sealing.open_opt(Place::ErrMsg(id, a.no), a.err_msg.take())?;
+                a.response = match self.sealing.open_opt(Place::Response(id, a.no), a.response.take())? {
                     Some(same) if same == sealing::SAME_AS_RESULT => {
                         if result.is_none() {
                             let kept: Option<String> =
                                 row(&c, "SELECT result FROM mi_request WHERE id = ?1", [id], |r| r.get(0))?;
-                            result = Some(self.sealing.open_opt(&c, Place::Result(id), kept)?);
+                            result = Some(self.sealing.open_opt(Place::Result(id), kept)?);
                         }
                         result.clone().flatten()
                     }
-                    other => self.sealing.open_opt(&c, Place::Response(id, a.no), other)?,
+                    other => other,
                 };
                 Ok(a)
             })

@@ -94,7 +94,12 @@ const ROW: &str = "SELECT id, msgid, infno, mode, priority, state, envelope, att
 
 /// Reads a request row, its sealed values opened.
 pub(super) fn read_row(c: &Connection, s: &Sealing, id: i64) -> Result<Option<RequestRow>> {
-    let Some(mut r) = row(c, ROW, [id], |r| {
+    read_kept(c, id)?.map(|r| open_row(s, r)).transpose()
+}
+
+/// A request row as the file holds it: its sealed values still sealed.
+pub(super) fn read_kept(c: &Connection, id: i64) -> Result<Option<RequestRow>> {
+    Ok(row(c, ROW, [id], |r| {
         Ok(RequestRow {
             id: r.get(0)?,
             msgid: r.get(1)?,
@@ -113,14 +118,25 @@ pub(super) fn read_row(c: &Connection, s: &Sealing, id: i64) -> Result<Option<Re
             updated_at: r.get(14)?,
         })
     })
-    .optional()?
-    else {
-        return Ok(None);
-    };
-    r.envelope = s.open(c, Place::Envelope(id), std::mem::take(&mut r.envelope))?;
-    r.result = s.open_opt(c, Place::Result(id), r.result.take())?;
-    r.last_error = s.open_opt(c, Place::LastError(id), r.last_error.take())?;
-    Ok(Some(r))
+    .optional()?)
+}
+
+/// A kept row with its sealed values opened.
+pub(super) fn open_row(s: &Sealing, mut r: RequestRow) -> Result<RequestRow> {
+    let id = r.id;
+    r.envelope = s.open(Place::Envelope(id), std::mem::take(&mut r.envelope))?;
+    r.result = s.open_opt(Place::Result(id), r.result.take())?;
+    r.last_error = s.open_opt(Place::LastError(id), r.last_error.take())?;
+    Ok(r)
+}
+
+/// A row for an operator's list: opened, or, when its sealed values do not open,
+/// its clear columns with why in place of its error text (one damaged row does not
+/// hide the others).
+pub(super) fn listed_row(c: &Connection, s: &Sealing, id: i64) -> Result<Option<RequestRow>> {
+    let Some(kept) = read_kept(c, id)? else { return Ok(None) };
+    let clear = RequestRow { envelope: String::new(), result: None, ..kept.clone() };
+    Ok(Some(open_row(s, kept).unwrap_or_else(|e| RequestRow { last_error: Some(e.message), ..clear })))
 }
 
 /// A request row that must exist (it was just claimed or written).
@@ -228,6 +244,7 @@ impl Tx<'_> {
     /// fails with [`Error::lost_claim`].
     pub fn begin_attempt(&self, id: i64, owner: &str, msgid: &str, envelope: &str) -> Result<i64> {
         let now = self.now();
+        let envelope_text = envelope;
         let envelope = self.journal.sealing.seal(Place::Envelope(id), envelope)?;
         // msgid is set only when it changes: setting it rewrites its index entry.
         let n: i64 = row(
@@ -259,6 +276,15 @@ impl Tx<'_> {
             "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
             params![id, n, msgid, now],
         )?;
+        // A settlement queued before its journal was sealed has no clear copy of its
+        // keys for the books yet: its envelope is about to be sealed.
+        let (infno, copied): (String, bool) =
+            row(self, "SELECT infno, books_envelope IS NOT NULL FROM mi_request WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if !copied {
+            self.keep_books(id, &infno, Some(envelope_text), None)?;
+        }
         Ok(n)
     }
 

@@ -9,11 +9,16 @@
 //! A journal sealed once keeps in `mi_meta`:
 //! - `key_check`: a known text sealed with its key. Opening it with another key, or
 //!   with none, is refused at once, before anything is sent, naming the key file.
-//! - `clear_below`: requests below this id may still hold values written in clear
-//!   (before sealing was turned on); [`Journal::seal_older`] seals them a batch at a
-//!   time and lowers it to 0 when done. A clear value anywhere else is refused as
-//!   changed outside mi_sdk: the value `mi1.` began with had a byte flipped, or a
-//!   clear text was put in place of a sealed one.
+//! - `clear_below` (itself sealed, so it cannot be raised by editing the file):
+//!   requests below this id may still hold values written in clear (before sealing
+//!   was turned on); [`Journal::seal_older`] seals them a batch at a time and lowers
+//!   it to 0 when done. A clear value anywhere else is refused as changed outside
+//!   mi_sdk: the value `mi1.` began with had a byte flipped, or a clear text was put
+//!   in place of a sealed one.
+//! - `vacuum_owed`: the file still has to be rewritten once after sealing in place.
+//!
+//! A journal sealed once stays sealed: `journal.seal: false` applies only to a
+//! journal that never had a key.
 
 use super::{exec, key, owners, row, Journal, Tx};
 use crate::crypto::seal::{self, SealKey};
@@ -26,10 +31,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 const CHECK_TEXT: &[u8] = b"mi_sdk journal key check";
 const CHECK_PLACE: &[u8] = b"mi_meta.key_check";
 /// An attempt's response that is its request's result, kept once (in the result):
-/// what `mi_attempt.response` holds instead of a second copy.
+/// what `mi_attempt.response` holds, sealed for its own place, instead of a second
+/// sealed copy of the answer.
 pub(super) const SAME_AS_RESULT: &str = "=result";
-/// `clear_below` when values may be clear anywhere (sealing turned off).
+/// `clear_below` when values may be clear anywhere (a journal without a key).
 const ANYWHERE: i64 = i64::MAX;
+const CLEAR_BELOW_PLACE: &[u8] = b"mi_meta.clear_below";
 
 /// Where a sealed value belongs: its column and its request (and attempt).
 #[derive(Debug, Clone, Copy)]
@@ -76,21 +83,34 @@ pub(super) struct Sealing {
     on: bool,
     key_path: PathBuf,
     clear_below: AtomicI64,
+    vacuum_owed: std::sync::atomic::AtomicBool,
 }
 
 impl Sealing {
     /// Nothing sealed, no key: the state before [`Sealing::start`].
     pub(super) fn none(key_path: PathBuf) -> Sealing {
-        Sealing { key: None, on: false, key_path, clear_below: AtomicI64::new(ANYWHERE) }
+        Sealing {
+            key: None,
+            on: false,
+            key_path,
+            clear_below: AtomicI64::new(ANYWHERE),
+            vacuum_owed: Default::default(),
+        }
     }
 
     /// Reads (or, sealing a journal for the first time, makes) the journal's key
     /// and checks that it is this journal's, in the transaction that opens it.
     pub(super) fn start(tx: &Connection, on: bool, key_path: &Path) -> Result<Sealing> {
         let check: Option<String> = meta(tx, "key_check")?;
-        let key = match (check, on) {
-            (None, false) => None,
-            (None, true) => {
+        if check.is_some() && !on {
+            log::warn!("journal: journal.seal is false, but this journal is sealed already: it stays sealed");
+        }
+        let key = match check {
+            None if !on => {
+                let none = Sealing::none(key_path.to_path_buf());
+                return Ok(none);
+            }
+            None => {
                 let key = key::load_or_create(key_path)?;
                 exec(
                     tx,
@@ -98,26 +118,28 @@ impl Sealing {
                     [key.seal(CHECK_PLACE, CHECK_TEXT)?],
                 )?;
                 let check = meta(tx, "key_check")?.unwrap_or_default();
-                Some(checked(key, &check, key_path)?)
+                checked(key, &check, key_path)?
             }
-            (Some(check), _) => Some(journal_key(key_path, &check)?),
+            Some(check) => journal_key(key_path, &check)?,
         };
-        let clear_below = if on {
-            match meta(tx, "clear_below")?.and_then(|v| v.parse::<i64>().ok()) {
-                Some(n) if n != ANYWHERE => n,
-                // Sealing begins here: what is already in the journal is clear.
-                _ => {
-                    let next: i64 = row(tx, "SELECT coalesce(max(id), 0) + 1 FROM mi_request", [], |r| r.get(0))?;
-                    let n = if next > 1 { next } else { 0 };
-                    set_meta(tx, "clear_below", &n.to_string())?;
-                    n
-                }
+        let clear_below = match get_clear_below(tx, &key)? {
+            Some(n) => n,
+            // Sealing begins here: what is already in the journal is clear.
+            None => {
+                let next: i64 = row(tx, "SELECT coalesce(max(id), 0) + 1 FROM mi_request", [], |r| r.get(0))?;
+                let n = if next > 1 { next } else { 0 };
+                set_clear_below(tx, &key, n)?;
+                n
             }
-        } else {
-            set_meta(tx, "clear_below", &ANYWHERE.to_string())?;
-            ANYWHERE
         };
-        Ok(Sealing { key, on, key_path: key_path.to_path_buf(), clear_below: AtomicI64::new(clear_below) })
+        let vacuum_owed = meta(tx, "vacuum_owed")?.is_some();
+        Ok(Sealing {
+            key: Some(key),
+            on: true,
+            key_path: key_path.to_path_buf(),
+            clear_below: AtomicI64::new(clear_below),
+            vacuum_owed: vacuum_owed.into(),
+        })
     }
 
     /// `text` as it is to be kept at `place`: sealed, unless sealing is off.
@@ -132,13 +154,14 @@ impl Sealing {
         text.map(|t| self.seal(place, t)).transpose()
     }
 
-    /// The text a value kept at `place` holds. `c` rereads `clear_below` before a
-    /// clear value is refused (another process may have turned sealing off).
-    pub(super) fn open(&self, c: &Connection, place: Place, kept: String) -> Result<String> {
+    /// The text a value kept at `place` holds: opened, or as it is where values may
+    /// still be clear; never a value changed or moved outside mi_sdk.
+    pub(super) fn open(&self, place: Place, kept: String) -> Result<String> {
         if seal::is_sealed(&kept) {
             let key = self.key.as_ref().ok_or_else(|| {
                 Error::journal(format!(
-                    "request {} holds sealed values and no key was read for them (the key file {})",
+                    "request {} holds sealed values and no key was read for them (the key file {}); every \
+                     program using one journal must have the same journal.seal",
                     place.request(),
                     self.key_path.display()
                 ))
@@ -154,13 +177,7 @@ impl Sealing {
             return String::from_utf8(plain)
                 .map_err(|_| Error::journal(format!("request {}'s {} is not text", place.request(), place.column())));
         }
-        if place.request() < self.clear_below.load(Ordering::Acquire)
-            || (matches!(place, Place::Response(..)) && kept == SAME_AS_RESULT)
-        {
-            return Ok(kept);
-        }
-        let now: Option<i64> = meta(c, "clear_below")?.and_then(|v| v.parse().ok());
-        if now.is_some_and(|n| place.request() < n) {
+        if place.request() < self.clear_below.load(Ordering::Acquire) && !(self.key.is_some() && damaged_seal(&kept)) {
             return Ok(kept);
         }
         Err(Error::journal(format!(
@@ -170,14 +187,19 @@ impl Sealing {
         )))
     }
 
-    pub(super) fn open_opt(&self, c: &Connection, place: Place, kept: Option<String>) -> Result<Option<String>> {
-        kept.map(|t| self.open(c, place, t)).transpose()
+    pub(super) fn open_opt(&self, place: Place, kept: Option<String>) -> Result<Option<String>> {
+        kept.map(|t| self.open(place, t)).transpose()
     }
 
     /// Whether requests below some id may still hold clear values to seal.
     fn older_to_seal(&self) -> Option<i64> {
         let n = self.clear_below.load(Ordering::Acquire);
         (self.on && n > 1 && n != ANYWHERE).then_some(n)
+    }
+
+    /// Whether an attempt's answer that is its request's result is kept once.
+    pub(super) fn keeps_answers_once(&self) -> bool {
+        self.on
     }
 }
 
@@ -217,6 +239,31 @@ fn checked(key: SealKey, check: &str, path: &Path) -> Result<SealKey> {
     )))
 }
 
+/// Whether a text that is not a sealed value looks like one whose prefix was
+/// changed: base64 only, a `.` among its first characters, and long enough.
+fn damaged_seal(t: &str) -> bool {
+    t.len() >= 40
+        && t.find('.').is_some_and(|i| i <= 4)
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// `clear_below` as the journal keeps it (sealed), if it has one.
+fn get_clear_below(c: &Connection, key: &SealKey) -> Result<Option<i64>> {
+    meta(c, "clear_below")?
+        .map(|kept| {
+            key.open(CLEAR_BELOW_PLACE, &kept)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()?.parse::<i64>().ok())
+                .ok_or_else(|| Error::journal("its sealing progress (mi_meta clear_below) is damaged"))
+        })
+        .transpose()
+}
+
+/// Keeps `clear_below`, sealed (raising it by hand would let clear text through).
+fn set_clear_below(c: &Connection, key: &SealKey, n: i64) -> Result<()> {
+    set_meta(c, "clear_below", &key.seal(CLEAR_BELOW_PLACE, n.to_string().as_bytes())?)
+}
+
 fn meta(c: &Connection, key: &str) -> Result<Option<String>> {
     Ok(row(c, "SELECT value FROM mi_meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
 }
@@ -230,6 +277,15 @@ fn set_meta(c: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a batch of sealing in place did.
+enum Batch {
+    Sealed(usize),
+    /// This batch found nothing left: sealing in place is over.
+    Finished,
+    /// Another process had finished it.
+    AlreadyDone,
+}
+
 impl Journal {
     /// Seals the clear values of up to `batch` requests written before sealing was
     /// turned on, in one transaction; how many requests it looked at (0: none are
@@ -239,31 +295,53 @@ impl Journal {
     /// Freed space is zeroed as it goes (`secure_delete`); at the end the file is
     /// rewritten (VACUUM) and the WAL emptied, so no clear copy is left behind.
     pub fn seal_older(&self, batch: usize) -> Result<usize> {
-        let Some(below) = self.sealing.older_to_seal() else {
+        if self.sealing.older_to_seal().is_none() {
             return Ok(0);
-        };
+        }
         let c = self.lock();
         c.execute_batch("PRAGMA secure_delete = ON")?;
         let done = Tx::immediate(&c, self).and_then(|tx| {
-            let n = tx.seal_batch(below, batch)?;
+            let n = tx.seal_batch(batch)?;
             tx.commit()?;
             Ok(n)
         });
         let _ = c.execute_batch("PRAGMA secure_delete = OFF");
-        let done = done?;
-        if done == 0 {
-            self.sealing.clear_below.store(0, Ordering::Release);
-            // Space freed while the journal was kept in clear still holds old text:
-            // the file is rewritten once (VACUUM), and the WAL, which then holds the
-            // rewrite, emptied.
-            let rewritten =
-                c.execute_batch("VACUUM").and_then(|_| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
-            match rewritten {
-                Ok(()) => log::info!("journal: every request is sealed, and the file rewritten without clear text"),
-                Err(e) => log::warn!("journal: every request is sealed, but the file was not rewritten yet: {e}"),
+        drop(c);
+        match done? {
+            Batch::Sealed(n) => Ok(n),
+            Batch::Finished => {
+                log::info!("journal: every request is sealed");
+                self.vacuum_if_owed();
+                Ok(0)
             }
+            Batch::AlreadyDone => Ok(0),
         }
-        Ok(done)
+    }
+
+    /// After sealing in place, space freed while the journal was kept in clear
+    /// still holds old text: the file is rewritten once (VACUUM) and the WAL, which
+    /// then holds the rewrite, emptied. Owed until it has worked (`mi_meta`
+    /// `vacuum_owed`): tried when sealing ends and again at each hourly retention.
+    pub fn vacuum_if_owed(&self) {
+        if !self.sealing.vacuum_owed.load(Ordering::Acquire) {
+            return;
+        }
+        let c = self.lock();
+        let rewritten = c.execute_batch("VACUUM").and_then(|_| {
+            let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        });
+        match rewritten {
+            Ok(true) => match exec(&c, "DELETE FROM mi_meta WHERE key = 'vacuum_owed'", []) {
+                Ok(_) => {
+                    self.sealing.vacuum_owed.store(false, Ordering::Release);
+                    log::info!("journal: the file is rewritten without clear text");
+                }
+                Err(e) => log::warn!("journal: rewritten, but that could not be noted (will rewrite again): {e}"),
+            },
+            Ok(false) => log::warn!("journal: rewritten, but its WAL is still read by another program: will try again"),
+            Err(e) => log::warn!("journal: every request is sealed, but the file was not rewritten yet: {e}"),
+        }
     }
 
     /// Rotates the key (`mi-sdk journal rekey`): a new key is written beside the key
@@ -294,12 +372,23 @@ impl Journal {
         let new = key::create_pending(&path)?;
         let with = |k: SealKey| Sealing { key: Some(k), on: true, ..Sealing::none(path.clone()) };
         let (from, to) = (with(old), with(new.clone()));
+        let clear_below = self.sealing.clear_below.load(Ordering::Acquire);
         let n = self.write(|tx| {
             let n = tx.reseal(&from, &to)?;
             set_meta(tx, "key_check", &new.seal(CHECK_PLACE, CHECK_TEXT)?)?;
+            set_clear_below(tx, &new, clear_below)?;
             Ok(n)
         })?;
-        key::promote(&path)?;
+        // On disk before the new key file takes the old one's place, whatever
+        // journal.synchronous says: a journal sealed with a key that is gone is lost.
+        self.flush()?;
+        if let Err(e) = key::promote(&path) {
+            // A process that opened the journal meanwhile may have put it in place.
+            let done = !key::pending(&path).exists() && key::load(&path).is_ok_and(|k| k.bytes() == new.bytes());
+            if !done {
+                return Err(e);
+            }
+        }
         Ok(n)
     }
 
@@ -318,7 +407,7 @@ impl Tx<'_> {
             let ids = self.request_ids(after, i64::MAX, 500)?;
             let Some(&last) = ids.last() else { return Ok(n) };
             self.rewrite(&ids, |place, v| match v {
-                Some(t) if seal::is_sealed(&t) => Ok(Some(to.seal(place, &from.open(self, place, t)?)?)),
+                Some(t) if seal::is_sealed(&t) => Ok(Some(to.seal(place, &from.open(place, t)?)?)),
                 other => Ok(other),
             })?;
             n += ids.len();
@@ -326,13 +415,24 @@ impl Tx<'_> {
         }
     }
 
-    fn seal_batch(&self, below: i64, batch: usize) -> Result<usize> {
+    fn seal_batch(&self, batch: usize) -> Result<Batch> {
+        let s = &self.journal.sealing;
+        let key = s.key.as_ref().expect("sealing on: the key was read");
+        // Another process may have finished meanwhile: the journal's own word counts.
+        let below = get_clear_below(self, key)?.unwrap_or(0);
+        if below <= 1 {
+            s.clear_below.store(0, Ordering::Release);
+            return Ok(Batch::AlreadyDone);
+        }
         let cursor: i64 = meta(self, "seal_cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0);
         let ids = self.request_ids(cursor, below, batch)?;
         let Some(&last) = ids.last() else {
-            set_meta(self, "clear_below", "0")?;
+            set_clear_below(self, key, 0)?;
+            set_meta(self, "vacuum_owed", "1")?;
             exec(self, "DELETE FROM mi_meta WHERE key = 'seal_cursor'", [])?;
-            return Ok(0);
+            s.clear_below.store(0, Ordering::Release);
+            s.vacuum_owed.store(true, Ordering::Release);
+            return Ok(Batch::Finished);
         };
         // The books' clear copy of a settlement, from its clear values, first.
         for id in &ids {
@@ -344,13 +444,12 @@ impl Tx<'_> {
                 self.keep_books(*id, &infno, Some(&envelope), result.as_deref().filter(|t| !seal::is_sealed(t)))?;
             }
         }
-        let s = &self.journal.sealing;
         self.rewrite(&ids, |place, v| match v {
             Some(t) if !seal::is_sealed(&t) => Ok(Some(s.seal(place, &t)?)),
             other => Ok(other),
         })?;
         set_meta(self, "seal_cursor", &last.to_string())?;
-        Ok(ids.len())
+        Ok(Batch::Sealed(ids.len()))
     }
 
     /// Up to `limit` request ids after `after` and below `below`, in order.
@@ -362,12 +461,8 @@ impl Tx<'_> {
     }
 
     /// Every value that may be sealed, of the requests `ids` and their attempts,
-    /// replaced by what `f` makes of it (a response kept as its result's is left).
+    /// replaced by what `f` makes of it.
     fn rewrite(&self, ids: &[i64], f: impl Fn(Place, Option<String>) -> Result<Option<String>>) -> Result<()> {
-        let f = |place: Place, v: Option<String>| match v {
-            Some(same) if same == SAME_AS_RESULT => Ok(Some(same)),
-            other => f(place, other),
-        };
         for &id in ids {
             let (envelope, result, last_error): (Option<String>, Option<String>, Option<String>) =
                 row(self, "SELECT envelope, result, last_error FROM mi_request WHERE id = ?1", [id], |r| {
@@ -486,7 +581,8 @@ mod tests {
         let a = Attempt { no: 1, response: Some(result.clone()), ..Default::default() };
         let fin = Final { state: State::Succeeded, code: Code::Ok, result: result.clone(), last_error: None };
         j.write(|tx| tx.advance(same, "me", Some(&a), &Next::Final(fin))).unwrap();
-        assert_eq!(raw(&j, &format!("SELECT response FROM mi_attempt WHERE request_id = {same}")), [SAME_AS_RESULT]);
+        let kept = raw(&j, &format!("SELECT response FROM mi_attempt WHERE request_id = {same}")).remove(0);
+        assert!(seal::is_sealed(&kept) && kept.len() < 100, "a short sealed marker: {kept}");
         assert_eq!(j.attempts(same).unwrap()[0].response.as_deref(), Some(result.as_str()));
         // The view shows what is clear, and nothing sealed.
         let view: (Option<String>, Option<String>, i64) = j
@@ -662,5 +758,56 @@ mod tests {
         // A journal never sealed has no key to rotate.
         let clear = open_with(&dir.path().join("clear.db"), false).unwrap();
         assert_eq!(clear.rekey().unwrap_err().code, Code::InvalidArgument);
+    }
+
+    #[test]
+    fn a_sealed_journal_stays_sealed_and_its_progress_cannot_be_raised_by_hand() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let (envelope, result) = person();
+        finished(&open_with(&p, true).unwrap(), "1101", &envelope, &result);
+        // journal.seal false on a journal sealed once: it stays sealed.
+        let j = open_with(&p, false).unwrap();
+        assert!(j.sealed());
+        let id = finished(&j, "1101", &envelope, &result);
+        assert!(seal::is_sealed(&raw(&j, &format!("SELECT envelope FROM mi_request WHERE id = {id}")).remove(0)));
+        // Raising the progress of sealing in place by hand, to let clear text in.
+        j.lock().execute("UPDATE mi_meta SET value = '999999' WHERE key = 'clear_below'", []).unwrap();
+        drop(j);
+        let e = open_with(&p, true).err().unwrap();
+        assert!(e.code == Code::Journal && e.message.contains("clear_below"), "{e}");
+    }
+
+    #[test]
+    fn a_request_that_does_not_open_is_ended_and_never_stops_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open_with(&dir.path().join("j.db"), true).unwrap();
+        let damaged = crate::journal::records::tests::queued(&j, 5);
+        let next = crate::journal::records::tests::queued(&j, 0);
+        j.lock()
+            .execute(
+                "UPDATE mi_request SET envelope = (SELECT envelope FROM mi_request WHERE id = ?1) WHERE id = ?2",
+                [next, damaged],
+            )
+            .unwrap();
+        // The damaged one (claimed first: higher priority) is ended; the next is claimed.
+        let claimed = j.write(|tx| tx.claim("W", 0)).unwrap().expect("the next request");
+        assert_eq!(claimed.id, next);
+        let r = j.request(damaged);
+        assert!(r.is_err(), "its envelope still does not open");
+        let row: (String, i64, Option<String>) = j
+            .lock()
+            .query_row("SELECT state, mi_code, owner FROM mi_request WHERE id = ?1", [damaged], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("failed".to_string(), Code::Journal.as_i32() as i64, None));
+        // Lists show it, with why, instead of failing as a whole.
+        let all = j.find(&crate::journal::Filter { limit: 10, ..Default::default() }).unwrap();
+        let listed = all.iter().find(|r| r.id == damaged).expect("listed");
+        assert!(listed.last_error.as_deref().unwrap_or("").contains("does not open"), "{listed:?}");
+        // The status reads its error text: it is sealed and opens.
+        let h = j.health().unwrap();
+        assert!(h.last_error.unwrap().message.contains("does not open"));
     }
 }

@@ -90,18 +90,18 @@ pub struct Printed {
     pub failure: Option<String>,
 }
 
-/// `mi-sdk reverse ID`: sends 2601 for an uncertain or succeeded settlement; the
-/// platform's answer, and a failure unless the reversal succeeded.
 /// `mi-sdk journal rekey`: the journal's key rotated (see `Journal::rekey`).
 pub fn rekey(cfg: &Config) -> Result<String> {
     let n = journal(cfg)?.rekey()?;
     Ok(format!(
-        "the journal's key is new: {n} requests sealed again with it, key file {}. Back the new key file up \
-         with the journal; the old one no longer opens it",
+        "the journal's key is new: {n} requests sealed again with it, key file {}. Back the new key file up, \
+         apart from the journal's backups; the old key no longer opens the journal",
         cfg.journal_key_path().display()
     ))
 }
 
+/// `mi-sdk reverse ID`: sends 2601 for an uncertain or succeeded settlement; the
+/// platform's answer, and a failure unless the reversal succeeded.
 pub fn reverse(cfg: Config, id: i64) -> Result<Printed> {
     journal(&cfg)?;
     let sdk = Sdk::start(cfg)?;
