@@ -150,11 +150,19 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core over an open journal; its clock is the journal's.
+    /// A core over an open journal; its clock is the journal's. (The SDK takes its
+    /// owner lock before it opens the journal: [`Core::holding`].)
+    #[cfg(test)]
     pub fn new(cfg: Config, journal: Journal, owner: String) -> Result<Core> {
+        let alive = OwnerLock::take(journal.path(), &owner)?;
+        Core::holding(cfg, journal, owner, alive)
+    }
+
+    /// A core over an open journal whose owner lock `alive` was taken before the
+    /// journal was opened (see `Sdk::start`).
+    pub fn holding(cfg: Config, journal: Journal, owner: String, alive: OwnerLock) -> Result<Core> {
         let clock = journal.clock().clone();
         let channels = Channels::new(&cfg, clock.clone())?;
-        let alive = OwnerLock::take(journal.path(), &owner)?;
         Ok(Core {
             channels,
             cfg,

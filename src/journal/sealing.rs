@@ -247,6 +247,23 @@ fn damaged_seal(t: &str) -> bool {
         && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// `MI_E_BUSY` while another program holds its owner lock on the journal at `path`.
+fn unused(path: &Path) -> Result<()> {
+    let users = owners::alive(path);
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::Busy,
+        format!(
+            "{} other program(s) use this journal now (processes {}): stop the HIS programs and services using it, \
+             then rotate the key",
+            users.len(),
+            users.join(", ")
+        ),
+    ))
+}
+
 /// `clear_below` as the journal keeps it (sealed), if it has one.
 fn get_clear_below(c: &Connection, key: &SealKey) -> Result<Option<i64>> {
     meta(c, "clear_below")?
@@ -356,29 +373,25 @@ impl Journal {
                 "this journal has no key: it was never sealed (journal.seal), so there is nothing to rotate",
             ));
         };
-        let users = owners::alive(&self.path);
-        if !users.is_empty() {
-            return Err(Error::new(
-                Code::Busy,
-                format!(
-                    "{} other program(s) use this journal now (processes {}): stop the HIS programs and services \
-                     using it, then rotate the key",
-                    users.len(),
-                    users.join(", ")
-                ),
-            ));
-        }
         let path = self.sealing.key_path.clone();
         let new = key::create_pending(&path)?;
         let with = |k: SealKey| Sealing { key: Some(k), on: true, ..Sealing::none(path.clone()) };
         let (from, to) = (with(old), with(new.clone()));
         let clear_below = self.sealing.clear_below.load(Ordering::Acquire);
-        let n = self.write(|tx| {
-            let n = tx.reseal(&from, &to)?;
-            set_meta(tx, "key_check", &new.seal(CHECK_PLACE, CHECK_TEXT)?)?;
-            set_clear_below(tx, &new, clear_below)?;
-            Ok(n)
-        })?;
+        let n = self
+            .write(|tx| {
+                // Inside the write lock: a process opens the journal (and reads its key)
+                // in a write transaction of its own, after taking its owner lock. One that
+                // has the old key is seen here; one that has not waits, then reads the new.
+                unused(&self.path)?;
+                let n = tx.reseal(&from, &to)?;
+                set_meta(tx, "key_check", &new.seal(CHECK_PLACE, CHECK_TEXT)?)?;
+                set_clear_below(tx, &new, clear_below)?;
+                Ok(n)
+            })
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(key::pending(&path));
+            })?;
         // On disk before the new key file takes the old one's place, whatever
         // journal.synchronous says: a journal sealed with a key that is gone is lost.
         self.flush()?;

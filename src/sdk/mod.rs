@@ -11,6 +11,7 @@ use crate::config::{Config, UncertainPolicy};
 use crate::engine::Engine;
 use crate::error::{Code, Error, Result};
 use crate::journal::books::Kept;
+use crate::journal::owners::OwnerLock;
 use crate::journal::writer::Writer;
 use crate::journal::{Final, Journal, Options};
 use crate::protocol::envelope::CallInput;
@@ -63,11 +64,22 @@ impl Sdk {
     pub fn start_with_clock(cfg: Config, clock: Clock) -> Result<Sdk> {
         crate::logging::init(&cfg)?;
         log::info!("config {}", cfg.read_as);
-        let journal = Journal::open(&cfg.journal_path(), Options::of(&cfg, clock))?;
-        journal.start_checkpointer()?;
         let owner = format!("{}-{}", std::process::id(), &crate::crypto::nonce()[..8]);
+        // The owner lock before the journal (and its key) is opened: a key rotation
+        // (`mi-sdk journal rekey`) either sees this process or finishes before it reads
+        // the key. When the lock cannot be had, the journal's own error says more.
+        let path = cfg.journal_path();
+        let alive = match OwnerLock::take(&path, &owner) {
+            Ok(l) => l,
+            Err(e) => {
+                Journal::open(&path, Options::of(&cfg, clock.clone()))?;
+                return Err(e);
+            }
+        };
+        let journal = Journal::open(&path, Options::of(&cfg, clock))?;
+        journal.start_checkpointer()?;
         let (workers, capacity) = (cfg.workers, cfg.queue_capacity);
-        let core = Arc::new(Core::new(cfg, journal, owner)?);
+        let core = Arc::new(Core::holding(cfg, journal, owner, alive)?);
         // A new core: the cell is empty, so this always takes.
         let _ = core.writer.set(Writer::start(core.clone(), capacity));
         let engine = Engine::start(core.clone(), workers);
