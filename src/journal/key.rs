@@ -107,7 +107,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(windows)]
 pub type DpapiCall = fn(&[u8]) -> std::io::Result<Vec<u8>>;
 
-/// DPAPI's calls are unsafe Win32 calls and live with the rest of the FFI
+/// DPAPI's calls are Win32 foreign calls and live with the rest of the FFI
 /// (src/ffi.rs), above the journal: ffi.rs hands them in here as the library is
 /// loaded (before any code of a program that uses it runs), so the journal needs no
 /// arrow up to it.
