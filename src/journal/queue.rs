@@ -123,15 +123,7 @@ impl Tx<'_> {
                 Ok(r) => return Ok(Some(r)),
                 Err(e) if e.code == Code::Journal => {
                     log::error!("request {id} cannot be sent: {e}");
-                    let fin = self.unreadable(id, &e)?;
-                    let (result, last_error) = self.sealed_final(id, &fin)?;
-                    exec(
-                        self,
-                        "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, owner = NULL,
-                                next_at = NULL, updated_at = ?6
-                          WHERE id = ?1",
-                        params![id, fin.state, fin.code.as_i32(), result, last_error, self.now()],
-                    )?;
+                    self.end(id, Some(owner), &self.unreadable(id, &e)?, &self.now())?;
                 }
                 Err(e) => return Err(e),
             }
@@ -164,18 +156,9 @@ impl Tx<'_> {
         let s = &self.journal.sealing;
         match next {
             Next::Final(fin) => {
-                let (result, last_error) = self.sealed_final(id, fin)?;
-                let infno: String = row(
-                    self,
-                    "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, updated_at = ?7,
-                            owner = NULL, next_at = NULL
-                      WHERE id = ?1 AND owner = ?2 RETURNING infno",
-                    params![id, owner, fin.state, fin.code.as_i32(), result, last_error, now],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| Error::lost_claim(id))?;
-                self.keep_books(id, &infno, None, Some(&fin.result))?;
+                if !self.end(id, Some(owner), fin, &now)? {
+                    return Err(Error::lost_claim(id));
+                }
             }
             Next::Retry { at_ms, last_error, keep_owner } => {
                 let n = exec(
@@ -290,22 +273,7 @@ impl Tx<'_> {
                       WHERE id = ?1 AND owner = ?2",
                     params![id, owner, now],
                 )?,
-                Recovery::End(fin) => {
-                    let (result, last_error) = self.sealed_final(id, fin)?;
-                    let infno: Option<String> = row(
-                        self,
-                        "UPDATE mi_request SET state = ?3, mi_code = ?4, result = ?5, last_error = ?6, owner = NULL,
-                                next_at = NULL, updated_at = ?7
-                          WHERE id = ?1 AND owner = ?2 RETURNING infno",
-                        params![id, owner, fin.state, fin.code.as_i32(), result, last_error, now],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                    match infno {
-                        Some(infno) => self.keep_books(id, &infno, None, Some(&fin.result)).map(|_| 1)?,
-                        None => 0,
-                    }
-                }
+                Recovery::End(fin) => usize::from(self.end(id, Some(&owner), fin, &now)?),
             };
             if n != 1 {
                 return Err(Error::lost_claim(id));

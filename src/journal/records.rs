@@ -244,16 +244,20 @@ impl Tx<'_> {
     /// fails with [`Error::lost_claim`].
     pub fn begin_attempt(&self, id: i64, owner: &str, msgid: &str, envelope: &str) -> Result<i64> {
         let now = self.now();
-        let envelope_text = envelope;
-        let envelope = self.journal.sealing.seal(Place::Envelope(id), envelope)?;
+        let sealed = self.journal.sealing.seal(Place::Envelope(id), envelope)?;
+        // With the attempt's number: the transaction, and whether the books have a
+        // clear copy of its keys yet (a settlement queued before its journal was
+        // sealed has none, and its envelope is about to be sealed).
+        let read =
+            |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, bool)> { Ok((r.get(0)?, r.get(1)?, r.get(2)?)) };
         // msgid is set only when it changes: setting it rewrites its index entry.
-        let n: i64 = row(
+        let (n, infno, uncopied) = row(
             self,
             "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, envelope = ?3, updated_at = ?4,
                     next_at = NULL
-              WHERE id = ?1 AND msgid = ?2 AND owner = ?5 RETURNING attempts",
-            params![id, msgid, envelope, now, owner],
-            |r| r.get(0),
+              WHERE id = ?1 AND msgid = ?2 AND owner = ?5 RETURNING attempts, infno, books_envelope IS NULL",
+            params![id, msgid, sealed, now, owner],
+            read,
         )
         .optional()?
         .map_or_else(
@@ -262,9 +266,9 @@ impl Tx<'_> {
                     self,
                     "UPDATE mi_request SET state = 'sending', attempts = attempts + 1, msgid = ?2, envelope = ?3,
                             updated_at = ?4, next_at = NULL
-                      WHERE id = ?1 AND owner = ?5 RETURNING attempts",
-                    params![id, msgid, envelope, now, owner],
-                    |r| r.get(0),
+                      WHERE id = ?1 AND owner = ?5 RETURNING attempts, infno, books_envelope IS NULL",
+                    params![id, msgid, sealed, now, owner],
+                    read,
                 )
                 .optional()
             },
@@ -276,14 +280,8 @@ impl Tx<'_> {
             "INSERT INTO mi_attempt(request_id, attempt_no, msgid, started_at) VALUES (?1, ?2, ?3, ?4)",
             params![id, n, msgid, now],
         )?;
-        // A settlement queued before its journal was sealed has no clear copy of its
-        // keys for the books yet: its envelope is about to be sealed.
-        let (infno, copied): (String, bool) =
-            row(self, "SELECT infno, books_envelope IS NOT NULL FROM mi_request WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        if !copied {
-            self.keep_books(id, &infno, Some(envelope_text), None)?;
+        if uncopied {
+            self.keep_books(id, &infno, Some(envelope), None)?;
         }
         Ok(n)
     }
@@ -382,12 +380,22 @@ impl Tx<'_> {
     /// whether it was processed. False when the request is no longer uncertain
     /// (someone reversed or resolved it meanwhile): nothing is changed then.
     pub fn resolve_uncertain(&self, id: i64, fin: &Final) -> Result<bool> {
-        let (result, last_error) = self.sealed_final(id, fin)?;
+        self.end(id, None, fin, &self.now())
+    }
+
+    /// Writes `fin` as request `id`'s final state at `now`, if `owner` holds it
+    /// (`None`: an uncertain request nobody holds), its result and error text sealed
+    /// and a settlement's answer copied in clear for the books; whether it did.
+    pub(super) fn end(&self, id: i64, owner: Option<&str>, fin: &Final, now: &str) -> Result<bool> {
+        let s = &self.journal.sealing;
+        let result = s.seal(Place::Result(id), &fin.result)?;
+        let last_error = s.seal_opt(Place::LastError(id), fin.last_error.as_deref())?;
         let infno: Option<String> = row(
             self,
-            "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6
-              WHERE id = ?1 AND owner IS NULL AND state = 'uncertain' RETURNING infno",
-            params![id, fin.state, fin.code.as_i32(), result, last_error, self.now()],
+            "UPDATE mi_request SET state = ?2, mi_code = ?3, result = ?4, last_error = ?5, updated_at = ?6,
+                    owner = NULL, next_at = NULL
+              WHERE id = ?1 AND owner IS ?7 AND (?7 IS NOT NULL OR state = 'uncertain') RETURNING infno",
+            params![id, fin.state, fin.code.as_i32(), result, last_error, now, owner],
             |r| r.get(0),
         )
         .optional()?;
@@ -395,12 +403,6 @@ impl Tx<'_> {
             Some(infno) => self.keep_books(id, &infno, None, Some(&fin.result)).map(|_| true),
             None => Ok(false),
         }
-    }
-
-    /// A final result and last error as they are kept.
-    pub(super) fn sealed_final(&self, id: i64, fin: &Final) -> Result<(String, Option<String>)> {
-        let s = &self.journal.sealing;
-        Ok((s.seal(Place::Result(id), &fin.result)?, s.seal_opt(Place::LastError(id), fin.last_error.as_deref())?))
     }
 
     /// Keeps an operator's sign_no of a day.
