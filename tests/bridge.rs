@@ -401,12 +401,17 @@ fn a_node_started_again_on_its_journal_takes_its_rows_back() {
     let mut settle = visit("44030000000000300003", "RJ1", 12.5);
     mi_sdk::ffi::mi_shutdown(2000);
     assert_eq!(bridge(&pg, None, &["install"]).0, 0);
-    settle["_sim"] = json!({"delay_ms": 1500});
+    // The platform processes it, then answers 3 s later: the node is killed in that gap.
+    settle["_sim"] = json!({"delay_ms": 3000});
     let s = call_row(&pg, "2207", &json!({"input": settle, "insuplc_admdvs": "440300"}).to_string(), 5);
     let queries: Vec<i64> = (0..5).map(|_| call_row(&pg, "1101", &q1101(ZHANG_CERTNO).to_string(), 0)).collect();
     let args = ["--workers", "2", "--lease", "10", "--poll-ms", "20", "--node", "ws"];
     let mut first = Node::start(&pg, &config, &args);
-    wait_for("the settlement in flight", 30, || result_row(&pg, s)[0] == "sending");
+    // "sending" in the database is not yet sent: the node may still be between its
+    // claim and the platform. Only once the platform has it is the kill mid-flight.
+    wait_for("the settlement in flight", 30, || {
+        result_row(&pg, s)[0] == "sending" && env.ledger()["by_infno"]["2207"] == 1
+    });
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     let _again = Node::start(&pg, &config, &args);
