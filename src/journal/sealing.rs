@@ -194,7 +194,7 @@ impl Sealing {
     /// Whether requests below some id may still hold clear values to seal.
     fn older_to_seal(&self) -> Option<i64> {
         let n = self.clear_below.load(Ordering::Acquire);
-        (self.on && n > 1 && n != ANYWHERE).then_some(n)
+        (self.on && n > 1).then_some(n)
     }
 
     /// Whether an attempt's answer that is its request's result is kept once.

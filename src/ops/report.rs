@@ -5,16 +5,16 @@
 use super::journal;
 use crate::config::Config;
 use crate::error::Result;
-use crate::journal::State;
+use crate::journal::{Journal, State};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// The settled amounts a report adds up, from `output.setlinfo` of 2207 and 2304.
 const AMOUNTS: [&str; 4] = ["medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay"];
 
-/// The summary of day `day` (`yyyy-MM-dd`).
-pub fn day(cfg: &Config, day: &str, as_json: bool) -> Result<String> {
-    let j = journal(cfg)?;
+/// The summary of day `day` (`yyyy-MM-dd`) in `j` (the running SDK's journal when
+/// the HTTP API asks).
+pub fn day(cfg: &Config, j: &Journal, day: &str, as_json: bool) -> Result<String> {
     let rows = j.between(day, day)?;
     let hours = j.latency_by_hour(day)?;
     let mut by: BTreeMap<(String, State), i64> = BTreeMap::new();

@@ -4,12 +4,13 @@
 use super::journal;
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
-use crate::journal::Filter;
+use crate::journal::{Filter, Journal};
 use crate::sdk::RequestRecord;
 
-/// Requests matching `f`, newest first.
-pub fn list(cfg: &Config, f: &Filter, as_json: bool) -> Result<String> {
-    let rows = journal(cfg)?.find(f)?;
+/// Requests matching `f` in `j`, newest first. The HTTP API passes the running
+/// SDK's journal, so a monitor page refreshing every few seconds opens none.
+pub fn list(cfg: &Config, j: &Journal, f: &Filter, as_json: bool) -> Result<String> {
+    let rows = j.find(f)?;
     // The platform's words reach operators' screens (and the monitor page): masked
     // and on one line, as in the status and the log.
     let records: Vec<RequestRecord> = rows

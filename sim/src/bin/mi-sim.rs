@@ -68,28 +68,32 @@ fn main() {
         fail("--tls-cert and --tls-key go together");
     }
     let sim = Sim::start(cfg, &addr).unwrap_or_else(|e| fail(&format!("cannot serve on {addr}: {e}")));
-    println!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile);
+    let mut said = vec![format!("mi-sim listening on {} (profile {:?})", sim.service_url(), sim.config().profile)];
     // The credentials a config must carry for this gateway: test values of the
     // simulator's own, printed so a newcomer can write that config.
     let c = sim.config();
     match c.profile {
         Profile::Plain => {}
-        Profile::Tif => println!(
+        Profile::Tif => said.push(format!(
             "tif gateway: config \"gateway\": {{\"profile\": \"tif\", \"paas_id\": \"{}\", \"paas_token\": \"{}\"}}",
             c.paas_id, c.paas_token
-        ),
-        Profile::Csb => println!(
+        )),
+        Profile::Csb => said.push(format!(
             "csb gateway: config \"gateway\": {{\"profile\": \"csb\", \"api_name\": \"{}\", \"access_key\": \"{}\", \"secret_key\": \"{}\"}}",
             c.api_name, c.access_key, c.secret_key
-        ),
+        )),
     }
     if sim.config().encrypt_answers {
         // What the hospital's config names as gateway.platform_public_key.
-        println!("answers signed by SM2 public key {}", sim.config().answer_public_key());
+        said.push(format!("answers signed by SM2 public key {}", sim.config().answer_public_key()));
     }
-    // Flush so a parent process reading our stdout learns the port at once.
+    // Flushed at once, so a parent reading our stdout learns the port; a parent that
+    // stopped reading after the first line does not stop the simulator (println!
+    // would panic on the closed pipe).
     use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", said.join("\n")).and_then(|()| out.flush());
+    drop(out);
     loop {
         std::thread::park();
     }

@@ -114,7 +114,9 @@ fn main() -> ExitCode {
     }
     let result = match cmd.as_str() {
         "status" => ops::status(&cfg, json).map(printed).map_err(Stop::from),
-        "requests" => filter(rest).and_then(|f| Ok(printed(ops::requests::list(&cfg, &f, json)?))),
+        "requests" => {
+            filter(rest).and_then(|f| Ok(printed(ops::requests::list(&cfg, &ops::journal(&cfg)?, &f, json)?)))
+        }
         "show" => id_arg(rest).and_then(|id| Ok(printed(ops::requests::show(&cfg, id, json)?))),
         "reverse" => id_arg(rest).and_then(|id| Ok(ops::reverse(cfg, id)?)),
         "report" => report(&cfg, rest, json),
@@ -275,7 +277,7 @@ fn report(cfg: &Config, rest: &[String], json: bool) -> Result<Printed, Stop> {
         Some(d) => date_arg(d)?,
         None => mi_sdk::Clock::system().today(),
     };
-    Ok(printed(ops::report::day(cfg, &day, json)?))
+    Ok(printed(ops::report::day(cfg, &ops::journal(cfg)?, &day, json)?))
 }
 
 /// The CSV bytes: UTF-8 with a BOM unless `--encoding` says otherwise. Excel on

@@ -8,6 +8,7 @@ mod wire;
 
 use crate::config::Config;
 use crate::error::{Code, Error, Result};
+use crate::journal::Journal;
 use crate::sdk::Sdk;
 use serde_json::{json, Value};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -64,6 +65,18 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
         origins.push(format!("http://localhost:{}", bound.port()));
     }
     let max_body = usize::try_from(h.max_body_kb).unwrap_or(usize::MAX).saturating_mul(1024);
+    let sdk = Sdk::start(cfg.clone())?;
+    // A second connection, opened once the SDK has made or migrated the journal: a
+    // long list or day report neither waits for nor holds up the connection the
+    // cashiers' calls are journaled on (WAL lets it read while they write), and a
+    // monitor refreshing every few seconds opens nothing.
+    let reads = match super::journal(&cfg) {
+        Ok(j) => j,
+        Err(e) => {
+            sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
+            return Err(e);
+        }
+    };
     let api = Api {
         token: h.token.expose().as_bytes().to_vec(),
         origins,
@@ -72,7 +85,8 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
         host_origin: h.allow_remote,
         max_concurrent: h.max_concurrent as usize,
         busy: AtomicUsize::new(0),
-        sdk: Sdk::start(cfg)?,
+        sdk,
+        reads,
     };
     started(bound);
     std::thread::scope(|s| {
@@ -106,6 +120,7 @@ fn listen_address(cfg: &Config, addr: &str) -> Result<SocketAddr> {
 
 struct Api {
     sdk: Sdk,
+    reads: Journal,
     token: Vec<u8>,
     origins: Vec<String>,
     host_origin: bool,
@@ -202,7 +217,7 @@ impl wire::Handler for Api {
         };
         // A bug met by one request answers it with a JSON 500, and frees its place.
         let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            route(&self.sdk, &req.method, &req.url, &req.body)
+            route(&self.sdk, &self.reads, &req.method, &req.url, &req.body)
         }));
         let (status, answer, allow) = routed.unwrap_or_else(|_| {
             log::error!("http: the handler of {} {} panicked", req.method, req.url.split('?').next().unwrap_or(""));
@@ -222,7 +237,7 @@ impl wire::Handler for Api {
 
 /// The routes, and what each answers: `(HTTP status, JSON, the method allowed
 /// when the one asked is not)`.
-fn route(sdk: &Sdk, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option<&'static str>) {
+fn route(sdk: &Sdk, reads: &Journal, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option<&'static str>) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let want = |m: &'static str, f: &dyn Fn() -> Result<(Code, Value)>| -> (u16, Value, Option<&'static str>) {
@@ -252,14 +267,14 @@ fn route(sdk: &Sdk, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option
         ["v1", "status"] => want("GET", &|| Ok(document(&sdk.status()?.to_json()))),
         ["v1", "requests"] => want("GET", &|| {
             let f = crate::journal::Filter::from_named(|k| query_value(query, k).map(str::to_string))?;
-            Ok(document(&super::requests::list(sdk.config(), &f, true)?))
+            Ok(document(&super::requests::list(sdk.config(), reads, &f, true)?))
         }),
         ["v1", "report"] => want("GET", &|| {
             let day = match query_value(query, "date") {
                 Some(d) => crate::clock::parse_day(d, "date").map(|_| d.to_string())?,
                 None => crate::clock::Clock::system().today(),
             };
-            Ok(document(&super::report::day(sdk.config(), &day, true)?))
+            Ok(document(&super::report::day(sdk.config(), reads, &day, true)?))
         }),
         ["v1", "reconcile"] => want("POST", &|| {
             let spec = crate::reconcile::Spec::parse(text()?)?;
