@@ -155,3 +155,42 @@ fn a_clear_journal_is_sealed_in_place_while_calls_go_on() {
         assert!(!contains(&bytes, needle), "{needle:?} is left in the journal after sealing");
     }
 }
+
+/// The HIS's config says `journal.seal: false`, the service's (here an operator's
+/// command) says true, on one journal: the HIS, still running, seals from its next
+/// call on, and each reads the other's requests. Nothing is refused or lost.
+#[test]
+fn an_his_that_opened_in_clear_follows_a_service_that_seals() {
+    let _g = serial();
+    let env = Env::plain();
+    assert_eq!(env.init(json!({"journal": {"seal": false}})), MI_OK, "{}", last_error());
+    assert_eq!(call("1101", q1101(ZHANG_CERTNO)).0, MI_OK);
+    let j = env.journal_path();
+    let key = j.with_file_name("mi_journal.db.key");
+    assert!(!key.exists());
+    // Another program opens the journal with sealing on: the key is made.
+    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["check"]);
+    assert!(text.lines().any(|l| l.starts_with("OK") && l.contains("sealing")), "{ok} {text}");
+    assert!(key.is_file());
+    // The HIS's next call is sealed in the file, and both read it.
+    let (rc, out) = call("1101", q1101(LI_CERTNO));
+    assert_eq!(rc, MI_OK, "{out}");
+    let li = *ids(&j, "1101").last().unwrap();
+    let kept: String = rusqlite::Connection::open(&j)
+        .unwrap()
+        .query_row("SELECT envelope || result FROM mi_request WHERE id = ?1", [li], |r| r.get(0))
+        .unwrap();
+    assert!(kept.starts_with("mi1.") && !kept.contains(LI_CERTNO), "{kept}");
+    assert_eq!(get_request(li).1["state"], "succeeded");
+    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["show", &li.to_string(), "--json"]);
+    assert!(ok && text.contains(LI_CERTNO), "{text}");
+    // The request the HIS wrote in clear before is read by both, and sealed in place.
+    let zhang = ids(&j, "1101")[0];
+    let (rc, text) = get_result(zhang);
+    assert!(rc == MI_OK && text.contains(ZHANG), "{rc} {text}");
+    let clear_left = "SELECT count(*) FROM mi_request WHERE envelope NOT LIKE 'mi1.%'";
+    assert!(wait_until(|| journal_count(&env, clear_left) == 0), "sealed in the background");
+    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["show", &zhang.to_string(), "--json"]);
+    assert!(ok && text.contains(ZHANG_CERTNO), "{text}");
+    mi_shutdown(1000);
+}

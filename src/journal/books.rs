@@ -121,13 +121,8 @@ pub fn open_copy(path: &Path, dir: &Path) -> Result<Connection> {
     let copy = dir.join(format!("journal-{}.db", crate::crypto::nonce()));
     let cannot = |e: std::io::Error| Error::journal(format!("cannot copy the journal {}: {e}", path.display()));
     std::fs::copy(path, &copy).map_err(cannot)?;
-    let wal = |p: &Path| {
-        let mut w = p.as_os_str().to_owned();
-        w.push("-wal");
-        std::path::PathBuf::from(w)
-    };
-    if wal(path).is_file() {
-        std::fs::copy(wal(path), wal(&copy)).map_err(cannot)?;
+    if super::wal_of(path).is_file() {
+        std::fs::copy(super::wal_of(path), super::wal_of(&copy)).map_err(cannot)?;
     }
     let named = |e: rusqlite::Error| Error::journal(format!("journal {}: {e}", path.display()));
     let c = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)

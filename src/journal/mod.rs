@@ -255,7 +255,9 @@ impl<'j> Tx<'j> {
     /// timeout) rather than failing halfway through.
     fn immediate(conn: &'j Connection, journal: &'j Journal) -> Result<Tx<'j>> {
         exec(conn, "BEGIN IMMEDIATE", [])?;
-        Ok(Tx { conn, journal, open: true })
+        let tx = Tx { conn, journal, open: true };
+        journal.sealing.follow(conn)?;
+        Ok(tx)
     }
 
     fn commit(mut self) -> Result<()> {
@@ -315,6 +317,13 @@ fn row<T>(
     f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     c.prepare_cached(sql)?.query_row(p, f)
+}
+
+/// The WAL beside a journal file (SQLite names it `<file>-wal`).
+pub(super) fn wal_of(journal: &Path) -> PathBuf {
+    let mut wal = journal.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 impl Journal {
@@ -388,13 +397,6 @@ impl Journal {
     /// The msgid node this journal's msgids carry, and where it came from.
     pub fn node(&self) -> Node {
         self.node
-    }
-
-    /// The WAL beside the journal file (SQLite names it `<file>-wal`).
-    fn wal_path(&self) -> PathBuf {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        PathBuf::from(wal)
     }
 
     /// Moves WAL checkpoints (copying pages into the file and their fsyncs) off
@@ -492,7 +494,7 @@ impl Journal {
         if wal.is_none() {
             let f = std::fs::OpenOptions::new()
                 .write(true)
-                .open(self.wal_path())
+                .open(wal_of(&self.path))
                 .map_err(|e| Error::journal(format!("cannot open the journal's WAL to flush it: {e}")))?;
             *wal = Some(f);
         }

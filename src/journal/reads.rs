@@ -107,7 +107,12 @@ impl Journal {
             None => None,
         };
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        Ok(Health { oldest_unfinished, last_success_at, last_error, bytes: size(&self.path) + size(&self.wal_path()) })
+        Ok(Health {
+            oldest_unfinished,
+            last_success_at,
+            last_error,
+            bytes: size(&self.path) + size(&super::wal_of(&self.path)),
+        })
     }
 
     /// (p50, p99) in ms of the last 1,000 answered attempts of any process. It reads

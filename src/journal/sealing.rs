@@ -18,14 +18,18 @@
 //! - `vacuum_owed`: the file still has to be rewritten once after sealing in place.
 //!
 //! A journal sealed once stays sealed: `journal.seal: false` applies only to a
-//! journal that never had a key.
+//! journal that never had a key. A process that opened a journal in clear, when
+//! another (whose config says `journal.seal: true`) seals it meanwhile, seals too
+//! from its next write transaction on ([`Sealing::follow`]), and opens the other's
+//! sealed values with the key file the journal names.
 
 use super::{exec, key, owners, row, Journal, Tx};
 use crate::crypto::seal::{self, SealKey};
 use crate::error::{Code, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::OnceLock;
 
 /// What `key_check` holds, sealed.
 const CHECK_TEXT: &[u8] = b"mi_sdk journal key check";
@@ -79,19 +83,25 @@ impl Place {
 /// and below which request values may be clear.
 #[derive(Debug)]
 pub(super) struct Sealing {
-    key: Option<SealKey>,
-    on: bool,
+    /// Set once: at the open, or when another process is seen to have sealed the
+    /// journal (then before `on`).
+    key: OnceLock<SealKey>,
+    on: AtomicBool,
+    /// The journal was in clear when this process opened it: each write transaction
+    /// looks whether another process has sealed it since.
+    watch: bool,
     key_path: PathBuf,
     clear_below: AtomicI64,
-    vacuum_owed: std::sync::atomic::AtomicBool,
+    vacuum_owed: AtomicBool,
 }
 
 impl Sealing {
     /// Nothing sealed, no key: the state before [`Sealing::start`].
     pub(super) fn none(key_path: PathBuf) -> Sealing {
         Sealing {
-            key: None,
-            on: false,
+            key: OnceLock::new(),
+            on: AtomicBool::new(false),
+            watch: false,
             key_path,
             clear_below: AtomicI64::new(ANYWHERE),
             vacuum_owed: Default::default(),
@@ -106,10 +116,7 @@ impl Sealing {
             log::warn!("journal: journal.seal is false, but this journal is sealed already: it stays sealed");
         }
         let key = match check {
-            None if !on => {
-                let none = Sealing::none(key_path.to_path_buf());
-                return Ok(none);
-            }
+            None if !on => return Ok(Sealing { watch: true, ..Sealing::none(key_path.to_path_buf()) }),
             None => {
                 let key = key::load_or_create(key_path)?;
                 exec(
@@ -134,19 +141,50 @@ impl Sealing {
         };
         let vacuum_owed = meta(tx, "vacuum_owed")?.is_some();
         Ok(Sealing {
-            key: Some(key),
-            on: true,
+            key: key.into(),
+            on: true.into(),
+            watch: false,
             key_path: key_path.to_path_buf(),
             clear_below: AtomicI64::new(clear_below),
             vacuum_owed: vacuum_owed.into(),
         })
     }
 
+    /// In a write transaction of a process that opened the journal in clear: if
+    /// another process has sealed it since (their configs' `journal.seal` differ),
+    /// its key is read and checked as at an open, and this process seals what it
+    /// writes from here on, so neither finds the other's new values unreadable.
+    /// Write transactions are serial, so no value is written in clear after the
+    /// transaction that began sealing.
+    pub(super) fn follow(&self, tx: &Connection) -> Result<()> {
+        if !self.watch || self.on.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(check) = meta(tx, "key_check")? else { return Ok(()) };
+        let key = journal_key(&self.key_path, &check)?;
+        let below = get_clear_below(tx, &key)?.unwrap_or(0);
+        // Set already only by `open`, with the key file's key, proven by a value.
+        let _ = self.key.set(key);
+        self.clear_below.store(below, Ordering::Release);
+        self.on.store(true, Ordering::Release);
+        log::warn!(
+            "journal: another program sealed this journal after this one opened it (journal.seal differs between \
+             their configs): this one seals too from now on, with the key in {}",
+            self.key_path.display()
+        );
+        Ok(())
+    }
+
+    /// The key, once sealing is on (before, values are written in clear).
+    fn sealing_key(&self) -> Option<&SealKey> {
+        self.on.load(Ordering::Acquire).then(|| self.key.get()).flatten()
+    }
+
     /// `text` as it is to be kept at `place`: sealed, unless sealing is off.
     pub(super) fn seal(&self, place: Place, text: &str) -> Result<String> {
-        match (&self.key, self.on) {
-            (Some(k), true) => k.seal(place.aad().as_bytes(), text.as_bytes()),
-            _ => Ok(text.to_string()),
+        match self.sealing_key() {
+            Some(k) => k.seal(place.aad().as_bytes(), text.as_bytes()),
+            None => Ok(text.to_string()),
         }
     }
 
@@ -158,26 +196,13 @@ impl Sealing {
     /// still be clear; never a value changed or moved outside mi_sdk.
     pub(super) fn open(&self, place: Place, kept: String) -> Result<String> {
         if seal::is_sealed(&kept) {
-            let key = self.key.as_ref().ok_or_else(|| {
-                Error::journal(format!(
-                    "request {} holds sealed values and no key was read for them (the key file {}); every \
-                     program using one journal must have the same journal.seal",
-                    place.request(),
-                    self.key_path.display()
-                ))
-            })?;
-            let plain = key.open(place.aad().as_bytes(), &kept).map_err(|_| {
-                Error::journal(format!(
-                    "request {}'s {} does not open with this journal's key: it was changed or moved \
-                     outside mi_sdk",
-                    place.request(),
-                    place.column()
-                ))
-            })?;
+            let plain = self.opened(place, &kept)?;
             return String::from_utf8(plain)
                 .map_err(|_| Error::journal(format!("request {}'s {} is not text", place.request(), place.column())));
         }
-        if place.request() < self.clear_below.load(Ordering::Acquire) && !(self.key.is_some() && damaged_seal(&kept)) {
+        if place.request() < self.clear_below.load(Ordering::Acquire)
+            && !(self.key.get().is_some() && damaged_seal(&kept))
+        {
             return Ok(kept);
         }
         Err(Error::journal(format!(
@@ -187,6 +212,42 @@ impl Sealing {
         )))
     }
 
+    /// A sealed value opened. A process that opened the journal in clear meets
+    /// another's sealed values before its own next write (which would
+    /// [`follow`](Sealing::follow)): it reads the key file, and keeps the key once
+    /// a value has opened with it, which proves it the journal's.
+    fn opened(&self, place: Place, kept: &str) -> Result<Vec<u8>> {
+        let aad = place.aad();
+        if let Some(k) = self.key.get() {
+            return k.open(aad.as_bytes(), kept).map_err(|_| {
+                Error::journal(format!(
+                    "request {}'s {} does not open with this journal's key: it was changed or moved \
+                     outside mi_sdk",
+                    place.request(),
+                    place.column()
+                ))
+            });
+        }
+        let unread = |why: String| {
+            Error::journal(format!(
+                "request {} holds sealed values and this program has no key for them: {why}. Every program \
+                 using one journal must name the same journal.key_file",
+                place.request()
+            ))
+        };
+        let k = key::load(&self.key_path).map_err(|e| unread(e.message))?;
+        let plain = k.open(aad.as_bytes(), kept).map_err(|_| {
+            unread(format!(
+                "{}'s {} does not open with the key in {}",
+                place.request(),
+                place.column(),
+                self.key_path.display()
+            ))
+        })?;
+        let _ = self.key.set(k);
+        Ok(plain)
+    }
+
     pub(super) fn open_opt(&self, place: Place, kept: Option<String>) -> Result<Option<String>> {
         kept.map(|t| self.open(place, t)).transpose()
     }
@@ -194,12 +255,12 @@ impl Sealing {
     /// Whether requests below some id may still hold clear values to seal.
     fn older_to_seal(&self) -> Option<i64> {
         let n = self.clear_below.load(Ordering::Acquire);
-        (self.on && n > 1).then_some(n)
+        (self.on.load(Ordering::Acquire) && n > 1).then_some(n)
     }
 
     /// Whether an attempt's answer that is its request's result is kept once.
     pub(super) fn keeps_answers_once(&self) -> bool {
-        self.on
+        self.on.load(Ordering::Acquire)
     }
 }
 
@@ -368,14 +429,14 @@ impl Journal {
     /// open. Refused while another process uses the journal (it holds the old key).
     /// How many requests were re-sealed.
     pub fn rekey(self) -> Result<usize> {
-        let Some(old) = self.sealing.key.clone() else {
+        let Some(old) = self.sealing.sealing_key().cloned() else {
             return Err(Error::invalid(
                 "this journal has no key: it was never sealed (journal.seal), so there is nothing to rotate",
             ));
         };
         let path = self.sealing.key_path.clone();
         let new = key::create_pending(&path)?;
-        let with = |k: SealKey| Sealing { key: Some(k), on: true, ..Sealing::none(path.clone()) };
+        let with = |k: SealKey| Sealing { key: k.into(), on: true.into(), ..Sealing::none(path.clone()) };
         let (from, to) = (with(old), with(new.clone()));
         let clear_below = self.sealing.clear_below.load(Ordering::Acquire);
         let n = self
@@ -407,7 +468,7 @@ impl Journal {
 
     /// Whether sealing is on for new values.
     pub fn sealed(&self) -> bool {
-        self.sealing.on
+        self.sealing.on.load(Ordering::Acquire)
     }
 }
 
@@ -430,7 +491,7 @@ impl Tx<'_> {
 
     fn seal_batch(&self, batch: usize) -> Result<Batch> {
         let s = &self.journal.sealing;
-        let key = s.key.as_ref().expect("sealing on: the key was read");
+        let key = s.sealing_key().expect("sealing on: the key was read");
         // Another process may have finished meanwhile: the journal's own word counts.
         let below = get_clear_below(self, key)?.unwrap_or(0);
         if below <= 1 {
@@ -562,6 +623,62 @@ mod tests {
         let c = j.lock();
         let mut st = c.prepare(sql).unwrap();
         st.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().filter_map(|r| r.unwrap()).collect()
+    }
+
+    /// Two programs on one journal whose configs' `journal.seal` differ: the one
+    /// that opened it in clear follows the other's sealing from its next write, and
+    /// each reads what the other wrote, before and after.
+    #[test]
+    fn a_program_that_opened_in_clear_follows_another_that_seals() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.db");
+        let clear = open_with(&p, false).unwrap();
+        let (envelope, result) = person();
+        let before = finished(&clear, "1101", &envelope, &result);
+        assert!(!clear.sealed() && !p.with_file_name("j.db.key").exists());
+        let sealing = open_with(&p, true).unwrap();
+        assert!(sealing.sealed());
+        // The sealer's value, read by the other before its own next write.
+        let theirs = finished(&sealing, "1101", &envelope, &result);
+        assert_eq!(clear.request(theirs).unwrap().unwrap().envelope, envelope);
+        assert_eq!(clear.attempts(theirs).unwrap()[0].err_msg.as_deref(), Some("张三 ok"));
+        assert!(!clear.sealed(), "reading alone does not turn sealing on");
+        // Its next write seals, and the sealer reads it.
+        let mine = finished(&clear, "1101", &envelope, &result);
+        assert!(clear.sealed());
+        for sql in
+            ["SELECT envelope FROM mi_request", "SELECT result FROM mi_request", "SELECT err_msg FROM mi_attempt"]
+        {
+            let v = raw(
+                &clear,
+                &format!("{sql} WHERE {} = {mine}", if sql.contains("attempt") { "request_id" } else { "id" }),
+            );
+            assert!(seal::is_sealed(&v[0]), "{sql}: {}", v[0]);
+        }
+        for (j, id) in [(&sealing, mine), (&sealing, before), (&clear, before), (&clear, theirs)] {
+            let r = j.request(id).unwrap().unwrap();
+            assert_eq!((r.envelope.as_str(), r.result.as_deref()), (envelope.as_str(), Some(result.as_str())), "{id}");
+        }
+        // The clear request from before is sealed in place by either of them.
+        assert_eq!(clear.seal_older(10).unwrap(), 1);
+        assert!(seal::is_sealed(&raw(&sealing, &format!("SELECT envelope FROM mi_request WHERE id = {before}"))[0]));
+        assert_eq!(sealing.request(before).unwrap().unwrap().envelope, envelope);
+        // Without the key file, the program in clear says which file it needs, and
+        // writes nothing in clear meanwhile.
+        let other = tempfile::tempdir().unwrap();
+        let q = other.path().join("j.db");
+        let clear = open_with(&q, false).unwrap();
+        let sealing = open_with(&q, true).unwrap();
+        let theirs = finished(&sealing, "1101", &envelope, &result);
+        drop(sealing);
+        std::fs::remove_file(q.with_file_name("j.db.key")).unwrap();
+        let e = clear.request(theirs).unwrap_err();
+        assert!(e.code == Code::Journal && e.message.contains("journal.key_file"), "{e:?}");
+        let e =
+            clear.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok(envelope.clone()))).unwrap_err();
+        assert!(e.code == Code::Journal && e.message.contains("j.db.key"), "{e:?}");
+        assert_eq!(raw(&clear, "SELECT CAST(count(*) AS TEXT) FROM mi_request"), ["1"]);
+        assert!(!found(&std::fs::read(&q).unwrap(), NAME.as_bytes()));
     }
 
     #[test]
