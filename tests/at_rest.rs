@@ -156,9 +156,11 @@ fn a_clear_journal_is_sealed_in_place_while_calls_go_on() {
     }
 }
 
-/// The HIS's config says `journal.seal: false`, the service's (here an operator's
-/// command) says true, on one journal: the HIS, still running, seals from its next
-/// call on, and each reads the other's requests. Nothing is refused or lost.
+/// The HIS's config says `journal.seal: false`, the drop-box service's says true
+/// (the default), on one journal, both running: the service seals the journal; the
+/// HIS reads the service's requests and seals its own from then on; the service's
+/// operator reads the HIS's; the HIS's earlier clear request is sealed in place.
+/// Nothing is refused or lost.
 #[test]
 fn an_his_that_opened_in_clear_follows_a_service_that_seals() {
     let _g = serial();
@@ -168,29 +170,57 @@ fn an_his_that_opened_in_clear_follows_a_service_that_seals() {
     let j = env.journal_path();
     let key = j.with_file_name("mi_journal.db.key");
     assert!(!key.exists());
-    // Another program opens the journal with sealing on: the key is made.
-    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["check"]);
-    assert!(text.lines().any(|l| l.starts_with("OK") && l.contains("sealing")), "{ok} {text}");
-    assert!(key.is_file());
-    // The HIS's next call is sealed in the file, and both read it.
-    let (rc, out) = call("1101", q1101(LI_CERTNO));
-    assert_eq!(rc, MI_OK, "{out}");
-    let li = *ids(&j, "1101").last().unwrap();
-    let kept: String = rusqlite::Connection::open(&j)
-        .unwrap()
-        .query_row("SELECT envelope || result FROM mi_request WHERE id = ?1", [li], |r| r.get(0))
+    // The service starts on the same journal, sealing: the key is made.
+    let sealing = env.config(json!({}));
+    let file = env.dir.path().join("service.json");
+    std::fs::write(&file, sealing.to_string()).unwrap();
+    let boxdir = env.dir.path().join("box");
+    std::fs::create_dir_all(&boxdir).unwrap();
+    let mut service = Command::new(target_dir().join("mi-sdk"))
+        .arg("--config")
+        .arg(&file)
+        .args(["serve", "--watch"])
+        .arg(&boxdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(kept.starts_with("mi1.") && !kept.contains(LI_CERTNO), "{kept}");
-    assert_eq!(get_request(li).1["state"], "succeeded");
-    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["show", &li.to_string(), "--json"]);
-    assert!(ok && text.contains(LI_CERTNO), "{text}");
-    // The request the HIS wrote in clear before is read by both, and sealed in place.
+    assert!(wait_until(|| key.is_file()), "the service made the journal's key");
+    // A request through the service: sealed in the file; the HIS reads it.
+    let req = json!({"infno": "1101", "input": q1101(LI_CERTNO)}).to_string();
+    std::fs::write(boxdir.join("li.writing"), req).unwrap();
+    std::fs::rename(boxdir.join("li.writing"), boxdir.join("li.req.json")).unwrap();
+    assert!(wait_until(|| boxdir.join("li.res.json").exists()), "the service answered");
+    let theirs = *ids(&j, "1101").last().unwrap();
+    let (rc, text) = get_result(theirs);
+    assert!(rc == MI_OK && text.contains(LI_CERTNO), "{rc} {text}");
+    // The HIS's next call is sealed in the file, its attempt too; the service's side reads it.
+    let (rc, out) = call("1101", q1101(ZHANG_CERTNO));
+    assert_eq!(rc, MI_OK, "{out}");
+    let mine = *ids(&j, "1101").last().unwrap();
+    assert!(mine > theirs);
+    let db = rusqlite::Connection::open(&j).unwrap();
+    for (what, id) in [("request", theirs), ("request", mine), ("attempt", mine)] {
+        let kept: String = if what == "request" {
+            db.query_row("SELECT envelope || ' ' || result FROM mi_request WHERE id = ?1", [id], |r| r.get(0))
+        } else {
+            db.query_row("SELECT response FROM mi_attempt WHERE request_id = ?1", [id], |r| r.get(0))
+        }
+        .unwrap();
+        assert!(kept.split(' ').all(|v| v.starts_with("mi1.")), "{what} {id}: {kept}");
+    }
+    let (ok, text) = cli(&sealing, env.dir.path(), &["show", &mine.to_string(), "--json"]);
+    assert!(ok && text.contains(ZHANG_CERTNO), "{text}");
+    // The request the HIS wrote in clear before is sealed in place, and read by both.
     let zhang = ids(&j, "1101")[0];
-    let (rc, text) = get_result(zhang);
-    assert!(rc == MI_OK && text.contains(ZHANG), "{rc} {text}");
     let clear_left = "SELECT count(*) FROM mi_request WHERE envelope NOT LIKE 'mi1.%'";
     assert!(wait_until(|| journal_count(&env, clear_left) == 0), "sealed in the background");
-    let (ok, text) = cli(&env.config(json!({})), env.dir.path(), &["show", &zhang.to_string(), "--json"]);
+    let (rc, text) = get_result(zhang);
+    assert!(rc == MI_OK && text.contains(ZHANG), "{rc} {text}");
+    let (ok, text) = cli(&sealing, env.dir.path(), &["show", &zhang.to_string(), "--json"]);
     assert!(ok && text.contains(ZHANG_CERTNO), "{text}");
     mi_shutdown(1000);
+    Command::new("kill").arg("-TERM").arg(service.id().to_string()).status().unwrap();
+    assert!(service.wait().unwrap().success(), "the service stops cleanly");
+    assert_eq!(journal_count(&env, "SELECT count(*) FROM mi_request WHERE state <> 'succeeded'"), 0);
 }

@@ -163,9 +163,21 @@ impl Sealing {
         let Some(check) = meta(tx, "key_check")? else { return Ok(()) };
         let key = journal_key(&self.key_path, &check)?;
         let below = get_clear_below(tx, &key)?.unwrap_or(0);
-        // Set already only by `open`, with the key file's key, proven by a value.
+        // Set already only by `opened`, with a key a value opened with: the same key,
+        // since a rotation waits for every program to stop. Were it not, values
+        // sealed with it from here on would be lost with the old key file.
+        if self.key.get().is_some_and(|k| k.bytes() != key.bytes()) {
+            return Err(Error::journal(format!(
+                "the key in {} changed while this program was running: restart it",
+                self.key_path.display()
+            )));
+        }
         let _ = self.key.set(key);
         self.clear_below.store(below, Ordering::Release);
+        // A sealer that stopped before rewriting the file leaves that to whoever follows.
+        if meta(tx, "vacuum_owed")?.is_some() {
+            self.vacuum_owed.store(true, Ordering::Release);
+        }
         self.on.store(true, Ordering::Release);
         log::warn!(
             "journal: another program sealed this journal after this one opened it (journal.seal differs between \
@@ -254,8 +266,10 @@ impl Sealing {
 
     /// Whether requests below some id may still hold clear values to seal.
     fn older_to_seal(&self) -> Option<i64> {
+        // `on` first: a process that follows stores `clear_below` before it.
+        let on = self.on.load(Ordering::Acquire);
         let n = self.clear_below.load(Ordering::Acquire);
-        (self.on.load(Ordering::Acquire) && n > 1).then_some(n)
+        (on && n > 1).then_some(n)
     }
 
     /// Whether an attempt's answer that is its request's result is kept once.
@@ -678,7 +692,11 @@ mod tests {
             clear.write(|tx| tx.insert(&new_req(None), Start::Sending("me"), |_| Ok(envelope.clone()))).unwrap_err();
         assert!(e.code == Code::Journal && e.message.contains("j.db.key"), "{e:?}");
         assert_eq!(raw(&clear, "SELECT CAST(count(*) AS TEXT) FROM mi_request"), ["1"]);
-        assert!(!found(&std::fs::read(&q).unwrap(), NAME.as_bytes()));
+        let wal = std::fs::read(q.with_file_name("j.db-wal")).unwrap();
+        assert!(wal.len() > 4096, "the WAL holds the writes");
+        for bytes in [std::fs::read(&q).unwrap(), wal] {
+            assert!(!found(&bytes, NAME.as_bytes()) && !found(&bytes, CERTNO.as_bytes()));
+        }
     }
 
     #[test]

@@ -66,12 +66,8 @@ pub fn serve_until(cfg: Config, addr: &str, stop: &AtomicBool, started: impl FnO
     }
     let max_body = usize::try_from(h.max_body_kb).unwrap_or(usize::MAX).saturating_mul(1024);
     let sdk = Sdk::start(cfg.clone())?;
-    // A second connection, opened once the SDK has made or migrated the journal: a
-    // long list or day report neither waits for nor holds up the connection the
-    // cashiers' calls are journaled on (WAL lets it read while they write), and a
-    // monitor refreshing every few seconds opens nothing.
-    let reads = match super::journal(&cfg) {
-        Ok(j) => j,
+    let reads = match Readers::open(&cfg) {
+        Ok(r) => r,
         Err(e) => {
             sdk.shutdown(crate::sdk::SERVICE_SHUTDOWN);
             return Err(e);
@@ -118,9 +114,40 @@ fn listen_address(cfg: &Config, addr: &str) -> Result<SocketAddr> {
     Ok(a)
 }
 
+/// Connections of the service's own that lists and reports read the journal
+/// through, opened once the SDK has made or migrated it: a long list or a busy day's
+/// report neither waits for nor holds up the connection the cashiers' calls are
+/// journaled on (WAL lets them read while it writes), a monitor refreshing every
+/// few seconds opens nothing, and one slow report does not queue the others.
+struct Readers(Vec<std::sync::Mutex<Journal>>);
+
+impl Readers {
+    const HOW_MANY: usize = 3;
+
+    fn open(cfg: &Config) -> Result<Readers> {
+        (0..Readers::HOW_MANY)
+            .map(|_| super::journal(cfg).map(std::sync::Mutex::new))
+            .collect::<Result<_>>()
+            .map(Readers)
+    }
+
+    /// `f` on a free connection, or on the first once it is free.
+    fn with<T>(&self, f: impl FnOnce(&Journal) -> T) -> T {
+        use std::sync::TryLockError;
+        // A handler that panicked poisoned its connection's lock, not the connection.
+        let free = self.0.iter().find_map(|r| match r.try_lock() {
+            Ok(j) => Some(j),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        });
+        let j = free.unwrap_or_else(|| self.0[0].lock().unwrap_or_else(|p| p.into_inner()));
+        f(&j)
+    }
+}
+
 struct Api {
     sdk: Sdk,
-    reads: Journal,
+    reads: Readers,
     token: Vec<u8>,
     origins: Vec<String>,
     host_origin: bool,
@@ -237,7 +264,7 @@ impl wire::Handler for Api {
 
 /// The routes, and what each answers: `(HTTP status, JSON, the method allowed
 /// when the one asked is not)`.
-fn route(sdk: &Sdk, reads: &Journal, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option<&'static str>) {
+fn route(sdk: &Sdk, reads: &Readers, method: &str, url: &str, body: &[u8]) -> (u16, Value, Option<&'static str>) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let want = |m: &'static str, f: &dyn Fn() -> Result<(Code, Value)>| -> (u16, Value, Option<&'static str>) {
@@ -267,14 +294,14 @@ fn route(sdk: &Sdk, reads: &Journal, method: &str, url: &str, body: &[u8]) -> (u
         ["v1", "status"] => want("GET", &|| Ok(document(&sdk.status()?.to_json()))),
         ["v1", "requests"] => want("GET", &|| {
             let f = crate::journal::Filter::from_named(|k| query_value(query, k).map(str::to_string))?;
-            Ok(document(&super::requests::list(sdk.config(), reads, &f, true)?))
+            Ok(document(&reads.with(|j| super::requests::list(sdk.config(), j, &f, true))?))
         }),
         ["v1", "report"] => want("GET", &|| {
             let day = match query_value(query, "date") {
                 Some(d) => crate::clock::parse_day(d, "date").map(|_| d.to_string())?,
                 None => crate::clock::Clock::system().today(),
             };
-            Ok(document(&super::report::day(sdk.config(), reads, &day, true)?))
+            Ok(document(&reads.with(|j| super::report::day(sdk.config(), j, &day, true))?))
         }),
         ["v1", "reconcile"] => want("POST", &|| {
             let spec = crate::reconcile::Spec::parse(text()?)?;
