@@ -176,15 +176,17 @@ fn an_his_that_opened_in_clear_follows_a_service_that_seals() {
     std::fs::write(&file, sealing.to_string()).unwrap();
     let boxdir = env.dir.path().join("box");
     std::fs::create_dir_all(&boxdir).unwrap();
-    let mut service = Command::new(target_dir().join("mi-sdk"))
-        .arg("--config")
-        .arg(&file)
-        .args(["serve", "--watch"])
-        .arg(&boxdir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut service = Service(
+        Command::new(target_dir().join("mi-sdk"))
+            .arg("--config")
+            .arg(&file)
+            .args(["serve", "--watch"])
+            .arg(&boxdir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     assert!(wait_until(|| key.is_file()), "the service made the journal's key");
     // A request through the service: sealed in the file; the HIS reads it.
     let req = json!({"infno": "1101", "input": q1101(LI_CERTNO)}).to_string();
@@ -220,7 +222,17 @@ fn an_his_that_opened_in_clear_follows_a_service_that_seals() {
     let (ok, text) = cli(&sealing, env.dir.path(), &["show", &zhang.to_string(), "--json"]);
     assert!(ok && text.contains(ZHANG_CERTNO), "{text}");
     mi_shutdown(1000);
-    Command::new("kill").arg("-TERM").arg(service.id().to_string()).status().unwrap();
-    assert!(service.wait().unwrap().success(), "the service stops cleanly");
+    Command::new("kill").arg("-TERM").arg(service.0.id().to_string()).status().unwrap();
+    assert!(service.0.wait().unwrap().success(), "the service stops cleanly");
     assert_eq!(journal_count(&env, "SELECT count(*) FROM mi_request WHERE state <> 'succeeded'"), 0);
+}
+
+/// A service process, killed if the test fails before stopping it.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
