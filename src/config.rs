@@ -596,6 +596,12 @@ fn d_opter_type() -> String {
 /// `input` at 40 000 characters for most transactions, uploads aside.
 pub const MAX_INPUT_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// Where a journal's key file is when nothing names it: beside the journal, its
+/// name and `.key`.
+pub fn key_beside(journal: &Path) -> PathBuf {
+    crate::paths::appended(journal, ".key")
+}
+
 impl Config {
     /// Parses and validates JSON text; `base_dir` anchors relative paths.
     pub fn from_json(text: &str, base_dir: &Path) -> Result<Config> {
@@ -695,9 +701,7 @@ impl Config {
     /// folder, or the journal's own name with `.key` added, beside it.
     pub fn journal_key_path(&self) -> PathBuf {
         if self.journal.key_file.trim().is_empty() {
-            let mut p = self.journal_path().into_os_string();
-            p.push(".key");
-            PathBuf::from(p)
+            key_beside(&self.journal_path())
         } else {
             self.base_dir.join(self.journal.key_file.trim())
         }

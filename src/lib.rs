@@ -22,6 +22,7 @@ mod infno;
 mod journal;
 mod logging;
 pub mod ops;
+mod paths;
 mod protocol;
 pub mod readers;
 mod reconcile;

@@ -40,9 +40,7 @@ pub fn load_or_create(path: &Path) -> Result<SealKey> {
 /// The file a rotation writes its new key to before the journal is re-sealed
 /// with it: `<key file>.new`, moved over the key file once the journal is.
 pub fn pending(path: &Path) -> std::path::PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".new");
-    std::path::PathBuf::from(p)
+    crate::paths::appended(path, ".new")
 }
 
 /// A new key, written to [`pending`] (replacing what an interrupted rotation

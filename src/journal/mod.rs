@@ -213,11 +213,7 @@ impl Options {
 
     /// The key file of the journal at `journal`.
     fn key_path(&self, journal: &Path) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| {
-            let mut p = journal.as_os_str().to_owned();
-            p.push(".key");
-            PathBuf::from(p)
-        })
+        self.key_file.clone().unwrap_or_else(|| crate::config::key_beside(journal))
     }
 }
 
@@ -321,9 +317,7 @@ fn row<T>(
 
 /// The WAL beside a journal file (SQLite names it `<file>-wal`).
 pub(super) fn wal_of(journal: &Path) -> PathBuf {
-    let mut wal = journal.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+    crate::paths::appended(journal, "-wal")
 }
 
 impl Journal {

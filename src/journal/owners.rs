@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The folder of the owners' lock files of the journal at `journal`.
 fn folder(journal: &Path) -> PathBuf {
-    let mut name = journal.as_os_str().to_owned();
-    name.push("-owners");
-    PathBuf::from(name)
+    crate::paths::appended(journal, "-owners")
 }
 
 /// An owner's lock file. Owner names are a pid and random hex: safe as file names.

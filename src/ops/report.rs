@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 /// The settled amounts a report adds up, from `output.setlinfo` of 2207 and 2304.
 const AMOUNTS: [&str; 4] = ["medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay"];
 
-/// The summary of day `day` (`yyyy-MM-dd`) in `j` (the running SDK's journal when
-/// the HTTP API asks).
+/// The summary of day `day` (`yyyy-MM-dd`) in `j` (one of the HTTP service's
+/// reading connections when its API asks).
 pub fn day(cfg: &Config, j: &Journal, day: &str, as_json: bool) -> Result<String> {
     let rows = j.between(day, day)?;
     let hours = j.latency_by_hour(day)?;

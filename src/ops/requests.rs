@@ -7,8 +7,8 @@ use crate::error::{Code, Error, Result};
 use crate::journal::{Filter, Journal};
 use crate::sdk::RequestRecord;
 
-/// Requests matching `f` in `j`, newest first. The HTTP API passes the running
-/// SDK's journal, so a monitor page refreshing every few seconds opens none.
+/// Requests matching `f` in `j`, newest first. The HTTP API passes one of its
+/// reading connections, so a monitor page refreshing every few seconds opens none.
 pub fn list(cfg: &Config, j: &Journal, f: &Filter, as_json: bool) -> Result<String> {
     let rows = j.find(f)?;
     // The platform's words reach operators' screens (and the monitor page): masked

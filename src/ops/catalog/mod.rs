@@ -101,8 +101,7 @@ fn count(v: &Value) -> Option<u64> {
 
 /// Writes `path` whole or not at all (a temporary beside it, then a rename).
 fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
+    let tmp = crate::paths::appended(path, ".part");
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::journal(format!("cannot write {}: {e}", path.display())))
