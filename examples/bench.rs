@@ -303,16 +303,7 @@ impl DurableClient {
 /// journal's key: the journal keeps it sealed).
 fn sent_envelope(journal: &Path) -> String {
     use mi_sdk::internals::{Journal, Options};
-    let opts = Options {
-        synchronous: mi_sdk::config::Synchronous::Normal,
-        busy_timeout_ms: 10_000,
-        fixmedins_code: CODE.into(),
-        node_id: Some(0),
-        clock: mi_sdk::Clock::system(),
-        seal: true,
-        key_file: None,
-    };
-    let j = Journal::open(journal, opts).expect("the journal opens with its key");
+    let j = Journal::open(journal, Options::beside_key(CODE)).expect("the journal opens with its key");
     let newest = mi_sdk::Filter { infno: Some("1101".into()), limit: 1, ..Default::default() };
     j.find(&newest).expect("the journal is read").remove(0).envelope
 }

@@ -211,6 +211,20 @@ impl Options {
         }
     }
 
+    /// For a program that reads an SDK's journal without its config (the bench, the
+    /// tests): sealed values opened with the key file beside the journal.
+    pub fn beside_key(fixmedins_code: &str) -> Options {
+        Options {
+            synchronous: Synchronous::Normal,
+            busy_timeout_ms: 10_000,
+            fixmedins_code: fixmedins_code.into(),
+            node_id: Some(0),
+            clock: Clock::system(),
+            seal: true,
+            key_file: None,
+        }
+    }
+
     /// The key file of the journal at `journal`.
     fn key_path(&self, journal: &Path) -> PathBuf {
         self.key_file.clone().unwrap_or_else(|| crate::config::key_beside(journal))

@@ -785,15 +785,7 @@ fn build_fake_reader(name: &str, defines: &[&str]) -> Option<PathBuf> {
 /// The journal at `path` opened as the SDK opens it: its sealed values are read
 /// with the key file beside it (issue 22). Safe beside a running SDK.
 pub fn open_journal(path: &Path) -> mi_sdk::internals::Journal {
-    let opts = mi_sdk::internals::Options {
-        synchronous: mi_sdk::config::Synchronous::Normal,
-        busy_timeout_ms: 10_000,
-        fixmedins_code: "H44030000001".into(),
-        node_id: Some(0),
-        clock: mi_sdk::Clock::system(),
-        seal: true,
-        key_file: None,
-    };
+    let opts = mi_sdk::internals::Options::beside_key("H44030000001");
     mi_sdk::internals::Journal::open(path, opts).expect("the journal opens with its key")
 }
 
